@@ -1,0 +1,39 @@
+"""hyperwatch's data model: SQLAlchemy 2.0 models, engine, repositories, migrations.
+
+Importing this package registers every model on ``Base.metadata`` (Alembic and the tests
+rely on that).
+"""
+
+from models.alert import Alert
+from models.asset_context import AssetContextSnapshot
+from models.base import Base
+from models.dead_letter import DeadLetter
+from models.fill import UserFill
+from models.health_metric import HealthMetric
+from models.notification import Notification
+from models.notification_channel import NotificationChannel
+from models.position import PositionSnapshot
+from models.session import Session
+from models.tracked_wallet import TrackedWallet
+from models.trade import TradeBar, TradeSnapshot
+from models.user import User
+
+__all__ = [
+    "Alert",
+    "AssetContextSnapshot",
+    "Base",
+    "DeadLetter",
+    "HealthMetric",
+    "Notification",
+    "NotificationChannel",
+    "PositionSnapshot",
+    "Session",
+    "TrackedWallet",
+    "TradeBar",
+    "TradeSnapshot",
+    "User",
+    "UserFill",
+]
+
+# Tables range-partitioned by day on their `time` column (ms) on PostgreSQL.
+PARTITIONED_TABLES = ("trade_snapshots", "asset_context_snapshots", "position_snapshots")

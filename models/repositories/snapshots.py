@@ -1,0 +1,68 @@
+"""Shared machinery of the append-only snapshot repositories (trades, contexts, positions …)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
+
+from models.partitions import day_of, ensure_partitions
+from models.repositories.bulk import insert_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a bulk write did: ``new`` rows inserted, ``duplicates`` already present."""
+
+    new: int
+    duplicates: int
+    new_rows: tuple[tuple[Any, ...], ...] = ()
+
+
+class SnapshotWriter:
+    """Bulk, idempotent inserts into one table, creating day partitions on demand."""
+
+    table: Table
+    partitioned: bool = False
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _insert(self, rows: Sequence[dict[str, Any]], returning: Sequence[str] = ()) -> BulkResult:
+        if not rows:
+            return BulkResult(0, 0)
+        if self.partitioned:
+            self._ensure_days(row["time"] for row in rows)
+        new, new_rows = insert_ignore(self.session, self.table, rows, returning)
+        return BulkResult(new=new, duplicates=len(rows) - new, new_rows=tuple(new_rows))
+
+    def _ensure_days(self, times: Iterable[int]) -> None:
+        conn = self.session.connection()
+        if conn.dialect.name != "postgresql":
+            return
+        days = {day_of(t) for t in times}
+        known = _known_days.setdefault(self.table.name, set())
+        missing = days - known
+        if missing:
+            ensure_partitions(conn, self.table.name, missing)
+            known.update(missing)
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(self.table)) or 0)
+
+    def newest_time(self) -> int | None:
+        value = self.session.scalar(select(func.max(self.table.c.time)))
+        return int(value) if value is not None else None
+
+
+# Days whose partitions this process has seen or created; partitions are only ever dropped
+# for days far behind retention, which no live batch writes into.
+_known_days: dict[str, set[Any]] = {}
+
+
+def forget_known_partitions() -> None:
+    """Drop the per-process partition cache (after retention dropped partitions)."""
+    _known_days.clear()

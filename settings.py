@@ -1,0 +1,479 @@
+"""The one validated settings object for every hyperwatch process.
+
+Settings come from the environment and an optional ``.env`` file in the working directory.
+Nothing reads them at import time: each process calls :func:`load_settings` once at start
+and passes the object down. A bad value raises :class:`SettingsError` whose message is one
+line naming the variable and what it expected; the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Tier = Literal["free", "pro", "enterprise"]
+TIERS: tuple[Tier, ...] = ("free", "pro", "enterprise")
+
+_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+# Hyperliquid coin names are case-sensitive and taken verbatim from `meta`; this only
+# rejects what can never be a coin (spaces, empty, lists), the ingester checks the rest.
+_COIN = re.compile(r"^[A-Za-z0-9:/@#._-]{1,40}$")
+
+
+class SettingsError(Exception):
+    """A setting has a value the system cannot run with. ``str()`` is one line."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"invalid setting {variable}: {problem}")
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of hyperwatch. Field name upper-cased is the environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("./var"), description="Where embedded files live (SQLite, heartbeats)."
+    )
+    database_url: str = Field(
+        "sqlite:///./var/hyperwatch.db",
+        description="SQLAlchemy URL: postgresql+psycopg2://… in production, SQLite for a first run.",
+    )
+    database_max_connections: int = Field(10, ge=1, le=1000, description="Pool size per process.")
+    database_connection_timeout: int = Field(
+        10_000,
+        ge=100,
+        le=600_000,
+        description="Milliseconds to wait for a connection (connect and pool checkout).",
+    )
+
+    # --- redis / broker ------------------------------------------------------------------
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for the cache (latest mids/contexts, locks)."
+    )
+    broker_url: str | None = Field(None, description="Celery broker; defaults to REDIS_URL.")
+
+    # --- hyperliquid feed -----------------------------------------------------------------
+    hl_ws_url: str = Field(
+        "wss://api.hyperliquid.xyz/ws", description="Hyperliquid WebSocket endpoint."
+    )
+    hl_info_url: str = Field(
+        "https://api.hyperliquid.xyz/info", description="Hyperliquid REST /info endpoint."
+    )
+    coins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["all"],
+        description="`all` (every listed perp from meta) or a comma-separated list such as BTC,ETH.",
+    )
+    tracked_wallets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated 0x addresses whose positions and fills are followed.",
+    )
+    ws_user_limit: int = Field(
+        10,
+        ge=0,
+        le=15,
+        description="Wallets followed over WebSocket; the rest are polled over REST.",
+    )
+    ping_interval_s: float = Field(
+        20.0, gt=0, le=50, description="Application ping cadence (server idles out at 60 s)."
+    )
+    pong_timeout_s: float = Field(
+        10.0, gt=0, le=30, description="No pong within this → the socket is dead."
+    )
+    stream_silence_s: float = Field(
+        15.0,
+        gt=0,
+        description="activeAssetCtx pushes every second; this long without one → reconnect.",
+    )
+    reconnect_min_s: float = Field(0.25, gt=0, description="First reconnect backoff.")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Backoff ceiling.")
+    max_connects_per_minute: int = Field(
+        30, ge=1, le=30, description="Hyperliquid allows 30 new connections a minute per IP."
+    )
+    subscribe_messages_per_minute: int = Field(
+        1800,
+        ge=1,
+        le=2000,
+        description="Pacing of (re)subscribe bursts; the exchange caps at 2000 a minute.",
+    )
+    position_poll_interval_s: float = Field(
+        30.0, gt=0, description="REST polling cadence for wallets beyond the WS limit."
+    )
+    rest_weight_per_minute: int = Field(
+        1000, ge=1, le=1200, description="REST budget we allow ourselves (exchange: 1200)."
+    )
+
+    # --- ingest batching -------------------------------------------------------------------
+    ingest_batch_size: int = Field(
+        2000, ge=1, le=100_000, description="Flush a batch at this many events …"
+    )
+    ingest_batch_ms: int = Field(
+        100, ge=1, le=60_000, description="… or after this many milliseconds, whichever first."
+    )
+    ingest_buffer_max_events: int = Field(
+        500_000,
+        ge=1000,
+        description="Events held in memory while Redis is away; beyond it the oldest are dropped and counted.",
+    )
+    ingest_dedup_size: int = Field(
+        100_000, ge=1000, description="Recent trade keys remembered for dedup."
+    )
+    ingester_health_port: int = Field(
+        8001, ge=0, le=65535, description="Ingester /healthz /readyz /metrics (0 = off)."
+    )
+    ingester_health_host: str = Field(
+        "127.0.0.1", description="Bind address of the ingester's health server."
+    )
+
+    # --- sentry ----------------------------------------------------------------------------
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset disables Sentry.")
+    sentry_environment: str = Field("development", description="Sentry environment tag.")
+    sentry_traces_sample_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fraction of tasks traced."
+    )
+
+    # --- retention (days) ------------------------------------------------------------------
+    retention_trades_days: int = Field(7, ge=1, description="Days of trades kept.")
+    retention_trade_bars_days: int = Field(90, ge=1, description="Days of trade bars kept.")
+    retention_asset_contexts_days: int = Field(30, ge=1, description="Days of asset contexts kept.")
+    retention_positions_days: int = Field(30, ge=1, description="Days of positions kept.")
+    retention_health_metrics_days: int = Field(14, ge=1, description="Days of health metrics kept.")
+    retention_notifications_days: int = Field(90, ge=1, description="Days of notifications kept.")
+    retention_sessions_days: int = Field(90, ge=1, description="Days of sessions kept.")
+    retention_max_runtime_s: float = Field(
+        30.0, gt=0, description="Cap on one retention run (chunked deletes)."
+    )
+    asset_context_bucket_s: int = Field(
+        60, ge=1, le=3600, description="Keep one asset context per coin per this many seconds."
+    )
+    partitions_ahead_days: int = Field(
+        3, ge=1, le=60, description="Day partitions kept created ahead on PostgreSQL."
+    )
+
+    # --- tiers ------------------------------------------------------------------------------
+    tier_free_max_alerts: int = Field(5, ge=0, description="Active alerts allowed (free tier).")
+    tier_free_max_wallets: int = Field(1, ge=0, description="Tracked wallets allowed (free tier).")
+    tier_free_notifications_per_hour: int = Field(
+        20,
+        ge=0,
+        description="Notifications per hour before the rest are stored as suppressed (free tier).",
+    )
+    tier_pro_max_alerts: int = Field(100, ge=0, description="Active alerts allowed (pro tier).")
+    tier_pro_max_wallets: int = Field(10, ge=0, description="Tracked wallets allowed (pro tier).")
+    tier_pro_notifications_per_hour: int = Field(
+        500,
+        ge=0,
+        description="Notifications per hour before the rest are stored as suppressed (pro tier).",
+    )
+    tier_enterprise_max_alerts: int = Field(
+        10_000, ge=0, description="Active alerts allowed (enterprise tier)."
+    )
+    tier_enterprise_max_wallets: int = Field(
+        100, ge=0, description="Tracked wallets allowed (enterprise tier)."
+    )
+    tier_enterprise_notifications_per_hour: int = Field(
+        20_000,
+        ge=0,
+        description="Notifications per hour before the rest are stored as suppressed (enterprise tier).",
+    )
+
+    # --- notifications ---------------------------------------------------------------------
+    notify_max_attempts: int = Field(
+        8, ge=1, le=50, description="Delivery attempts before a notification is failed."
+    )
+    notify_timeout_s: float = Field(
+        10.0, gt=0, description="HTTP timeout for one delivery attempt."
+    )
+    notify_sweep_after_s: int = Field(
+        60, ge=5, description="Pending outbox rows older than this are re-enqueued."
+    )
+    webhook_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs or hostnames allowed even though private/loopback (e.g. 127.0.0.0/8 for tests).",
+    )
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", description="Telegram Bot API base URL."
+    )
+
+    # --- health ----------------------------------------------------------------------------
+    health_db_latency_degraded_ms: float = Field(
+        250.0, gt=0, description="Database ping slower than this (ms) → degraded."
+    )
+    health_redis_latency_degraded_ms: float = Field(
+        100.0, gt=0, description="Redis ping slower than this (ms) → degraded."
+    )
+    health_queue_depth_degraded: int = Field(
+        1_000, ge=1, description="Messages waiting in any queue beyond this → degraded."
+    )
+    health_queue_depth_unhealthy: int = Field(
+        100_000, ge=1, description="… beyond this → unhealthy."
+    )
+    health_ingest_lag_degraded_s: float = Field(
+        30.0, gt=0, description="No event from the feed for this long (s) → degraded."
+    )
+    health_ingest_lag_unhealthy_s: float = Field(
+        300.0, gt=0, description="… for this long → unhealthy."
+    )
+    health_worker_heartbeat_stale_s: float = Field(
+        60.0, gt=0, description="A worker heartbeat older than this (s) counts as dead."
+    )
+    health_memory_degraded_mb: int = Field(
+        1024, ge=1, description="Process RSS above this (MiB) → degraded."
+    )
+    worker_heartbeat_interval_s: float = Field(
+        10.0, gt=0, description="How often a worker touches its heartbeat file."
+    )
+
+    # --- flower ----------------------------------------------------------------------------
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="user:password[,user2:password2] for Flower."
+    )
+    flower_address: str = Field("127.0.0.1", description="Flower bind address.")
+    flower_port: int = Field(5555, ge=1, le=65535, description="Flower HTTP port.")
+
+    # --- logging ---------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+
+    # --- validators -------------------------------------------------------------------------
+    @field_validator("coins", "tracked_wallets", "webhook_allowlist", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("coins")
+    @classmethod
+    def _coins(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("`all` or a comma-separated list of coin names")
+        if [v.lower() for v in value] == ["all"]:
+            return ["all"]
+        bad = [v for v in value if not _COIN.match(v)]
+        if bad:
+            raise ValueError(f"coin names as Hyperliquid spells them, got {bad[0]!r}")
+        return value
+
+    @field_validator("tracked_wallets")
+    @classmethod
+    def _wallets(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for v in value:
+            low = v.lower()
+            if not _ADDRESS.match(low):
+                raise ValueError(f"0x followed by 40 hex digits, got {v!r}")
+            if low not in out:
+                out.append(low)
+        return out
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "a SQLAlchemy URL such as postgresql+psycopg2://user@host/db or sqlite:///path"
+            ) from None
+        if url.get_backend_name() not in ("postgresql", "sqlite"):
+            raise ValueError(
+                f"a postgresql:// or sqlite:// URL, got backend {url.get_backend_name()!r}"
+            )
+        if url.get_backend_name() == "postgresql" and not url.database:
+            raise ValueError("a database name in the PostgreSQL URL")
+        return value
+
+    @field_validator("redis_url", "broker_url")
+    @classmethod
+    def _redis_like(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.match(r"^(redis|rediss|unix)://", value):
+            raise ValueError("a redis://host:port/db URL")
+        return value
+
+    @field_validator("hl_ws_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if not re.match(r"^wss?://[^/\s]+", value):
+            raise ValueError("a ws:// or wss:// URL")
+        return value
+
+    @field_validator("hl_info_url", "telegram_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("an http:// or https:// URL")
+        return value.rstrip("/") if value.endswith("/") and value.count("/") > 3 else value
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _basic_auth(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        for pair in value.get_secret_value().split(","):
+            user, sep, password = pair.partition(":")
+            if not sep or not user or not password:
+                raise ValueError("user:password pairs separated by commas")
+        return value
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.match(r"^https?://[^@\s]+@[^/\s]+/\S+$", value.get_secret_value()):
+            raise ValueError("a Sentry DSN such as https://key@host/project")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise _FieldProblem(
+                "reconnect_max_s", f"at least RECONNECT_MIN_S ({self.reconnect_min_s})"
+            )
+        if self.pong_timeout_s >= self.ping_interval_s * 2:
+            raise _FieldProblem("pong_timeout_s", "less than twice PING_INTERVAL_S")
+        if self.health_queue_depth_unhealthy < self.health_queue_depth_degraded:
+            raise _FieldProblem(
+                "health_queue_depth_unhealthy", "at least HEALTH_QUEUE_DEPTH_DEGRADED"
+            )
+        return self
+
+    # --- derived -----------------------------------------------------------------------------
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def all_coins(self) -> bool:
+        return self.coins == ["all"]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def tier_quota(self, tier: Tier) -> TierQuota:
+        return TierQuota(
+            max_alerts=getattr(self, f"tier_{tier}_max_alerts"),
+            max_wallets=getattr(self, f"tier_{tier}_max_wallets"),
+            notifications_per_hour=getattr(self, f"tier_{tier}_notifications_per_hour"),
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting with secrets and URL passwords masked: safe to log or print."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else None
+            elif isinstance(value, str) and "://" in value:
+                value = redact_url(value)
+            elif isinstance(value, Path | Decimal):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+class TierQuota:
+    """What one tier may have. A plain value object; quotas are enforced by the services."""
+
+    __slots__ = ("max_alerts", "max_wallets", "notifications_per_hour")
+
+    def __init__(self, max_alerts: int, max_wallets: int, notifications_per_hour: int) -> None:
+        self.max_alerts = max_alerts
+        self.max_wallets = max_wallets
+        self.notifications_per_hour = notifications_per_hour
+
+    def __repr__(self) -> str:
+        return (
+            f"TierQuota(max_alerts={self.max_alerts}, max_wallets={self.max_wallets}, "
+            f"notifications_per_hour={self.notifications_per_hour})"
+        )
+
+
+class _FieldProblem(ValueError):
+    def __init__(self, field: str, expected: str) -> None:
+        self.field = field
+        self.expected = expected
+        super().__init__(expected)
+
+
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I
+)
+
+
+def redact_url(url: str) -> str:
+    """Mask the password in ``scheme://user:password@host``; leave everything else."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    loc = error.get("loc") or ()
+    field = str(loc[0]) if loc else ""
+    ctx = error.get("ctx") or {}
+    inner = ctx.get("error")
+    if isinstance(inner, _FieldProblem):
+        return inner.field.upper(), f"expected {inner.expected}"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    got = error.get("input")
+    if error.get("type") in {"int_parsing", "float_parsing", "bool_parsing", "literal_error"} or (
+        isinstance(got, str | int | float) and not isinstance(inner, ValueError)
+    ):
+        message = f"{message} (got {got!r})" if field not in _SECRET_FIELDS else message
+    if not message.startswith("expected") and isinstance(inner, ValueError):
+        message = f"expected {message}"
+    return field.upper(), message
+
+
+_SECRET_FIELDS = {"sentry_dsn", "flower_basic_auth", "database_url", "redis_url", "broker_url"}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings from the environment (and ``.env``); raise SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable, problem = _describe(dict(first))
+        if not variable:
+            variable = "SETTINGS"
+        if variable.lower() in _SECRET_FIELDS:
+            problem = problem.split(" (got ")[0]
+        raise SettingsError(variable, problem) from None

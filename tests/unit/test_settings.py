@@ -1,0 +1,123 @@
+"""Settings: good values load; every kind of bad value is refused naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from settings import SettingsError, load_settings, redact_url
+
+
+def test_given_no_environment_when_loading_then_defaults_run_on_one_machine() -> None:
+    s = load_settings()
+    assert s.database_url.startswith("sqlite:///")
+    assert s.effective_broker_url == s.redis_url
+    assert s.all_coins
+    assert s.tracked_wallets == []
+
+
+def test_given_comma_lists_when_loading_then_they_are_parsed_and_normalised() -> None:
+    wallet = "0x5B2E9C0D4A1F8E7B6C3D2A1908F7E6D5C4B3A291"
+    s = load_settings(coins="BTC, ETH,kPEPE", tracked_wallets=f"{wallet},{wallet.lower()}")
+    assert s.coins == ["BTC", "ETH", "kPEPE"]
+    assert s.tracked_wallets == [wallet.lower()]
+
+
+def test_given_broker_url_when_loading_then_it_overrides_redis_url() -> None:
+    s = load_settings(broker_url="redis://broker:6379/1")
+    assert s.effective_broker_url == "redis://broker:6379/1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable", "fragment"),
+    [
+        ({"database_max_connections": "abc"}, "DATABASE_MAX_CONNECTIONS", "integer"),
+        ({"database_max_connections": 0}, "DATABASE_MAX_CONNECTIONS", "greater than or equal to 1"),
+        ({"database_url": "mysql://x/y"}, "DATABASE_URL", "postgresql:// or sqlite://"),
+        ({"database_url": "not a url"}, "DATABASE_URL", "SQLAlchemy URL"),
+        ({"redis_url": "http://x"}, "REDIS_URL", "redis://"),
+        ({"hl_ws_url": "https://api.hyperliquid.xyz/ws"}, "HL_WS_URL", "ws://"),
+        ({"coins": "BTC,bad coin"}, "COINS", "coin names"),
+        ({"tracked_wallets": "0x123"}, "TRACKED_WALLETS", "40 hex"),
+        ({"sentry_traces_sample_rate": 2}, "SENTRY_TRACES_SAMPLE_RATE", "less than or equal to 1"),
+        ({"sentry_dsn": "nonsense"}, "SENTRY_DSN", "Sentry DSN"),
+        ({"flower_basic_auth": "justauser"}, "FLOWER_BASIC_AUTH", "user:password"),
+        ({"log_level": "chatty"}, "LOG_LEVEL", "DEBUG"),
+        ({"reconnect_min_s": 5, "reconnect_max_s": 1}, "RECONNECT_MAX_S", "at least"),
+    ],
+)
+def test_given_bad_value_when_loading_then_one_line_names_the_variable(
+    overrides: dict[str, object], variable: str, fragment: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(**overrides)
+    message = str(info.value)
+    assert info.value.variable == variable
+    assert message.startswith(f"invalid setting {variable}:")
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_given_secret_in_bad_url_when_refused_then_secret_is_not_echoed() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(database_url="mysql://user:hunter2@db/x")
+    assert "hunter2" not in str(info.value)
+
+
+def test_given_url_with_password_when_redacted_then_password_is_masked() -> None:
+    assert redact_url("postgresql://app:s3cret@db:5432/hw") == "postgresql://app:***@db:5432/hw"
+    s = load_settings(
+        database_url="postgresql://app:s3cret@db:5432/hw", sentry_dsn="https://k@sentry.example/1"
+    )
+    shown = str(s.redacted())
+    assert "s3cret" not in shown
+    assert "https://k@" not in shown
+
+
+def test_given_env_file_when_loading_then_values_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("INGEST_BATCH_SIZE=123\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().ingest_batch_size == 123
+
+
+def test_given_tier_when_asking_quota_then_tier_settings_are_used() -> None:
+    s = load_settings(tier_pro_max_alerts=7)
+    assert s.tier_quota("pro").max_alerts == 7
+    assert s.tier_quota("free").max_alerts == s.tier_free_max_alerts
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DATABASE_URL": "foo://bar"}, "DATABASE_URL"),
+        ({"DATABASE_MAX_CONNECTIONS": "ten"}, "DATABASE_MAX_CONNECTIONS"),
+    ],
+)
+def test_given_bad_env_when_cli_starts_then_exit_2_and_one_line(
+    env: dict[str, str], variable: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "config", "show"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert variable in lines[0]
+
+
+def test_given_settings_object_when_generating_env_example_then_checked_in_file_matches() -> None:
+    from workers.commands.config import env_example
+
+    checked_in = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    assert checked_in == env_example(), "run: hyperwatch config env-example > .env.example"

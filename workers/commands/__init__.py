@@ -1,0 +1,1 @@
+"""Operator-facing subcommands of ``hyperwatch`` (one module per group)."""

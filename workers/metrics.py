@@ -1,0 +1,229 @@
+"""The closed list of hyperwatch's Prometheus metrics.
+
+Every metric any process exports is defined here, once, with its type, labels and meaning,
+so a typo is an AttributeError at import instead of a silently new time series. Processes
+register what they use on their own registry via :func:`registry_with`; the worker exports
+through a multiprocess-safe directory when PROMETHEUS_MULTIPROC_DIR is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MetricType = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None
+
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+# --- ingester -------------------------------------------------------------------------------
+FRAMES = MetricDef(
+    "hyperwatch_ingest_frames_total", "counter", "WebSocket frames received.", ("channel",)
+)
+EVENTS = MetricDef(
+    "hyperwatch_ingest_events_total", "counter", "Typed events parsed from frames.", ("channel",)
+)
+MALFORMED = MetricDef(
+    "hyperwatch_ingest_malformed_frames_total",
+    "counter",
+    "Frames rejected by the parser.",
+    ("reason",),
+)
+DUPLICATES_DROPPED = MetricDef(
+    "hyperwatch_ingest_duplicates_total",
+    "counter",
+    "Events dropped by ingester dedup (replays).",
+    ("channel",),
+)
+SERVER_ERRORS = MetricDef(
+    "hyperwatch_ingest_server_errors_total", "counter", "Error frames sent by the exchange."
+)
+RECONNECTS = MetricDef(
+    "hyperwatch_ingest_reconnects_total", "counter", "WebSocket reconnects.", ("reason",)
+)
+GAPS = MetricDef(
+    "hyperwatch_ingest_gaps_total", "counter", "Gap records opened on reconnect.", ("stream",)
+)
+CONNECTED = MetricDef(
+    "hyperwatch_ingest_connected", "gauge", "1 while the WebSocket is open and subscribed."
+)
+BATCHES_PUBLISHED = MetricDef(
+    "hyperwatch_ingest_batches_published_total",
+    "counter",
+    "Batches published to the broker.",
+    ("kind",),
+)
+EVENTS_PUBLISHED = MetricDef(
+    "hyperwatch_ingest_events_published_total",
+    "counter",
+    "Events published to the broker.",
+    ("kind",),
+)
+BUFFER_DEPTH = MetricDef(
+    "hyperwatch_ingest_buffer_events", "gauge", "Events held in memory waiting for the broker."
+)
+EVENTS_LOST = MetricDef(
+    "hyperwatch_ingest_events_lost_total",
+    "counter",
+    "Events dropped because the buffer overflowed.",
+    ("kind",),
+)
+PUBLISH_LATENCY = MetricDef(
+    "hyperwatch_ingest_publish_seconds",
+    "histogram",
+    "Time to publish one batch.",
+    ("kind",),
+    _LATENCY_BUCKETS,
+)
+INGEST_LAG = MetricDef(
+    "hyperwatch_ingest_lag_seconds",
+    "gauge",
+    "Now minus the newest event time seen, per stream.",
+    ("stream",),
+)
+
+# --- workers --------------------------------------------------------------------------------
+ROWS_STORED = MetricDef("hyperwatch_rows_stored_total", "counter", "New rows written.", ("table",))
+ROWS_DUPLICATE = MetricDef(
+    "hyperwatch_rows_duplicate_total",
+    "counter",
+    "Rows skipped as already stored (idempotent replays).",
+    ("table",),
+)
+TASK_DURATION = MetricDef(
+    "hyperwatch_task_duration_seconds", "histogram", "Task run time.", ("task",), _LATENCY_BUCKETS
+)
+TASKS_FAILED = MetricDef(
+    "hyperwatch_tasks_failed_total", "counter", "Tasks that raised.", ("task",)
+)
+DEAD_LETTERS = MetricDef(
+    "hyperwatch_dead_letters_total",
+    "counter",
+    "Payloads rejected as malformed (never retried).",
+    ("task",),
+)
+ALERTS_FIRED = MetricDef("hyperwatch_alerts_fired_total", "counter", "Alerts fired.", ("kind",))
+NOTIFICATIONS = MetricDef(
+    "hyperwatch_notifications_total", "counter", "Notification outcomes.", ("status", "channel")
+)
+NOTIFY_LATENCY = MetricDef(
+    "hyperwatch_notification_delivery_seconds",
+    "histogram",
+    "Event time to confirmed delivery.",
+    ("channel",),
+    _LATENCY_BUCKETS,
+)
+
+# --- health snapshot (beat job / health command) ---------------------------------------------
+QUEUE_DEPTH = MetricDef(
+    "hyperwatch_queue_depth", "gauge", "Messages waiting per queue.", ("queue",)
+)
+DB_LATENCY = MetricDef("hyperwatch_db_latency_seconds", "gauge", "Database ping round trip.")
+REDIS_LATENCY = MetricDef("hyperwatch_redis_latency_seconds", "gauge", "Redis ping round trip.")
+NEWEST_ROW_AGE = MetricDef(
+    "hyperwatch_newest_row_age_seconds", "gauge", "Age of the newest row.", ("table",)
+)
+WORKERS_ALIVE = MetricDef("hyperwatch_workers_alive", "gauge", "Workers with a fresh heartbeat.")
+
+ALL: tuple[MetricDef, ...] = (
+    FRAMES,
+    EVENTS,
+    MALFORMED,
+    DUPLICATES_DROPPED,
+    SERVER_ERRORS,
+    RECONNECTS,
+    GAPS,
+    CONNECTED,
+    BATCHES_PUBLISHED,
+    EVENTS_PUBLISHED,
+    BUFFER_DEPTH,
+    EVENTS_LOST,
+    PUBLISH_LATENCY,
+    INGEST_LAG,
+    ROWS_STORED,
+    ROWS_DUPLICATE,
+    TASK_DURATION,
+    TASKS_FAILED,
+    DEAD_LETTERS,
+    ALERTS_FIRED,
+    NOTIFICATIONS,
+    NOTIFY_LATENCY,
+    QUEUE_DEPTH,
+    DB_LATENCY,
+    REDIS_LATENCY,
+    NEWEST_ROW_AGE,
+    WORKERS_ALIVE,
+)
+
+Metric = Counter | Gauge | Histogram
+
+
+def _exported_name(d: MetricDef) -> str:
+    # prometheus_client appends _total to counters itself.
+    return d.name.removesuffix("_total") if d.type == "counter" else d.name
+
+
+def build(d: MetricDef, registry: CollectorRegistry) -> Metric:
+    """Create one metric from its definition on ``registry``."""
+    name = _exported_name(d)
+    if d.type == "counter":
+        return Counter(name, d.help, d.labels, registry=registry)
+    if d.type == "gauge":
+        return Gauge(name, d.help, d.labels, registry=registry, multiprocess_mode="livesum")
+    return Histogram(
+        name, d.help, d.labels, registry=registry, buckets=d.buckets or _LATENCY_BUCKETS
+    )
+
+
+class Metrics:
+    """A registry holding the given metric definitions, looked up by definition."""
+
+    def __init__(
+        self, defs: tuple[MetricDef, ...] = ALL, registry: CollectorRegistry | None = None
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._by_name: dict[str, Metric] = {d.name: build(d, self.registry) for d in defs}
+
+    def __getitem__(self, d: MetricDef) -> Metric:
+        return self._by_name[d.name]
+
+    def counter(self, d: MetricDef) -> Counter:
+        metric = self._by_name[d.name]
+        assert isinstance(metric, Counter), d.name
+        return metric
+
+    def gauge(self, d: MetricDef) -> Gauge:
+        metric = self._by_name[d.name]
+        assert isinstance(metric, Gauge), d.name
+        return metric
+
+    def histogram(self, d: MetricDef) -> Histogram:
+        metric = self._by_name[d.name]
+        assert isinstance(metric, Histogram), d.name
+        return metric
