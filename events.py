@@ -185,8 +185,7 @@ _ENCODE_AS_STR: Final = {"Decimal", "Decimal | None"}
 def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any], bool], ...]:
     # Field types are strings under `from __future__ import annotations`; map them once.
     return tuple(
-        (f.name, _DECODERS[str(f.type)], str(f.type) in _ENCODE_AS_STR)
-        for f in fields(cls)
+        (f.name, _DECODERS[str(f.type)], str(f.type) in _ENCODE_AS_STR) for f in fields(cls)
     )
 
 

@@ -151,6 +151,24 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Bind address of the ingester's health server."
     )
 
+    # --- celery ----------------------------------------------------------------------------
+    broker_visibility_timeout_s: int = Field(
+        600,
+        ge=5,
+        description="Unacked messages of a killed worker come back after this; must exceed the longest task + queue wait.",
+    )
+    worker_soft_shutdown_timeout_s: float = Field(
+        45.0,
+        ge=0,
+        description="SIGTERM grace for running tasks; keep below the orchestrator's grace period (60 s).",
+    )
+    worker_prefetch_multiplier: int = Field(
+        4, ge=1, le=512, description="Messages reserved per worker process."
+    )
+    task_time_limit_s: int = Field(
+        300, ge=5, description="Hard kill of a task running longer than this."
+    )
+
     # --- sentry ----------------------------------------------------------------------------
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset disables Sentry.")
     sentry_environment: str = Field("development", description="Sentry environment tag.")

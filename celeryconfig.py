@@ -1,0 +1,115 @@
+"""Every Celery setting hyperwatch uses, each with the reason it has that value.
+
+Values that depend on the deployment (URLs, timeouts an operator tunes) come from the
+validated Settings via :func:`from_settings`; everything else is a decision recorded here.
+Read /work/shared/reference/celery-production.md §1 for the semantics behind them.
+
+Not a Celery setting but part of the shutdown contract: processes are started with the
+environment variable ``REMAP_SIGTERM=SIGQUIT`` (billiard reads it from the environment at
+import, not from config). Orchestrators only send SIGTERM; remapped, it starts a *soft*
+shutdown: running tasks get ``worker_soft_shutdown_timeout`` to finish, then anything still
+running is cancelled and — because tasks ack late — its message goes back to the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from settings import Settings
+
+# --- queues and routing ---------------------------------------------------------------------
+# One queue per kind of work, so a notification backlog never delays persisting trades and
+# each can get its own workers. Missing queues are an error: a typo in a route must not
+# silently create a queue nobody consumes.
+QUEUE_NAMES = ("ingest", "alerts", "notify", "maintenance")
+_direct = Exchange("hyperwatch", type="direct")
+task_queues = tuple(Queue(name, _direct, routing_key=name) for name in QUEUE_NAMES)
+task_default_queue = "maintenance"
+task_default_exchange = "hyperwatch"
+task_default_routing_key = "maintenance"
+task_create_missing_queues = False
+task_routes = {
+    "hyperwatch.persist.*": {"queue": "ingest", "routing_key": "ingest"},
+    "hyperwatch.alerts.*": {"queue": "alerts", "routing_key": "alerts"},
+    "hyperwatch.notify.*": {"queue": "notify", "routing_key": "notify"},
+    "hyperwatch.maintenance.*": {"queue": "maintenance", "routing_key": "maintenance"},
+}
+
+# --- serialization ---------------------------------------------------------------------------
+# JSON only: payloads are data from the feed, never pickles; Decimals travel as strings.
+task_serializer = "json"
+accept_content = ["json"]
+result_serializer = "json"
+
+# --- delivery guarantees -----------------------------------------------------------------------
+# Every task is idempotent (unique keys, conditional updates), so acknowledge after the
+# task returns: a worker killed mid-batch leaves the message to be redelivered.
+task_acks_late = True
+# A child killed by SIGKILL/OOM would otherwise have its message acked and lost.
+task_reject_on_worker_lost = True
+# Failures have been retried by the task's own policy or dead-lettered by then; requeueing
+# them again would loop poison messages forever.
+task_acks_on_failure_or_timeout = True
+# Results live in PostgreSQL; the result backend would only fill Redis.
+task_ignore_result = True
+task_store_errors_even_if_ignored = False
+
+# --- time limits ---------------------------------------------------------------------------
+# (task_time_limit / task_soft_time_limit come from settings: soft = hard - 15 s, so a task
+# can give up cleanly, roll back and raise a retryable error before the hard kill.)
+
+# --- worker behaviour --------------------------------------------------------------------------
+# A cold shutdown still waits this long for running tasks when idle-but-reserved, so ETA
+# retries get restored (docs: recommended with countdown tasks).
+worker_enable_soft_shutdown_on_idle = True
+# On broker connection loss, running late-ack tasks will be redelivered anyway: cancel them
+# instead of finishing work whose ack can no longer be sent (6.0 default; silences warning).
+worker_cancel_long_running_tasks_on_connection_loss = True
+# Recycle children to bound slow leaks (prefork).
+worker_max_tasks_per_child = 10_000
+worker_max_memory_per_child = 512_000  # KiB
+# Retries use countdowns; bound how many ETA messages a worker may hold in memory.
+worker_eta_task_limit = 1_000
+# Flower and task-duration metrics need events.
+worker_send_task_events = True
+task_send_sent_event = True
+# Our own logging config stays in force.
+worker_hijack_root_logger = False
+
+# --- broker connection -----------------------------------------------------------------------
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None  # keep retrying: Redis restarts are expected
+# Publishers fail loudly instead of hanging forever when every pooled connection is busy.
+broker_pool_acquire_timeout = 30
+
+timezone = "UTC"
+enable_utc = True
+
+
+def from_settings(settings: Settings) -> dict[str, Any]:
+    """The deployment-dependent part of the configuration."""
+    return {
+        "broker_url": settings.effective_broker_url,
+        "broker_transport_options": {
+            # Must exceed the longest task plus its wait in a prefetch buffer, or a
+            # running task is redelivered to a second worker (celery#5935). Killed
+            # workers' messages come back after this long.
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            # kombu 5.7: how often unacked messages past the timeout are swept back.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+            # Never hang on a half-open connection: time out, reconnect, and health-check
+            # the BRPOP connection (kombu 5.7) so a stuck consumer recovers in < 1 min.
+            "socket_timeout": 30,
+            "socket_connect_timeout": 10,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+            "retry_on_timeout": True,
+        },
+        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout_s,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_soft_time_limit": max(1, settings.task_time_limit_s - 15),
+    }
