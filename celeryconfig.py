@@ -24,10 +24,14 @@ from settings import Settings
 # each can get its own workers. Missing queues are an error: a typo in a route must not
 # silently create a queue nobody consumes.
 QUEUE_NAMES = ("ingest", "alerts", "notify", "maintenance")
-_direct = Exchange("hyperwatch", type="direct")
-task_queues = tuple(Queue(name, _direct, routing_key=name) for name in QUEUE_NAMES)
+# Each queue has a direct exchange of its own name — the shape Celery gives a queue it
+# creates from a bare name — so a publisher that only knows the queue name (the ingester
+# uses `send_task(name, queue=...)` without this config) routes exactly like the workers.
+task_queues = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUE_NAMES
+)
 task_default_queue = "maintenance"
-task_default_exchange = "hyperwatch"
+task_default_exchange = "maintenance"
 task_default_routing_key = "maintenance"
 task_create_missing_queues = False
 task_routes = {
