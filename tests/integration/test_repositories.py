@@ -320,3 +320,15 @@ def test_given_outbox_key_when_enqueued_twice_then_one_row_and_single_transition
         assert NotificationRepository(s).count_for_user_since(uid, since) == 1
         future = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
         assert NotificationRepository(s).pending_older_than(future) == []
+
+
+def test_given_text_with_copy_control_characters_when_bulk_stored_then_read_back_exactly(
+    database: Database,
+) -> None:
+    nasty = "0x\tab\\N\ncd\r\\"
+    with database.session() as s:
+        TradeRepository(s).add_batch([Trade("ETH", T0, 1, D("1"), D("1"), "B", nasty, None, None)])
+    with database.session() as s:
+        (row,) = TradeRepository(s).for_coin("ETH")
+    assert row.hash == nasty
+    assert row.buyer is None
