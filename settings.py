@@ -25,10 +25,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 Tier = Literal["free", "pro", "enterprise"]
 TIERS: tuple[Tier, ...] = ("free", "pro", "enterprise")
 
-_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+ADDRESS_PATTERN = re.compile(r"^0x[0-9a-f]{40}$")
 # Hyperliquid coin names are case-sensitive and taken verbatim from `meta`; this only
 # rejects what can never be a coin (spaces, empty, lists), the ingester checks the rest.
-_COIN = re.compile(r"^[A-Za-z0-9:/@#._-]{1,40}$")
+COIN_PATTERN = re.compile(r"^[A-Za-z0-9:/@#._-]{1,40}$")
 
 
 class SettingsError(Exception):
@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     retention_health_metrics_days: int = Field(14, ge=1, description="Days of health metrics kept.")
     retention_notifications_days: int = Field(90, ge=1, description="Days of notifications kept.")
     retention_sessions_days: int = Field(90, ge=1, description="Days of sessions kept.")
+    retention_fills_days: int = Field(90, ge=1, description="Days of tracked wallets' fills kept.")
+    retention_dead_letters_days: int = Field(
+        30, ge=1, description="Days of dead letters (rejected payloads) kept."
+    )
     retention_max_runtime_s: float = Field(
         30.0, gt=0, description="Cap on one retention run (chunked deletes)."
     )
@@ -267,6 +271,18 @@ class Settings(BaseSettings):
     worker_heartbeat_interval_s: float = Field(
         10.0, gt=0, description="How often a worker touches its heartbeat file."
     )
+    worker_metrics_port: int = Field(
+        9808, ge=0, le=65535, description="Worker /metrics (Prometheus) port (0 = off)."
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of the worker's /metrics server."
+    )
+    beat_lock_timeout_s: float = Field(
+        30.0,
+        ge=3,
+        le=600,
+        description="A beat that has not renewed the schedule lock for this long is replaced by a standby.",
+    )
 
     # --- flower ----------------------------------------------------------------------------
     flower_basic_auth: SecretStr | None = Field(
@@ -298,7 +314,7 @@ class Settings(BaseSettings):
             raise ValueError("`all` or a comma-separated list of coin names")
         if [v.lower() for v in value] == ["all"]:
             return ["all"]
-        bad = [v for v in value if not _COIN.match(v)]
+        bad = [v for v in value if not COIN_PATTERN.match(v)]
         if bad:
             raise ValueError(f"coin names as Hyperliquid spells them, got {bad[0]!r}")
         return value
@@ -309,7 +325,7 @@ class Settings(BaseSettings):
         out: list[str] = []
         for v in value:
             low = v.lower()
-            if not _ADDRESS.match(low):
+            if not ADDRESS_PATTERN.match(low):
                 raise ValueError(f"0x followed by 40 hex digits, got {v!r}")
             if low not in out:
                 out.append(low)

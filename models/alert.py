@@ -32,8 +32,10 @@ class Alert(Base):
     threshold: Mapped[Decimal] = mapped_column(Money())
     price_source: Mapped[str] = mapped_column(String(8), default="mid")
     window_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    direction: Mapped[str] = mapped_column(String(8), default="any")
+    direction: Mapped[str | None] = mapped_column(String(8), nullable=True)
     wallet: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    # stale_data alerts: which stream's silence they watch (mids | asset_contexts).
+    stream: Mapped[str | None] = mapped_column(String(20), nullable=True)
     mode: Mapped[str] = mapped_column(String(16), default="once")
     cooldown_s: Mapped[int] = mapped_column(Integer, default=0)
     rearm_margin: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))

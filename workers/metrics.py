@@ -150,6 +150,18 @@ NEWEST_ROW_AGE = MetricDef(
     "hyperwatch_newest_row_age_seconds", "gauge", "Age of the newest row.", ("table",)
 )
 WORKERS_ALIVE = MetricDef("hyperwatch_workers_alive", "gauge", "Workers with a fresh heartbeat.")
+WORKER_MEMORY = MetricDef(
+    "hyperwatch_worker_memory_bytes",
+    "gauge",
+    "Resident memory of a live worker node (main process + pool children).",
+    ("node",),
+)
+HEALTH_STATUS = MetricDef(
+    "hyperwatch_health_status",
+    "gauge",
+    "Health per check and overall (check=overall): 0 healthy, 1 degraded, 2 unhealthy.",
+    ("check",),
+)
 
 ALL: tuple[MetricDef, ...] = (
     FRAMES,
@@ -179,6 +191,8 @@ ALL: tuple[MetricDef, ...] = (
     REDIS_LATENCY,
     NEWEST_ROW_AGE,
     WORKERS_ALIVE,
+    WORKER_MEMORY,
+    HEALTH_STATUS,
 )
 
 Metric = Counter | Gauge | Histogram

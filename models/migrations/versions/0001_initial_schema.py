@@ -388,8 +388,9 @@ def upgrade() -> None:
         ),
         sa.Column("price_source", sa.String(length=8), nullable=False),
         sa.Column("window_s", sa.Integer(), nullable=True),
-        sa.Column("direction", sa.String(length=8), nullable=False),
+        sa.Column("direction", sa.String(length=8), nullable=True),
         sa.Column("wallet", sa.String(length=42), nullable=True),
+        sa.Column("stream", sa.String(length=20), nullable=True),
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("cooldown_s", sa.Integer(), nullable=False),
         sa.Column(
