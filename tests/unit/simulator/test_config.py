@@ -1,0 +1,42 @@
+"""Simulator options: validation and derived values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workers.simulator.config import SimulatorConfig
+from workers.simulator.market import sim_user_address
+
+
+def test_block_size_derives_from_rate_and_block_ms() -> None:
+    config = SimulatorConfig(rate=1000, block_ms=70)
+    assert config.effective_trades_per_block == 70
+    assert config.effective_block_ms == 70.0
+    explicit = SimulatorConfig(rate=200, trades_per_block=10)
+    assert explicit.effective_block_ms == 50.0
+
+
+def test_users_generated_then_explicit_lowercase_unique() -> None:
+    explicit = "0x" + "AB" * 20
+    config = SimulatorConfig(users=2, user_addresses=(explicit, explicit.lower()))
+    assert config.all_users == (sim_user_address(0), sim_user_address(1), explicit.lower())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"rate": 0}, "rate"),
+        ({"port": 70000}, "port"),
+        ({"trades_per_block": 0}, "trades-per-block"),
+        ({"idle_timeout_s": 0}, "idle-timeout"),
+        ({"user_addresses": ("0x12",)}, "user"),
+        ({"replay_path": Path("/nonexistent/capture.jsonl")}, "replay"),
+        ({"coins": ()}, "coins"),
+        ({"coins": ("BTC", "bad name")}, "coins"),
+    ],
+)
+def test_bad_options_name_themselves(kwargs: dict, option: str) -> None:
+    with pytest.raises(ValueError, match=f"^{option}:"):
+        SimulatorConfig(**kwargs).validate()
