@@ -1,0 +1,71 @@
+"""Reconnect policy: jittered exponential backoff inside the connects-per-minute cap."""
+
+from __future__ import annotations
+
+import random
+
+from workers.ingester.backoff import ReconnectPolicy
+from workers.ingester.clock import ManualClock
+
+
+def policy(clock: ManualClock, per_minute: int = 30) -> ReconnectPolicy:
+    return ReconnectPolicy(0.25, 30.0, per_minute, clock, random.Random(7))
+
+
+def fail(p: ReconnectPolicy) -> None:
+    p.on_attempt()
+    p.on_closed()
+
+
+def test_first_connect_is_immediate() -> None:
+    assert policy(ManualClock()).delay_s() == 0.0
+
+
+def test_backoff_doubles_within_jitter_and_is_capped() -> None:
+    clock = ManualClock()
+    p = policy(clock, per_minute=1000)
+    ceilings = []
+    for _ in range(12):
+        fail(p)
+        ceiling = min(30.0, 0.25 * 2 ** (p.failures - 1))
+        delay = p.backoff_s()
+        assert ceiling / 2 <= delay <= ceiling
+        ceilings.append(ceiling)
+    assert ceilings[:4] == [0.25, 0.5, 1.0, 2.0] and ceilings[-1] == 30.0
+
+
+def test_jitter_spreads_delays() -> None:
+    p = policy(ManualClock())
+    for _ in range(5):
+        fail(p)
+    assert len({round(p.backoff_s(), 6) for _ in range(20)}) > 10
+
+
+def test_a_long_healthy_connection_resets_the_streak() -> None:
+    # Given a failure streak
+    clock = ManualClock()
+    p = policy(clock)
+    for _ in range(6):
+        fail(p)
+    # When a connection then lives longer than the backoff ceiling and drops
+    p.on_attempt()
+    p.on_connected()
+    clock.advance(31.0)
+    p.on_closed()
+    # Then the next delay is the first step's again
+    assert p.failures == 1 and p.backoff_s() <= 0.25
+
+
+def test_connects_per_minute_cap_makes_the_next_attempt_wait() -> None:
+    # Given 30 connects inside 15 seconds
+    clock = ManualClock()
+    p = policy(clock, per_minute=30)
+    for _ in range(30):
+        p.on_attempt()
+        p.on_connected()
+        clock.advance(0.5)
+    # Then a 31st must wait until the first leaves the 60 s window
+    assert p.limit_wait_s() == 45.0
+    assert p.delay_s() >= 45.0
+    clock.advance(45.0)
+    assert p.limit_wait_s() == 0.0

@@ -1,0 +1,260 @@
+"""Frame → events → dedup → gaps → batches → outbox: everything done per frame.
+
+Contract: runs on the socket-reader thread and never blocks — every step is CPU work on
+memory, and the only hand-off (:meth:`Outbox.put`) cannot wait. That is also why parsing
+is not moved to another thread: the socket is an ordered stream, so a pong queued behind
+unparsed data is late whichever thread parses, and with the GIL a second thread would not
+parse faster. Encoding a finished batch to JSON bytes happens here too (cheap with orjson,
+~0.6 µs an event) so the buffer holds compact bytes, not objects.
+
+The pipeline also owns the connection's :class:`SessionRecord`, and turns outbox overflow
+into counted, logged loss with gap records.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from events import Event, EventKind, Fill, Position, Trade
+from workers.ingester.batcher import Batcher, Ready
+from workers.ingester.broker import ROUTES
+from workers.ingester.cache import LatestCache
+from workers.ingester.clock import Clock
+from workers.ingester.dedup import FillDedup, TradeDedup
+from workers.ingester.gaps import GapStream, GapTracker
+from workers.ingester.outbox import Envelope, Outbox
+from workers.ingester.positions import FlatTracker
+from workers.ingester.protocol import ParsedFrame, channel_label, parse_frame
+from workers.ingester.session import SessionRecord
+from workers.ingester.throttle import LogThrottle
+from workers.ingester.wire import batch_json
+from workers.metrics import (
+    DUPLICATES_DROPPED,
+    EVENTS,
+    EVENTS_LOST,
+    FRAMES,
+    GAPS,
+    MALFORMED,
+    Metrics,
+)
+
+log = logging.getLogger(__name__)
+
+SESSION_EVERY_S = 10.0
+
+
+class Pipeline:
+    """Owned by the socket thread; :meth:`submit_positions` is the one thread-safe entry."""
+
+    def __init__(
+        self,
+        source: str,
+        batcher: Batcher,
+        outbox: Outbox,
+        cache: LatestCache,
+        metrics: Metrics,
+        clock: Clock,
+        dedup_size: int,
+    ) -> None:
+        self.source = source
+        self._batcher = batcher
+        self._outbox = outbox
+        self._cache = cache
+        self._metrics = metrics
+        self._clock = clock
+        self._trades = TradeDedup(dedup_size)
+        self._fills = FillDedup(max(1000, dedup_size // 10))
+        self._gaps = GapTracker()
+        self._flats = FlatTracker()
+        self._inbox: queue.SimpleQueue[tuple[str, ParsedFrame]] = queue.SimpleQueue()
+        self._throttle = LogThrottle(log, clock)
+        self._seq = 0
+        self.session = SessionRecord(source, clock.time_ms())
+        self._session_due = clock.monotonic() + SESSION_EVERY_S
+        self._due = self._session_due  # earliest time tick() has work
+        self._frames: dict[str, Any] = {}  # channel label → counter child, resolved once (hot path)
+
+    # --- connection lifecycle -------------------------------------------------------------
+    def on_connected(self) -> None:
+        """A new socket: new session record; every key seen before now has an open gap."""
+        self.session = SessionRecord(self.source, self._clock.time_ms())
+        for gap in self._gaps.on_reconnect():
+            self._metrics.counter(GAPS).labels(gap.stream).inc()
+        for gap in self._gaps.open_gaps():
+            self.session.add_gap(gap)
+        self.publish_session()
+
+    def on_disconnected(self, reason: str) -> None:
+        self.session.end(self._clock.time_ms(), reason)
+        self.publish_session()
+
+    def publish_session(self) -> None:
+        self._outbox.put_session(self.session.id, self.session.to_json())
+        self._session_due = self._clock.monotonic() + SESSION_EVERY_S
+        self._due = min(self._due, self._session_due)
+
+    # --- frames -----------------------------------------------------------------------------
+    def on_frame(self, raw: bytes | str, received_ms: int) -> ParsedFrame:
+        pf = parse_frame(raw, received_ms)
+        self.session.frames += 1
+        label = channel_label(pf.channel)
+        counter = self._frames.get(label)
+        if counter is None:
+            counter = self._frames[label] = self._metrics.counter(FRAMES).labels(label)
+        counter.inc()
+        if pf.malformed is not None:
+            self._malformed(pf, label)
+        if pf.kind == "data" and pf.events:
+            self._route(pf, received_ms)
+        return pf
+
+    def _malformed(self, pf: ParsedFrame, label: str) -> None:
+        self.session.malformed += 1
+        self._metrics.counter(MALFORMED).labels(pf.malformed).inc()
+        self._throttle.log(
+            logging.WARNING,
+            f"malformed:{pf.malformed}:{label}",
+            "malformed frame (%s): %s",
+            pf.malformed,
+            pf.detail,
+        )
+
+    def _route(self, pf: ParsedFrame, received_ms: int) -> None:
+        channel = pf.channel
+        if channel == "trades":
+            self._accept_trades(pf.events)  # type: ignore[arg-type]
+        elif channel == "allMids":
+            self._cache.record_mids(pf.events)  # type: ignore[arg-type]
+            self._cache.record_stream("allMids", received_ms)
+            self._accept("mids", "allMids", pf.events)
+        elif channel == "activeAssetCtx":
+            self._cache.record_contexts(pf.events)  # type: ignore[arg-type]
+            self._cache.record_stream("activeAssetCtx", received_ms)
+            self._accept("asset_contexts", "activeAssetCtx", pf.events)
+        elif channel == "clearinghouseState":
+            self._accept_positions(pf)
+        elif channel == "userFills":
+            self._accept_fills(pf.events)  # type: ignore[arg-type]
+
+    def _accept(self, kind: EventKind, label: str, events: Sequence[Event]) -> None:
+        self.session.events += len(events)
+        self._metrics.counter(EVENTS).labels(label).inc(len(events))
+        self._emit(self._batcher.add(kind, events))
+        deadline = self._batcher.next_deadline()
+        if deadline is not None and deadline < self._due:
+            self._due = deadline
+
+    def _accept_trades(self, trades: list[Trade]) -> None:
+        fresh, dropped = self._trades.new(trades)
+        if dropped:
+            self._duplicates("trades", dropped)
+        if not fresh:
+            return
+        coin = fresh[0].coin
+        if all(t.coin == coin for t in fresh):  # one subscription per coin: the usual case
+            times = [t.time for t in fresh]
+            self._gaps.seen("trades", coin, min(times), max(times))
+            self._cache.record_stream("trades", max(times))
+        else:
+            self._see("trades", [(t.coin, t.time) for t in fresh])
+        self._accept("trades", "trades", fresh)
+
+    def _accept_fills(self, fills: list[Fill]) -> None:
+        fresh, dropped = self._fills.new(fills)
+        if dropped:
+            self._duplicates("userFills", dropped)
+        if not fresh:
+            return
+        self._see("userFills", [(f.user, f.time) for f in fresh])
+        self._accept("fills", "userFills", fresh)
+
+    def _accept_positions(self, pf: ParsedFrame) -> None:
+        events: list[Position] = pf.events  # type: ignore[assignment]
+        if pf.rejected == 0 and pf.stream_key is not None and pf.time_ms is not None:
+            events = self._flats.complete_state(pf.stream_key, pf.time_ms, events)
+        if pf.time_ms is not None:
+            self._cache.record_stream("clearinghouseState", pf.time_ms)
+        self._accept("positions", "clearinghouseState", events)
+
+    def _duplicates(self, label: str, n: int) -> None:
+        self.session.duplicates += n
+        self._metrics.counter(DUPLICATES_DROPPED).labels(label).inc(n)
+
+    def _see(self, stream: GapStream, keyed_times: list[tuple[str, int]]) -> None:
+        spans: dict[str, list[int]] = {}
+        for key, t in keyed_times:
+            span = spans.get(key)
+            if span is None:
+                spans[key] = [t, t]
+            elif t < span[0]:
+                span[0] = t
+            elif t > span[1]:
+                span[1] = t
+        newest = 0
+        for key, (first, last) in spans.items():
+            self._gaps.seen(stream, key, first, last)
+            newest = max(newest, last)
+        self._cache.record_stream(stream, newest)
+
+    # --- batches ----------------------------------------------------------------------------
+    def _emit(self, ready: list[Ready]) -> None:
+        for batch in ready:
+            self._seq += 1
+            body = batch_json(batch.kind, batch.events, self.source, self._seq)
+            env = Envelope(batch.kind, self._seq, len(batch.events), body, ROUTES[batch.kind])
+            for lost in self._outbox.put(env):
+                self._lost(lost)
+
+    def _lost(self, env: Envelope) -> None:
+        self._metrics.counter(EVENTS_LOST).labels(env.kind).inc(env.count)
+        log.error(
+            "buffer full (%d events): dropped %s batch seq=%d, %d events LOST",
+            self._outbox.max_events,
+            env.kind,
+            env.seq,
+            env.count,
+        )
+        if env.kind not in ("trades", "fills"):
+            return  # state streams: the next push replaces what was lost
+        stream: GapStream = "trades" if env.kind == "trades" else "userFills"
+        key_field = "coin" if env.kind == "trades" else "user"
+        spans: dict[str, tuple[int, int]] = {}
+        for e in orjson.loads(env.body)["events"]:
+            lo, hi = spans.get(e[key_field], (e["time"], e["time"]))
+            spans[e[key_field]] = (min(lo, e["time"]), max(hi, e["time"]))
+        for key, (first, last) in spans.items():
+            self.session.add_gap(GapTracker.loss(stream, key, first, last))
+
+    def submit_positions(self, user: str, pf: ParsedFrame) -> None:
+        """From the REST poller thread: a polled clearinghouse state for ``user``."""
+        self._inbox.put((user, pf))
+
+    def tick(self) -> float:
+        """Time-based work: due batches, polled states, the periodic session record.
+
+        Cheap when nothing is due (called between every two frames). Returns the
+        monotonic time by which it wants to be called again.
+        """
+        now = self._clock.monotonic()
+        if now < self._due and self._inbox.empty():
+            return self._due
+        while not self._inbox.empty():
+            _user, pf = self._inbox.get_nowait()
+            if pf.kind == "data":
+                self._accept_positions(pf)
+        self._emit(self._batcher.due())
+        if now >= self._session_due:
+            self.publish_session()
+        deadline = self._batcher.next_deadline()
+        self._due = self._session_due if deadline is None else min(deadline, self._session_due)
+        return self._due
+
+    def flush_all(self) -> None:
+        """Everything pending goes to the outbox now (shutdown)."""
+        self.tick()
+        self._emit(self._batcher.flush_all())

@@ -1,0 +1,107 @@
+"""REST polling of positions for tracked wallets beyond the WebSocket user limit.
+
+The exchange tracks at most 10 users per IP over WebSocket (reference §1.6); the rest are
+polled with ``clearinghouseState`` (weight 2) every ``interval_s``, inside a REST weight
+budget per minute. When the budget cannot cover every wallet each interval the cycle
+simply stretches (logged once). A failed call yields *nothing* — never an empty position
+list, which downstream would read as "flat" and alert on (architecture, "what peers got
+wrong"). Parsed states go to the pipeline through its thread-safe inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import httpx
+
+from workers.ingester.clock import Clock
+from workers.ingester.pacing import per_minute
+from workers.ingester.protocol import ParsedFrame, parse_clearinghouse_state
+from workers.ingester.throttle import LogThrottle
+
+log = logging.getLogger(__name__)
+
+WEIGHT = 2
+
+
+class PositionPoller(threading.Thread):
+    """Runs until :meth:`stop`; every wait is interruptible."""
+
+    def __init__(
+        self,
+        wallets: list[str],
+        info_url: str,
+        interval_s: float,
+        weight_per_minute: int,
+        deliver: Callable[[str, ParsedFrame], None],
+        clock: Clock,
+        timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(name="ingest-poller", daemon=True)
+        self._wallets = wallets
+        self._info_url = info_url
+        self._interval_s = interval_s
+        self._bucket = per_minute(weight_per_minute, clock)
+        self._deliver = deliver
+        self._clock = clock
+        self._client = httpx.Client(timeout=timeout_s)
+        self._stop_event = threading.Event()
+        self._throttle = LogThrottle(log, clock)
+        needed = len(wallets) * WEIGHT * 60.0 / interval_s
+        if needed > weight_per_minute:
+            log.warning(
+                "%d polled wallets need %.0f REST weight a minute at %.0f s; budget is %d: "
+                "each cycle will take longer than POSITION_POLL_INTERVAL_S",
+                len(wallets),
+                needed,
+                interval_s,
+                weight_per_minute,
+            )
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        self._stop_event.set()
+        self.join(timeout_s)
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                started = self._clock.monotonic()
+                for wallet in self._wallets:
+                    if not self._take_budget():
+                        return
+                    self.poll_one(wallet)
+                rest = self._interval_s - (self._clock.monotonic() - started)
+                if rest > 0 and self._stop_event.wait(rest):
+                    return
+        finally:
+            self._client.close()
+
+    def _take_budget(self) -> bool:
+        while not self._bucket.try_take(WEIGHT):
+            if self._stop_event.wait(self._bucket.wait_s(WEIGHT)):
+                return False
+        return True
+
+    def poll_one(self, wallet: str) -> bool:
+        """Fetch and deliver one wallet's state; False (and nothing delivered) on failure."""
+        try:
+            response = self._client.post(
+                self._info_url, json={"type": "clearinghouseState", "user": wallet}
+            )
+            response.raise_for_status()
+            state = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            self._throttle.log(
+                logging.WARNING, "poll", "position poll of %s failed: %s", wallet, exc
+            )
+            return False
+        pf = parse_clearinghouse_state(wallet, state, response.content, "clearinghouseState")
+        if pf.kind != "data":
+            self._throttle.log(
+                logging.WARNING, "poll-bad", "bad clearinghouseState for %s: %s", wallet, pf.detail
+            )
+            return False
+        self._deliver(wallet, pf)
+        return True

@@ -1,0 +1,135 @@
+"""The broker thread: sends the outbox's envelopes in order, waits out broker outages.
+
+Contract: the thread owns the :class:`BrokerClient`. It takes the head envelope, sends it to
+each of its targets (remembering which succeeded, so a retry never sends one twice), and
+only then removes it: order is preserved and nothing leaves the buffer unsent except by the
+outbox's counted overflow. While the broker is unreachable it retries with capped
+exponential backoff (each attempt bounded by the client's socket timeouts), logging the
+outage once and its end once. :meth:`stop` ends the thread after the current attempt; what
+is still queued is reported by the caller. A bug (any exception other than the broker's
+own connection errors) is stored in :attr:`failure` and ends the thread, and the service
+then exits non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from workers.ingester.broker import PERSIST_SESSION, BrokerClient
+from workers.ingester.outbox import Envelope, Outbox
+from workers.metrics import (
+    BATCHES_PUBLISHED,
+    BUFFER_DEPTH,
+    EVENTS_PUBLISHED,
+    PUBLISH_LATENCY,
+    Metrics,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(threading.Thread):
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: BrokerClient,
+        metrics: Metrics,
+        retry_min_s: float = 0.1,
+        retry_max_s: float = 2.0,
+    ) -> None:
+        super().__init__(name="ingest-publisher", daemon=True)
+        self._outbox = outbox
+        self._client = client
+        self._metrics = metrics
+        self._retry_min_s = retry_min_s
+        self._retry_max_s = retry_max_s
+        self._retry_s = retry_min_s
+        self._stop_event = threading.Event()
+        self.reachable = False
+        self.failure: BaseException | None = None
+        self._outage_since: float | None = None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop_event.set()
+        self.join(timeout_s)
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                self._step()
+        except BaseException as exc:
+            self.failure = exc
+            log.exception("publisher thread failed")
+        finally:
+            self._client.close()
+
+    def _step(self) -> None:
+        sessions = self._outbox.take_sessions()
+        if sessions:
+            unsent = {k: v for k, v in sessions.items() if not self._send_session(v)}
+            self._outbox.sessions_done(unsent)
+            if unsent:
+                self._wait_retry()
+                return
+        env = self._outbox.head(timeout_s=0.2)
+        if env is None:
+            return
+        if self._send(env):
+            self._outbox.done(env)
+            self._metrics.gauge(BUFFER_DEPTH).set(self._outbox.depth)
+        else:
+            self._outbox.release()
+            self._metrics.gauge(BUFFER_DEPTH).set(self._outbox.depth)
+            self._wait_retry()
+
+    def _send(self, env: Envelope) -> bool:
+        started = time.perf_counter()
+        argsrepr = f"[<{env.kind} batch seq={env.seq} events={env.count}>]"
+        try:
+            while env.sent < len(env.targets):
+                self._client.send(env.targets[env.sent], env.body, argsrepr)
+                env.sent += 1
+        except self._client.errors as exc:
+            self._unreachable(exc)
+            return False
+        self._reachable()
+        self._metrics.histogram(PUBLISH_LATENCY).labels(env.kind).observe(
+            time.perf_counter() - started
+        )
+        self._metrics.counter(BATCHES_PUBLISHED).labels(env.kind).inc()
+        self._metrics.counter(EVENTS_PUBLISHED).labels(env.kind).inc(env.count)
+        return True
+
+    def _send_session(self, record_json: bytes) -> bool:
+        try:
+            self._client.send(PERSIST_SESSION, record_json, "[<session record>]")
+        except self._client.errors as exc:
+            self._unreachable(exc)
+            return False
+        self._reachable()
+        return True
+
+    def _unreachable(self, exc: BaseException) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning(
+                "broker unreachable, buffering (%d events held): %s", self._outbox.depth, exc
+            )
+        self.reachable = False
+
+    def _reachable(self) -> None:
+        if self._outage_since is not None:
+            log.warning(
+                "broker reachable again after %.1f s; flushing %d buffered events in order",
+                time.monotonic() - self._outage_since,
+                self._outbox.depth,
+            )
+            self._outage_since = None
+        self.reachable = True
+        self._retry_s = self._retry_min_s
+
+    def _wait_retry(self) -> None:
+        self._stop_event.wait(self._retry_s)
+        self._retry_s = min(self._retry_max_s, self._retry_s * 2)
