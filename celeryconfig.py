@@ -54,8 +54,11 @@ task_acks_late = True
 # A child killed by SIGKILL/OOM would otherwise have its message acked and lost.
 task_reject_on_worker_lost = True
 # Failures have been retried by the task's own policy or dead-lettered by then; requeueing
-# them again would loop poison messages forever.
-task_acks_on_failure_or_timeout = True
+# them again would loop poison messages forever. (5.7 splits the old
+# task_acks_on_failure_or_timeout in two.) A hard time limit means the soft one (which the
+# retry policy turns into a retry) could not interrupt the task: ack too, same reason.
+task_acks_on_failure = True
+task_acks_on_timeout = True
 # Results live in PostgreSQL; the result backend would only fill Redis.
 task_ignore_result = True
 task_store_errors_even_if_ignored = False
@@ -65,9 +68,12 @@ task_store_errors_even_if_ignored = False
 # can give up cleanly, roll back and raise a retryable error before the hard kill.)
 
 # --- worker behaviour --------------------------------------------------------------------------
-# A cold shutdown still waits this long for running tasks when idle-but-reserved, so ETA
-# retries get restored (docs: recommended with countdown tasks).
-worker_enable_soft_shutdown_on_idle = True
+# Soft shutdown waits only while a task runs. On idle it would sleep the whole timeout
+# (45 s per worker per deploy) for nothing: reserved messages, ETA retries included, are
+# pushed back by the shutdown's restore (verified with countdown tasks on Redis, reference
+# §1.4), and an ETA message that missed it is still unacked and returns after the visibility
+# timeout (late ack) — delayed, never lost.
+worker_enable_soft_shutdown_on_idle = False
 # On broker connection loss, running late-ack tasks will be redelivered anyway: cancel them
 # instead of finishing work whose ack can no longer be sent (6.0 default; silences warning).
 worker_cancel_long_running_tasks_on_connection_loss = True
@@ -81,6 +87,8 @@ worker_send_task_events = True
 task_send_sent_event = True
 # Our own logging config stays in force.
 worker_hijack_root_logger = False
+# No task is rate limited; skip the token-bucket bookkeeping on every message.
+worker_disable_rate_limits = True
 
 # --- broker connection -----------------------------------------------------------------------
 broker_connection_retry_on_startup = True
@@ -101,8 +109,10 @@ def from_settings(settings: Settings) -> dict[str, Any]:
             # running task is redelivered to a second worker (celery#5935). Killed
             # workers' messages come back after this long.
             "visibility_timeout": settings.broker_visibility_timeout_s,
-            # kombu 5.7: how often unacked messages past the timeout are swept back.
-            "unacked_restore_interval": 10,
+            # kombu 5.7: how often unacked messages past the timeout are swept back. Every
+            # 10 s (not kombu's ~100 s), and at least 5 times per timeout so a short one
+            # (tests, fast-recovery deployments) is honoured.
+            "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout_s // 5)),
             "unacked_restore_throttle": 1,
             # Never hang on a half-open connection: time out, reconnect, and health-check
             # the BRPOP connection (kombu 5.7) so a stuck consumer recovers in < 1 min.

@@ -163,7 +163,10 @@ class Settings(BaseSettings):
         description="SIGTERM grace for running tasks; keep below the orchestrator's grace period (60 s).",
     )
     worker_prefetch_multiplier: int = Field(
-        4, ge=1, le=512, description="Messages reserved per worker process."
+        1,
+        ge=1,
+        le=512,
+        description="Messages reserved per worker process; 1 because batches are long tasks (bench/bench_worker.py: no gain above 1).",
     )
     task_time_limit_s: int = Field(
         300, ge=5, description="Hard kill of a task running longer than this."
@@ -223,6 +226,18 @@ class Settings(BaseSettings):
         20_000,
         ge=0,
         description="Notifications per hour before the rest are stored as suppressed (enterprise tier).",
+    )
+
+    # --- alerts ----------------------------------------------------------------------------
+    alert_max_age_s: float = Field(
+        30.0,
+        gt=0,
+        description="A mid or asset context older than this (s) is unknown to alerts: it never fires.",
+    )
+    alert_position_max_age_s: float = Field(
+        120.0,
+        gt=0,
+        description="A tracked wallet's position older than this (s) is unknown to liquidation alerts.",
     )
 
     # --- notifications ---------------------------------------------------------------------

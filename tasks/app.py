@@ -6,20 +6,37 @@ for every Celery process. Tests build their own with :func:`create_app`.
 
 Task modules define their tasks with ``shared_task`` so they bind to whichever app the
 process created; ``TASK_MODULES`` is what a worker imports.
+
+Process hooks (Celery signals, connected once at import, acting only for apps built here):
+
+- worker main process, before the pool forks (``celeryd_init``): Sentry. Children inherit
+  it; their database pools are re-created after fork by ``models.db`` (one engine per
+  process, never a connection shared across a fork).
+- beat (``beat_init``): Sentry, which also turns beat entries into Crons monitors.
+- every pool child as it exits (``worker_process_shutdown``) and the main process last
+  (``worker_shutdown`` on a warm shutdown, at interpreter exit otherwise — a cold shutdown
+  sends no signal): the shutdown handlers of ``workers.lifecycle`` — database pools
+  disposed, the broker producer pool (Redis connections) closed, Sentry flushed.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 import beat_schedule
 import celeryconfig
+from models.db import dispose_all
 from settings import Settings, SettingsError, load_settings
+from workers import lifecycle
+from workers.observability import init_sentry
 
 # Every module that defines tasks; a worker imports all of them at start.
-TASK_MODULES: list[str] = []
+TASK_MODULES: list[str] = [
+    "tasks.persist",
+]
 
 
 class HyperwatchCelery(Celery):
@@ -35,6 +52,8 @@ def create_app(settings: Settings) -> HyperwatchCelery:
     app.conf.update(celeryconfig.from_settings(settings))
     app.conf.beat_schedule = beat_schedule.build(settings)
     app.conf.include = list(TASK_MODULES)
+    lifecycle.register("database-pools", dispose_all)
+    lifecycle.register("broker-producer-pool", app.close)
     return app
 
 
@@ -49,6 +68,38 @@ def get_app() -> HyperwatchCelery:
             settings = load_settings()
         except SettingsError as exc:
             print(f"hyperwatch: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise SystemExit(lifecycle.EXIT_USAGE) from None
         _app = create_app(settings)
     return _app
+
+
+def _ours(app: Any) -> HyperwatchCelery | None:
+    return app if isinstance(app, HyperwatchCelery) else None
+
+
+@signals.celeryd_init.connect(weak=False)
+def _on_worker_init(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    app = _ours(getattr(instance, "app", None))
+    if app is not None:
+        init_sentry(app.settings, "worker")
+        # A cold shutdown (SIGTERM remapped to SIGQUIT) sends no worker_shutdown.
+        lifecycle.run_at_exit()
+
+
+@signals.beat_init.connect(weak=False)
+def _on_beat_init(sender: Any = None, **_: Any) -> None:
+    app = _ours(getattr(sender, "app", None))
+    if app is not None:
+        init_sentry(app.settings, "beat")
+        lifecycle.run_at_exit()
+
+
+@signals.worker_process_shutdown.connect(weak=False)
+def _on_child_exit(**_: Any) -> None:
+    lifecycle.run_shutdown_handlers()
+
+
+@signals.worker_shutdown.connect(weak=False)
+def _on_worker_exit(sender: Any = None, **_: Any) -> None:
+    if _ours(getattr(sender, "app", None)) is not None:
+        lifecycle.run_shutdown_handlers()

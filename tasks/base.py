@@ -1,0 +1,147 @@
+"""The base class every hyperwatch task uses: the contract, the retry policy, metrics.
+
+Task contract (each task's docstring states its part of it):
+
+- **Queue**: routed by name prefix in ``celeryconfig.task_routes``.
+- **Idempotent**: every task may run more than once for the same message (late acks,
+  redelivery after a kill, retries); its writes are keyed so a repeat changes nothing.
+- **Retries** transient failures per :data:`tasks.retry.DEFAULT_POLICY` (jittered backoff,
+  capped far below the broker's visibility timeout); **never retries** a payload it cannot
+  process — that is recorded in ``dead_letters`` with the reason, counted, and the message
+  acknowledged; anything else is a bug: it raises (Sentry) and the message is acknowledged.
+- **One transaction** per message: a batch is stored whole or not at all.
+
+Tasks get the process's settings from their app (``tasks.app.HyperwatchCelery``) and the
+process's database from :func:`models.db.get_database` (one engine per process; pool
+children re-create their pools after fork).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from celery import Task
+from celery.exceptions import Reject, Retry
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from models.db import Database, get_database
+from models.repositories import DeadLetterRepository
+from settings import Settings
+from tasks.retry import DEFAULT_POLICY, RetryPolicy
+from workers.metrics_export import count_dead_letter, count_rows
+
+log = logging.getLogger(__name__)
+
+# A retry countdown never exceeds this fraction of the visibility timeout (see tasks/retry.py).
+RETRY_CEILING_OF_VISIBILITY = 0.25
+# A task's statement may use this share of the time it has (see statement_timeout_s).
+STATEMENT_SHARE = 0.8
+# How often PostgreSQL checks, during a statement, that a task's worker is still connected.
+CLIENT_CHECK_MS = "2000"
+
+
+def statement_timeout_s(settings: Settings) -> float:
+    """The longest one database statement of a task may run (PostgreSQL ``statement_timeout``).
+
+    A process waiting inside libpq (a lock held by a migration or a partition drop, a hung
+    server) cannot be interrupted by Celery: neither the soft time limit nor the cold
+    shutdown's cancel gets control back until the call returns, so a SIGTERM would turn
+    into a SIGKILL at the orchestrator's deadline. Bounding every statement below both the
+    soft time limit and the soft-shutdown timeout makes such a batch fail in time with a
+    transient error: it is retried as a new message, and shutdown stays clean.
+    """
+    bounds = [float(settings.task_time_limit_s - 15)]
+    if settings.worker_soft_shutdown_timeout_s > 0:
+        bounds.append(settings.worker_soft_shutdown_timeout_s)
+    return max(1.0, min(bounds) * STATEMENT_SHARE)
+
+
+class HyperwatchTask(Task):
+    """Applies the retry policy, bounds database statements, dead-letters poison payloads."""
+
+    policy: ClassVar[RetryPolicy] = DEFAULT_POLICY
+
+    @property
+    def settings(self) -> Settings:
+        settings = getattr(self.app, "settings", None)
+        if not isinstance(settings, Settings):
+            raise RuntimeError(f"{self.name} needs an app built by tasks.app.create_app")
+        return settings
+
+    def database(self) -> Database:
+        return get_database(self.settings)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work on the process's database; every statement time-bounded.
+
+        On PostgreSQL ≥ 14 the server also checks every few seconds that the client is
+        still there: the backend of a SIGKILLed worker that waits on a lock would otherwise
+        hold its open transaction — and the unique keys it inserted, which the redelivered
+        batch then waits on — until the lock is released.
+        """
+        with self.database().session() as session:
+            # The connection first: a dialect learns the server version on first connect.
+            dialect = session.connection().dialect
+            if dialect.name == "postgresql":
+                ms = str(int(statement_timeout_s(self.settings) * 1000))
+                sql = "SELECT set_config('statement_timeout', :ms, true)"
+                if (dialect.server_version_info or (0,)) >= (14,):
+                    sql += ", set_config('client_connection_check_interval', :check, true)"
+                session.execute(text(sql), {"ms": ms, "check": CLIENT_CHECK_MS})
+            yield session
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Run time and failures are counted for every task by workers.metrics_export.
+        try:
+            return super().__call__(*args, **kwargs)
+        except (Retry, Reject):
+            raise
+        except Exception as exc:
+            return self._handle_error(exc, args)
+
+    def _handle_error(self, exc: Exception, args: tuple[Any, ...]) -> Any:
+        decision = self.policy.classify(exc)
+        if decision == "dead_letter":
+            return self.dead_letter(_reason(exc), args[0] if len(args) == 1 else list(args))
+        retries = int(self.request.retries or 0)
+        if decision == "retry" and retries < self.policy.max_retries:
+            ceiling = self.settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
+            countdown = self.policy.countdown(retries, ceiling_s=ceiling)
+            log.warning(
+                "%s: transient %s, retry %d/%d in %.1fs: %s",
+                self.name, type(exc).__name__, retries + 1, self.policy.max_retries,
+                countdown, _reason(exc),
+            )  # fmt: skip
+            try:
+                raise self.retry(exc=exc, countdown=countdown, max_retries=self.policy.max_retries)
+            except Reject as rejected:
+                # The retry could not be published (broker down). Celery would drop the
+                # message; late ack lets us put it back instead.
+                raise Reject(rejected.reason, requeue=True) from exc
+        if decision == "retry":
+            log.error("%s: giving up after %d retries: %s", self.name, retries, _reason(exc))
+        raise exc
+
+    def dead_letter(self, reason: str, payload: Any) -> dict[str, int]:
+        """Record a payload that can never be processed; the message is then acknowledged."""
+        with self.transaction() as session:
+            DeadLetterRepository(session).record(self.name, reason, payload)
+        count_dead_letter(self.name)
+        log.warning("%s: dead-lettered a payload: %s", self.name, reason)
+        return {"new": 0, "duplicates": 0, "dead_lettered": 1}
+
+    def count_rows(self, table: str, new: int, duplicates: int) -> None:
+        count_rows(table, new, duplicates)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what was wrong, without SQL parameters (they hold the payload)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    message = text[0] if text else ""
+    return f"{type(exc).__name__}: {message}"[:2000]

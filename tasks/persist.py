@@ -1,0 +1,140 @@
+"""The ``ingest`` queue: batches from the ingester become rows, exactly once.
+
+Every task here takes one positional argument — the batch exactly as the ingester
+published it (``events.encode_batch`` for market data, a session record for
+``persist.session``) — writes it with ONE bulk, idempotent repository call in ONE
+transaction, and returns what it did::
+
+    {"new": rows inserted, "duplicates": rows already stored}
+
+Shared contract (see ``tasks/base.py``): queue ``ingest``; idempotent (the key of each
+table absorbs replays, redeliveries and two ingesters side by side); retries transient
+database/broker errors with jittered backoff; never retries a malformed batch — it is
+dead-lettered with the reason and acknowledged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from sqlalchemy.exc import IntegrityError
+
+from events import MalformedPayload, decode_batch
+from models.repositories import (
+    AssetContextRepository,
+    BarRepository,
+    FillRepository,
+    PositionRepository,
+    SessionRepository,
+    TradeRepository,
+)
+from tasks.base import HyperwatchTask
+
+Result = dict[str, int]
+
+
+@shared_task(name="hyperwatch.persist.trades", bind=True, base=HyperwatchTask)
+def persist_trades(self: HyperwatchTask, payload: Any) -> Result:
+    """Store a trade batch and fold the *new* trades into their 1-minute bars.
+
+    Idempotency key (coin, time, tid). The bar update uses only the rows this transaction
+    inserted, in the same transaction, so a replayed batch neither duplicates trades nor
+    double-counts volume, trade count or CVD. Returns new, duplicates and bars touched.
+    """
+    batch = decode_batch(payload, "trades")
+    with self.transaction() as session:
+        result = TradeRepository(session).add_batch(batch.events)
+        bars = BarRepository(session).fold_in(result.new_rows)
+    self.count_rows("trade_snapshots", result.new, result.duplicates)
+    return {"new": result.new, "duplicates": result.duplicates, "bars": bars}
+
+
+@shared_task(name="hyperwatch.persist.asset_contexts", bind=True, base=HyperwatchTask)
+def persist_asset_contexts(self: HyperwatchTask, payload: Any) -> Result:
+    """Store asset contexts, the first per (coin, ASSET_CONTEXT_BUCKET_S bucket) winning.
+
+    Idempotency key (coin, bucket): a replay, or a second context in the same bucket, is a
+    duplicate.
+    """
+    batch = decode_batch(payload, "asset_contexts")
+    bucket_ms = self.settings.asset_context_bucket_s * 1000
+    with self.transaction() as session:
+        result = AssetContextRepository(session).add_batch(batch.events, bucket_ms)
+    self.count_rows("asset_context_snapshots", result.new, result.duplicates)
+    return {"new": result.new, "duplicates": result.duplicates}
+
+
+@shared_task(name="hyperwatch.persist.positions", bind=True, base=HyperwatchTask)
+def persist_positions(self: HyperwatchTask, payload: Any) -> Result:
+    """Store tracked wallets' position snapshots. Idempotency key (user, coin, time)."""
+    batch = decode_batch(payload, "positions")
+    with self.transaction() as session:
+        result = PositionRepository(session).add_batch(batch.events)
+    self.count_rows("position_snapshots", result.new, result.duplicates)
+    return {"new": result.new, "duplicates": result.duplicates}
+
+
+@shared_task(name="hyperwatch.persist.fills", bind=True, base=HyperwatchTask)
+def persist_fills(self: HyperwatchTask, payload: Any) -> Result:
+    """Store tracked wallets' fills. Idempotency key (user, tid)."""
+    batch = decode_batch(payload, "fills")
+    with self.transaction() as session:
+        result = FillRepository(session).add_batch(batch.events)
+    self.count_rows("user_fills", result.new, result.duplicates)
+    return {"new": result.new, "duplicates": result.duplicates}
+
+
+@shared_task(name="hyperwatch.persist.session", bind=True, base=HyperwatchTask)
+def persist_session(self: HyperwatchTask, payload: Any) -> Result:
+    """Upsert the ingester's record of one connection session. Idempotency key ``id``.
+
+    Records arrive repeatedly as the session goes on (and possibly out of order); counters
+    only grow and an ended session stays ended (``SessionRepository.upsert``). Returns
+    ``new`` 1 when the session was first seen, else ``duplicates`` 1 (an update).
+    """
+    record = session_record(payload)
+    for attempt in (1, 2):
+        try:
+            with self.transaction() as session:
+                repository = SessionRepository(session)
+                existed = repository.get(record["id"]) is not None
+                repository.upsert(record)
+            break
+        except IntegrityError:
+            # Two records of a brand-new session raced to insert it; the row exists now,
+            # so the second attempt updates it. Not a poison payload.
+            if attempt == 2:
+                raise
+    new = 0 if existed else 1
+    self.count_rows("sessions", new, 1 - new)
+    return {"new": new, "duplicates": 1 - new}
+
+
+_SESSION_COUNTERS = ("frames", "events", "malformed", "duplicates")
+
+
+def session_record(payload: Any) -> dict[str, Any]:
+    """Validate a session record from the wire; raises MalformedPayload with the reason."""
+    if not isinstance(payload, dict):
+        raise MalformedPayload(f"session record must be an object, got {type(payload).__name__}")
+    if not isinstance(payload.get("id"), str) or not payload["id"]:
+        raise MalformedPayload("session.id: expected a non-empty string")
+    if not isinstance(payload.get("source", ""), str):
+        raise MalformedPayload("session.source: expected a string")
+    if not _is_int(payload.get("started_at")):
+        raise MalformedPayload("session.started_at: expected integer milliseconds")
+    if payload.get("ended_at") is not None and not _is_int(payload["ended_at"]):
+        raise MalformedPayload("session.ended_at: expected integer milliseconds or null")
+    for name in _SESSION_COUNTERS:
+        if not _is_int(payload.get(name, 0)) or payload.get(name, 0) < 0:
+            raise MalformedPayload(f"session.{name}: expected a non-negative integer")
+    if not isinstance(payload.get("gaps") or [], list):
+        raise MalformedPayload("session.gaps: expected a list")
+    if not isinstance(payload.get("end_reason") or "", str):
+        raise MalformedPayload("session.end_reason: expected a string")
+    return payload
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,116 @@
+"""The retry policy as data: classification and backoff."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import kombu.exceptions
+import psycopg2
+import pytest
+from billiard.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import exc as sa_exc
+
+from events import MalformedPayload
+from settings import Settings
+from tasks.base import RETRY_CEILING_OF_VISIBILITY, statement_timeout_s
+from tasks.retry import DEFAULT_POLICY, RetryPolicy
+
+
+def wrapped(cls: type[sa_exc.DBAPIError], orig: Exception, invalidated: bool = False):
+    return cls("INSERT …", {}, orig, connection_invalidated=invalidated)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        wrapped(sa_exc.OperationalError, psycopg2.OperationalError("server closed the connection")),
+        wrapped(sa_exc.OperationalError, sqlite3.OperationalError("database is locked")),
+        wrapped(sa_exc.InterfaceError, psycopg2.InterfaceError("connection already closed"), True),
+        psycopg2.errors.SerializationFailure("could not serialize access"),
+        psycopg2.errors.LockNotAvailable("lock timeout"),
+        psycopg2.errors.QueryCanceled("statement timeout"),
+        psycopg2.errors.DeadlockDetected("deadlock detected"),
+        sa_exc.TimeoutError("QueuePool limit reached"),
+        kombu.exceptions.OperationalError("Error 111 connecting to redis"),
+        ConnectionResetError(),
+        SoftTimeLimitExceeded(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_transient_errors_are_retried(exc: BaseException) -> None:
+    # Given a transient error; When classified; Then it is retried
+    assert DEFAULT_POLICY.classify(exc) == "retry"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MalformedPayload("event 1: trades.px: not a decimal"),
+        wrapped(sa_exc.DataError, psycopg2.DataError("numeric field overflow")),
+        psycopg2.errors.StringDataRightTruncation("value too long"),
+        wrapped(sa_exc.IntegrityError, psycopg2.IntegrityError("null value in column")),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_payload_errors_are_dead_lettered_never_retried(exc: BaseException) -> None:
+    assert DEFAULT_POLICY.classify(exc) == "dead_letter"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        KeyError("bug"),
+        TypeError("bug"),
+        wrapped(sa_exc.ProgrammingError, psycopg2.ProgrammingError("column does not exist")),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_bugs_fail_without_retry(exc: BaseException) -> None:
+    assert DEFAULT_POLICY.classify(exc) == "fail"
+
+
+def test_a_programming_error_from_a_dropped_connection_is_transient() -> None:
+    # Given SQLAlchemy marked the connection invalidated; Then the class does not matter
+    exc = wrapped(sa_exc.ProgrammingError, psycopg2.ProgrammingError("x"), invalidated=True)
+    assert DEFAULT_POLICY.classify(exc) == "retry"
+
+
+def test_countdown_is_exponential_with_equal_jitter_and_capped() -> None:
+    policy = RetryPolicy(transient=(), dead_letter=(), backoff_base_s=1, backoff_max_s=60)
+    rng = random.Random(7)
+    for retries, full in [(0, 1), (1, 2), (2, 4), (5, 32), (6, 60), (9, 60)]:
+        samples = [policy.countdown(retries, rng=rng) for _ in range(200)]
+        # never less than half the step (no immediate retry), never more than the step
+        assert full / 2 <= min(samples) and max(samples) <= full
+        assert max(samples) - min(samples) > full / 4  # actually spread out
+
+
+def test_countdown_respects_a_ceiling_from_the_visibility_timeout() -> None:
+    # Given a 20 s visibility timeout, retries wait at most a quarter of it
+    ceiling = 20 * RETRY_CEILING_OF_VISIBILITY
+    assert max(DEFAULT_POLICY.countdown(9, ceiling_s=ceiling) for _ in range(100)) <= 5
+
+
+def test_default_policy_stays_far_below_the_default_visibility_timeout() -> None:
+    vt = Settings.model_fields["broker_visibility_timeout_s"].default
+    assert DEFAULT_POLICY.backoff_max_s <= vt * RETRY_CEILING_OF_VISIBILITY
+    # and gives up within minutes, not hours
+    assert 120 <= DEFAULT_POLICY.worst_case_total_s() <= 600
+
+
+def test_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(transient=(), dead_letter=(), backoff_base_s=10, backoff_max_s=1)
+
+
+def test_statement_bound_stays_below_soft_shutdown_and_soft_time_limit(
+    settings_for,
+) -> None:
+    # Given the defaults (soft shutdown 45 s, time limit 300 s): below 45
+    assert statement_timeout_s(settings_for()) == pytest.approx(36.0)
+    # Given a short soft shutdown, it follows it; with soft shutdown off, the time limit
+    assert statement_timeout_s(settings_for(worker_soft_shutdown_timeout_s=3)) == pytest.approx(2.4)
+    assert statement_timeout_s(
+        settings_for(worker_soft_shutdown_timeout_s=0, task_time_limit_s=60)
+    ) == pytest.approx(36.0)

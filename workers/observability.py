@@ -1,0 +1,213 @@
+"""Sentry for every process, with secrets scrubbed before anything leaves; logging setup.
+
+``init_sentry(settings, process)`` is called once per process type: the Celery worker's
+main process (``celeryd_init``; pool children inherit it through fork and the SDK restarts
+its transport thread per pid), beat (``beat_init``, which is what turns beat entries into
+Sentry Crons monitors), and the ingester / any other ``hyperwatch`` process at start.
+Without ``SENTRY_DSN`` it does nothing.
+
+What never reaches Sentry (``send_default_pii`` off, local variables off, and
+:class:`Scrubber` as ``before_send``/``before_breadcrumb``/``before_send_transaction``):
+
+- values under keys that name a secret (password, secret, token, api key, authorization,
+  cookie, signature, dsn, credentials, basic auth …), at any depth;
+- credentials in URLs (``scheme://user:pass@`` → ``scheme://[Filtered]@``), webhook URLs
+  whose path is the secret (Slack, Discord, Telegram bot tokens), ``key=value`` pairs
+  with a secret-like key in free text, ``Bearer``/``Basic`` authorization values;
+- the exact values of the secrets this process was configured with (the DSN, Flower's
+  passwords, passwords in the database / Redis / broker URLs);
+- Celery task arguments (``extra["celery-job"]``): batches are market data, never needed to
+  understand an error, and may carry wallet addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+ProcessKind = Literal["worker", "beat", "flower", "ingester", "simulator", "supervisor", "cli"]
+
+FILTERED: Final = "[Filtered]"
+
+_SENSITIVE_KEY = re.compile(
+    r"pass(word|wd)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|"
+    r"authorization|^auth$|basic[-_]?auth|cookie|csrf|signature|^sig$|dsn|credential",
+    re.IGNORECASE,
+)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s@:]*(?::[^/\s@]*)?@", re.I)
+_SECRET_PATH_URLS = (
+    # The path *is* the credential for these webhook styles.
+    re.compile(r"(?P<keep>hooks\.slack\.com/services/)[^\s\"'<>]+", re.I),
+    re.compile(r"(?P<keep>discord(?:app)?\.com/api/webhooks/\d+/)[^\s\"'<>/?]+", re.I),
+    re.compile(r"(?P<keep>/bot)\d+:[A-Za-z0-9_-]+", re.I),
+)
+_KEY_VALUE = re.compile(
+    r"(?P<key>\b(?:[a-z0-9]+[-_])*(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|"
+    r"access[-_]?key|signature|sig|dsn|auth)\b['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s&,;'\"})\]]+)",
+    re.I,
+)
+_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}", re.I)
+_MAX_DEPTH = 24
+_MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary words
+
+
+class Scrubber:
+    """Removes secrets from Sentry events, breadcrumbs and transactions."""
+
+    def __init__(self, known_secrets: Iterable[str] = ()) -> None:
+        secrets = sorted({s for s in known_secrets if s and len(s) >= _MIN_SECRET_LEN}, key=len)
+        self._known = tuple(reversed(secrets))  # longest first: a DSN before its key
+
+    def text(self, value: str) -> str:
+        for secret in self._known:
+            if secret in value:
+                value = value.replace(secret, FILTERED)
+        value = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{FILTERED}@", value)
+        for pattern in _SECRET_PATH_URLS:
+            value = pattern.sub(lambda m: f"{m['keep']}{FILTERED}", value)
+        value = _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {FILTERED}", value)
+        return _KEY_VALUE.sub(lambda m: f"{m['key']}{FILTERED}", value)
+
+    def value(self, obj: Any, depth: int = 0) -> Any:
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, Mapping):
+            return {
+                key: (
+                    FILTERED
+                    if isinstance(key, str) and _SENSITIVE_KEY.search(key) and obj[key] is not None
+                    else self.value(obj[key], depth + 1)
+                )
+                for key in obj
+            }
+        if isinstance(obj, list | tuple):
+            return [self.value(item, depth + 1) for item in obj]
+        return obj
+
+    def event(self, event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``before_send``: the whole event, recursively; task arguments dropped."""
+        extra = event.get("extra")
+        if isinstance(extra, dict) and isinstance(extra.get("celery-job"), dict):
+            job = dict(extra["celery-job"])
+            job["args"] = job["kwargs"] = FILTERED
+            extra["celery-job"] = job
+        request = event.get("request")
+        if isinstance(request, dict):
+            for name in ("data", "cookies", "env"):
+                if name in request:
+                    request[name] = FILTERED
+        scrubbed: dict[str, Any] = self.value(event)
+        return scrubbed
+
+    def breadcrumb(
+        self, crumb: dict[str, Any], hint: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        scrubbed: dict[str, Any] = self.value(crumb)
+        return scrubbed
+
+
+def known_secrets(settings: Settings) -> list[str]:
+    """Every secret value this process was configured with (for exact-match redaction)."""
+    from sqlalchemy.engine import make_url
+
+    out: list[str] = []
+    if settings.sentry_dsn is not None:
+        dsn = settings.sentry_dsn.get_secret_value()
+        out.append(dsn)
+        out.extend(m.group(0) for m in re.finditer(r"(?<=://)[^@/]+(?=@)", dsn))
+    if settings.flower_basic_auth is not None:
+        for pair in settings.flower_basic_auth.get_secret_value().split(","):
+            out.append(pair.partition(":")[2])
+    for url in (settings.database_url, settings.redis_url, settings.broker_url or ""):
+        match = re.match(r"^[a-z][a-z0-9+.-]*://[^/@:]*:([^@/]+)@", url, re.I)
+        if match:
+            out.append(match.group(1))
+            try:
+                password = make_url(url).password
+            except Exception:  # noqa: S112 - a URL SQLAlchemy cannot parse has no other form
+                continue
+            if password:
+                out.append(str(password))
+    return out
+
+
+_initialized_for: str | None = None
+
+
+def init_sentry(settings: Settings, process: ProcessKind) -> bool:
+    """Initialise Sentry for this process when ``SENTRY_DSN`` is set; True if it is on.
+
+    Idempotent per process: a second call (e.g. both ``celeryd_init`` and an embedded
+    beat) keeps the first initialisation.
+    """
+    global _initialized_for
+    if settings.sentry_dsn is None:
+        return False
+    if _initialized_for is not None:
+        return True
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
+    from workers import lifecycle
+
+    scrubber = Scrubber(known_secrets(settings))
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.get_secret_value(),
+        environment=settings.sentry_environment,
+        traces_sample_rate=settings.sentry_traces_sample_rate,
+        send_default_pii=False,
+        include_local_variables=False,
+        max_request_body_size="never",
+        event_scrubber=EventScrubber(
+            denylist=[*DEFAULT_DENYLIST, "dsn", "webhook_secret", "signing_secret", "basic_auth"],
+            recursive=True,
+        ),
+        before_send=scrubber.event,  # type: ignore[arg-type]
+        before_send_transaction=scrubber.event,  # type: ignore[arg-type]
+        before_breadcrumb=scrubber.breadcrumb,
+        integrations=[
+            # Beat entries become Crons monitors; the worker reports their outcome.
+            CeleryIntegration(monitor_beat_tasks=True),
+            LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+        ],
+    )
+    sentry_sdk.set_tag("process", process)
+    _initialized_for = process
+    # Pool children exit with os._exit (no atexit): flush what they queued.
+    lifecycle.register("sentry", _flush_sentry)
+    log.info("Sentry enabled for %s (environment %s)", process, settings.sentry_environment)
+    return True
+
+
+def _flush_sentry() -> None:
+    import sentry_sdk
+
+    sentry_sdk.flush(timeout=2.0)
+
+
+def configure_logging(settings: Settings, process: ProcessKind) -> None:
+    """Root logging for non-Celery processes (Celery configures its own from ``--loglevel``).
+
+    One stderr handler, one line per record, the process kind in every line.
+    """
+    root = logging.getLogger()
+    if any(getattr(h, "_hyperwatch", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s {process}[%(process)d] %(name)s: %(message)s")
+    )
+    handler._hyperwatch = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
