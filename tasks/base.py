@@ -109,16 +109,17 @@ class HyperwatchTask(Task):
         if decision == "dead_letter":
             return self.dead_letter(_reason(exc), args[0] if len(args) == 1 else list(args))
         retries = int(self.request.retries or 0)
-        if decision == "retry" and retries < self.policy.max_retries:
+        limit = self.policy.max_retries
+        if decision == "retry" and (limit is None or retries < limit):
             ceiling = self.settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
             countdown = self.policy.countdown(retries, ceiling_s=ceiling)
             log.warning(
                 "%s: transient %s, retry %d/%d in %.1fs: %s",
-                self.name, type(exc).__name__, retries + 1, self.policy.max_retries,
+                self.name, type(exc).__name__, retries + 1, "∞" if limit is None else limit,
                 countdown, _reason(exc),
             )  # fmt: skip
             try:
-                raise self.retry(exc=exc, countdown=countdown, max_retries=self.policy.max_retries)
+                raise self.retry(exc=exc, countdown=countdown, max_retries=limit)
             except Reject as rejected:
                 # The retry could not be published (broker down). Celery would drop the
                 # message; late ack lets us put it back instead.

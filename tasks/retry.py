@@ -8,7 +8,10 @@ exception falls in exactly one class:
   (PostgreSQL reports all of them as ``OperationalError``; SQLite's "database is locked"
   too), pool checkout timeouts, and broker/socket errors. Retried with exponential backoff
   and *equal* jitter (half fixed, half random: retries of a burst spread out but never
-  come back immediately), at most ``max_retries`` times.
+  come back immediately). By default without limit: a database or broker outage is a
+  dependency being away, which health reports; the batch waits for it (at the backoff
+  ceiling) rather than being acknowledged and lost. A finite ``max_retries`` makes the
+  task give up loudly instead.
 - ``dead_letter``: the payload itself can never be processed — malformed on the wire, or
   rejected by the database as data (numeric overflow, constraint). Recorded with the reason
   in ``dead_letters``, counted, and the message is acknowledged. Never retried.
@@ -45,12 +48,12 @@ class RetryPolicy:
 
     transient: tuple[type[BaseException], ...]
     dead_letter: tuple[type[BaseException], ...]
-    max_retries: int = 10
+    max_retries: int | None = None
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.backoff_base_s <= 0:
+        if (self.max_retries is not None and self.max_retries < 0) or self.backoff_base_s <= 0:
             raise ValueError("max_retries >= 0 and backoff_base_s > 0")
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError("backoff_max_s must be at least backoff_base_s")
@@ -73,7 +76,10 @@ class RetryPolicy:
         return delay / 2 + (rng or random).uniform(0, delay / 2)
 
     def worst_case_total_s(self) -> float:
-        """Longest time from the first failure to giving up (every delay at its maximum)."""
+        """Longest time from the first failure to giving up (every delay at its maximum);
+        infinite when retries are unlimited."""
+        if self.max_retries is None:
+            return float("inf")
         return sum(
             min(self.backoff_max_s, self.backoff_base_s * 2**n) for n in range(self.max_retries)
         )
@@ -112,6 +118,7 @@ DEAD_LETTER: tuple[type[BaseException], ...] = (
     sqlite3.IntegrityError,
 )
 
-# 10 retries, 1 s doubling to a 60 s cap: an outage of 2.5-5 minutes (jitter) is absorbed
-# before a batch gives up; far below the 10-minute visibility timeout per delay.
+# 1 s doubling to a 60 s cap, without limit: after a minute or two of outage a batch is
+# retried once a minute until the dependency is back (far below the 10-minute visibility
+# timeout per delay). Poison is never retried: it is dead-lettered.
 DEFAULT_POLICY = RetryPolicy(transient=TRANSIENT, dead_letter=DEAD_LETTER)

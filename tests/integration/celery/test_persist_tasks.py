@@ -8,6 +8,7 @@ and the e2e worker tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -201,7 +202,7 @@ def test_asset_contexts_positions_fills_and_sessions_are_idempotent(
     assert sample("hyperwatch_rows_stored_total", table="user_fills") >= 1
 
 
-def test_unreachable_database_is_retried_then_the_task_gives_up_loudly(
+def test_given_finite_policy_when_database_unreachable_then_retried_then_gives_up_loudly(
     settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given an app whose database refuses connections (nothing listens on port 1)
@@ -213,6 +214,8 @@ def test_unreachable_database_is_retried_then_the_task_gives_up_loudly(
     )
     app.loader.import_default_modules()
     task = app.tasks["hyperwatch.persist.trades"]
+    # (the default policy retries without limit; a finite one is how a task gives up)
+    task.policy = replace(task.policy, max_retries=10)
     failed_before = sample("hyperwatch_tasks_failed_total", task=task.name)
 
     # When a batch is persisted (apply runs retries at once; countdowns apply via a broker)

@@ -95,8 +95,12 @@ def test_countdown_respects_a_ceiling_from_the_visibility_timeout() -> None:
 def test_default_policy_stays_far_below_the_default_visibility_timeout() -> None:
     vt = Settings.model_fields["broker_visibility_timeout_s"].default
     assert DEFAULT_POLICY.backoff_max_s <= vt * RETRY_CEILING_OF_VISIBILITY
-    # and gives up within minutes, not hours
-    assert 120 <= DEFAULT_POLICY.worst_case_total_s() <= 600
+    # and never gives up on a dependency that is away: the batch waits for it
+    assert DEFAULT_POLICY.max_retries is None
+    assert DEFAULT_POLICY.worst_case_total_s() == float("inf")
+    # while a finite policy gives up within minutes, not hours
+    finite = RetryPolicy(transient=(), dead_letter=(), max_retries=10)
+    assert 120 <= finite.worst_case_total_s() <= 600
 
 
 def test_policy_rejects_nonsense() -> None:
