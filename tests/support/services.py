@@ -6,6 +6,7 @@ Rule (style guide, dramatiq): without a service, a test skips on a laptop but FA
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -142,7 +143,18 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.root, user="postgres")
             self._as_user = ["runuser", "-u", "postgres", "--"]
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run(
@@ -180,10 +192,8 @@ class PostgresCluster:
         return self.url(name)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
             self.stop("immediate")
-        except (subprocess.SubprocessError, OSError):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 
