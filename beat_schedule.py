@@ -1,15 +1,92 @@
 """Celery beat's periodic jobs: each entry names its queue, cadence and why it exists.
 
-Exactly one beat may schedule (see docs/OPERATIONS.md for how a second one is kept out).
+Exactly one beat sends: ``tasks.maintenance.beat_guard.SingleBeatScheduler`` (installed as
+the app's ``beat_scheduler``) holds a Redis lock and a second beat waits as a standby.
+
+Every entry carries ``expires`` equal to its period: while no worker consumes, beat keeps
+sending, and a periodic job that could not start within one period is superseded by the
+next one anyway — without it a worker coming back would run the whole backlog of
+identical jobs. Periods are whole minutes where nothing needs less, so Sentry cron
+monitoring can follow them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from settings import Settings
 
+MAINTENANCE = {"queue": "maintenance", "routing_key": "maintenance"}
+NOTIFY = {"queue": "notify", "routing_key": "notify"}
+
+# Mirrors tasks/maintenance/health_snapshot.py PERIOD_S (not imported: building the
+# schedule must not import the task modules).
+HEALTH_SNAPSHOT_PERIOD = dt.timedelta(seconds=30)
+OUTBOX_SWEEP_PERIOD = dt.timedelta(seconds=30)
+
+HOURLY = dt.timedelta(hours=1)
+TEN_MINUTES = dt.timedelta(minutes=10)
+
+# Retention, one entry per table (queue maintenance; the days are RETENTION_*_DAYS).
+RETENTION_PERIODS: dict[str, dt.timedelta] = {
+    # Day-partitioned on PostgreSQL: dropping a day is instant and days change once a day;
+    # hourly means a missed run costs an hour, not a day.
+    "trade_snapshots": HOURLY,
+    "asset_context_snapshots": HOURLY,
+    "position_snapshots": HOURLY,
+    # Chunked deletes: every 10 minutes keeps each run's share small, well inside
+    # RETENTION_MAX_RUNTIME_S, so a delete never becomes a long transaction or a burst of
+    # bloat. (On SQLite the partitioned tables above are chunk-deleted too.)
+    "trade_bars": TEN_MINUTES,
+    "user_fills": TEN_MINUTES,
+    "health_metrics": TEN_MINUTES,  # ~3,000 rows an hour arrive from the snapshot job
+    "notifications": TEN_MINUTES,  # only sent/failed/suppressed ones; pending is the sweeper's
+    "sessions": TEN_MINUTES,
+    "dead_letters": TEN_MINUTES,
+}
+
+
+def _entry(
+    task: str, period: dt.timedelta, route: dict[str, str], args: tuple[Any, ...] = ()
+) -> dict[str, Any]:
+    return {
+        "task": task,
+        "schedule": period,
+        "args": args,
+        "options": {**route, "expires": period.total_seconds()},
+    }
+
 
 def build(settings: Settings) -> dict[str, Any]:
     """The schedule for this deployment (cadences that depend on settings come from it)."""
-    return {}
+    schedule: dict[str, Any] = {
+        # maintenance · hourly / 10 min · old rows and partitions go (see RETENTION_PERIODS).
+        f"retention-{table}": _entry(
+            "hyperwatch.maintenance.retention", period, MAINTENANCE, (table,)
+        )
+        for table, period in RETENTION_PERIODS.items()
+    }
+    # maintenance · hourly · inserts never wait on partition DDL: PARTITIONS_AHEAD_DAYS days
+    # exist ahead on PostgreSQL; on-demand creation in the insert path stays the fallback.
+    schedule["partitions-ahead"] = _entry(
+        "hyperwatch.maintenance.create_partitions", HOURLY, MAINTENANCE
+    )
+    # maintenance · 30 s · database/Redis latency, queue depths, ingest lag, newest-row ages,
+    # live workers and memory: trends in `health_metrics` and the gauges of every worker's
+    # /metrics; 30 s resolves an incident's shape without flooding the table.
+    schedule["health-snapshot"] = _entry(
+        "hyperwatch.maintenance.health_snapshot", HEALTH_SNAPSHOT_PERIOD, MAINTENANCE
+    )
+    # notify · 30 s · the outbox's failsafe: a notification whose delivery message was lost
+    # (worker killed between commit and send, broker down) is re-enqueued within
+    # NOTIFY_SWEEP_AFTER_S plus one period.
+    schedule["outbox-sweep"] = _entry("hyperwatch.notify.sweep_outbox", OUTBOX_SWEEP_PERIOD, NOTIFY)
+    # maintenance · POSITION_POLL_INTERVAL_S · the exchange's WebSocket follows at most
+    # WS_USER_LIMIT wallets per connection; the rest are polled over REST within budget.
+    schedule["poll-positions"] = _entry(
+        "hyperwatch.maintenance.poll_positions",
+        dt.timedelta(seconds=settings.position_poll_interval_s),
+        MAINTENANCE,
+    )
+    return schedule

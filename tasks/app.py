@@ -30,12 +30,17 @@ import beat_schedule
 import celeryconfig
 from models.db import dispose_all
 from settings import Settings, SettingsError, load_settings
+from tasks.maintenance.hooks import install_operations
 from workers import lifecycle
 from workers.observability import init_sentry
 
 # Every module that defines tasks; a worker imports all of them at start.
 TASK_MODULES: list[str] = [
     "tasks.persist",
+    "tasks.maintenance.retention",
+    "tasks.maintenance.partitions",
+    "tasks.maintenance.health_snapshot",
+    "tasks.maintenance.positions_poll",
 ]
 
 
@@ -52,6 +57,7 @@ def create_app(settings: Settings) -> HyperwatchCelery:
     app.conf.update(celeryconfig.from_settings(settings))
     app.conf.beat_schedule = beat_schedule.build(settings)
     app.conf.include = list(TASK_MODULES)
+    install_operations(app)  # single-beat scheduler, worker heartbeat and /metrics bootsteps
     lifecycle.register("database-pools", dispose_all)
     lifecycle.register("broker-producer-pool", app.close)
     return app

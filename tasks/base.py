@@ -114,7 +114,7 @@ class HyperwatchTask(Task):
             ceiling = self.settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
             countdown = self.policy.countdown(retries, ceiling_s=ceiling)
             log.warning(
-                "%s: transient %s, retry %d/%d in %.1fs: %s",
+                "%s: transient %s, retry %d/%s in %.1fs: %s",
                 self.name, type(exc).__name__, retries + 1, "∞" if limit is None else limit,
                 countdown, _reason(exc),
             )  # fmt: skip

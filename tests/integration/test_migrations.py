@@ -46,7 +46,7 @@ def test_given_empty_postgres_when_migrating_up_down_up_then_schema_follows() ->
         database.close()
 
 
-def test_given_migrated_database_when_compared_with_models_then_no_drift(database) -> None:  # type: ignore[no-untyped-def]
+def test_given_migrated_database_when_compared_with_models_then_no_drift(database) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
@@ -56,7 +56,7 @@ def test_given_migrated_database_when_compared_with_models_then_no_drift(databas
         )
 
     # Day partitions are created at run time and are not part of the declared model.
-    def runtime_partition(entry: tuple) -> bool:  # type: ignore[type-arg]
+    def runtime_partition(entry: tuple) -> bool:
         obj = entry[1]
         table = getattr(obj, "table", obj)
         return entry[0] in ("remove_table", "remove_index") and "_p2" in str(

@@ -1,0 +1,186 @@
+"""Retention: what is older than a table's ``RETENTION_*_DAYS`` goes, cheaply and in bounds.
+
+- PostgreSQL, day-partitioned snapshot tables: whole partitions whose day ended before the
+  cutoff are dropped — no row-by-row delete, no bloat, no vacuum debt. The drop waits for
+  its lock at most 5 s (a DROP queued behind a long insert would otherwise
+  block every insert queued behind *it*); a run that times out is retried by the next one.
+- Everything else (and every table on SQLite): deletes in chunks of ``chunk_size`` rows by
+  primary key, each chunk its own short transaction, until nothing old is left or
+  ``RETENTION_MAX_RUNTIME_S`` is spent. A run stopped by the cap reports
+  ``complete=False``; the next run continues where it stopped.
+
+Only rows that are finished with are deleted: notifications only once ``sent``, ``failed``
+or ``suppressed`` (a ``pending`` one belongs to the outbox sweeper), sessions only once they
+ended (or never will: started before the cutoff without an end).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from celery import Task, shared_task
+from sqlalchemy import ColumnElement, Table, delete, or_, select, text, tuple_
+
+from models import PARTITIONED_TABLES, Base
+from models.db import Database, get_database
+from models.partitions import drop_older_than
+from models.repositories.snapshots import forget_known_partitions
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long a partition drop may wait for its lock before giving up until the next run.
+_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '5s'")
+DAY = dt.timedelta(days=1)
+
+
+def _table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one table ages out: its clock column and what else a deletable row must be."""
+
+    table: str
+    days_setting: str
+    column: str
+    unit: Literal["ms", "datetime"]
+    finished: Callable[[Table, Any], ColumnElement[bool]] | None = None
+
+    def days(self, settings: Settings) -> int:
+        return int(getattr(settings, self.days_setting))
+
+
+def _notification_done(t: Table, _cutoff: Any) -> ColumnElement[bool]:
+    return t.c.status.in_(("sent", "failed", "suppressed"))
+
+
+def _session_done(t: Table, cutoff: Any) -> ColumnElement[bool]:
+    return or_(t.c.ended_at.is_(None), t.c.ended_at < cutoff)
+
+
+POLICIES: dict[str, Policy] = {
+    p.table: p
+    for p in (
+        Policy("trade_snapshots", "retention_trades_days", "time", "ms"),
+        Policy("asset_context_snapshots", "retention_asset_contexts_days", "time", "ms"),
+        Policy("position_snapshots", "retention_positions_days", "time", "ms"),
+        Policy("trade_bars", "retention_trade_bars_days", "minute", "ms"),
+        Policy("user_fills", "retention_fills_days", "time", "ms"),
+        Policy("health_metrics", "retention_health_metrics_days", "time", "datetime"),
+        Policy(
+            "notifications",
+            "retention_notifications_days",
+            "created_at",
+            "datetime",
+            _notification_done,
+        ),
+        Policy("sessions", "retention_sessions_days", "started_at", "datetime", _session_done),
+        Policy("dead_letters", "retention_dead_letters_days", "created_at", "datetime"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    table: str
+    cutoff: dt.datetime
+    dropped_partitions: tuple[str, ...] = ()
+    deleted_rows: int = 0
+    complete: bool = True
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Retention:
+    """Applies :data:`POLICIES`. Clocks are injected so the runtime cap is testable."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        now: Callable[[], dt.datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        chunk_size: int = 5_000,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self._now = now
+        self._monotonic = monotonic
+        self.chunk_size = chunk_size
+        self.max_runtime_s = settings.retention_max_runtime_s
+
+    def run(self, table: str) -> RetentionResult:
+        policy = POLICIES.get(table)
+        if policy is None:
+            raise ValueError(f"no retention policy for table {table!r}")
+        cutoff = self._now() - policy.days(self.settings) * DAY
+        if table in PARTITIONED_TABLES and self.database.dialect == "postgresql":
+            return self._drop_partitions(policy, cutoff)
+        return self._delete_chunks(policy, cutoff)
+
+    def _drop_partitions(self, policy: Policy, cutoff: dt.datetime) -> RetentionResult:
+        with self.database.engine.begin() as conn:
+            conn.execute(_LOCK_TIMEOUT)
+            dropped = drop_older_than(conn, policy.table, cutoff.date())
+        if dropped:
+            # This process must not believe those days still exist (it would skip creating
+            # one again for a late row); other processes only ever write far newer days.
+            forget_known_partitions()
+            log.info("retention %s: dropped %s", policy.table, ", ".join(dropped))
+        return RetentionResult(policy.table, cutoff, dropped_partitions=tuple(dropped))
+
+    def _delete_chunks(self, policy: Policy, cutoff: dt.datetime) -> RetentionResult:
+        table = _table(policy.table)
+        bound: Any = int(cutoff.timestamp() * 1000) if policy.unit == "ms" else cutoff
+        condition = table.c[policy.column] < bound
+        if policy.finished is not None:
+            condition = condition & policy.finished(table, cutoff)
+        key = list(table.primary_key.columns)
+        victims = select(*key).where(condition).limit(self.chunk_size)
+        target = key[0] if len(key) == 1 else tuple_(*key)
+        stmt = delete(table).where(target.in_(victims))
+        started = self._monotonic()
+        deleted = 0
+        while True:
+            with self.database.engine.begin() as conn:
+                n = conn.execute(stmt).rowcount or 0
+            deleted += n
+            if n < self.chunk_size:
+                complete = True
+                break
+            if self._monotonic() - started >= self.max_runtime_s:
+                complete = False
+                log.warning(
+                    "retention %s: runtime cap %.0f s reached after %d rows; continuing next run",
+                    policy.table,
+                    self.max_runtime_s,
+                    deleted,
+                )
+                break
+        if deleted:
+            log.info("retention %s: deleted %d rows older than %s", policy.table, deleted, cutoff)
+        return RetentionResult(policy.table, cutoff, deleted_rows=deleted, complete=complete)
+
+
+@shared_task(bind=True, name="hyperwatch.maintenance.retention", ignore_result=True)
+def retention(self: Task, table: str) -> dict[str, Any]:
+    """Queue maintenance, one beat entry per table. Idempotent (deleting what is already
+    gone deletes nothing). Not retried: the next run is the retry; an unknown table name is
+    a ValueError (a typo in the schedule must be loud)."""
+    settings: Settings = self.app.settings
+    result = Retention(get_database(settings), settings).run(table)
+    return {
+        "table": result.table,
+        "dropped_partitions": list(result.dropped_partitions),
+        "deleted_rows": result.deleted_rows,
+        "complete": result.complete,
+    }

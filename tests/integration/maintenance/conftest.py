@@ -1,0 +1,28 @@
+"""Fixtures for the maintenance jobs: a Celery app built the way workers build it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from settings import Settings
+from tasks.app import HyperwatchCelery, create_app
+from workers import lifecycle
+
+
+@pytest.fixture()
+def make_app() -> Iterator[Callable[[Settings], HyperwatchCelery]]:
+    """``create_app(settings)`` as the process's current app; closed at teardown."""
+    apps: list[HyperwatchCelery] = []
+
+    def make(settings: Settings) -> HyperwatchCelery:
+        app = create_app(settings)
+        app.loader.import_default_modules()
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.close()
+    lifecycle.registry.reset()

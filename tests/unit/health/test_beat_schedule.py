@@ -1,0 +1,59 @@
+"""The beat schedule: every entry routable, expiring with its period, every table retained."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from celery import Celery
+from celery.beat import Scheduler
+
+import beat_schedule
+import celeryconfig
+from settings import Settings, load_settings
+from tasks.maintenance.retention import POLICIES
+
+
+@pytest.fixture()
+def schedule() -> dict:
+    return beat_schedule.build(load_settings(position_poll_interval_s=45))
+
+
+def test_every_entry_names_an_existing_queue_that_matches_its_route(schedule: dict) -> None:
+    for name, entry in schedule.items():
+        queue = entry["options"]["queue"]
+        assert queue in celeryconfig.QUEUE_NAMES, name
+        family = entry["task"].split(".")[1]  # hyperwatch.<family>.<job>
+        assert celeryconfig.task_routes[f"hyperwatch.{family}.*"]["queue"] == queue, name
+
+
+def test_every_entry_expires_after_one_period(schedule: dict) -> None:
+    for name, entry in schedule.items():
+        assert entry["options"]["expires"] == entry["schedule"].total_seconds(), name
+
+
+def test_the_required_jobs_are_scheduled_at_their_cadence(schedule: dict) -> None:
+    cadence = {name: e["schedule"] for name, e in schedule.items()}
+    assert cadence["health-snapshot"] == dt.timedelta(seconds=30)
+    assert cadence["outbox-sweep"] == dt.timedelta(seconds=30)
+    assert schedule["outbox-sweep"]["task"] == "hyperwatch.notify.sweep_outbox"
+    assert cadence["poll-positions"] == dt.timedelta(seconds=45)  # POSITION_POLL_INTERVAL_S
+    assert schedule["partitions-ahead"]["task"] == "hyperwatch.maintenance.create_partitions"
+
+
+def test_every_retention_policy_has_an_entry_and_every_entry_a_policy(schedule: dict) -> None:
+    retained = {e["args"][0] for e in schedule.values() if e["task"].endswith(".retention")}
+    assert retained == set(POLICIES)
+
+
+def test_every_retention_policy_reads_an_existing_setting() -> None:
+    for policy in POLICIES.values():
+        assert policy.days_setting in Settings.model_fields, policy.table
+
+
+def test_celery_accepts_every_entry(schedule: dict) -> None:
+    app = Celery("schedule-check", set_as_current=False)
+    app.conf.beat_schedule = schedule
+    scheduler = Scheduler(app, lazy=True)
+    scheduler.merge_inplace(schedule)  # raises on a key ScheduleEntry does not take
+    assert set(scheduler.schedule) == set(schedule)

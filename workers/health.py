@@ -1,0 +1,467 @@
+"""Health of a hyperwatch deployment: measure every dependency, then judge each one.
+
+What the statuses mean, per check (thresholds are ``HEALTH_*`` settings):
+
+- ``database``: healthy when ``SELECT 1`` answers within ``HEALTH_DB_LATENCY_DEGRADED_MS``
+  and the tables can be read; degraded when slower; unhealthy when unreachable or the
+  schema cannot be read.
+- ``redis`` (cache, heartbeats, locks) and, when ``BROKER_URL`` names another server,
+  ``broker``: the same with ``HEALTH_REDIS_LATENCY_DEGRADED_MS``.
+- ``queues``: messages waiting per Celery queue (every priority list of it); degraded when
+  any queue holds more than ``HEALTH_QUEUE_DEPTH_DEGRADED``, unhealthy above
+  ``HEALTH_QUEUE_DEPTH_UNHEALTHY``.
+- ``ingest``: age of the newest event any stream delivered (``hw:ingest:last_event_ms``,
+  written by the ingester). The *freshest* stream decides, because some streams are sparse
+  by nature (a quiet wallet's fills) while asset contexts arrive every second; every
+  stream's lag is still reported. Degraded above ``HEALTH_INGEST_LAG_DEGRADED_S``,
+  unhealthy above ``HEALTH_INGEST_LAG_UNHEALTHY_S`` or when no event was ever recorded.
+- ``workers``: nodes whose Redis heartbeat is younger than
+  ``HEALTH_WORKER_HEARTBEAT_STALE_S``; unhealthy with none (nothing is persisted).
+- ``memory``: resident memory of each live worker node (main + pool); degraded above
+  ``HEALTH_MEMORY_DEGRADED_MB``.
+- ``beat``: degraded when no beat holds the schedule lock — retention, partitions ahead,
+  the outbox sweeper and position polling have stopped, data still flows.
+
+The overall status is the worst check's; :class:`Status` values are the exit codes of
+``hyperwatch health`` (0/1/2). Measuring never raises: a dependency that cannot be read
+is a :class:`Failure` carrying the error, and judges as unhealthy — never as "fine" or
+"empty".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from celeryconfig import QUEUE_NAMES
+from models.asset_context import AssetContextSnapshot
+from models.db import Database, get_database
+from models.fill import UserFill
+from models.position import PositionSnapshot
+from models.trade import TradeBar, TradeSnapshot
+from settings import Settings, redact_url
+from tasks.maintenance.beat_guard import LOCK_KEY
+from workers import heartbeat
+from workers.ingester.cache import LAST_EVENT_KEY
+from workers.metrics import (
+    DB_LATENCY,
+    HEALTH_STATUS,
+    INGEST_LAG,
+    NEWEST_ROW_AGE,
+    QUEUE_DEPTH,
+    REDIS_LATENCY,
+    WORKER_MEMORY,
+    WORKERS_ALIVE,
+    MetricDef,
+)
+from workers.redis_clients import quick_redis
+
+MIB = 1024 * 1024
+
+# kombu's Redis transport emulates priorities with one list per step (`priority_steps`
+# [0, 3, 6, 9]); step 0 is the queue's own name, the others `<queue>\x06\x16<step>`.
+PRIORITY_STEPS = (0, 3, 6, 9)
+PRIORITY_SEP = "\x06\x16"
+
+# Tables whose newest row shows data still arriving, with their event-time column (ms).
+NEWEST_ROW_COLUMNS: dict[str, InstrumentedAttribute[int]] = {
+    "trade_snapshots": TradeSnapshot.time,
+    "trade_bars": TradeBar.minute,
+    "asset_context_snapshots": AssetContextSnapshot.time,
+    "position_snapshots": PositionSnapshot.time,
+    "user_fills": UserFill.time,
+}
+
+
+def queue_keys(queue: str) -> list[str]:
+    return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+
+
+class Status(enum.IntEnum):
+    HEALTHY = 0
+    DEGRADED = 1
+    UNHEALTHY = 2
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A measurement that could not be taken, and why."""
+
+    error: str
+
+
+T = TypeVar("T")
+
+
+def _measure(read: Callable[[], T]) -> T | Failure:
+    try:
+        return read()
+    except Exception as exc:  # every failure becomes a reported Failure, never a value
+        return Failure(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    message = text[0] if text else ""
+    return f"{type(orig or exc).__name__}: {redact_url(message)}"[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    node: str
+    time_ms: int
+    pid: int
+    rss_bytes: int
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Everything the checks judge, taken at ``time_ms``."""
+
+    time_ms: int
+    db_latency_s: float | Failure
+    newest_row_ms: dict[str, int | None] | Failure
+    redis_latency_s: float | Failure
+    broker_latency_s: float | Failure | None  # None: the broker is the cache Redis
+    queue_depths: dict[str, int] | Failure
+    last_event_ms: dict[str, int] | Failure
+    workers: dict[str, WorkerBeat] | Failure
+    beat_holder: str | Failure | None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    reason: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": str(self.status), "reason": self.reason, **self.data}
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    time_ms: int
+    checks: tuple[Check, ...]
+
+    @property
+    def status(self) -> Status:
+        return max((c.status for c in self.checks), default=Status.HEALTHY)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "time": dt.datetime.fromtimestamp(self.time_ms / 1000, dt.UTC).isoformat(),
+            "checks": {c.name: c.as_dict() for c in self.checks},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, sort_keys=False)
+
+
+# --- measuring (I/O) -------------------------------------------------------------------------
+
+
+class Probe:
+    """Takes :class:`Measurements` from the database and Redis. Never raises."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        cache: redis.Redis,
+        broker: redis.Redis | None = None,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.cache = cache
+        self.broker = broker
+        self._now_ms = now_ms
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Probe:
+        broker_url = settings.effective_broker_url
+        broker = None if broker_url == settings.redis_url else quick_redis(broker_url)
+        return cls(settings, get_database(settings), quick_redis(settings.redis_url), broker)
+
+    def close(self) -> None:
+        self.cache.close()
+        if self.broker is not None:
+            self.broker.close()
+
+    def measure(self) -> Measurements:
+        cache_latency = _measure(lambda: _ping(self.cache))
+        broker = self.broker if self.broker is not None else self.cache
+        broker_latency = None if self.broker is None else _measure(lambda: _ping(broker))
+        broker_ok = broker_latency if broker_latency is not None else cache_latency
+
+        def cache_read(read: Callable[[], T]) -> T | Failure:
+            # A dependency that did not answer its ping is reported by every check that
+            # needs it, without paying its timeout again for every read.
+            return cache_latency if isinstance(cache_latency, Failure) else _measure(read)
+
+        db_latency = _measure(self.database.ping)
+        return Measurements(
+            time_ms=self._now_ms(),
+            db_latency_s=db_latency,
+            newest_row_ms=(
+                db_latency if isinstance(db_latency, Failure) else _measure(self._newest_rows)
+            ),
+            redis_latency_s=cache_latency,
+            broker_latency_s=broker_latency,
+            queue_depths=(
+                broker_ok
+                if isinstance(broker_ok, Failure)
+                else _measure(lambda: _queue_depths(broker))
+            ),
+            last_event_ms=cache_read(self._last_events),
+            workers=cache_read(self._workers),
+            beat_holder=cache_read(self._beat_holder),
+        )
+
+    def _newest_rows(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        with self.database.engine.connect() as conn:
+            for table, column in NEWEST_ROW_COLUMNS.items():
+                value = conn.execute(select(func.max(column))).scalar()
+                out[table] = None if value is None else int(value)
+        return out
+
+    def _last_events(self) -> dict[str, int]:
+        raw = self.cache.hgetall(LAST_EVENT_KEY)
+        return {_text(k): int(v) for k, v in raw.items()}
+
+    def _workers(self) -> dict[str, WorkerBeat]:
+        keys = list(self.cache.scan_iter(match=heartbeat.KEY_PATTERN, count=500))
+        if not keys:
+            return {}
+        out: dict[str, WorkerBeat] = {}
+        for raw in self.cache.mget(keys):
+            if raw is None:
+                continue  # expired between SCAN and MGET
+            value = json.loads(raw)
+            out[value["node"]] = WorkerBeat(
+                value["node"], int(value["time_ms"]), int(value["pid"]), int(value["rss_bytes"])
+            )
+        return out
+
+    def _beat_holder(self) -> str | None:
+        value = self.cache.get(LOCK_KEY)
+        return None if value is None else _text(value)
+
+
+def _ping(client: redis.Redis) -> float:
+    started = time.perf_counter()
+    client.ping()
+    return time.perf_counter() - started
+
+
+def _queue_depths(client: redis.Redis) -> dict[str, int]:
+    pipe = client.pipeline(transaction=False)
+    for queue in QUEUE_NAMES:
+        for key in queue_keys(queue):
+            pipe.llen(key)
+    lengths = iter(pipe.execute())
+    return {queue: sum(next(lengths) for _ in PRIORITY_STEPS) for queue in QUEUE_NAMES}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- judging (pure) --------------------------------------------------------------------------
+
+
+def judge(m: Measurements, settings: Settings) -> HealthReport:
+    checks = [
+        check_database(m, settings),
+        check_redis("redis", m.redis_latency_s, settings),
+    ]
+    if m.broker_latency_s is not None:
+        checks.append(check_redis("broker", m.broker_latency_s, settings))
+    checks += [
+        check_queues(m, settings),
+        check_ingest(m, settings),
+        check_workers(m, settings),
+        check_memory(m, settings),
+        check_beat(m),
+    ]
+    return HealthReport(m.time_ms, tuple(checks))
+
+
+def check_database(m: Measurements, settings: Settings) -> Check:
+    if isinstance(m.db_latency_s, Failure):
+        return Check("database", Status.UNHEALTHY, f"unreachable: {m.db_latency_s.error}")
+    latency_ms = m.db_latency_s * 1000
+    data: dict[str, Any] = {"latency_ms": round(latency_ms, 2)}
+    if isinstance(m.newest_row_ms, Failure):
+        reason = f"tables unreadable (migrated?): {m.newest_row_ms.error}"
+        return Check("database", Status.UNHEALTHY, reason, data)
+    data["newest_row_age_s"] = {
+        table: None if ms is None else round(max(0, m.time_ms - ms) / 1000, 1)
+        for table, ms in m.newest_row_ms.items()
+    }
+    if latency_ms > settings.health_db_latency_degraded_ms:
+        limit = settings.health_db_latency_degraded_ms
+        return Check("database", Status.DEGRADED, f"slow: {latency_ms:.0f} ms > {limit:g} ms", data)
+    return Check("database", Status.HEALTHY, f"latency {latency_ms:.1f} ms", data)
+
+
+def check_redis(name: str, latency_s: float | Failure, settings: Settings) -> Check:
+    if isinstance(latency_s, Failure):
+        return Check(name, Status.UNHEALTHY, f"unreachable: {latency_s.error}")
+    latency_ms = latency_s * 1000
+    data = {"latency_ms": round(latency_ms, 2)}
+    limit = settings.health_redis_latency_degraded_ms
+    if latency_ms > limit:
+        return Check(name, Status.DEGRADED, f"slow: {latency_ms:.0f} ms > {limit:g} ms", data)
+    return Check(name, Status.HEALTHY, f"latency {latency_ms:.1f} ms", data)
+
+
+def check_queues(m: Measurements, settings: Settings) -> Check:
+    if isinstance(m.queue_depths, Failure):
+        return Check("queues", Status.UNHEALTHY, f"cannot read queues: {m.queue_depths.error}")
+    data = {"depth": dict(m.queue_depths)}
+    worst = max(m.queue_depths.items(), key=lambda kv: kv[1], default=("", 0))
+    summary = ", ".join(f"{q} {n}" for q, n in m.queue_depths.items())
+    if worst[1] > settings.health_queue_depth_unhealthy:
+        limit = settings.health_queue_depth_unhealthy
+        return Check("queues", Status.UNHEALTHY, f"backlog: {worst[0]} {worst[1]} > {limit}", data)
+    if worst[1] > settings.health_queue_depth_degraded:
+        limit = settings.health_queue_depth_degraded
+        return Check("queues", Status.DEGRADED, f"backlog: {worst[0]} {worst[1]} > {limit}", data)
+    return Check("queues", Status.HEALTHY, f"waiting: {summary}", data)
+
+
+def check_ingest(m: Measurements, settings: Settings) -> Check:
+    if isinstance(m.last_event_ms, Failure):
+        return Check("ingest", Status.UNHEALTHY, f"cannot read: {m.last_event_ms.error}")
+    if not m.last_event_ms:
+        return Check("ingest", Status.UNHEALTHY, "no ingester has recorded an event")
+    lags = {s: max(0.0, (m.time_ms - ms) / 1000) for s, ms in m.last_event_ms.items()}
+    data = {"lag_s": {s: round(v, 1) for s, v in sorted(lags.items())}}
+    freshest = min(lags.values())
+    if freshest > settings.health_ingest_lag_unhealthy_s:
+        reason = f"no event for {freshest:.0f} s (> {settings.health_ingest_lag_unhealthy_s:g} s)"
+        return Check("ingest", Status.UNHEALTHY, reason, data)
+    if freshest > settings.health_ingest_lag_degraded_s:
+        reason = f"no event for {freshest:.0f} s (> {settings.health_ingest_lag_degraded_s:g} s)"
+        return Check("ingest", Status.DEGRADED, reason, data)
+    return Check("ingest", Status.HEALTHY, f"newest event {freshest:.1f} s ago", data)
+
+
+def live_workers(m: Measurements, settings: Settings) -> dict[str, WorkerBeat]:
+    if isinstance(m.workers, Failure):
+        return {}
+    limit_ms = settings.health_worker_heartbeat_stale_s * 1000
+    return {n: w for n, w in m.workers.items() if m.time_ms - w.time_ms <= limit_ms}
+
+
+def check_workers(m: Measurements, settings: Settings) -> Check:
+    if isinstance(m.workers, Failure):
+        return Check("workers", Status.UNHEALTHY, f"cannot read heartbeats: {m.workers.error}")
+    live = live_workers(m, settings)
+    data = {"alive": len(live), "nodes": sorted(live)}
+    if not live:
+        limit = settings.health_worker_heartbeat_stale_s
+        return Check("workers", Status.UNHEALTHY, f"no worker heartbeat in {limit:g} s", data)
+    return Check("workers", Status.HEALTHY, f"{len(live)} alive", data)
+
+
+def check_memory(m: Measurements, settings: Settings) -> Check:
+    if isinstance(m.workers, Failure):
+        return Check("memory", Status.UNHEALTHY, f"cannot read heartbeats: {m.workers.error}")
+    live = live_workers(m, settings)
+    data = {"rss_mb": {n: round(w.rss_bytes / MIB, 1) for n, w in sorted(live.items())}}
+    if not live:
+        return Check("memory", Status.HEALTHY, "no live worker to measure", data)
+    limit = settings.health_memory_degraded_mb
+    heavy = sorted(n for n, w in live.items() if w.rss_bytes > limit * MIB)
+    if heavy:
+        return Check("memory", Status.DEGRADED, f"above {limit} MiB: {', '.join(heavy)}", data)
+    top = max(live.values(), key=lambda w: w.rss_bytes)
+    return Check(
+        "memory", Status.HEALTHY, f"largest {top.node} {top.rss_bytes / MIB:.0f} MiB", data
+    )
+
+
+def check_beat(m: Measurements) -> Check:
+    if isinstance(m.beat_holder, Failure):
+        return Check("beat", Status.UNHEALTHY, f"cannot read the lock: {m.beat_holder.error}")
+    if m.beat_holder is None:
+        reason = "no beat holds the schedule lock: periodic jobs are not running"
+        return Check("beat", Status.DEGRADED, reason)
+    return Check("beat", Status.HEALTHY, "scheduling", {"holder": m.beat_holder})
+
+
+# --- as metric samples -----------------------------------------------------------------------
+
+# What the health snapshot exports (INGEST_LAG is the ingester's own gauge; it is only
+# stored in `health_metrics`, so two processes never export one series).
+SNAPSHOT_DEFS: tuple[MetricDef, ...] = (
+    QUEUE_DEPTH,
+    DB_LATENCY,
+    REDIS_LATENCY,
+    NEWEST_ROW_AGE,
+    WORKERS_ALIVE,
+    WORKER_MEMORY,
+    HEALTH_STATUS,
+)
+
+Sample = tuple[str, float, dict[str, str]]
+
+
+def samples(m: Measurements, report: HealthReport, settings: Settings) -> list[Sample]:
+    """(metric name, value, labels) of every measurement that was taken."""
+    return list(_samples(m, report, settings))
+
+
+def _samples(m: Measurements, report: HealthReport, settings: Settings) -> Iterator[Sample]:
+    if not isinstance(m.db_latency_s, Failure):
+        yield DB_LATENCY.name, m.db_latency_s, {}
+    if not isinstance(m.redis_latency_s, Failure):
+        yield REDIS_LATENCY.name, m.redis_latency_s, {}
+    if not isinstance(m.queue_depths, Failure):
+        for queue, depth in m.queue_depths.items():
+            yield QUEUE_DEPTH.name, float(depth), {"queue": queue}
+    if not isinstance(m.last_event_ms, Failure):
+        for stream, ms in sorted(m.last_event_ms.items()):
+            yield INGEST_LAG.name, max(0.0, (m.time_ms - ms) / 1000), {"stream": stream}
+    if not isinstance(m.newest_row_ms, Failure):
+        for table, newest in m.newest_row_ms.items():
+            if newest is not None:  # an empty table has no newest row: absent, not zero
+                age = max(0.0, (m.time_ms - newest) / 1000)
+                yield NEWEST_ROW_AGE.name, age, {"table": table}
+    if not isinstance(m.workers, Failure):
+        live = live_workers(m, settings)
+        yield WORKERS_ALIVE.name, float(len(live)), {}
+        for node, w in sorted(live.items()):
+            yield WORKER_MEMORY.name, float(w.rss_bytes), {"node": node}
+    for check in report.checks:
+        yield HEALTH_STATUS.name, float(check.status), {"check": check.name}
+    yield HEALTH_STATUS.name, float(report.status), {"check": "overall"}
+
+
+def exported(all_samples: list[Sample]) -> dict[str, list[tuple[float, Mapping[str, str]]]]:
+    """Samples of the exported gauges (SNAPSHOT_DEFS) grouped by metric name."""
+    names = {d.name for d in SNAPSHOT_DEFS}
+    out: dict[str, list[tuple[float, Mapping[str, str]]]] = {d.name: [] for d in SNAPSHOT_DEFS}
+    for name, value, labels in all_samples:
+        if name in names:
+            out[name].append((value, labels))
+    return out
