@@ -93,11 +93,15 @@ class PollResult:
 
 
 def wallets_to_poll(settings: Settings, database_wallets: Sequence[str]) -> list[str]:
-    ws = set(settings.tracked_wallets[: settings.ws_user_limit])
+    """Wallets tracked in the database (``hyperwatch wallets track``) that the ingester does
+    not follow. The ingester owns every ``TRACKED_WALLETS`` address — over WebSocket up to
+    ``WS_USER_LIMIT``, by its own REST poller beyond — so polling them here too would spend
+    the exchange's REST weight twice for the same positions."""
+    followed = set(settings.tracked_wallets)
     seen: set[str] = set()
     out: list[str] = []
-    for address in [*settings.tracked_wallets, *(a.lower() for a in database_wallets)]:
-        if address not in ws and address not in seen:
+    for address in (a.lower() for a in database_wallets):
+        if address not in followed and address not in seen:
             seen.add(address)
             out.append(address)
     return out

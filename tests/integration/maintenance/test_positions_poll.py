@@ -106,15 +106,16 @@ def cache(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture()
 def settings(pg_database: Database, redis_url: str, info: InfoStub) -> Settings:
-    # A is followed over WS (limit 1); B comes from settings, C from a subscriber's list.
+    # A is the ingester's (TRACKED_WALLETS); B and C come from a subscriber's list.
     with pg_database.session() as s:
         user = UserRepository(s).create("poll@example.com")
+        TrackedWalletRepository(s).track(user.id, B)
         TrackedWalletRepository(s).track(user.id, C)
     return load_settings(
         database_url=pg_database.url,
         redis_url=redis_url,
         hl_info_url=info.url,
-        tracked_wallets=f"{A},{B}",
+        tracked_wallets=f"{A}",
         ws_user_limit=1,
     )
 

@@ -8,14 +8,17 @@ from tasks.maintenance.positions_poll import rotated, wallets_to_poll
 A, B, C, D = (f"0x{c * 40}" for c in "abcd")
 
 
-def test_given_ws_limit_when_selecting_then_the_first_configured_wallets_are_left_to_ws() -> None:
+def test_given_configured_wallets_when_selecting_then_they_are_left_to_the_ingester() -> None:
+    # Given A, B, C followed by the ingester (WS up to the limit, its own REST poller beyond)
     settings = load_settings(tracked_wallets=f"{A},{B},{C}", ws_user_limit=2)
-    assert wallets_to_poll(settings, [B.upper().replace("0X", "0x"), D, C]) == [C, D]
+    # When the database also tracks B (any case), D and C
+    # Then only D, which the ingester does not know, is polled here
+    assert wallets_to_poll(settings, [B.upper().replace("0X", "0x"), D, C]) == [D]
 
 
-def test_given_no_ws_slots_when_selecting_then_every_wallet_is_polled_once() -> None:
+def test_given_database_wallets_when_selecting_then_each_is_polled_once() -> None:
     settings = load_settings(tracked_wallets=f"{A}", ws_user_limit=0)
-    assert wallets_to_poll(settings, [A, B, B]) == [A, B]
+    assert wallets_to_poll(settings, [A, B, B, C]) == [B, C]
 
 
 def test_given_runs_when_rotating_then_each_run_starts_where_the_budget_stopped() -> None:
