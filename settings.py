@@ -141,6 +141,18 @@ class Settings(BaseSettings):
         ge=1000,
         description="Events held in memory while Redis is away; beyond it the oldest are dropped and counted.",
     )
+    ingest_outage_replay_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="After a broker outage, batches published this many seconds before it are sent again (0 = off): "
+        "a message popped by a worker or unsynced by Redis as it went down would otherwise be lost; writes are idempotent.",
+    )
+    ingest_outage_replay_max_events: int = Field(
+        100_000,
+        ge=0,
+        description="Cap on the events kept for that replay (memory bound at high rates).",
+    )
     ingest_dedup_size: int = Field(
         100_000, ge=1000, description="Recent trade keys remembered for dedup."
     )

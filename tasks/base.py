@@ -64,6 +64,9 @@ class HyperwatchTask(Task):
     """Applies the retry policy, bounds database statements, dead-letters poison payloads."""
 
     policy: ClassVar[RetryPolicy] = DEFAULT_POLICY
+    # Celery's own cap (default 3) applies whenever retry() is given max_retries=None, which
+    # is how an unlimited policy asks; the policy is the only limit, so Celery's must be off.
+    max_retries = None
 
     @property
     def settings(self) -> Settings:

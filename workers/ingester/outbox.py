@@ -105,6 +105,23 @@ class Outbox:
             self._inflight = None
             self._cond.notify_all()
 
+    def requeue_front(self, envelopes: list[Envelope]) -> None:
+        """Put already-sent envelopes back at the head, in their order, to be sent again.
+
+        Used after a broker outage for the batches published just before it (see
+        :class:`~workers.ingester.publisher.Publisher`); they count toward the bound like
+        any other envelope and are never dropped ahead of older unsent ones.
+        """
+        if not envelopes:
+            return
+        with self._cond:
+            for env in reversed(envelopes):
+                env.sent = 0
+                env.meta["replay"] = True
+                self._items.appendleft(env)
+                self._events += env.count
+            self._cond.notify()
+
     def release(self) -> None:
         """The in-flight send failed; the envelope stays at the head and may be dropped."""
         with self._cond:

@@ -3,7 +3,15 @@
 Contract: the thread owns the :class:`BrokerClient`. It takes the head envelope, sends it to
 each of its targets (remembering which succeeded, so a retry never sends one twice), and
 only then removes it: order is preserved and nothing leaves the buffer unsent except by the
-outbox's counted overflow. While the broker is unreachable it retries with capped
+outbox's counted overflow.
+
+A publish that Redis acknowledged can still be lost when the broker goes down right after:
+kombu's Redis transport pops a message (BRPOP) and records it as unacknowledged in a second
+round trip, so a worker that popped it as Redis stopped holds the only copy; and Redis with
+``appendfsync everysec`` loses up to a second of writes in a crash. So the publisher keeps
+the envelopes it sent in the last ``replay_window_s`` (at most ``replay_max_events``) and,
+when an outage begins, puts them back at the head of the outbox: they are sent again when
+the broker returns, and the workers' idempotent writes absorb the copies that did arrive. While the broker is unreachable it retries with capped
 exponential backoff (each attempt bounded by the client's socket timeouts), logging the
 outage once and its end once. :meth:`stop` ends the thread after the current attempt; what
 is still queued is reported by the caller. A bug (any exception other than the broker's
@@ -16,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 from workers.ingester.broker import PERSIST_SESSION, BrokerClient
 from workers.ingester.outbox import Envelope, Outbox
@@ -38,6 +47,8 @@ class Publisher(threading.Thread):
         metrics: Metrics,
         retry_min_s: float = 0.1,
         retry_max_s: float = 2.0,
+        replay_window_s: float = 2.0,
+        replay_max_events: int = 100_000,
     ) -> None:
         super().__init__(name="ingest-publisher", daemon=True)
         self._outbox = outbox
@@ -50,6 +61,10 @@ class Publisher(threading.Thread):
         self.reachable = False
         self.failure: BaseException | None = None
         self._outage_since: float | None = None
+        self._replay_window_s = replay_window_s
+        self._replay_max_events = replay_max_events
+        self._recent: deque[tuple[float, Envelope]] = deque()
+        self._recent_events = 0
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop_event.set()
@@ -78,6 +93,7 @@ class Publisher(threading.Thread):
             return
         if self._send(env):
             self._outbox.done(env)
+            self._remember(env)
             self._metrics.gauge(BUFFER_DEPTH).set(self._outbox.depth)
         else:
             self._outbox.release()
@@ -98,9 +114,35 @@ class Publisher(threading.Thread):
         self._metrics.histogram(PUBLISH_LATENCY).labels(env.kind).observe(
             time.perf_counter() - started
         )
-        self._metrics.counter(BATCHES_PUBLISHED).labels(env.kind).inc()
-        self._metrics.counter(EVENTS_PUBLISHED).labels(env.kind).inc(env.count)
+        if not env.meta.get("replay"):
+            self._metrics.counter(BATCHES_PUBLISHED).labels(env.kind).inc()
+            self._metrics.counter(EVENTS_PUBLISHED).labels(env.kind).inc(env.count)
         return True
+
+    def _remember(self, env: Envelope) -> None:
+        if self._replay_window_s <= 0 or self._replay_max_events <= 0:
+            return
+        now = time.monotonic()
+        self._recent.append((now, env))
+        self._recent_events += env.count
+        while self._recent and (
+            now - self._recent[0][0] > self._replay_window_s
+            or self._recent_events > self._replay_max_events
+        ):
+            self._recent_events -= self._recent.popleft()[1].count
+
+    def _replay_recent(self) -> None:
+        now = time.monotonic()
+        recent = [env for sent_at, env in self._recent if now - sent_at <= self._replay_window_s]
+        self._recent.clear()
+        self._recent_events = 0
+        if recent:
+            self._outbox.requeue_front(recent)
+            log.warning(
+                "broker outage: %d batch(es) (%d events) published in the last %.1f s will be "
+                "sent again when it returns (idempotent)",
+                len(recent), sum(e.count for e in recent), self._replay_window_s,
+            )  # fmt: skip
 
     def _send_session(self, record_json: bytes) -> bool:
         try:
@@ -117,6 +159,7 @@ class Publisher(threading.Thread):
             log.warning(
                 "broker unreachable, buffering (%d events held): %s", self._outbox.depth, exc
             )
+            self._replay_recent()
         self.reachable = False
 
     def _reachable(self) -> None:

@@ -136,7 +136,13 @@ class Ingester:
             s.hl_ws_url, registry, policy, self.pipeline, self.clock, self.metrics,
             s.ping_interval_s, s.pong_timeout_s, s.stream_silence_s,
         )  # fmt: skip
-        self.publisher = Publisher(self.outbox, BrokerClient(s.effective_broker_url), self.metrics)
+        self.publisher = Publisher(
+            self.outbox,
+            BrokerClient(s.effective_broker_url),
+            self.metrics,
+            replay_window_s=s.ingest_outage_replay_s,
+            replay_max_events=s.ingest_outage_replay_max_events,
+        )
         self.cache_writer = CacheWriter(cache, s.redis_url, self.id, self.metrics, self.clock)
         poller = None
         if polled:

@@ -65,10 +65,15 @@ def test_redis_restart_loses_nothing_within_the_buffer(
     # Then events were held while Redis was away, and none was lost
     assert depth_seen > 100 and lost == 0
     keys = published.trade_keys()
-    assert max(keys.values()) == 1
     expected = window_keys(truth.trades, published)
     assert len(expected) > 2000
     assert expected <= set(keys), f"{len(expected - set(keys))} trades lost across the restart"
-    # And batches arrived in order
+    # And only the batches published just before the outage were sent a second time (the
+    # outage replay; the workers' idempotent writes absorb them), each at most once more
     seqs = [b["seq"] for b in published.args("hyperwatch.persist.trades")]
-    assert seqs == sorted(seqs)
+    assert max(keys.values()) <= 2
+    resent = sorted({q for q in seqs if seqs.count(q) > 1})
+    assert resent == sorted(resent) and len(resent) <= 40
+    # And apart from that replay, batches arrived in order
+    firsts = list(dict.fromkeys(seqs))
+    assert firsts == sorted(firsts)

@@ -118,3 +118,12 @@ def test_statement_bound_stays_below_soft_shutdown_and_soft_time_limit(
     assert statement_timeout_s(
         settings_for(worker_soft_shutdown_timeout_s=0, task_time_limit_s=60)
     ) == pytest.approx(36.0)
+
+
+def test_given_unlimited_policy_then_celerys_own_retry_cap_is_off() -> None:
+    # Celery's Task.retry(max_retries=None) falls back to Task.max_retries (default 3) and then
+    # fails the task, which acknowledges and loses the batch; the policy must be the only cap.
+    from tasks.base import HyperwatchTask
+
+    assert DEFAULT_POLICY.max_retries is None
+    assert HyperwatchTask.max_retries is None

@@ -1,0 +1,196 @@
+"""The plan of `hyperwatch up`: which processes, with which commands, env and stop budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from celeryconfig import QUEUE_NAMES
+from settings import Settings, load_settings
+from workers.simulator.config import SimulatorConfig
+from workers.supervisor.child import ChildSpec
+from workers.supervisor.plan import (
+    Plan,
+    UpOptions,
+    build_plan,
+    flower_conf,
+    worker_stop_timeout_s,
+)
+
+PY = "/opt/py/bin/python"
+WALLET = "0x5b2e9c0d4a1f8e7b6c3d2a1908f7e6d5c4b3a291"
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(data_dir=tmp_path / "var")
+
+
+def plan_for(settings: Settings, env: dict[str, str] | None = None, **options: object) -> Plan:
+    return build_plan(settings, UpOptions(**options), env or {"PATH": "/bin"}, PY)  # type: ignore[arg-type]
+
+
+def by_name(plan: Plan, name: str) -> ChildSpec:
+    return next(c for c in plan.children if c.name == name)
+
+
+def test_given_live_feed_when_planning_then_four_processes_start_and_stop_in_drain_order(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings)
+
+    assert plan.names() == ["worker", "beat", "flower", "ingester"]
+    assert plan.stop_order == ("ingester", "beat", "worker", "flower")
+
+
+def test_given_any_plan_when_built_then_every_process_runs_our_interpreter_with_remapped_sigterm(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings, feed="sim", sim_port=4321)
+
+    for spec in [plan.migrate, *plan.children]:
+        assert spec.argv[0] == PY, spec.name
+        assert spec.env["REMAP_SIGTERM"] == "SIGQUIT", spec.name
+        assert spec.env["PYTHONUNBUFFERED"] == "1", spec.name
+        assert spec.env["PATH"] == "/bin", spec.name
+
+
+def test_given_worker_when_planned_then_it_consumes_every_queue_and_outlasts_the_soft_shutdown(
+    settings: Settings,
+) -> None:
+    worker = by_name(plan_for(settings, worker_concurrency=3), "worker")
+
+    argv = list(worker.argv)
+    assert argv[1:6] == ["-m", "celery", "-A", "tasks", "worker"]
+    assert argv[argv.index("-Q") + 1].split(",") == list(QUEUE_NAMES)
+    assert argv[argv.index("-c") + 1] == "3"
+    assert worker.stop_timeout_s == worker_stop_timeout_s(settings)
+    assert worker.stop_timeout_s > settings.worker_soft_shutdown_timeout_s
+
+
+def test_given_beat_when_planned_then_its_state_file_lives_in_the_data_dir(
+    settings: Settings,
+) -> None:
+    beat = by_name(plan_for(settings), "beat")
+
+    assert beat.argv[1:6] == ("-m", "celery", "-A", "tasks", "beat")
+    assert beat.argv[beat.argv.index("--schedule") + 1] == str(
+        settings.data_dir / "celerybeat-schedule"
+    )
+
+
+def test_given_sim_feed_when_planning_then_simulator_starts_first_and_feeds_everyone(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings, feed="sim", sim_port=4321, sim_users=2)
+
+    simulator = plan.children[0]
+    assert simulator.name == "simulator"
+    assert simulator.listens_on == 4321
+    argv = list(simulator.argv)
+    assert argv[1:4] == ["-m", "workers.cli", "simulate"]
+    assert argv[argv.index("--port") + 1] == "4321"
+    assert argv[argv.index("--users") + 1] == "2"
+    assert argv[argv.index("--coins") + 1] == "BTC,ETH,SOL"
+    assert plan.stop_order == ("ingester", "simulator", "beat", "worker", "flower")
+    ingester = by_name(plan, "ingester")
+    assert ingester.env["HL_WS_URL"] == "ws://127.0.0.1:4321/ws"
+    assert ingester.env["HL_INFO_URL"] == "http://127.0.0.1:4321/info"
+    assert ingester.env["COINS"] == "BTC,ETH,SOL"
+
+
+def test_given_sim_users_when_planning_then_the_ingester_tracks_the_wallets_the_simulator_makes(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings, feed="sim", sim_port=1, sim_users=2)
+
+    tracked = by_name(plan, "ingester").env["TRACKED_WALLETS"].split(",")
+
+    assert tracked == list(SimulatorConfig(users=2).all_users)
+    assert len(set(tracked)) == 2
+
+
+def test_given_operator_coins_and_wallets_when_sim_feed_then_the_simulator_serves_them(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, coins="ETH,HYPE", tracked_wallets=WALLET)
+
+    plan = plan_for(settings, feed="sim", sim_port=1, sim_users=1)
+
+    argv = list(plan.children[0].argv)
+    assert argv[argv.index("--coins") + 1] == "ETH,HYPE"
+    assert argv[argv.index("--user") + 1] == WALLET
+    env = by_name(plan, "ingester").env
+    assert env["COINS"] == "ETH,HYPE"
+    assert env["TRACKED_WALLETS"].split(",")[0] == WALLET
+    assert len(env["TRACKED_WALLETS"].split(",")) == 2
+
+
+def test_given_live_feed_when_planning_then_the_feed_urls_are_left_to_settings(
+    settings: Settings,
+) -> None:
+    env = by_name(plan_for(settings), "ingester").env
+
+    assert "HL_WS_URL" not in env
+    assert "TRACKED_WALLETS" not in env
+
+
+def test_given_flower_password_when_planning_then_only_flower_gets_it_and_never_in_argv(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, flower_basic_auth="ops:s3cret", flower_port=5999)
+    env = {"PATH": "/bin", "FLOWER_BASIC_AUTH": "ops:s3cret", "FLOWER_PURGE_OFFLINE_WORKERS": "60"}
+
+    plan = plan_for(settings, env)
+
+    flower = by_name(plan, "flower")
+    assert flower.env["FLOWER_BASIC_AUTH"] == "ops:s3cret"
+    assert flower.env["FLOWER_PURGE_OFFLINE_WORKERS"] == "60"
+    assert "--port=5999" in flower.argv
+    for spec in [plan.migrate, *plan.children]:
+        assert not any("s3cret" in arg for arg in spec.argv), spec.name
+        if spec.name != "flower":
+            assert not [k for k in spec.env if k.startswith("FLOWER_")], spec.name
+
+
+def test_given_no_flower_password_when_planning_then_flower_gets_no_empty_credential(
+    settings: Settings,
+) -> None:
+    flower = by_name(plan_for(settings, {"FLOWER_BASIC_AUTH": ""}), "flower")
+
+    assert "FLOWER_BASIC_AUTH" not in flower.env
+
+
+def test_given_no_flower_when_planning_then_it_is_neither_started_nor_stopped(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings, flower=False)
+
+    assert "flower" not in plan.names()
+    assert "flower" not in plan.stop_order
+
+
+def test_given_any_plan_when_built_then_the_database_is_migrated_by_the_cli(
+    settings: Settings,
+) -> None:
+    assert plan_for(settings).migrate.argv[1:] == ("-m", "workers.cli", "db", "upgrade")
+
+
+def test_given_a_flower_config_file_when_planning_then_flower_loads_it_from_any_directory(
+    settings: Settings, tmp_path: Path
+) -> None:
+    conf = tmp_path / "flowerconfig.py"
+
+    flower = by_name(plan_for(settings, flower_conf=conf), "flower")
+
+    assert f"--conf={conf}" in flower.argv
+
+
+def test_given_this_checkout_when_locating_flowerconfig_then_it_is_beside_celeryconfig() -> None:
+    import celeryconfig
+
+    found = flower_conf()
+
+    assert found is not None
+    assert found == Path(celeryconfig.__file__).resolve().parent / "flowerconfig.py"

@@ -1,0 +1,218 @@
+"""What ``hyperwatch up`` runs: the processes, their commands, environments and stop budgets.
+
+Pure: settings and options in, :class:`Plan` out; no process is started here. Every child
+runs under the supervisor's own interpreter (``sys.executable -m …``), so the one-machine run
+uses exactly the installed code, whatever ``PATH`` says.
+
+The children are the same processes a deployment runs (docker-compose.yml, deploy/), with
+the same environment contract: ``REMAP_SIGTERM=SIGQUIT`` (billiard reads it from the
+environment at import; it turns the worker's SIGTERM into a soft shutdown, see
+celeryconfig.py) and unbuffered output so log lines arrive as they are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from celeryconfig import QUEUE_NAMES
+from settings import Settings
+from workers.supervisor.child import ChildSpec
+
+Feed = Literal["live", "sim"]
+
+# Stop order: the ingester first so it flushes its last batches while the broker is up;
+# the simulator after it, so the ingester does not see its feed vanish and reconnect while
+# draining; beat before the worker so nothing new is scheduled into a draining worker;
+# Flower last, so it shows the drain.
+STOP_ORDER = ("ingester", "simulator", "beat", "worker", "flower")
+
+SIM_HOST = "127.0.0.1"
+SIM_DEFAULT_COINS = ("BTC", "ETH", "SOL")
+
+# Seconds each process may take to drain after SIGTERM before it is killed. The worker's
+# budget is derived from WORKER_SOFT_SHUTDOWN_TIMEOUT_S (see worker_stop_timeout_s).
+INGESTER_STOP_TIMEOUT_S = 30.0
+SIMULATOR_STOP_TIMEOUT_S = 10.0
+BEAT_STOP_TIMEOUT_S = 15.0
+FLOWER_STOP_TIMEOUT_S = 10.0
+MIGRATE_TIMEOUT_S = 300.0
+# Above the soft-shutdown wait: the cancel, message restore and pool teardown that follow it.
+WORKER_STOP_MARGIN_S = 15.0
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    feed: Feed = "live"
+    flower: bool = True
+    # Flower's config file (flowerconfig.py: auth guard, history bound). Flower only looks
+    # in the working directory by default, and `up` may run from anywhere.
+    flower_conf: Path | None = None
+    worker_concurrency: int = 2
+    sim_users: int = 2
+    sim_rate: float = 50.0
+    sim_port: int = 0  # the port the simulator gets (chosen free by the command)
+
+
+@dataclass(frozen=True)
+class Plan:
+    migrate: ChildSpec
+    children: tuple[ChildSpec, ...]  # in start order
+    stop_order: tuple[str, ...]
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.children]
+
+
+def worker_stop_timeout_s(settings: Settings) -> float:
+    """The worker's SIGTERM budget: its soft-shutdown wait plus the cold shutdown after it.
+
+    With REMAP_SIGTERM a worker that has a task running sleeps the full soft-shutdown
+    timeout (Celery does not end the wait early when the task finishes), then cancels and
+    requeues what still runs: 45 s + 15 s = 60 s with the defaults.
+    """
+    return settings.worker_soft_shutdown_timeout_s + WORKER_STOP_MARGIN_S
+
+
+def flower_conf() -> Path | None:
+    """flowerconfig.py beside celeryconfig.py (the checkout), if this install has one."""
+    import celeryconfig
+
+    path = Path(celeryconfig.__file__).resolve().parent / "flowerconfig.py"
+    return path if path.is_file() else None
+
+
+def sim_users(count: int) -> list[str]:
+    """The simulator's generated wallet addresses (stable across seeds, see its market)."""
+    from workers.simulator.market import sim_user_address
+
+    return [sim_user_address(i) for i in range(count)]
+
+
+def sim_coins(settings: Settings) -> list[str]:
+    return list(SIM_DEFAULT_COINS) if settings.all_coins else list(settings.coins)
+
+
+def build_plan(
+    settings: Settings, options: UpOptions, base_env: Mapping[str, str], python: str
+) -> Plan:
+    env = _common_env(settings, options, base_env)
+    celery = (python, "-m", "celery", "-A", "tasks")
+    hyperwatch = (python, "-m", "workers.cli")
+    log_level = settings.log_level
+
+    children: list[ChildSpec] = []
+    if options.feed == "sim":
+        children.append(_simulator(settings, options, env, hyperwatch))
+    worker = (
+        *celery, "worker",
+        "-Q", ",".join(QUEUE_NAMES),
+        "-c", str(options.worker_concurrency),
+        # The default node name `hyperwatch health worker` looks for (its --node).
+        "-n", "celery@%h",
+        "--loglevel", log_level,
+    )  # fmt: skip
+    children.append(
+        ChildSpec("worker", worker, env, stop_timeout_s=worker_stop_timeout_s(settings))
+    )
+    beat = (
+        *celery, "beat",
+        "--loglevel", log_level,
+        # Beat's local state file lives with the other embedded files, not in the cwd.
+        "--schedule", str(settings.data_dir / "celerybeat-schedule"),
+    )  # fmt: skip
+    children.append(ChildSpec("beat", beat, env, stop_timeout_s=BEAT_STOP_TIMEOUT_S))
+    if options.flower:
+        children.append(_flower(settings, options, env, base_env, celery))
+    # The ingester starts last: everything that consumes what it publishes is already up.
+    children.append(
+        ChildSpec(
+            name="ingester",
+            argv=(*hyperwatch, "ingest"),
+            env=env,
+            stop_timeout_s=INGESTER_STOP_TIMEOUT_S,
+        )
+    )
+    migrate = ChildSpec(
+        name="migrate",
+        argv=(*hyperwatch, "db", "upgrade"),
+        env=env,
+        stop_timeout_s=MIGRATE_TIMEOUT_S,
+    )
+    names = {c.name for c in children}
+    return Plan(
+        migrate=migrate,
+        children=tuple(children),
+        stop_order=tuple(n for n in STOP_ORDER if n in names),
+    )
+
+
+def _common_env(
+    settings: Settings, options: UpOptions, base_env: Mapping[str, str]
+) -> dict[str, str]:
+    env = dict(base_env)
+    env["REMAP_SIGTERM"] = "SIGQUIT"
+    env["PYTHONUNBUFFERED"] = "1"
+    # Flower reads FLOWER_* variables itself; only the flower child gets them, so its
+    # password is not in every process's environment.
+    for name in [k for k in env if _is_flower_variable(k)]:
+        del env[name]
+    if options.feed == "sim":
+        base = f"{SIM_HOST}:{options.sim_port}"
+        env["HL_WS_URL"] = f"ws://{base}/ws"
+        env["HL_INFO_URL"] = f"http://{base}/info"
+        env["COINS"] = ",".join(sim_coins(settings))
+        wallets = list(settings.tracked_wallets)
+        wallets += [a for a in sim_users(options.sim_users) if a not in wallets]
+        env["TRACKED_WALLETS"] = ",".join(wallets)
+    return env
+
+
+def _simulator(
+    settings: Settings, options: UpOptions, env: Mapping[str, str], hyperwatch: tuple[str, ...]
+) -> ChildSpec:
+    argv = [
+        *hyperwatch, "simulate",
+        "--host", SIM_HOST,
+        "--port", str(options.sim_port),
+        "--coins", ",".join(sim_coins(settings)),
+        "--users", str(options.sim_users),
+        "--rate", f"{options.sim_rate:g}",
+    ]  # fmt: skip
+    # Wallets the operator tracks get simulated activity too, so they show positions.
+    for address in settings.tracked_wallets:
+        argv += ["--user", address]
+    return ChildSpec(
+        name="simulator",
+        argv=tuple(argv),
+        env=env,
+        stop_timeout_s=SIMULATOR_STOP_TIMEOUT_S,
+        listens_on=options.sim_port,
+    )
+
+
+def _is_flower_variable(name: str) -> bool:
+    return name.upper().startswith("FLOWER_")
+
+
+def _flower(
+    settings: Settings,
+    options: UpOptions,
+    env: Mapping[str, str],
+    base_env: Mapping[str, str],
+    celery: tuple[str, ...],
+) -> ChildSpec:
+    flower_env = dict(env)
+    flower_env.update({k: v for k, v in base_env.items() if _is_flower_variable(k)})
+    # Flower turns an empty FLOWER_BASIC_AUTH into one empty credential; unset means none.
+    flower_env.pop("FLOWER_BASIC_AUTH", None)
+    if settings.flower_basic_auth is not None:
+        # Through the environment, not argv: argv is visible to every user in `ps`.
+        flower_env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
+    argv: tuple[str, ...] = (*celery, "flower")
+    if options.flower_conf is not None:
+        argv += (f"--conf={options.flower_conf}",)
+    argv += (f"--address={settings.flower_address}", f"--port={settings.flower_port}")
+    return ChildSpec("flower", argv, flower_env, stop_timeout_s=FLOWER_STOP_TIMEOUT_S)
