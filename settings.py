@@ -153,6 +153,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Cap on the events kept for that replay (memory bound at high rates).",
     )
+    ingest_confirm_timeout_s: float = Field(
+        660.0,
+        ge=1,
+        description="A published batch no worker has confirmed after this long is sent again (idempotent); "
+        "keep it above BROKER_VISIBILITY_TIMEOUT_S so messages waiting for redelivery are not doubled.",
+    )
+    ingest_confirm_max_events: int = Field(
+        200_000, ge=0, description="Events kept awaiting confirmation (memory bound; 0 = off)."
+    )
     ingest_dedup_size: int = Field(
         100_000, ge=1000, description="Recent trade keys remembered for dedup."
     )

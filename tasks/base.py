@@ -19,20 +19,25 @@ children re-create their pools after fork).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import redis
 from celery import Task
 from celery.exceptions import Reject, Retry
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from events import Batch
 from models.db import Database, get_database
 from models.repositories import DeadLetterRepository
 from settings import Settings
 from tasks.retry import DEFAULT_POLICY, RetryPolicy
+from workers.confirmations import mark_done
 from workers.metrics_export import count_dead_letter, count_rows
+from workers.redis_clients import quick_redis
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +142,37 @@ class HyperwatchTask(Task):
             DeadLetterRepository(session).record(self.name, reason, payload)
         count_dead_letter(self.name)
         log.warning("%s: dead-lettered a payload: %s", self.name, reason)
+        # Handled for good: confirm it, or the ingester would keep re-sending poison.
+        source, seq = (
+            (payload.get("source"), payload.get("seq"))
+            if isinstance(payload, Mapping)
+            else (None, None)
+        )
+        if isinstance(source, str) and isinstance(seq, int) and not isinstance(seq, bool):
+            self.confirm(Batch("trades", source, seq, []))
         return {"new": 0, "duplicates": 0, "dead_lettered": 1}
+
+    def confirm(self, batch: Batch) -> None:
+        """Tell the ingester this batch is committed (workers/confirmations.py). Best
+        effort: if Redis is away the ingester re-sends later, and the write is idempotent."""
+        if not batch.source:
+            return
+        global _confirm_client
+        try:
+            if _confirm_client is None:
+                _confirm_client = quick_redis(self.settings.redis_url)
+            mark_done(_confirm_client, batch.source, batch.seq, int(time.time() * 1000))
+        except redis.RedisError as exc:
+            log.warning(
+                "%s: batch seq=%d committed but not confirmed: %s", self.name, batch.seq, exc
+            )
 
     def count_rows(self, table: str, new: int, duplicates: int) -> None:
         count_rows(table, new, duplicates)
+
+
+# One confirmation client per process (pool children build their own after fork).
+_confirm_client: redis.Redis | None = None
 
 
 def _reason(exc: BaseException) -> str:

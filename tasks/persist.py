@@ -46,6 +46,7 @@ def persist_trades(self: HyperwatchTask, payload: Any) -> Result:
     with self.transaction() as session:
         result = TradeRepository(session).add_batch(batch.events)
         bars = BarRepository(session).fold_in(result.new_rows)
+    self.confirm(batch)
     self.count_rows("trade_snapshots", result.new, result.duplicates)
     return {"new": result.new, "duplicates": result.duplicates, "bars": bars}
 
@@ -61,6 +62,7 @@ def persist_asset_contexts(self: HyperwatchTask, payload: Any) -> Result:
     bucket_ms = self.settings.asset_context_bucket_s * 1000
     with self.transaction() as session:
         result = AssetContextRepository(session).add_batch(batch.events, bucket_ms)
+    self.confirm(batch)
     self.count_rows("asset_context_snapshots", result.new, result.duplicates)
     return {"new": result.new, "duplicates": result.duplicates}
 
@@ -71,6 +73,7 @@ def persist_positions(self: HyperwatchTask, payload: Any) -> Result:
     batch = decode_batch(payload, "positions")
     with self.transaction() as session:
         result = PositionRepository(session).add_batch(batch.events)
+    self.confirm(batch)
     self.count_rows("position_snapshots", result.new, result.duplicates)
     return {"new": result.new, "duplicates": result.duplicates}
 
@@ -81,6 +84,7 @@ def persist_fills(self: HyperwatchTask, payload: Any) -> Result:
     batch = decode_batch(payload, "fills")
     with self.transaction() as session:
         result = FillRepository(session).add_batch(batch.events)
+    self.confirm(batch)
     self.count_rows("user_fills", result.new, result.duplicates)
     return {"new": result.new, "duplicates": result.duplicates}
 

@@ -25,8 +25,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from workers.ingester.broker import PERSIST_SESSION, BrokerClient
+from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.outbox import Envelope, Outbox
 from workers.metrics import (
     BATCHES_PUBLISHED,
@@ -39,6 +41,22 @@ from workers.metrics import (
 log = logging.getLogger(__name__)
 
 
+class ConfirmationCheck:
+    """Reads worker confirmations for this ingester's batches (``confirmed(seqs)``)."""
+
+    def __init__(
+        self,
+        awaiting: AwaitingConfirmation,
+        confirmed: Callable[[list[int]], set[int]],
+        errors: tuple[type[BaseException], ...],
+        every_s: float = 1.0,
+    ) -> None:
+        self.awaiting = awaiting
+        self.confirmed = confirmed
+        self.errors = errors
+        self.every_s = every_s
+
+
 class Publisher(threading.Thread):
     def __init__(
         self,
@@ -49,6 +67,7 @@ class Publisher(threading.Thread):
         retry_max_s: float = 2.0,
         replay_window_s: float = 2.0,
         replay_max_events: int = 100_000,
+        confirmations: ConfirmationCheck | None = None,
     ) -> None:
         super().__init__(name="ingest-publisher", daemon=True)
         self._outbox = outbox
@@ -65,6 +84,8 @@ class Publisher(threading.Thread):
         self._replay_max_events = replay_max_events
         self._recent: deque[tuple[float, Envelope]] = deque()
         self._recent_events = 0
+        self._confirmations = confirmations
+        self._next_confirm_check = 0.0
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop_event.set()
@@ -81,6 +102,7 @@ class Publisher(threading.Thread):
             self._client.close()
 
     def _step(self) -> None:
+        self._check_confirmations()
         sessions = self._outbox.take_sessions()
         if sessions:
             unsent = {k: v for k, v in sessions.items() if not self._send_session(v)}
@@ -94,6 +116,8 @@ class Publisher(threading.Thread):
         if self._send(env):
             self._outbox.done(env)
             self._remember(env)
+            if self._confirmations is not None:
+                self._confirmations.awaiting.sent(env)
             self._metrics.gauge(BUFFER_DEPTH).set(self._outbox.depth)
         else:
             self._outbox.release()
@@ -118,6 +142,30 @@ class Publisher(threading.Thread):
             self._metrics.counter(BATCHES_PUBLISHED).labels(env.kind).inc()
             self._metrics.counter(EVENTS_PUBLISHED).labels(env.kind).inc(env.count)
         return True
+
+    def _check_confirmations(self) -> None:
+        check = self._confirmations
+        now = time.monotonic()
+        if check is None or now < self._next_confirm_check:
+            return
+        self._next_confirm_check = now + check.every_s
+        due = check.awaiting.due()
+        if not due:
+            return
+        try:
+            done = check.confirmed([env.seq for env in due])
+        except check.errors as exc:
+            log.debug("confirmations unreadable, will retry: %s", exc)
+            return
+        lost = [env for env in due if env.seq not in done]
+        check.awaiting.settle({env.seq for env in due})
+        if lost:
+            log.warning(
+                "%d batch(es) (%d events) published %.0f s ago were never confirmed committed "
+                "(a worker died holding them); sending them again",
+                len(lost), sum(e.count for e in lost), check.awaiting.timeout_s,
+            )  # fmt: skip
+            self._outbox.requeue_front(lost)
 
     def _remember(self, env: Envelope) -> None:
         if self._replay_window_s <= 0 or self._replay_max_events <= 0:

@@ -24,21 +24,24 @@ import socket
 import threading
 
 import httpx
+import redis
 import sentry_sdk
 
 from settings import Settings
+from workers.confirmations import confirmed
 from workers.ingester.backoff import ReconnectPolicy
 from workers.ingester.batcher import Batcher
 from workers.ingester.broker import BrokerClient
 from workers.ingester.cache import CacheWriter, LatestCache
 from workers.ingester.clock import Clock, SystemClock
+from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.connection import Connection
 from workers.ingester.health import HealthServer, Probe
 from workers.ingester.outbox import Outbox
 from workers.ingester.pacing import per_minute
 from workers.ingester.pipeline import Pipeline
 from workers.ingester.poller import PositionPoller
-from workers.ingester.publisher import Publisher
+from workers.ingester.publisher import ConfirmationCheck, Publisher
 from workers.ingester.subscriptions import SubscriptionRegistry, desired_subscriptions
 from workers.ingester.universe import InfoUnavailable, resolve_coins
 from workers.metrics import (
@@ -58,6 +61,7 @@ from workers.metrics import (
     SERVER_ERRORS,
     Metrics,
 )
+from workers.redis_clients import quick_redis
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,16 @@ class Ingester:
         self.coins: list[str] = []
         self.health: HealthServer | None = None
         self._failure: BaseException | None = None
+
+    def _confirmation_check(self) -> ConfirmationCheck:
+        s = self.settings
+        client = quick_redis(s.redis_url)
+        source = self.id  # the batches' `source`, as Pipeline stamps them
+        return ConfirmationCheck(
+            AwaitingConfirmation(s.ingest_confirm_timeout_s, s.ingest_confirm_max_events),
+            lambda seqs: confirmed(client, source, seqs),
+            (redis.RedisError,),
+        )
 
     def resolve(self) -> list[str]:
         """Resolve and validate COINS against ``/info`` (raises UnknownCoin); retries while
@@ -142,6 +156,7 @@ class Ingester:
             self.metrics,
             replay_window_s=s.ingest_outage_replay_s,
             replay_max_events=s.ingest_outage_replay_max_events,
+            confirmations=self._confirmation_check(),
         )
         self.cache_writer = CacheWriter(cache, s.redis_url, self.id, self.metrics, self.clock)
         poller = None
