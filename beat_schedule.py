@@ -19,11 +19,13 @@ from settings import Settings
 
 MAINTENANCE = {"queue": "maintenance", "routing_key": "maintenance"}
 NOTIFY = {"queue": "notify", "routing_key": "notify"}
+ALERTS = {"queue": "alerts", "routing_key": "alerts"}
 
 # Mirrors tasks/maintenance/health_snapshot.py PERIOD_S (not imported: building the
 # schedule must not import the task modules).
 HEALTH_SNAPSHOT_PERIOD = dt.timedelta(seconds=30)
 OUTBOX_SWEEP_PERIOD = dt.timedelta(seconds=30)
+ALERTS_TICK_PERIOD = dt.timedelta(seconds=5)
 
 HOURLY = dt.timedelta(hours=1)
 TEN_MINUTES = dt.timedelta(minutes=10)
@@ -82,6 +84,9 @@ def build(settings: Settings) -> dict[str, Any]:
     # (worker killed between commit and send, broker down) is re-enqueued within
     # NOTIFY_SWEEP_AFTER_S plus one period.
     schedule["outbox-sweep"] = _entry("hyperwatch.notify.sweep_outbox", OUTBOX_SWEEP_PERIOD, NOTIFY)
+    # alerts · 5 s · a feed that goes silent sends no batch, so nothing else can notice it:
+    # the tick evaluates stale-data alerts and retires expired ones.
+    schedule["alerts-tick"] = _entry("hyperwatch.alerts.tick", ALERTS_TICK_PERIOD, ALERTS)
     # maintenance · POSITION_POLL_INTERVAL_S · the exchange's WebSocket follows at most
     # WS_USER_LIMIT wallets per connection; the rest are polled over REST within budget.
     schedule["poll-positions"] = _entry(

@@ -41,6 +41,9 @@ TASK_MODULES: list[str] = [
     "tasks.maintenance.partitions",
     "tasks.maintenance.health_snapshot",
     "tasks.maintenance.positions_poll",
+    "tasks.alerts.evaluate",
+    "tasks.notify.deliver",
+    "tasks.notify.outbox",
 ]
 
 

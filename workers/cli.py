@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from settings import SettingsError
-from workers.context import AppContext
+from workers.context import AppContext, UsageError
 
 # name → "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -27,12 +27,41 @@ COMMANDS: dict[str, str] = {
     "alerts": "workers.commands.alerts:alerts",
     "wallets": "workers.commands.wallets:wallets",
     "notifications": "workers.commands.notifications:notifications",
+    "channels": "workers.commands.channels:channels",
 }
 
 EXIT_USAGE = 2
 
 
+def _one_line(exc: click.UsageError) -> click.UsageError | UsageError:
+    """Click's own usage errors (unknown option, missing or ill-typed argument) print four
+    lines; hyperwatch's convention is one, ``hyperwatch: …``, with where to find help. A
+    group run without a subcommand still prints its help."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        return exc
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return UsageError(f"{exc.format_message()}{where}")
+
+
 class LazyGroup(click.Group):
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from exc.__cause__
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line(exc) from exc.__cause__
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self._load(name) is not None)
 

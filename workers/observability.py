@@ -32,6 +32,9 @@ from settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Beat entries that run more often than once a minute (see beat_schedule.py).
+SUB_MINUTE_BEAT_ENTRIES = ["health-snapshot", "outbox-sweep", "alerts-tick", "poll-positions"]
+
 ProcessKind = Literal["worker", "beat", "flower", "ingester", "simulator", "supervisor", "cli"]
 
 FILTERED: Final = "[Filtered]"
@@ -178,7 +181,11 @@ def init_sentry(settings: Settings, process: ProcessKind) -> bool:
         before_breadcrumb=scrubber.breadcrumb,
         integrations=[
             # Beat entries become Crons monitors; the worker reports their outcome.
-            CeleryIntegration(monitor_beat_tasks=True),
+            CeleryIntegration(
+                monitor_beat_tasks=True,
+                # Sentry Crons takes whole minutes only; these run every few seconds.
+                exclude_beat_tasks=SUB_MINUTE_BEAT_ENTRIES,
+            ),
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
     )

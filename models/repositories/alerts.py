@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from models.alert import Alert
 from models.repositories.base import Repository
@@ -52,20 +54,126 @@ class AlertRepository(Repository[Alert]):
         )
         return (getattr(self.session.execute(stmt), "rowcount", 0) or 0) == 1
 
-    def rearm(self, alert_id: int) -> bool:
-        """Re-arm a recurring alert after hysteresis; idempotent (already armed → False)."""
+    def fire_many(self, claims: Mapping[int, tuple[int, bool]], chunk: int = 500) -> set[int]:
+        """Claim several firings in one transaction: ``alert id → (fired_at ms, once)``.
+        Returns the ids this transaction claimed.
+
+        Idempotency key: the ``armed`` flag, as for :meth:`fire` — each id is claimed by
+        exactly one transaction per arm cycle. The rows are first locked in ascending id
+        order (``SELECT … FOR UPDATE``; a no-op on SQLite, whose writers are serialised), so
+        two workers claiming overlapping sets wait for each other instead of deadlocking;
+        a waiter then sees the winner's ``armed = false`` and claims nothing.
+        """
+        won: set[int] = set()
+        ids = sorted(claims)
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            armed = (Alert.id.in_(part), Alert.armed.is_(True), Alert.active.is_(True))
+            locked = list(
+                self.session.scalars(
+                    select(Alert.id).where(*armed).order_by(Alert.id).with_for_update()
+                )
+            )
+            if not locked:
+                continue
+            once = {i: False for i in locked if claims[i][1]}
+            stmt = (
+                update(Alert)
+                .where(Alert.id.in_(locked), Alert.armed.is_(True), Alert.active.is_(True))
+                .values(
+                    armed=False,
+                    last_fired_at=case({i: claims[i][0] for i in locked}, value=Alert.id),
+                    active=case(once, value=Alert.id, else_=Alert.active) if once else Alert.active,
+                )
+                .returning(Alert.id)
+                .execution_options(synchronize_session=False)
+            )
+            won.update(self.session.scalars(stmt))
+        return won
+
+    def rearm(self, alert_id: int, observed_at: int | None = None) -> bool:
+        """Re-arm a recurring alert after hysteresis; idempotent (already armed → False).
+
+        With ``observed_at`` (ms of the data that showed the condition false by the margin)
+        only data newer than the last firing may re-arm: a worker still holding an older
+        tick than the one another worker fired on cannot re-arm the alert behind its back.
+        """
+        conditions = [
+            Alert.id == alert_id,
+            Alert.armed.is_(False),
+            Alert.active.is_(True),
+            Alert.mode == "recurring",
+        ]
+        if observed_at is not None:
+            conditions.append(or_(Alert.last_fired_at.is_(None), Alert.last_fired_at < observed_at))
         stmt = (
             update(Alert)
-            .where(
-                Alert.id == alert_id,
-                Alert.armed.is_(False),
-                Alert.active.is_(True),
-                Alert.mode == "recurring",
-            )
+            .where(*conditions)
             .values(armed=True)
             .execution_options(synchronize_session=False)
         )
         return (getattr(self.session.execute(stmt), "rowcount", 0) or 0) == 1
+
+    def by_ids(self, alert_ids: Sequence[int]) -> list[Alert]:
+        """The alerts with these ids that still exist (any state), by id."""
+        if not alert_ids:
+            return []
+        stmt = select(Alert).where(Alert.id.in_(list(alert_ids))).order_by(Alert.id)
+        return list(self.session.scalars(stmt))
+
+    def active_rows(self, batch: int = 10_000) -> Iterator[Any]:
+        """Every active alert as a plain row (no ORM identity map), streamed in chunks: the
+        source of a worker's full index load, cheap enough for a million rows."""
+        stmt = (
+            select(*Alert.__table__.columns)
+            .where(Alert.active.is_(True))
+            .order_by(Alert.id)
+            .execution_options(yield_per=batch)
+        )
+        yield from self.session.execute(stmt)
+
+    def changed_since(self, since: dt.datetime) -> list[int]:
+        """Ids of alerts written at or after ``since`` (any write sets ``updated_at``)."""
+        stmt = select(Alert.id).where(Alert.updated_at >= since).order_by(Alert.id)
+        return list(self.session.scalars(stmt))
+
+    def deactivate_expired(self, now_ms: int, limit: int = 1000) -> list[int]:
+        """Deactivate active alerts whose ``expires_at`` has passed; returns their ids.
+        Idempotent: an expired alert is deactivated once, later calls skip it."""
+        ids = list(
+            self.session.scalars(
+                select(Alert.id)
+                .where(
+                    Alert.active.is_(True),
+                    Alert.expires_at.is_not(None),
+                    Alert.expires_at <= now_ms,
+                )
+                .order_by(Alert.id)
+                .limit(limit)
+            )
+        )
+        if ids:
+            self.session.execute(
+                update(Alert)
+                .where(Alert.id.in_(ids), Alert.active.is_(True))
+                .values(active=False)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    def for_user(self, user_id: int | None, include_inactive: bool = True) -> list[Alert]:
+        """A user's alerts (every user's with None), by id, for listings."""
+        stmt = select(Alert)
+        if user_id is not None:
+            stmt = stmt.where(Alert.user_id == user_id)
+        if not include_inactive:
+            stmt = stmt.where(Alert.active.is_(True))
+        return list(self.session.scalars(stmt.order_by(Alert.id)))
+
+    def using_channel(self, channel_id: int) -> list[int]:
+        """Ids of active alerts that notify through ``channel_id``."""
+        stmt = select(Alert.id).where(Alert.channel_id == channel_id, Alert.active.is_(True))
+        return list(self.session.scalars(stmt.order_by(Alert.id)))
 
     def set_active(self, alert_id: int, active: bool) -> bool:
         """Pause/resume; resuming re-arms. Idempotent."""

@@ -6,11 +6,12 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models.base import utcnow
 from models.notification import Notification
+from models.notification_channel import NotificationChannel
 from models.repositories.base import Repository
 
 COUNTED_FOR_QUOTA = ("pending", "sent", "failed")
@@ -61,6 +62,35 @@ class NotificationRepository(Repository[Notification]):
             return found, False
         return row, True
 
+    def enqueue_fresh(self, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Insert outbox rows whose idempotency keys are new by construction (each names a
+        firing this transaction has just claimed) in one statement; returns key → id.
+
+        Idempotency key: ``idempotency_key`` (unique) — a key that exists already raises
+        ``IntegrityError`` and the caller's transaction, claim included, rolls back.
+        Each row: user_id, channel_kind, payload, idempotency_key and optionally alert_id,
+        channel_id, status (default pending), last_error, event_time.
+        """
+        if not rows:
+            return {}
+        values = [{"status": "pending", "attempts": 0, **row} for row in rows]
+        stmt = insert(Notification).returning(
+            Notification.idempotency_key, Notification.id, sort_by_parameter_order=True
+        )
+        return {key: ident for key, ident in self.session.execute(stmt, values)}
+
+    def with_channel(
+        self, notification_id: int
+    ) -> tuple[Notification, NotificationChannel | None] | None:
+        """The row and its channel (None when removed), in one query."""
+        stmt = (
+            select(Notification, NotificationChannel)
+            .outerjoin(NotificationChannel, NotificationChannel.id == Notification.channel_id)
+            .where(Notification.id == notification_id)
+        )
+        found = self.session.execute(stmt).first()
+        return None if found is None else (found[0], found[1])
+
     def by_key(self, idempotency_key: str) -> Notification | None:
         stmt = select(Notification).where(Notification.idempotency_key == idempotency_key)
         return self.session.scalars(stmt).first()
@@ -75,6 +105,18 @@ class NotificationRepository(Repository[Notification]):
         )
         self.session.execute(stmt)
 
+    def settle(self, notification_id: int, status: str, error: str | None) -> bool:
+        """Count one delivery attempt and, in the same statement, move pending → ``status``
+        (``sent``, ``failed``, or ``pending`` to stay pending) with ``error`` as the last
+        error (None clears it). Idempotency key: the status — a row no longer pending is
+        left alone (False)."""
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": Notification.attempts + 1,
+            "last_error": None if error is None else error[:2000],
+        }
+        return self._update_pending(notification_id, values)
+
     def mark_sent(self, notification_id: int) -> bool:
         """pending → sent, once. Idempotency key: the status; a second call returns False."""
         return self._transition(notification_id, "sent", None)
@@ -84,11 +126,15 @@ class NotificationRepository(Repository[Notification]):
         return self._transition(notification_id, "failed", error)
 
     def _transition(self, notification_id: int, status: str, error: str | None) -> bool:
-        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
-        if status == "sent":
-            values["sent_at"] = utcnow()
+        values: dict[str, Any] = {"status": status}
         if error is not None:
             values["last_error"] = error[:2000]
+        return self._update_pending(notification_id, values)
+
+    def _update_pending(self, notification_id: int, values: dict[str, Any]) -> bool:
+        values = {**values, "updated_at": utcnow()}
+        if values.get("status") == "sent":
+            values["sent_at"] = utcnow()
         stmt = (
             update(Notification)
             .where(Notification.id == notification_id, Notification.status == "pending")
@@ -119,3 +165,14 @@ class NotificationRepository(Repository[Notification]):
             )
         )
         return int(self.session.scalar(stmt) or 0)
+
+    def recent(
+        self, user_id: int | None = None, status: str | None = None, limit: int = 50
+    ) -> list[Notification]:
+        """The newest notifications first, optionally of one user and/or one status."""
+        stmt = select(Notification)
+        if user_id is not None:
+            stmt = stmt.where(Notification.user_id == user_id)
+        if status is not None:
+            stmt = stmt.where(Notification.status == status)
+        return list(self.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import click
+from alembic.util import CommandError
 from sqlalchemy.exc import OperationalError
 
 from models import PARTITIONED_TABLES, migrate
@@ -26,6 +27,11 @@ def _unreachable(exc: OperationalError) -> click.ClickException:
     )
 
 
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 @click.group()
 def db() -> None:
     """Schema migrations (Alembic) and day partitions."""
@@ -40,6 +46,8 @@ def upgrade(revision: str) -> None:
         migrate.upgrade(settings, revision)
     except OperationalError as exc:
         raise _unreachable(exc) from None
+    except CommandError as exc:  # an unknown or unreachable revision: nothing was run
+        raise UsageError(_first_line(exc)) from None
     click.echo(f"database at revision {migrate.current(settings)}")
 
 
@@ -52,6 +60,8 @@ def downgrade(revision: str) -> None:
         migrate.downgrade(settings, revision)
     except OperationalError as exc:
         raise _unreachable(exc) from None
+    except CommandError as exc:
+        raise UsageError(_first_line(exc)) from None
     click.echo(f"database at revision {migrate.current(settings) or 'base'}")
 
 

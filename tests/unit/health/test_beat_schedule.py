@@ -39,6 +39,20 @@ def test_the_required_jobs_are_scheduled_at_their_cadence(schedule: dict) -> Non
     assert schedule["outbox-sweep"]["task"] == "hyperwatch.notify.sweep_outbox"
     assert cadence["poll-positions"] == dt.timedelta(seconds=45)  # POSITION_POLL_INTERVAL_S
     assert schedule["partitions-ahead"]["task"] == "hyperwatch.maintenance.create_partitions"
+    # a silent feed sends no batch: only the tick can fire stale-data alerts
+    assert cadence["alerts-tick"] == dt.timedelta(seconds=5)
+    assert schedule["alerts-tick"]["task"] == "hyperwatch.alerts.tick"
+    assert schedule["alerts-tick"]["options"]["queue"] == "alerts"
+
+
+def test_every_scheduled_task_is_registered_by_the_worker(schedule: dict) -> None:
+    from settings import load_settings
+    from tasks.app import create_app
+
+    app = create_app(load_settings())
+    app.loader.import_default_modules()
+    missing = {e["task"] for e in schedule.values()} - set(app.tasks)
+    assert missing == set()
 
 
 def test_every_retention_policy_has_an_entry_and_every_entry_a_policy(schedule: dict) -> None:

@@ -1,0 +1,389 @@
+"""The ``alerts`` queue: market batches → the alerts they make true → fired + outbox rows.
+
+Tasks (shared contract in ``tasks/base.py``):
+
+``hyperwatch.alerts.evaluate(batch)`` — queue ``alerts``; one ``mids``, ``asset_contexts``
+or ``positions`` batch (``events.encode_batch``) as the ingester and the position poller
+send it.
+
+1. The book (this worker's threshold indexes) is brought up to date when the Redis version
+   key moved (``tasks.alerts.book``).
+2. The batch is applied to the shared market view in one atomic Lua call
+   (``tasks.alerts.shared_state``): per coin (per wallet and coin for positions) an event
+   older than the newest already applied by *any* worker is skipped, so it is never
+   evaluated.
+3. Candidates: the threshold books the fresh values cross (binary search; cost grows with
+   what fires, not with what exists), plus the coins' direct rules of the kinds this
+   stream drives — ``mids``: price_move_pct; ``asset_contexts``: oi_change_pct and
+   liquidation_distance_below (the mark moved); ``positions``: liquidation_distance_below
+   of that wallet and coin. The index only narrows: every candidate is re-read from the
+   database and judged by ``rules.evaluate`` (snooze, cooldown, expiry, freshness). Missing
+   or stale data is UNKNOWN and never fires.
+4. Firing: ``tasks.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
+   outbox row beside it); after the commit each pending row's delivery is enqueued
+   (``hyperwatch.notify.deliver``) and the change announced. A crash between the commit and
+   the enqueue loses nothing: the outbox sweeper finds the pending row.
+5. Recurring alerts whose condition is false by the margin, on data newer than their last
+   firing, are re-armed; expired alerts are deactivated.
+
+Idempotent: applying the same batch again changes nothing (same times), a second firing of
+the same arm cycle hits 0 rows. Retries transient database / Redis / broker errors
+(``tasks.retry``); never retries a malformed batch (dead-lettered).
+
+``hyperwatch.alerts.tick()`` — queue ``alerts``; no arguments; run by beat every
+:data:`TICK_PERIOD_S` seconds. ``stale_data`` alerts must fire when nothing arrives, so no
+batch can drive them: the tick judges every stale_data alert against the shared seen times,
+re-arms them when data flows again, and (at most once a minute per worker) deactivates
+expired alerts. Idempotent and safe to run on several workers at once (same guards). Same
+retry rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import kombu.exceptions
+import redis
+from celery import Celery, shared_task
+
+from events import AssetContext, MalformedPayload, Mid, Position, decode_batch
+from models.db import Database
+from models.repositories import AlertRepository
+from settings import Settings
+from tasks.alerts.book import VERSION_KEY, WINDOW_SERIES, AlertBook, announce, rule_from_row
+from tasks.alerts.firing import Firing, fire, rearm
+from tasks.alerts.market_state import Stream
+from tasks.alerts.rules import AlertKind, AlertRule, Outcome, evaluate, should_rearm
+from tasks.alerts.shared_state import (
+    ALERT_STREAMS,
+    STARTED_KEY,
+    HistoryMirror,
+    SharedMarket,
+    SharedView,
+    series_of,
+    tier_for,
+)
+from tasks.base import HyperwatchTask
+from workers.metrics_export import count_alerts_fired, count_notification
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK: Final = "hyperwatch.notify.deliver"
+TICK_PERIOD_S: Final = 5
+# Expired alerts never fire (rules.evaluate holds them); deactivating them only frees the
+# quota, so the sweep — a scan of the active alerts — runs at most this often per worker.
+EXPIRY_SWEEP_S: Final = 60.0
+
+_DIRECT_KINDS: Final[dict[str, frozenset[AlertKind]]] = {
+    "mids": frozenset({AlertKind.PRICE_MOVE_PCT}),
+    "asset_contexts": frozenset({AlertKind.OI_CHANGE_PCT, AlertKind.LIQUIDATION_DISTANCE_BELOW}),
+    "positions": frozenset({AlertKind.LIQUIDATION_DISTANCE_BELOW}),
+}
+
+
+@dataclass(slots=True)
+class Candidates:
+    """Alert ids to judge, and when the data they are judged on was observed per coin (the
+    firing's event time, and what a re-arm must be newer than)."""
+
+    armed: set[int] = field(default_factory=set)
+    rearmable: set[int] = field(default_factory=set)
+    event_time: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.armed or self.rearmable)
+
+    def observed(self, rule: AlertRule, now_ms: int) -> int:
+        return self.event_time.get(rule.coin, now_ms)
+
+    def event_of(self, rule: AlertRule, now_ms: int) -> int:
+        """The event time a firing of ``rule`` reports (latency is measured from it)."""
+        return self.observed(rule, now_ms)
+
+
+@dataclass(slots=True)
+class StaleCandidates(Candidates):
+    """stale_data: the firing's event is the moment the silence was judged; a re-arm is
+    observed when the stream's newest event arrived."""
+
+    view: SharedView | None = None
+
+    def observed(self, rule: AlertRule, now_ms: int) -> int:
+        seen = self.view.last_seen(rule.coin, rule.stream or Stream.MIDS) if self.view else None
+        return now_ms if seen is None else seen
+
+    def event_of(self, rule: AlertRule, now_ms: int) -> int:
+        return now_ms
+
+
+@dataclass(slots=True)
+class Report:
+    applied: int = 0
+    candidates: int = 0
+    fired: int = 0
+    lost: int = 0
+    rearmed: int = 0
+    expired: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Evaluator:
+    """One worker's evaluation state: its book, history mirror and connections."""
+
+    def __init__(
+        self, app: Celery, settings: Settings, database: Database, client: redis.Redis
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.database = database
+        self.market = SharedMarket(client)
+        self.client = client
+        self.book = AlertBook()
+        self.mirror = HistoryMirror()
+        self._started_ms = 0
+        self._expiry_swept = -EXPIRY_SWEEP_S
+        # The book and mirror are not thread-safe; a threads pool gets correctness, not
+        # parallelism (run alert workers with prefork or solo).
+        self.lock = threading.Lock()
+
+    # --- per task ----------------------------------------------------------------------------
+
+    def _sync(self, now_ms: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(VERSION_KEY)
+        pipe.set(STARTED_KEY, now_ms, nx=True)
+        pipe.get(STARTED_KEY)
+        version, _, started = pipe.execute()
+        self._started_ms = int(started) if started is not None else now_ms
+        self.book.sync(self.client, self.database.session, int(version or 0))
+
+    def _view(self) -> SharedView:
+        return SharedView(
+            self.mirror,
+            max_age_ms=int(self.settings.alert_max_age_s * 1000),
+            position_max_age_ms=int(self.settings.alert_position_max_age_s * 1000),
+            started_ms=self._started_ms,
+        )
+
+    def evaluate_batch(self, payload: Any, now_ms: int) -> Report:
+        batch = decode_batch(payload)
+        if batch.kind not in ALERT_STREAMS:
+            raise MalformedPayload(
+                f"alerts evaluate {', '.join(ALERT_STREAMS)} batches, not {batch.kind}"
+            )
+        self._sync(now_ms)
+        stream = batch.kind
+        series = series_of(stream)
+        history = self.book.history_windows(series) if series is not None else {}
+        accepted = self.market.apply(stream, batch.events, history)
+        report = Report(applied=len(accepted))
+        if not accepted:
+            return report
+        view = self._view()
+        for event in accepted:
+            view.apply(event)
+        coins = sorted({e.coin for e in accepted})
+        candidates = Candidates(event_time=_newest_per_coin(accepted))
+        if stream == "positions":
+            self._position_candidates(view, accepted, candidates)
+        else:
+            self._market_candidates(view, stream, coins, now_ms, candidates)
+        self._judge(view, candidates, now_ms, report)
+        return report
+
+    def _market_candidates(
+        self, view: SharedView, stream: str, coins: list[str], now_ms: int, out: Candidates
+    ) -> None:
+        quotes = view.quotes(now_ms, coins)
+        out.armed.update(self.book.fire.candidates_for_tick(quotes, direct=False))
+        out.rearmable.update(self.book.rearm.candidates_for_tick(quotes, direct=False))
+        armed, rearmable = self.book.direct_candidates(coins, _DIRECT_KINDS[stream])
+        out.armed.update(armed)
+        out.rearmable.update(rearmable)
+        direct = [self.book.direct[i] for i in (*armed, *rearmable)]
+        wanted = {
+            (r.coin, WINDOW_SERIES[r.kind], tier_for((r.window_s or 0) * 1000))
+            for r in direct
+            if r.kind in WINDOW_SERIES
+        }
+        if wanted:
+            self.mirror.sync(self.market, sorted(wanted), now_ms)
+        pairs = {(r.wallet, r.coin) for r in direct if r.wallet}
+        for position in self.market.positions(sorted(pairs)):
+            view.apply_position(position)
+
+    def _position_candidates(
+        self, view: SharedView, accepted: Sequence[Any], out: Candidates
+    ) -> None:
+        touched = {(p.user.lower(), p.coin) for p in accepted}
+        coins = sorted({coin for _, coin in touched})
+        for ctx in self.market.contexts(coins):
+            view.apply_context(ctx)
+        armed, rearmable = self.book.direct_candidates(coins, _DIRECT_KINDS["positions"])
+        for ids, target in ((armed, out.armed), (rearmable, out.rearmable)):
+            target.update(
+                i for i in ids if (self.book.direct[i].wallet, self.book.direct[i].coin) in touched
+            )
+
+    def tick(self, now_ms: int) -> Report:
+        """Judge every stale_data alert; deactivate expired alerts (see module)."""
+        self._sync(now_ms)
+        report = Report()
+        if time.monotonic() - self._expiry_swept >= EXPIRY_SWEEP_S:
+            self._expiry_swept = time.monotonic()
+            with self.database.session() as session:
+                expired = AlertRepository(session).deactivate_expired(now_ms)
+            report.expired = len(expired)
+            self._announce(expired)
+        rules = self.book.of_kind(AlertKind.STALE_DATA)
+        if not rules:
+            return report
+        view = self._view()
+        for stream in Stream:
+            coins = [r.coin for r in rules if r.stream is stream]
+            view.set_seen(stream, self.market.seen(stream, coins))
+        ids = {rule.id for rule in rules}
+        candidates = StaleCandidates(armed=set(ids), rearmable=set(ids), view=view)
+        self._judge(view, candidates, now_ms, report)
+        return report
+
+    # --- judging and acting ---------------------------------------------------------------
+
+    def _judge(
+        self,
+        view: SharedView,
+        candidates: Candidates,
+        now_ms: int,
+        report: Report,
+    ) -> None:
+        if not candidates:
+            return
+        ids = sorted(candidates.armed | candidates.rearmable)
+        report.candidates = len(ids)
+        with self.database.session() as session:
+            rows = AlertRepository(session).by_ids(ids)
+        found = {row.id for row in rows}
+        for gone in set(ids) - found:
+            self.book.drop(gone)
+        firings: list[Firing] = []
+        rearms: list[tuple[int, int]] = []
+        expired: list[int] = []
+        for row in rows:
+            rule = rule_from_row(row) if row.active else None
+            if rule is None:
+                self.book.drop(row.id)
+                continue
+            if self.book.misplaced(rule):
+                self.book.put(rule)
+            if rule.expires_at is not None and now_ms >= rule.expires_at:
+                expired.append(rule.id)
+                continue
+            verdict = evaluate(rule, view, now_ms)
+            if verdict.outcome is Outcome.FIRE:
+                event_time = candidates.event_of(rule, now_ms)
+                firings.append(Firing(rule, verdict, row.channel_id, event_time))
+            elif should_rearm(rule, view, now_ms):
+                rearms.append((rule.id, candidates.observed(rule, now_ms)))
+        changed: list[int] = []
+        if firings:
+            changed += self._fire(firings, now_ms, report)
+        if rearms:
+            with self.database.session() as session:
+                rearmed = rearm(session, rearms)
+            report.rearmed = len(rearmed)
+            changed += rearmed
+        if expired:
+            with self.database.session() as session:
+                repository = AlertRepository(session)
+                done = [i for i in expired if repository.set_active(i, False)]
+            report.expired += len(done)
+            changed += done
+        self._announce(changed)
+
+    def _fire(self, firings: list[Firing], now_ms: int, report: Report) -> list[int]:
+        with self.database.session() as session:
+            outcome = fire(session, self.settings, firings, now_ms)
+        # Committed: the rows exist, so their deliveries may be enqueued now.
+        self._enqueue(outcome.deliver)
+        report.fired = len(outcome.fired)
+        report.lost = len(outcome.lost)
+        for firing in outcome.fired:
+            count_alerts_fired(str(firing.rule.kind))
+        for status, kind in outcome.statuses:
+            if status != "pending":
+                count_notification(status, kind)
+        if outcome.lost:
+            # Another worker fired them first: this book was behind; catch up on them now.
+            log.info("%d alert(s) had already been fired by another worker", len(outcome.lost))
+            with self.database.session() as session:
+                self.book.reload(session, outcome.lost)
+        return [f.rule.id for f in outcome.fired]
+
+    def _enqueue(self, notification_ids: Sequence[int]) -> None:
+        if not notification_ids:
+            return
+        try:
+            # One pooled producer for the whole burst, not one acquire per message.
+            with self.app.producer_or_acquire() as producer:
+                for notification_id in notification_ids:
+                    self.app.send_task(DELIVER_TASK, args=[notification_id], producer=producer)
+        except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as exc:
+            # The rows are pending in the outbox; the sweeper enqueues them later.
+            log.warning(
+                "delivery of %d notification(s) not enqueued (%s); the outbox sweeper will",
+                len(notification_ids),
+                exc,
+            )
+
+    def _announce(self, alert_ids: Sequence[int]) -> None:
+        if alert_ids:
+            announce(self.client, alert_ids)
+
+
+def _newest_per_coin(events: Iterable[Mid | AssetContext | Position]) -> dict[str, int]:
+    newest: dict[str, int] = {}
+    for event in events:
+        if event.time > newest.get(event.coin, -1):
+            newest[event.coin] = event.time
+    return newest
+
+
+def evaluator_for(task: HyperwatchTask) -> Evaluator:
+    """The evaluator of this worker process and app (built on first use, after fork)."""
+    app = task.app
+    evaluator: Evaluator | None = getattr(app, "_hyperwatch_evaluator", None)
+    if evaluator is None:
+        settings = task.settings
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
+        )
+        evaluator = Evaluator(app, settings, task.database(), client)
+        app._hyperwatch_evaluator = evaluator
+    return evaluator
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@shared_task(name="hyperwatch.alerts.evaluate", bind=True, base=HyperwatchTask)
+def evaluate_batch(self: HyperwatchTask, payload: Any) -> dict[str, int]:
+    """Judge the alerts one market batch drives (see module contract)."""
+    evaluator = evaluator_for(self)
+    with evaluator.lock:
+        return evaluator.evaluate_batch(payload, now_ms()).as_dict()
+
+
+@shared_task(name="hyperwatch.alerts.tick", bind=True, base=HyperwatchTask)
+def tick(self: HyperwatchTask) -> dict[str, int]:
+    """Judge stale_data alerts and expire old alerts (see module contract)."""
+    evaluator = evaluator_for(self)
+    with evaluator.lock:
+        return evaluator.tick(now_ms()).as_dict()

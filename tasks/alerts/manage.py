@@ -1,0 +1,215 @@
+"""Creating and changing subscribers' alerts, channels and wallets: the checks every write
+path (the CLI today, an API tomorrow) must make, in one place.
+
+Every function works in the caller's transaction and either writes or raises
+:class:`Refused` (one human sentence) having written nothing. Alert writes return the ids
+the caller must pass to :func:`tasks.alerts.book.announce` *after* committing, so workers
+pick the change up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models.alert import Alert
+from models.notification_channel import CHANNEL_KINDS, NotificationChannel
+from models.repositories import AlertRepository, ChannelRepository, TrackedWalletRepository
+from models.tracked_wallet import TrackedWallet
+from models.user import User
+from settings import ADDRESS_PATTERN, Settings
+from tasks.alerts.rules import AlertKind, AlertRule, InvalidAlert, Mode, parse_rule
+from tasks.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
+from tasks.notify.channels import user_channel
+from tasks.notify.egress import EgressRefused, resolve_target
+
+URL_KINDS = ("webhook", "slack", "discord")
+
+
+class Refused(ValueError):
+    """The write is not allowed; ``str()`` says why in one sentence."""
+
+
+def _channel_of(session: Session, user: User, channel_id: int) -> NotificationChannel:
+    channel = ChannelRepository(session).get(channel_id)
+    if channel is None or channel.user_id != user.id:
+        raise Refused(f"channel {channel_id} does not exist for {user.email}")
+    if not channel.active:
+        raise Refused(f"channel {channel_id} is not active")
+    return channel
+
+
+def create_alert(
+    session: Session,
+    settings: Settings,
+    user: User,
+    fields: Mapping[str, Any],
+    channel_id: int,
+    known_coins: Collection[str] | None = None,
+) -> Alert:
+    """Validate and store one alert for ``user``, notifying through ``channel_id``.
+
+    Refused: an invalid definition (``rules.parse_rule``), a coin not in ``known_coins``
+    (when given), a channel that is not the user's or not active, a liquidation alert on a
+    wallet the user does not track, an inactive user, or the tier's active-alert quota.
+    """
+    if not user.active:
+        raise Refused(f"{user.email} is not an active user")
+    try:
+        rule: AlertRule = parse_rule({**fields, "user_id": user.id, "id": 0})
+    except InvalidAlert as exc:
+        raise Refused(str(exc)) from None
+    if known_coins is not None and rule.coin not in known_coins:
+        raise Refused(f"unknown coin {rule.coin!r}: hyperwatch has no market data for it")
+    _channel_of(session, user, channel_id)
+    if rule.kind is AlertKind.LIQUIDATION_DISTANCE_BELOW:
+        tracked = TrackedWalletRepository(session).list(
+            {"user_id": user.id, "address": rule.wallet}, limit=1
+        )
+        if not tracked:
+            raise Refused(f"{user.email} does not track wallet {rule.wallet}; track it first")
+    try:
+        ensure_alert_slot(session, settings, user)
+    except QuotaExceeded as exc:
+        raise Refused(str(exc)) from None
+    alert = Alert(
+        user_id=user.id,
+        coin=rule.coin,
+        kind=str(rule.kind),
+        threshold=rule.threshold,
+        price_source=str(rule.price_source),
+        window_s=rule.window_s,
+        direction=None if rule.direction is None else str(rule.direction),
+        wallet=rule.wallet,
+        stream=None if rule.stream is None else str(rule.stream),
+        mode=str(rule.mode),
+        cooldown_s=rule.cooldown_s,
+        rearm_margin=rule.rearm_margin,
+        armed=True,
+        active=True,
+        snooze_until=rule.snooze_until,
+        expires_at=rule.expires_at,
+        channel_id=channel_id,
+    )
+    return AlertRepository(session).add(alert)
+
+
+def owned_alert(session: Session, alert_id: int, user: User | None = None) -> Alert:
+    alert = AlertRepository(session).get(alert_id)
+    if alert is None or (user is not None and alert.user_id != user.id):
+        raise Refused(f"alert {alert_id} does not exist")
+    return alert
+
+
+def set_alert_active(session: Session, settings: Settings, alert: Alert, active: bool) -> bool:
+    """Pause or resume (resuming re-arms, and counts against the quota again). Returns
+    whether anything changed. A once alert that already fired cannot be resumed."""
+    if alert.active == active:
+        return False
+    if active:
+        if alert.mode == Mode.ONCE and alert.last_fired_at is not None:
+            raise Refused(f"alert {alert.id} fired once already; add a new alert instead")
+        user = session.get(User, alert.user_id)
+        if user is not None:
+            try:
+                ensure_alert_slot(session, settings, user)
+            except QuotaExceeded as exc:
+                raise Refused(str(exc)) from None
+    return AlertRepository(session).set_active(alert.id, active)
+
+
+def check_channel_target(settings: Settings, kind: str, target: str | None) -> str:
+    """The target to store for a new channel of ``kind``, or :class:`Refused`: URLs must
+    pass the SSRF guard now (a private or malformed one would never be delivered)."""
+    if kind not in CHANNEL_KINDS:
+        raise Refused(f"channel kind must be one of {', '.join(CHANNEL_KINDS)}, got {kind!r}")
+    if kind in URL_KINDS:
+        if not target:
+            raise Refused(f"a {kind} channel needs its URL")
+        try:
+            resolve_target(target, settings.webhook_allowlist)
+        except EgressRefused as exc:
+            raise Refused(f"{target!r} cannot be used: {exc.reason}") from None
+        except OSError as exc:
+            raise Refused(f"{target!r} cannot be used: its host does not resolve ({exc})") from None
+        return target
+    if kind == "telegram":
+        if not target or (not target.lstrip("-").isdigit() and not target.startswith("@")):
+            raise Refused("a telegram channel needs the chat id (a number, or @channelname)")
+        return target
+    if target:
+        raise Refused("a redis channel takes no target: it publishes on hw:notify:user:<id>")
+    return ""
+
+
+def create_channel(
+    session: Session,
+    settings: Settings,
+    user: User,
+    kind: str,
+    target: str | None,
+    secret: str | None,
+    name: str = "",
+) -> NotificationChannel:
+    """Store a channel after :func:`check_channel_target`. Webhooks need a signing secret,
+    Telegram its bot token (the caller generates the webhook secret when none is given)."""
+    stored = check_channel_target(settings, kind, target)
+    if kind in ("webhook", "telegram") and not secret:
+        raise Refused(
+            f"a {kind} channel needs a secret ({'signing secret' if kind == 'webhook' else 'bot token'})"
+        )
+    if kind == "redis":
+        stored = user_channel(user.id)
+    return ChannelRepository(session).create(user.id, kind, stored, secret=secret, name=name)
+
+
+def remove_channel(session: Session, user_id: int | None, channel_id: int) -> None:
+    repository = ChannelRepository(session)
+    channel = repository.get(channel_id)
+    if channel is None or (user_id is not None and channel.user_id != user_id):
+        raise Refused(f"channel {channel_id} does not exist")
+    in_use = AlertRepository(session).using_channel(channel_id)
+    if in_use:
+        listed = ", ".join(map(str, in_use[:10]))
+        raise Refused(
+            f"channel {channel_id} is used by active alert(s) {listed}; remove or pause them first"
+        )
+    repository.delete(channel_id)
+
+
+def track_wallet(
+    session: Session, settings: Settings, user: User, address: str, label: str = ""
+) -> tuple[TrackedWallet, bool]:
+    """Follow ``address`` for ``user``; (row, created). Tracking twice is a no-op, not a
+    quota use."""
+    address = address.strip().lower()
+    if not ADDRESS_PATTERN.match(address):
+        raise Refused(f"{address!r} is not a wallet address (0x followed by 40 hex digits)")
+    repository = TrackedWalletRepository(session)
+    existing = repository.list({"user_id": user.id, "address": address}, limit=1)
+    if existing:
+        return existing[0], False
+    try:
+        ensure_wallet_slot(session, settings, user)
+    except QuotaExceeded as exc:
+        raise Refused(str(exc)) from None
+    return repository.track(user.id, address, label), True
+
+
+def untrack_wallet(session: Session, user: User, address: str) -> list[int]:
+    """Stop following ``address``; its liquidation alerts are deactivated (they could never
+    be judged again). Returns the ids of those alerts, to announce."""
+    address = address.strip().lower()
+    if not TrackedWalletRepository(session).untrack(user.id, address):
+        raise Refused(f"{user.email} does not track {address}")
+    alerts = AlertRepository(session)
+    ids = [
+        a.id
+        for a in alerts.for_user(user.id, include_inactive=False)
+        if a.kind == AlertKind.LIQUIDATION_DISTANCE_BELOW and a.wallet == address
+    ]
+    for alert_id in ids:
+        alerts.set_active(alert_id, False)
+    return ids

@@ -1,0 +1,120 @@
+"""The outbox's guards in Redis, and the sweeper that makes the outbox lossless.
+
+The ``notifications`` table is the source of truth: a row is ``pending`` until a delivery
+attempt settles it. Delivery messages are only hints to work on a row, so losing one
+(a crash between the commit and the enqueue, a worker killed mid-delivery, a broker
+outage) loses nothing — the sweeper re-sends the hint — and a duplicate hint is harmless:
+
+- ``hw:notify:lock:<id>`` (``SET NX PX``, released by token): at most one delivery of a row
+  runs at a time, across every worker. Its lifetime (:func:`lock_ttl_ms`) outlasts one
+  attempt's worst case, so a worker killed mid-attempt frees the row by expiry.
+- ``hw:notify:scheduled:<id>``: a retry (or a sweeper re-enqueue) is on its way; the
+  sweeper leaves the row alone until it lapses, so a backoff is not cut short.
+
+``hyperwatch.notify.sweep_outbox()`` — queue ``notify``; run by beat about every 30 s.
+Re-enqueues ``hyperwatch.notify.deliver`` for every ``pending`` row not updated for
+``NOTIFY_SWEEP_AFTER_S`` that is neither locked nor scheduled, marking it scheduled for
+``NOTIFY_SWEEP_AFTER_S`` first (``SET NX``: two sweeps running at once enqueue it once).
+Idempotent; retries transient database / Redis errors (``tasks.retry``); never retries
+anything else. Returns ``{"pending": rows found, "enqueued": hints sent}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Final
+
+import redis
+from celery import shared_task
+
+from models.repositories import NotificationRepository
+from settings import Settings
+from tasks.base import HyperwatchTask
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK: Final = "hyperwatch.notify.deliver"
+LOCK_PREFIX: Final = "hw:notify:lock:"
+SCHEDULED_PREFIX: Final = "hw:notify:scheduled:"
+SWEEP_LIMIT: Final = 500
+
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def lock_ttl_ms(settings: Settings) -> int:
+    """Longer than one attempt can take: connect, send and read each time out after
+    ``NOTIFY_TIMEOUT_S``, plus the database work around them."""
+    return int((3 * settings.notify_timeout_s + 5) * 1000)
+
+
+class DeliveryLock:
+    """Exclusive right to attempt one notification's delivery (see module)."""
+
+    def __init__(self, client: redis.Redis, notification_id: int, ttl_ms: int) -> None:
+        self._client = client
+        self._key = f"{LOCK_PREFIX}{notification_id}"
+        self._ttl_ms = ttl_ms
+        self._token = uuid.uuid4().hex
+
+    def acquire(self) -> bool:
+        return bool(self._client.set(self._key, self._token, nx=True, px=self._ttl_ms))
+
+    def release(self) -> None:
+        self._client.register_script(_RELEASE)(keys=[self._key], args=[self._token])
+
+
+def mark_scheduled(client: redis.Redis, notification_id: int, seconds: float) -> None:
+    """A delivery of this row is due within ``seconds``: the sweeper leaves it alone."""
+    client.set(f"{SCHEDULED_PREFIX}{notification_id}", 1, px=max(1, int(seconds * 1000)))
+
+
+def sweep(
+    client: redis.Redis,
+    settings: Settings,
+    repository: NotificationRepository,
+    now: dt.datetime,
+) -> tuple[int, list[int]]:
+    """The rows to re-enqueue now: (pending rows found, ids claimed for re-enqueue)."""
+    cutoff = now - dt.timedelta(seconds=settings.notify_sweep_after_s)
+    ids = [row.id for row in repository.pending_older_than(cutoff, limit=SWEEP_LIMIT)]
+    if not ids:
+        return 0, []
+    pipe = client.pipeline(transaction=False)
+    for notification_id in ids:
+        pipe.exists(f"{LOCK_PREFIX}{notification_id}")
+    locked = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    free = [i for i, busy in zip(ids, locked, strict=True) if not busy]
+    hold_ms = settings.notify_sweep_after_s * 1000
+    for notification_id in free:
+        pipe.set(f"{SCHEDULED_PREFIX}{notification_id}", 1, nx=True, px=hold_ms)
+    claimed = [i for i, ok in zip(free, pipe.execute(), strict=True) if ok]
+    return len(ids), claimed
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+
+
+@shared_task(name="hyperwatch.notify.sweep_outbox", bind=True, base=HyperwatchTask)
+def sweep_outbox(self: HyperwatchTask) -> dict[str, int]:
+    """Re-enqueue stuck pending notifications (see module contract)."""
+    settings = self.settings
+    client = redis_client(settings)
+    try:
+        with self.database().session() as session:
+            found, claimed = sweep(
+                client, settings, NotificationRepository(session), dt.datetime.now(dt.UTC)
+            )
+    finally:
+        client.close()
+    for notification_id in claimed:
+        self.app.send_task(DELIVER_TASK, args=[notification_id])
+    if claimed:
+        log.warning("outbox sweep re-enqueued %d stuck notification(s)", len(claimed))
+    return {"pending": found, "enqueued": len(claimed)}

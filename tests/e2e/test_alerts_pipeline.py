@@ -1,0 +1,111 @@
+"""The whole path as deployed: ``hyperwatch simulate`` → ``hyperwatch ingest`` → Redis →
+``celery -A tasks worker`` (alerts, notify) → a signed webhook on a local receiver, with the
+subscriber, channel and alerts created through the ``hyperwatch`` CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner, Result
+
+from models.db import Database
+from tasks.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.integration.celery.support import WorkerProcess, service_env, wait_until
+from tests.integration.notify.receiver import Receiver, receiving
+from workers.cli import cli
+from workers.simulator.runner import SimulatorProcess
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    with receiving() as r:
+        yield r
+
+
+@pytest.fixture()
+def system(
+    tmp_path: Path, postgres_url: str, pg_database: Database, redis_url: str
+) -> Iterator[dict[str, str]]:
+    """Simulator, ingester and one worker running; yields the environment they share."""
+    sim = SimulatorProcess.start(["--coins", "BTC,ETH", "--rate", "20"])
+    env = service_env(
+        database_url=postgres_url,
+        redis_url=redis_url,
+        broker_url=redis_url,
+        hl_ws_url=sim.ws_url,
+        hl_info_url=sim.info_url,
+        coins="BTC,ETH",
+        ingester_health_port=0,
+        worker_metrics_port=0,
+        webhook_allowlist="127.0.0.0/8",
+        data_dir=tmp_path / "var",
+        log_level="INFO",
+    )
+    with (tmp_path / "ingest.log").open("wb") as log:
+        ingester = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "ingest"],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    worker = WorkerProcess(tmp_path, env, name="w", queues="alerts,notify", concurrency=2)
+    try:
+        worker.wait_ready()
+        yield env
+    finally:
+        worker.stop()
+        ingester.terminate()
+        try:
+            ingester.wait(15)
+        except subprocess.TimeoutExpired:
+            ingester.kill()
+        sim.stop()
+
+
+def test_an_alert_added_on_the_cli_fires_on_the_live_feed_and_reaches_the_webhook(
+    system: dict[str, str], receiver: Receiver, redis_url: str, pg_database: Database
+) -> None:
+    cli_env = {k: v for k, v in system.items() if k.isupper() and k != "PYTHONPATH"}
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=cli_env, catch_exceptions=False)
+
+    # Given the ingester has published BTC and ETH mids (the coins the CLI accepts)
+    client = redis.Redis.from_url(redis_url)
+    wait_until(lambda: {b"BTC", b"ETH"} <= set(client.hkeys("hw:latest:mid")), 30, what="mids")
+
+    # When a subscriber, a webhook channel and two alerts are added through the CLI: one the
+    # live BTC price has crossed, one it cannot have; and one on a coin not ingested
+    assert run("users", "add", "ann@example.com", "--tier", "pro").exit_code == 0
+    added = run("channels", "add", "--user", "ann@example.com", "--kind", "webhook",
+                "--target", receiver.url(), "--secret", "e2e-secret")  # fmt: skip
+    channel = added.output.split()[1]
+
+    def alert(*args: str) -> Result:
+        return run("alerts", "add", "--user", "ann@example.com", "--channel", channel, *args)
+
+    crossed = alert("--coin", "BTC", "--kind", "price_above", "--threshold", "1")
+    assert crossed.exit_code == 0, crossed.output
+    assert alert("--coin", "ETH", "--kind", "price_below", "--threshold", "0.0001").exit_code == 0
+    unknown = alert("--coin", "DOGE", "--kind", "price_above", "--threshold", "1")
+
+    # Then the next BTC batch fires the first, and the webhook gets it, signed, once
+    [request] = wait_until(lambda: receiver.received(), 30, what="the webhook")
+    body = json.loads(request.body)
+    assert (body["coin"], body["kind"], body["threshold"]) == ("BTC", "price_above", "1")
+    assert verify("e2e-secret", request.headers[TIMESTAMP_HEADER], request.body,
+                  request.headers[SIGNATURE_HEADER], now_s=time.time())  # fmt: skip
+    assert unknown.exit_code == 2 and "unknown coin 'DOGE'" in unknown.stderr
+    wait_until(lambda: "sent" in run("notifications", "list").output, 10, what="sent")
+    time.sleep(1.0)  # a few more live batches: the once alert stays fired once
+    assert len(receiver.received()) == 1
+    listing = run("alerts", "list", "--all").output
+    assert "inactive" in listing and "e2e-secret" not in run("channels", "list").output
+    client.close()

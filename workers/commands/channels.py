@@ -1,0 +1,89 @@
+"""``hyperwatch channels``: where a subscriber's notifications go. An alert needs one.
+
+Kinds and targets: ``webhook`` (URL; a signing secret — generated and shown once when not
+given), ``slack`` / ``discord`` (incoming-webhook URL), ``telegram`` (chat id; ``--secret``
+is the bot token), ``redis`` (no target: publishes on ``hw:notify:user:<id>``). URLs must
+pass the SSRF guard now: private, loopback and link-local addresses are refused unless
+``WEBHOOK_ALLOWLIST`` permits them. Listings show whether a secret is set, never the secret,
+and mask the parts of URLs that are credentials themselves (:func:`shown_target`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+import click
+
+from models.notification_channel import CHANNEL_KINDS
+from models.repositories import ChannelRepository
+from tasks.alerts.manage import create_channel, remove_channel
+from workers.commands.users import find_user, table, unit_of_work
+from workers.context import current_settings
+
+
+def shown_target(kind: str, target: str) -> str:
+    """The target as listings show it: a Slack or Discord webhook URL is its own secret
+    (only scheme and host shown); a webhook URL loses its query string (tokens live there)."""
+    if kind not in ("webhook", "slack", "discord"):
+        return target
+    parts = urlsplit(target)
+    base = f"{parts.scheme}://{parts.netloc}"
+    if kind != "webhook":
+        return f"{base}/***"
+    return f"{base}{parts.path}" + ("?***" if parts.query else "")
+
+
+@click.group()
+def channels() -> None:
+    """Notification channels (webhook, Slack, Discord, Telegram, Redis)."""
+
+
+@channels.command("add")
+@click.option("--user", "user_ref", required=True, help="Email or id.")
+@click.option("--kind", type=click.Choice(CHANNEL_KINDS), required=True)
+@click.option("--target", default=None, help="URL, or Telegram chat id.")
+@click.option("--secret", default=None, help="Webhook signing secret, or Telegram bot token.")
+@click.option("--name", default="", help="A label for listings.")
+def add(user_ref: str, kind: str, target: str | None, secret: str | None, name: str) -> None:
+    """Add a channel for a subscriber."""
+    settings = current_settings()
+    generated = kind == "webhook" and not secret
+    if generated:
+        secret = secrets.token_urlsafe(32)
+    with unit_of_work() as session:
+        user = find_user(session, user_ref)
+        channel = create_channel(session, settings, user, kind, target, secret, name)
+    click.echo(f"channel {channel.id} {kind} {shown_target(kind, channel.target)} for {user.email}")
+    if generated:
+        click.echo(f"signing secret (shown once, store it now): {secret}")
+
+
+@channels.command("list")
+@click.option("--user", "user_ref", default=None, help="Only this subscriber's (email or id).")
+def list_channels(user_ref: str | None) -> None:
+    """Channels, secrets never shown."""
+    with unit_of_work() as session:
+        filters = {"user_id": find_user(session, user_ref).id} if user_ref else None
+        rows = [
+            (
+                c.id,
+                c.user_id,
+                c.kind,
+                shown_target(c.kind, c.target),
+                "set" if c.secret else "-",
+                c.name or "-",
+                "yes" if c.active else "no",
+            )
+            for c in ChannelRepository(session).list(filters, limit=1000)
+        ]
+    table(rows, ("ID", "USER", "KIND", "TARGET", "SECRET", "NAME", "ACTIVE"))
+
+
+@channels.command("rm")
+@click.argument("channel_id", type=int)
+def rm(channel_id: int) -> None:
+    """Remove a channel no active alert uses."""
+    with unit_of_work() as session:
+        remove_channel(session, None, channel_id)
+    click.echo(f"channel {channel_id} removed")
