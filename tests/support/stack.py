@@ -305,19 +305,22 @@ def compare(database_url: str, truth_path: Path) -> Comparison:
                 gaps[gap["coin"]].append((int(gap["from_ms"]), gap.get("to_ms")))
                 result.gaps += 1
     # The observed window per coin: the ingester cannot be expected to hold what the exchange
-    # produced before its first subscription's replay or after it stopped.
+    # produced before its first subscription's replay or after it stopped. A replay holds
+    # only the last N trades, so it can start in the middle of a block whose earlier trades
+    # share its millisecond: the window opens *after* the first stored millisecond, and a
+    # gap includes the millisecond that closed it, for the same reason.
     window: dict[str, tuple[int, int]] = {}
     for coin, t, _tid in stored:
         lo, hi = window.get(coin, (t, t))
         window[coin] = (min(lo, t), max(hi, t))
     for key, trade in produced.items():
         coin, t, _tid = key
-        if coin not in window or not window[coin][0] <= t <= window[coin][1]:
+        if coin not in window or not window[coin][0] < t <= window[coin][1]:
             continue
         result.expected += 1
         got = stored.get(key)
         if got is None:
-            if any(lo < t and (hi is None or t < int(hi)) for lo, hi in gaps[coin]):
+            if any(lo < t and (hi is None or t <= int(hi)) for lo, hi in gaps[coin]):
                 result.in_gaps += 1
             else:
                 result.lost.append(key)

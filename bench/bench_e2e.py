@@ -1,0 +1,176 @@
+"""End to end: simulator → ingester → Redis → worker(s) → PostgreSQL, against ground truth.
+
+For each offered rate the whole pipeline runs as real processes on a private Redis and a
+fresh database for ``--seconds``; then the feed stops and the queues drain. Reported:
+- sustained trades/s: trades stored ÷ (feed time + drain time);
+- trade→commit lag p50/p99: every 50 ms the newest stored trade time is read; lag is the
+  wall clock minus it (the age of the freshest committed trade, i.e. how far the database
+  trails the exchange);
+- lost / duplicated against the simulator's ground truth (tests/support/stack.compare).
+In the same run the naive design (one Celery task per trade, ORM insert per row) drains
+``--naive-trades`` single-trade tasks; the ratio is the best sustained rate over its rate.
+
+    .venv/bin/python bench/bench_e2e.py [--rates 2000,20000,60000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from celery import Celery
+from sqlalchemy import create_engine, text
+
+from models import migrate
+from settings import load_settings
+from tests.integration.celery.support import WorkerProcess, service_env
+from tests.support.services import PostgresDatabase, RedisServer
+from tests.support.stack import Stack, StackConfig, compare, wait_until
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run_rate(rate: int, seconds: float, workers: int, concurrency: int) -> dict[str, Any]:
+    pg, redis_server = PostgresDatabase(), RedisServer(appendonly=True).start()
+    workdir = Path(tempfile.mkdtemp(prefix=f"hw-e2e-{rate}-"))
+    try:
+        migrate.upgrade(load_settings(database_url=pg.url))
+        stack = Stack(
+            workdir,
+            pg.url,
+            redis_server,
+            StackConfig(rate=rate, replay_trades=10, worker_concurrency=concurrency),
+        )
+        engine = create_engine(pg.url)
+        try:
+            stack.start_simulator()
+            for _ in range(workers):
+                stack.start_worker()
+            stack.start_ingester()
+            lags: list[float] = []
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                with engine.connect() as conn:
+                    newest = conn.execute(text("SELECT max(time) FROM trade_snapshots")).scalar()
+                if newest is not None and time.monotonic() - started > 2:  # skip warm-up
+                    lags.append(time.time() * 1000 - int(newest))
+                time.sleep(0.05)
+            stack.stop_all()
+            stack.wait_drained(600)
+            elapsed = time.monotonic() - started
+            result = compare(pg.url, stack.truth_path)
+            stack.stop_workers()
+        finally:
+            stack.close()
+            engine.dispose()
+    finally:
+        redis_server.close()
+        pg.close()
+    return {
+        "offered": rate,
+        "stored": result.stored,
+        "sustained": result.stored / elapsed,
+        "lag_p50_ms": percentile(lags, 0.5),
+        "lag_p99_ms": percentile(lags, 0.99),
+        "lost": len(result.lost),
+        "duplicated": result.duplicated,
+        "bar_errors": len(result.bar_errors),
+    }
+
+
+def run_naive(trades: int, concurrency: int) -> float:
+    pg, redis_server = PostgresDatabase(), RedisServer().start()
+    workdir = Path(tempfile.mkdtemp(prefix="hw-naive-"))
+    try:
+        migrate.upgrade(load_settings(database_url=pg.url))
+        env = service_env(
+            None,
+            database_url=pg.url,
+            redis_url=redis_server.url,
+            worker_metrics_port=0,
+            data_dir=workdir / "var",
+        )
+        app = Celery(broker=redis_server.url)
+        now_ms = int(time.time() * 1000)  # today's partition exists; old days would not
+        for i in range(trades):
+            trade = {
+                "coin": "BTC",
+                "time": now_ms + i,
+                "tid": i,
+                "px": "117342.5",
+                "sz": "0.001",
+                "side": "B",
+                "hash": "0x" + "ab" * 32,
+            }
+            app.send_task("bench.naive.store_trade", args=[trade], queue="ingest")
+        started = time.monotonic()
+        worker = WorkerProcess(
+            workdir,
+            env,
+            name="naive",
+            queues="ingest",
+            concurrency=concurrency,
+            extra_args=("-I", "bench.naive_tasks"),
+        )
+        try:
+            engine = create_engine(pg.url)
+
+            def stored() -> int:
+                with engine.connect() as conn:
+                    return int(
+                        conn.execute(text("SELECT count(*) FROM trade_snapshots")).scalar_one()
+                    )
+
+            wait_until(lambda: stored() >= trades, 600, "naive drain", every=0.2)
+            elapsed = time.monotonic() - started
+            engine.dispose()
+        finally:
+            worker.stop()
+    finally:
+        redis_server.close()
+        pg.close()
+    return trades / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="2000,20000,60000")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--naive-trades", type=int, default=3000)
+    args = parser.parse_args()
+    rows = [
+        run_rate(int(r), args.seconds, args.workers, args.concurrency)
+        for r in args.rates.split(",")
+    ]
+    naive = run_naive(args.naive_trades, args.concurrency)
+    print(
+        f"machine: {os.cpu_count()} CPUs; {args.workers} worker(s) x {args.concurrency}; {args.seconds:.0f} s per rate"
+    )
+    print(
+        f"{'offered/s':>10} {'stored':>9} {'sustained/s':>12} {'lag p50 ms':>11} {'lag p99 ms':>11} {'lost':>5} {'dup':>4} {'bars':>5}"
+    )
+    for r in rows:
+        print(
+            f"{r['offered']:>10,} {r['stored']:>9,} {r['sustained']:>12,.0f} {r['lag_p50_ms']:>11.0f} {r['lag_p99_ms']:>11.0f} {r['lost']:>5} {r['duplicated']:>4} {r['bar_errors']:>5}"
+        )
+    best = max(r["sustained"] for r in rows)
+    print(f"naive (task per trade, ORM row insert): {naive:,.0f} trades/s")
+    print(f"ratio best sustained / naive: {best / naive:.1f}x")
+    print("median sustained over rates:", f"{statistics.median(r['sustained'] for r in rows):,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The naive design the benchmark compares against: one Celery task per trade, one ORM
+insert (and commit) per row. Loaded only by the benchmark's worker (``-I bench.naive_tasks``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from celery import shared_task
+from sqlalchemy.exc import IntegrityError
+
+from models.db import get_database
+from models.trade import TradeSnapshot
+
+
+@shared_task(name="bench.naive.store_trade", bind=True, ignore_result=True)
+def store_trade(self: Any, t: dict[str, Any]) -> None:
+    try:
+        with get_database(self.app.settings).session() as session:
+            session.add(
+                TradeSnapshot(
+                    coin=t["coin"],
+                    time=t["time"],
+                    tid=t["tid"],
+                    px=Decimal(t["px"]),
+                    sz=Decimal(t["sz"]),
+                    side=t["side"],
+                    hash=t["hash"],
+                    buyer=t.get("buyer"),
+                    seller=t.get("seller"),
+                )
+            )
+    except IntegrityError as exc:
+        # Only a redelivery of a stored trade is expected; anything else (a missing day
+        # partition is a check violation) must not pass silently.
+        if "duplicate key" not in str(exc.orig):
+            raise
