@@ -149,18 +149,18 @@ class Settings(BaseSettings):
         "a message popped by a worker or unsynced by Redis as it went down would otherwise be lost; writes are idempotent.",
     )
     ingest_outage_replay_max_events: int = Field(
-        100_000,
+        60_000,
         ge=0,
         description="Cap on the events kept for that replay (memory bound at high rates).",
     )
     ingest_confirm_timeout_s: float = Field(
-        660.0,
+        30.0,
         ge=1,
-        description="A published batch no worker has confirmed after this long is sent again (idempotent); "
-        "keep it above BROKER_VISIBILITY_TIMEOUT_S so messages waiting for redelivery are not doubled.",
+        description="A published batch still unconfirmed after this long, while the ingest queue and the broker's "
+        "unacked set are empty, was lost by a dying worker and is sent again (idempotent).",
     )
     ingest_confirm_max_events: int = Field(
-        200_000, ge=0, description="Events kept awaiting confirmation (memory bound; 0 = off)."
+        120_000, ge=0, description="Events kept awaiting confirmation (memory bound; 0 = off)."
     )
     ingest_dedup_size: int = Field(
         100_000, ge=1000, description="Recent trade keys remembered for dedup."
@@ -366,6 +366,20 @@ class Settings(BaseSettings):
             if low not in out:
                 out.append(low)
         return out
+
+    @field_validator("webhook_allowlist")
+    @classmethod
+    def _allowlist(cls, value: list[str]) -> list[str]:
+        # The SSRF guard parses the list at every delivery; a bad entry must stop the
+        # process here, naming the variable, not fail each delivery later.
+        from tasks.notify.egress import parse_allowlist  # standard library only: no cycle
+
+        for entry in value:
+            try:
+                parse_allowlist([entry])
+            except ValueError:
+                raise ValueError(f"CIDRs or host names, got {entry!r}") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

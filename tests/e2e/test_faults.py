@@ -81,7 +81,7 @@ def test_given_steady_stream_when_every_fault_is_injected_then_database_equals_g
         replay_trades=3000,  # the reconnect replay covers every drop and stall below
         visibility_timeout_s=8,
         # a batch lost by a SIGKILLed worker (kombu pops before recording) is re-sent after this
-        extra_env={"INGEST_CONFIRM_TIMEOUT_S": "12"},
+        extra_env={"INGEST_CONFIRM_TIMEOUT_S": "5"},
         sim_args=("--malformed-rate", "0.01"),
     )
     stack = Stack(tmp_path, url, redis_server, config)

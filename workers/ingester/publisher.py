@@ -50,11 +50,15 @@ class ConfirmationCheck:
         confirmed: Callable[[list[int]], set[int]],
         errors: tuple[type[BaseException], ...],
         every_s: float = 1.0,
+        quiet: Callable[[], bool] = lambda: True,
     ) -> None:
         self.awaiting = awaiting
         self.confirmed = confirmed
         self.errors = errors
         self.every_s = every_s
+        # True when nothing is queued or delivered-but-unacknowledged: only then is an
+        # overdue batch certainly lost rather than waiting (or waiting for redelivery).
+        self.quiet = quiet
 
 
 class Publisher(threading.Thread):
@@ -154,6 +158,9 @@ class Publisher(threading.Thread):
             return
         try:
             done = check.confirmed([env.seq for env in due])
+            if len(done) < len(due) and not check.quiet():
+                check.awaiting.settle(done)
+                return  # workers are behind or a killed one's message awaits redelivery
         except check.errors as exc:
             log.debug("confirmations unreadable, will retry: %s", exc)
             return
@@ -161,8 +168,8 @@ class Publisher(threading.Thread):
         check.awaiting.settle({env.seq for env in due})
         if lost:
             log.warning(
-                "%d batch(es) (%d events) published %.0f s ago were never confirmed committed "
-                "(a worker died holding them); sending them again",
+                "%d batch(es) (%d events) published over %.0f s ago were never confirmed "
+                "and the broker holds nothing: a worker died holding them; sending them again",
                 len(lost), sum(e.count for e in lost), check.awaiting.timeout_s,
             )  # fmt: skip
             self._outbox.requeue_front(lost)

@@ -74,6 +74,17 @@ INGEST_METRICS = (
 )  # fmt: skip
 
 
+def broker_is_quiet(client: redis.Redis) -> bool:
+    """Nothing waiting on the ingest queue and nothing delivered-but-unacknowledged (kombu's
+    ``unacked`` hash, shared by every queue): the only state in which an unconfirmed batch
+    cannot still be on its way."""
+    pipe = client.pipeline(transaction=False)
+    pipe.llen("ingest")
+    pipe.hlen("unacked")
+    waiting, unacked = pipe.execute()
+    return int(waiting) == 0 and int(unacked) == 0
+
+
 def default_ingester_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -94,11 +105,13 @@ class Ingester:
     def _confirmation_check(self) -> ConfirmationCheck:
         s = self.settings
         client = quick_redis(s.redis_url)
+        broker = quick_redis(s.effective_broker_url)
         source = self.id  # the batches' `source`, as Pipeline stamps them
         return ConfirmationCheck(
             AwaitingConfirmation(s.ingest_confirm_timeout_s, s.ingest_confirm_max_events),
             lambda seqs: confirmed(client, source, seqs),
             (redis.RedisError,),
+            quiet=lambda: broker_is_quiet(broker),
         )
 
     def resolve(self) -> list[str]:
