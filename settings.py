@@ -160,7 +160,10 @@ class Settings(BaseSettings):
         "unacked set are empty, was lost by a dying worker and is sent again (idempotent).",
     )
     ingest_confirm_max_events: int = Field(
-        120_000, ge=0, description="Events kept awaiting confirmation (memory bound; 0 = off)."
+        60_000,
+        ge=0,
+        description="Events kept awaiting confirmation (memory bound; 0 = off). Covers the timeout at rates up to "
+        "about this / INGEST_CONFIRM_TIMEOUT_S events per second; above that only the newest batches are covered.",
     )
     ingest_dedup_size: int = Field(
         100_000, ge=1000, description="Recent trade keys remembered for dedup."
