@@ -147,6 +147,19 @@ def _int(value: Any) -> int:
     return value
 
 
+# Event times must fall on a calendar day: the worker files each row under its day (the
+# day partition on PostgreSQL), and a time no date can hold is poison, not a crash.
+MIN_TIME_MS: Final = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+MAX_TIME_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def _time(value: Any) -> int:
+    ms = _int(value)
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise MalformedPayload("time out of range: not a date in the years 1 to 9999")
+    return ms
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedPayload(f"expected a non-empty string, got {type(value).__name__}")
@@ -185,7 +198,12 @@ _ENCODE_AS_STR: Final = {"Decimal", "Decimal | None"}
 def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any], bool], ...]:
     # Field types are strings under `from __future__ import annotations`; map them once.
     return tuple(
-        (f.name, _DECODERS[str(f.type)], str(f.type) in _ENCODE_AS_STR) for f in fields(cls)
+        (
+            f.name,
+            _time if f.name == "time" else _DECODERS[str(f.type)],
+            str(f.type) in _ENCODE_AS_STR,
+        )
+        for f in fields(cls)
     )
 
 

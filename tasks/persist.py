@@ -20,7 +20,7 @@ from typing import Any
 from celery import shared_task
 from sqlalchemy.exc import IntegrityError
 
-from events import MalformedPayload, decode_batch
+from events import MAX_TIME_MS, MIN_TIME_MS, MalformedPayload, decode_batch
 from models.repositories import (
     AssetContextRepository,
     BarRepository,
@@ -126,9 +126,9 @@ def session_record(payload: Any) -> dict[str, Any]:
         raise MalformedPayload("session.id: expected a non-empty string")
     if not isinstance(payload.get("source", ""), str):
         raise MalformedPayload("session.source: expected a string")
-    if not _is_int(payload.get("started_at")):
+    if not _is_time(payload.get("started_at")):
         raise MalformedPayload("session.started_at: expected integer milliseconds")
-    if payload.get("ended_at") is not None and not _is_int(payload["ended_at"]):
+    if payload.get("ended_at") is not None and not _is_time(payload["ended_at"]):
         raise MalformedPayload("session.ended_at: expected integer milliseconds or null")
     for name in _SESSION_COUNTERS:
         if not _is_int(payload.get(name, 0)) or payload.get(name, 0) < 0:
@@ -137,8 +137,17 @@ def session_record(payload: Any) -> dict[str, Any]:
         raise MalformedPayload("session.gaps: expected a list")
     if not isinstance(payload.get("end_reason") or "", str):
         raise MalformedPayload("session.end_reason: expected a string")
+    for name in ("id", "source", "end_reason"):
+        # PostgreSQL text cannot hold NUL; the driver would raise a bare ValueError.
+        if "\x00" in (payload.get(name) or ""):
+            raise MalformedPayload(f"session.{name}: contains a NUL character")
     return payload
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_time(value: Any) -> bool:
+    """Integer milliseconds a date can hold (the row stores a timestamp)."""
+    return _is_int(value) and MIN_TIME_MS <= value <= MAX_TIME_MS

@@ -21,7 +21,13 @@ class UsageError(click.ClickException):
     exit_code = 2
 
     def show(self, file: object = None) -> None:
-        click.echo(f"hyperwatch: {self.format_message()}", err=True)
+        click.echo(f"hyperwatch: {one_line(self.format_message())}", err=True)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: control characters the input may have carried into it (a
+    newline, a carriage return, a terminal escape) are shown escaped, not acted on."""
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in message)
 
 
 def app_context() -> AppContext:

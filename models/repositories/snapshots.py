@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
-from models.partitions import day_of, ensure_partitions
+from models.partitions import day_of, ensure_partitions, partition_name
 from models.repositories.bulk import insert_ignore
 
 
@@ -47,8 +47,12 @@ class SnapshotWriter:
         known = _known_days.setdefault(self.table.name, set())
         missing = days - known
         if missing:
-            ensure_partitions(conn, self.table.name, missing)
-            known.update(missing)
+            created = set(ensure_partitions(conn, self.table.name, missing))
+            # Remember only days whose partition existed already (committed): one created
+            # here vanishes if this transaction rolls back (a poison batch, a lost
+            # connection), and the next batch of that day must create it again — it finds
+            # it, and remembers it, once this transaction has committed.
+            known.update(d for d in missing if partition_name(self.table.name, d) not in created)
 
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(self.table)) or 0)

@@ -17,6 +17,7 @@ from workers.context import UsageError, current_settings
 from workers.ingester.service import Ingester
 from workers.ingester.signals import SignalHandler
 from workers.ingester.universe import UnknownCoin
+from workers.observability import init_sentry
 
 
 @click.command()
@@ -29,6 +30,8 @@ def ingest() -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+    # Unhandled errors reach Sentry when SENTRY_DSN is set (scrubbed like every process's).
+    init_sentry(settings, "ingester")
     ingester = Ingester(settings)
     SignalHandler(ingester.stop_event).install()
     try:
