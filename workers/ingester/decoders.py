@@ -13,18 +13,25 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, cast
 
-from events import AssetContext, Fill, Mid, Position, Side, Trade
+from events import MAX_TIME_MS, AssetContext, Fill, Mid, Position, Side, Trade
 
 _SIDES = ("B", "A")
+# Bounds of what storage can hold (BIGINT keys, VARCHAR(40) coins, VARCHAR(66) hashes, exact
+# NUMERIC): an element outside them is refused here, alone, instead of reaching a worker and
+# costing its whole batch there.
+MAX_INT = 2**63 - 1
+MAX_COIN = 40
+MAX_HASH = 66
+MAX_EXPONENT = 38  # |adjusted exponent|: 1e-38 … 1e38 covers every price, size and rate
 
 
 def dec(value: Any) -> Decimal:
     # `type(...) is` on purpose: bool is an int subclass and float would be inexact.
     if type(value) is str or type(value) is int:
         d = Decimal(value)
-        if d.is_finite():
+        if d.is_finite() and -MAX_EXPONENT <= d.adjusted() <= MAX_EXPONENT:
             return d
-        raise ValueError(f"not a finite number: {str(value)[:20]!r}")
+        raise ValueError(f"not a finite number in range: {str(value)[:20]!r}")
     raise TypeError(f"expected a decimal string, got {type(value).__name__}")
 
 
@@ -34,15 +41,20 @@ def opt_dec(value: Any) -> Decimal | None:
 
 def nat(value: Any) -> int:
     """A non-negative JSON integer (times in ms, tids, oids, leverage)."""
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_INT:
         return value
-    raise TypeError(f"expected a non-negative integer, got {str(value)[:20]!r}")
+    raise TypeError(f"expected a non-negative 64-bit integer, got {str(value)[:20]!r}")
 
 
-def text(value: Any) -> str:
-    if type(value) is str and value:
+def text(value: Any, limit: int = 200) -> str:
+    # PostgreSQL text cannot hold NUL; longer than its column, the whole batch would fail.
+    if type(value) is str and value and len(value) <= limit and "\x00" not in value:
         return value
-    raise TypeError(f"expected a non-empty string, got {type(value).__name__}")
+    raise TypeError(f"expected a non-empty string of at most {limit} characters")
+
+
+def coin_name(value: Any) -> str:
+    return text(value, MAX_COIN)
 
 
 def side(value: Any) -> Side:
@@ -62,49 +74,64 @@ def trade(x: Any) -> Trade:
     )  # fmt: skip
     if not (
         type(coin) is str
-        and coin
+        and 0 < len(coin) <= MAX_COIN
+        and "\x00" not in coin
         and type(time_ms) is int
-        and time_ms >= 0
+        and 0 <= time_ms <= MAX_TIME_MS
         and type(tid) is int
-        and tid >= 0
+        and 0 <= tid <= MAX_INT
         and (type(px) is str or type(px) is int)
         and (type(sz) is str or type(sz) is int)
         and (side_ == "B" or side_ == "A")
         and type(hash_) is str
-        and hash_
+        and 0 < len(hash_) <= MAX_HASH
+        and "\x00" not in hash_
     ):
         _trade_problem(x)
     price, size = Decimal(px), Decimal(sz)
-    if not (price.is_finite() and size.is_finite()):
-        raise ValueError(f"not a finite number: px={px!r} sz={sz!r}")
+    if not (
+        price.is_finite()
+        and size.is_finite()
+        and -MAX_EXPONENT <= price.adjusted() <= MAX_EXPONENT
+        and -MAX_EXPONENT <= size.adjusted() <= MAX_EXPONENT
+    ):
+        raise ValueError(f"not a finite number in range: px={str(px)[:20]!r} sz={str(sz)[:20]!r}")
     users = x.get("users")
     buyer = seller = None
-    if type(users) is list and len(users) == 2 and type(users[0]) is str and type(users[1]) is str:
+    if (
+        type(users) is list
+        and len(users) == 2
+        and type(users[0]) is str
+        and type(users[1]) is str
+        and len(users[0]) <= 42
+        and len(users[1]) <= 42
+    ):
         buyer, seller = users[0], users[1]
     return Trade(coin, time_ms, tid, price, size, side_, hash_, buyer, seller)
 
 
 def _trade_problem(x: Any) -> None:
     """Raise the precise error for a trade that failed the inlined checks."""
-    text(x["coin"])
-    nat(x["time"])
+    coin_name(x["coin"])
+    if nat(x["time"]) > MAX_TIME_MS:
+        raise ValueError("time beyond the year 9999")
     nat(x["tid"])
     dec(x["px"])
     dec(x["sz"])
     side(x["side"])
-    text(x["hash"])
+    text(x["hash"], MAX_HASH)
     raise ValueError("invalid trade")  # unreachable unless the two checks disagree
 
 
 def mid(coin: Any, px: Any, received_ms: int) -> Mid:
     """One ``allMids`` entry; the push has no time of its own, so it is stamped on receipt."""
-    return Mid(text(coin), received_ms, dec(px))
+    return Mid(coin_name(coin), received_ms, dec(px))
 
 
 def asset_context(coin: Any, ctx: Any, received_ms: int) -> AssetContext:
     """A perp ``activeAssetCtx`` ctx; ``midPx`` and ``premium`` may be null on the wire."""
     return AssetContext(
-        coin=text(coin),
+        coin=coin_name(coin),
         time=received_ms,
         funding=dec(ctx["funding"]),
         open_interest=dec(ctx["openInterest"]),
@@ -123,7 +150,7 @@ def position(user: str, time_ms: int, entry: Any) -> Position:
     leverage = p["leverage"]
     return Position(
         user=user,
-        coin=text(p["coin"]),
+        coin=coin_name(p["coin"]),
         time=time_ms,
         szi=dec(p["szi"]),
         entry_px=opt_dec(p.get("entryPx")),
@@ -131,7 +158,7 @@ def position(user: str, time_ms: int, entry: Any) -> Position:
         unrealized_pnl=dec(p["unrealizedPnl"]),
         return_on_equity=dec(p["returnOnEquity"]),
         liquidation_px=opt_dec(p.get("liquidationPx")),
-        leverage_type=text(leverage["type"]),
+        leverage_type=text(leverage["type"], 16),
         leverage_value=nat(leverage["value"]),
         margin_used=dec(p["marginUsed"]),
     )
@@ -144,23 +171,23 @@ def fill(user: str, x: Any) -> Fill:
         raise TypeError("crossed must be a boolean")
     return Fill(
         user=user,
-        coin=text(x["coin"]),
+        coin=coin_name(x["coin"]),
         time=nat(x["time"]),
         tid=nat(x["tid"]),
         oid=nat(x["oid"]),
         px=dec(x["px"]),
         sz=dec(x["sz"]),
         side=side(x["side"]),
-        dir=text(x["dir"]),
+        dir=text(x["dir"], 32),
         start_position=dec(x["startPosition"]),
         closed_pnl=dec(x["closedPnl"]),
         fee=dec(x["fee"]),
-        fee_token=text(x["feeToken"]),
+        fee_token=text(x["feeToken"], 16),
         crossed=crossed,
-        hash=text(x["hash"]),
+        hash=text(x["hash"], MAX_HASH),
     )
 
 
 def user_address(value: Any) -> str:
     """Addresses are compared lower-case everywhere (settings lower-case tracked wallets)."""
-    return text(value).lower()
+    return text(value, 42).lower()

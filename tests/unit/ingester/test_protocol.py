@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import orjson
@@ -201,3 +202,29 @@ def test_unknown_channels_are_ignored_with_a_bounded_label() -> None:
     assert pf.kind == "ignored" and pf.malformed is None
     assert channel_label(pf.channel) == "other"
     assert channel_label("trades") == "trades" and channel_label("") == "unknown"
+
+
+def test_given_elements_storage_cannot_hold_when_parsed_then_only_they_are_rejected() -> None:
+    # Given one trades frame mixing good trades with values no column can hold
+    good = {
+        "coin": "ETH",
+        "side": "B",
+        "px": "4321.7",
+        "sz": "1",
+        "time": 1787052617384,
+        "tid": 1,
+        "hash": "0xab",
+    }
+    bad = [
+        {**good, "tid": 2**64},
+        {**good, "px": "1e999999"},
+        {**good, "coin": "X" * 41},
+        {**good, "coin": "ET\x00H"},
+        {**good, "hash": "0x" + "a" * 100},
+        {**good, "time": 2**62},
+    ]
+    frame = json.dumps({"channel": "trades", "data": [good, *bad, {**good, "tid": 3}]})
+    # When it is parsed
+    parsed = parse_frame(frame, 1787052617400)
+    # Then the good trades survive and each bad element is refused alone
+    assert [e.tid for e in parsed.events] == [1, 3]
