@@ -36,6 +36,7 @@ from events import Position, encode_batch
 from models.db import Database, get_database
 from models.repositories import PositionRepository, TrackedWalletRepository
 from settings import Settings
+from workers.ingester.positions import flat_position
 from workers.ingester.protocol import parse_clearinghouse_state
 from workers.metrics_export import count_rows
 from workers.redis_clients import quick_redis
@@ -201,7 +202,7 @@ class PositionPoller:
             now_open = {p.coin for p in positions}
             for snap in open_before.get(user, []):
                 if snap.coin not in now_open and snap.time < time_ms:
-                    out.append(_flat(snap, time_ms))
+                    out.append(flat_position(snap, time_ms))
         return out
 
     def _store_and_send(self, result: PollResult) -> None:
@@ -210,23 +211,6 @@ class PositionPoller:
         count_rows("position_snapshots", stored.new, stored.duplicates)
         result.stored = stored.new
         self.send(encode_batch("positions", result.positions, source=SOURCE))
-
-
-def _flat(snap: Any, time_ms: int) -> Position:
-    return Position(
-        user=snap.user,
-        coin=snap.coin,
-        time=time_ms,
-        szi=_ZERO,
-        entry_px=None,
-        position_value=_ZERO,
-        unrealized_pnl=_ZERO,
-        return_on_equity=_ZERO,
-        liquidation_px=None,
-        leverage_type=snap.leverage_type,
-        leverage_value=snap.leverage_value,
-        margin_used=_ZERO,
-    )
 
 
 @shared_task(bind=True, name="hyperwatch.maintenance.poll_positions", ignore_result=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Protocol
 
 from events import Position
 
@@ -30,12 +31,25 @@ class FlatTracker:
         """``positions`` plus a flat one for every coin that closed since the last state."""
         now = {p.coin: p for p in positions if p.szi != _ZERO}
         before = self._open.get(user, {})
-        flats = [_flat(p, time_ms) for coin, p in before.items() if coin not in now]
+        flats = [flat_position(p, time_ms) for coin, p in before.items() if coin not in now]
         self._open[user] = now
         return [*positions, *flats]
 
 
-def _flat(last: Position, time_ms: int) -> Position:
+class _PositionLike(Protocol):
+    @property
+    def user(self) -> str: ...
+    @property
+    def coin(self) -> str: ...
+    @property
+    def leverage_type(self) -> str: ...
+    @property
+    def leverage_value(self) -> int: ...
+
+
+def flat_position(last: _PositionLike, time_ms: int) -> Position:
+    """The zero-size position that records a close: a coin gone from a complete
+    clearinghouse state. ``last`` is the previous position (an event or a stored row)."""
     return Position(
         user=last.user,
         coin=last.coin,
