@@ -141,10 +141,12 @@ def test_wrong_shapes_are_dead_lettered(
 
 
 def test_value_the_database_rejects_is_dead_lettered_not_retried(
-    app: HyperwatchCelery, database: Database
+    pg_database: Database, settings_for: Callable[..., Settings]
 ) -> None:
-    if database.dialect != "postgresql":
-        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    # PostgreSQL only: SQLite does not enforce VARCHAR lengths, so there is nothing to reject.
+    database = pg_database
+    app = create_app(settings_for(database_url=database.url))
+    app.loader.import_default_modules()
     # Given a trade whose hash is longer than the column (a valid event on the wire)
     payload = trades_payload(make_trades(2))
     payload["events"][0]["hash"] = "0x" + "ab" * 40
@@ -156,6 +158,7 @@ def test_value_the_database_rejects_is_dead_lettered_not_retried(
         assert stored_trade_keys(conn) == []
         reason = conn.execute(text("SELECT reason FROM dead_letters")).scalar_one()
     assert reason == ("StringDataRightTruncation: value too long for type character varying(66)")
+    lifecycle.registry.reset()
 
 
 def test_asset_contexts_positions_fills_and_sessions_are_idempotent(
