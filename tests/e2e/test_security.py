@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import ast
-import gzip
 import os
 import re
 import signal
@@ -51,6 +50,7 @@ from tasks.notify.channels.base import DeliveryContext, post_json
 from tasks.notify.egress import EgressRefused, resolve_target
 from tests.integration.celery.support import REPO, wait_until
 from tests.integration.notify.receiver import Receiver, Reply, receiving
+from tests.support.sentry import SentryReceiver
 from tests.support.services import RedisServer, free_port, wait_for_port
 from workers import lifecycle
 from workers.cli import cli
@@ -102,43 +102,9 @@ class PasswordRedis(RedisServer):
         return self
 
 
-class SentryReceiver:
-    """A local stand-in for sentry.io recording every envelope, decompressed."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                bodies.append(body)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def dsn(self) -> str:
-        return f"http://{SENTRY_KEY}@127.0.0.1:{self.server.server_address[1]}/42"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture()
 def sentry() -> Iterator[SentryReceiver]:
-    receiver = SentryReceiver()
+    receiver = SentryReceiver(SENTRY_KEY)
     yield receiver
     receiver.close()
 

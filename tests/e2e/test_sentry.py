@@ -8,11 +8,7 @@ real envelopes (gzip, ``/api/<project>/envelope/``) which the receiver records.
 
 from __future__ import annotations
 
-import gzip
-import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,6 +21,7 @@ from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
     worker_env,
 )
 from tests.integration.celery.support import WorkerProcess, wait_until
+from tests.support.sentry import SentryReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -34,62 +31,15 @@ DB_PASSWORD = "hunter2pass"
 FLOWER_PASSWORD = "flowerpass123"
 
 
-class Receiver:
-    """A tiny Sentry: records every POSTed envelope, decompressed."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        received = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                received.append(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def dsn(self) -> str:
-        return f"http://publickey@127.0.0.1:{self.server.server_address[1]}/42"
-
-    def items(self) -> list[dict[str, Any]]:
-        """Every JSON line of every envelope (headers and payloads)."""
-        out = []
-        for body in list(self.bodies):
-            for line in body.splitlines():
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(item, dict):
-                    out.append(item)
-        return out
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+def receiver() -> Iterator[SentryReceiver]:
+    server = SentryReceiver()
     yield server
     server.close()
 
 
 def test_failing_task_reaches_sentry_as_an_envelope_without_its_secrets(
-    receiver: Receiver,
+    receiver: SentryReceiver,
     spawn_worker: Callable[..., WorkerProcess],
     publisher: HyperwatchCelery,
 ) -> None:
@@ -138,7 +88,7 @@ def test_failing_task_reaches_sentry_as_an_envelope_without_its_secrets(
 
 
 def test_beat_initialises_sentry(
-    receiver: Receiver, worker_env: dict[str, str], tmp_path: Any
+    receiver: SentryReceiver, worker_env: dict[str, str], tmp_path: Any
 ) -> None:
     # Given SENTRY_DSN; When `celery -A tasks beat` starts; Then Sentry is on for beat
     import subprocess
