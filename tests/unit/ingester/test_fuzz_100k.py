@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from tests.unit.ingester import frames
+from tests.unit.ingester import frames, mutations
 from workers.ingester.batcher import Batcher
 from workers.ingester.cache import LatestCache
 from workers.ingester.clock import ManualClock
@@ -74,28 +74,6 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
     return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randrange(5))}
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _replace(doc: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(doc, dict):
-        return {**doc, head: _replace(doc[head], rest, new)}
-    copy = list(doc)
-    copy[head] = _replace(doc[head], rest, new)
-    return copy
-
-
 def _drop(doc: Any, path: tuple[Any, ...]) -> Any:
     if len(path) == 1:
         if isinstance(doc, dict):
@@ -133,25 +111,25 @@ def valid_control(rng: random.Random, serial: int) -> Raw:
 
 def replace_value(rng: random.Random, serial: int) -> Raw:
     doc = rng.choice(DOCS)
-    path = rng.choice(_paths(doc))
-    return _dumps(_replace(doc, path, _random_json(rng)))
+    path = rng.choice(mutations.paths(doc))
+    return _dumps(mutations.replace(doc, path, _random_json(rng)))
 
 
 def drop_key(rng: random.Random, serial: int) -> Raw:
     doc = rng.choice(DOCS)
-    paths = [p for p in _paths(doc) if p]
+    paths = [p for p in mutations.paths(doc) if p]
     return _dumps(_drop(doc, rng.choice(paths)))
 
 
 def retype_number(rng: random.Random, serial: int) -> Raw:
     """A number or decimal string in a reference frame swapped for an edge value."""
     doc = rng.choice(DOCS)
-    paths = [p for p in _paths(doc) if p and p[-1] in {"px", "sz", "time", "tid", "funding",
+    paths = [p for p in mutations.paths(doc) if p and p[-1] in {"px", "sz", "time", "tid", "funding",
              "markPx", "szi", "oid", "value", "fee", "openInterest", "oraclePx"}]  # fmt: skip
     if not paths:
         return _dumps(doc)
     new = rng.choice(_WEIRD_NUMBERS + _WEIRD_STRINGS)
-    return _dumps(_replace(doc, rng.choice(paths), new))
+    return _dumps(mutations.replace(doc, rng.choice(paths), new))
 
 
 def flip_bytes(rng: random.Random, serial: int) -> Raw:

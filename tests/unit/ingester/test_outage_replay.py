@@ -35,6 +35,18 @@ class ScriptedBroker:
         pass
 
 
+def quick_publisher(outbox: Outbox, broker: ScriptedBroker, replay_window_s: float) -> Publisher:
+    """A publisher that retries every 10-20 ms, so outages in these tests last moments."""
+    return Publisher(
+        outbox,
+        cast(BrokerClient, broker),
+        Metrics(),
+        retry_min_s=0.01,
+        retry_max_s=0.02,
+        replay_window_s=replay_window_s,
+    )
+
+
 def env(seq: int) -> Envelope:
     return Envelope("trades", seq, 10, f"batch-{seq}".encode(), (PERSIST_TRADES,))
 
@@ -62,14 +74,7 @@ def test_given_recent_batches_when_broker_goes_down_then_they_are_sent_again_aft
 ):
     # Given a publisher that sent batches 1 and 2
     outbox, broker = Outbox(max_events=1000), ScriptedBroker()
-    publisher = Publisher(
-        outbox,
-        cast(BrokerClient, broker),
-        Metrics(),
-        retry_min_s=0.01,
-        retry_max_s=0.02,
-        replay_window_s=5,
-    )
+    publisher = quick_publisher(outbox, broker, replay_window_s=5)
     publisher.start()
     try:
         outbox.put(env(1))
@@ -89,14 +94,7 @@ def test_given_recent_batches_when_broker_goes_down_then_they_are_sent_again_aft
 
 def test_given_replay_disabled_when_broker_goes_down_then_nothing_is_sent_twice() -> None:
     outbox, broker = Outbox(max_events=1000), ScriptedBroker()
-    publisher = Publisher(
-        outbox,
-        cast(BrokerClient, broker),
-        Metrics(),
-        retry_min_s=0.01,
-        retry_max_s=0.02,
-        replay_window_s=0,
-    )
+    publisher = quick_publisher(outbox, broker, replay_window_s=0)
     publisher.start()
     try:
         outbox.put(env(1))
@@ -113,14 +111,7 @@ def test_given_replay_disabled_when_broker_goes_down_then_nothing_is_sent_twice(
 
 def test_given_old_batches_when_broker_goes_down_then_only_the_window_is_replayed() -> None:
     outbox, broker = Outbox(max_events=1000), ScriptedBroker()
-    publisher = Publisher(
-        outbox,
-        cast(BrokerClient, broker),
-        Metrics(),
-        retry_min_s=0.01,
-        retry_max_s=0.02,
-        replay_window_s=0.3,
-    )
+    publisher = quick_publisher(outbox, broker, replay_window_s=0.3)
     publisher.start()
     try:
         outbox.put(env(1))

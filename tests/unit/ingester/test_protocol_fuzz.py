@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.ingester import frames
+from tests.unit.ingester import frames, mutations
 from workers.ingester.protocol import KNOWN_CHANNELS, parse_frame
 
 REASONS = {"not_json", "not_object", "no_channel", "bad_data", "bad_event", "parser_error"}
@@ -45,28 +45,6 @@ def test_random_json_under_any_channel_never_raises(channel: str, data: Any) -> 
     _check(orjson.dumps({"channel": channel, "data": data}, option=orjson.OPT_NON_STR_KEYS))
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _replace(doc: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(doc, dict):
-        return {**doc, head: _replace(doc[head], rest, new)}
-    copy = list(doc)
-    copy[head] = _replace(doc[head], rest, new)
-    return copy
-
-
 @settings(max_examples=500, deadline=None)
 @given(st.sampled_from(frames.ALL_VALID), st.data(), json_values)
 def test_valid_frames_with_one_value_mutated_never_raise(
@@ -74,8 +52,8 @@ def test_valid_frames_with_one_value_mutated_never_raise(
 ) -> None:
     # Given a valid frame of the reference / When any one value in it is replaced
     doc = orjson.loads(raw)
-    path = data.draw(st.sampled_from(_paths(doc)))
-    mutated = orjson.dumps(_replace(doc, path, new), option=orjson.OPT_NON_STR_KEYS)
+    path = data.draw(st.sampled_from(mutations.paths(doc)))
+    mutated = orjson.dumps(mutations.replace(doc, path, new), option=orjson.OPT_NON_STR_KEYS)
     # Then parsing returns normally
     _check(mutated)
 
