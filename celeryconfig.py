@@ -17,6 +17,7 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from events import BATCH_CONTENT_TYPE
 from settings import Settings
 
 # --- queues and routing ---------------------------------------------------------------------
@@ -43,8 +44,10 @@ task_routes = {
 
 # --- serialization ---------------------------------------------------------------------------
 # JSON only: payloads are data from the feed, never pickles; Decimals travel as strings.
+# The ingester's batches are JSON too, under their own content type so workers decode them
+# with orjson (events.BATCH_CONTENT_TYPE; registered by tasks.app.create_app).
 task_serializer = "json"
-accept_content = ["json"]
+accept_content = ["json", BATCH_CONTENT_TYPE]
 result_serializer = "json"
 
 # --- delivery guarantees -----------------------------------------------------------------------

@@ -20,10 +20,9 @@ from typing import Any
 from celery import shared_task
 from sqlalchemy.exc import IntegrityError
 
-from events import MAX_TIME_MS, MIN_TIME_MS, MalformedPayload, decode_batch
+from events import MAX_TIME_MS, MIN_TIME_MS, MalformedPayload, batch_argument, decode_batch
 from models.repositories import (
     AssetContextRepository,
-    BarRepository,
     FillRepository,
     PositionRepository,
     SessionRepository,
@@ -44,11 +43,10 @@ def persist_trades(self: HyperwatchTask, payload: Any) -> Result:
     """
     batch = decode_batch(payload, "trades")
     with self.transaction() as session:
-        result = TradeRepository(session).add_batch(batch.events)
-        bars = BarRepository(session).fold_in(result.new_rows)
+        result = TradeRepository(session).add_batch(batch.events, fold_bars=True)
     self.confirm(batch)
     self.count_rows("trade_snapshots", result.new, result.duplicates)
-    return {"new": result.new, "duplicates": result.duplicates, "bars": bars}
+    return {"new": result.new, "duplicates": result.duplicates, "bars": result.bars}
 
 
 @shared_task(name="hyperwatch.persist.asset_contexts", bind=True, base=HyperwatchTask)
@@ -119,7 +117,9 @@ _SESSION_COUNTERS = ("frames", "events", "malformed", "duplicates")
 
 
 def session_record(payload: Any) -> dict[str, Any]:
-    """Validate a session record from the wire; raises MalformedPayload with the reason."""
+    """Validate a session record from the wire (JSON text or the object); raises
+    MalformedPayload with the reason."""
+    payload = batch_argument(payload)
     if not isinstance(payload, dict):
         raise MalformedPayload(f"session record must be an object, got {type(payload).__name__}")
     if not isinstance(payload.get("id"), str) or not payload["id"]:

@@ -45,6 +45,16 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture()
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, for tests that read or disturb every key."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture()
 def redis_url(redis_server: RedisServer) -> Iterator[str]:
     import redis
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sqlalchemy import case, func, select, tuple_
@@ -78,23 +79,32 @@ class BarDelta:
 def fold(trades: Iterable[tuple[str, int, int, Decimal, Decimal, str]]) -> list[BarDelta]:
     """Pure: (coin, time, tid, px, sz, side) trades → one delta per (coin, minute).
 
-    Side is the aggressor: a "B" trade is buy volume, "A" sell volume.
+    Side is the aggressor: a "B" trade is buy volume, "A" sell volume. The trades are
+    sorted once — by (coin, time, tid), their key, which is unique — so each bar is one run
+    whose first trade is the open and last the close (a quarter of the cost of merging a
+    delta per trade, at 2,000 trades per batch).
     """
-    bars: dict[tuple[str, int], BarDelta] = {}
-    for coin, time, tid, px, sz, side in trades:
-        px, sz = Decimal(px), Decimal(sz)
-        key = (int(time), int(tid))
-        minute = int(time) - int(time) % MINUTE_MS
-        delta = BarDelta(
-            coin, minute, px, px, px, px, key, key, sz,
-            sz if side == "B" else _ZERO, sz if side != "B" else _ZERO, 1,
-        )  # fmt: skip
-        existing = bars.get((coin, minute))
-        if existing is None:
-            bars[(coin, minute)] = delta
+    bars: list[BarDelta] = []
+    bar: BarDelta | None = None
+    for coin, time, tid, px, sz, side in sorted(trades):
+        minute = time - time % MINUTE_MS
+        if bar is None or minute != bar.minute or coin != bar.coin:
+            key = (time, tid)
+            bar = BarDelta(coin, minute, px, px, px, px, key, key, sz, _ZERO, _ZERO, 1)
+            bars.append(bar)
         else:
-            existing.merge(delta)
-    return list(bars.values())
+            if px > bar.high:
+                bar.high = px
+            elif px < bar.low:
+                bar.low = px
+            bar.close, bar.close_key = px, (time, tid)
+            bar.volume += sz
+            bar.trade_count += 1
+        if side == "B":
+            bar.buy_volume += sz
+        else:
+            bar.sell_volume += sz
+    return bars
 
 
 class BarRepository:
@@ -117,32 +127,9 @@ class BarRepository:
         return len(deltas)
 
     def _merge_postgres(self, deltas: list[BarDelta]) -> None:
-        stmt = pg_insert(TradeBar)
-        ex = stmt.excluded
-        t = TradeBar.__table__.c
-        earlier = tuple_(ex.open_time, ex.open_tid) < tuple_(t.open_time, t.open_tid)
-        later = tuple_(ex.close_time, ex.close_tid) > tuple_(t.close_time, t.close_tid)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["coin", "minute"],
-            set_={
-                "open": case((earlier, ex.open), else_=t.open),
-                "open_time": case((earlier, ex.open_time), else_=t.open_time),
-                "open_tid": case((earlier, ex.open_tid), else_=t.open_tid),
-                "close": case((later, ex.close), else_=t.close),
-                "close_time": case((later, ex.close_time), else_=t.close_time),
-                "close_tid": case((later, ex.close_tid), else_=t.close_tid),
-                "high": func.greatest(t.high, ex.high),
-                "low": func.least(t.low, ex.low),
-                "volume": t.volume + ex.volume,
-                "buy_volume": t.buy_volume + ex.buy_volume,
-                "sell_volume": t.sell_volume + ex.sell_volume,
-                "volume_delta": t.volume_delta + ex.volume_delta,
-                "trade_count": t.trade_count + ex.trade_count,
-            },
-        )
         # Sorted keys: concurrent workers lock bar rows in the same order (no deadlock).
         rows = [d.as_row() for d in sorted(deltas, key=lambda d: (d.coin, d.minute))]
-        self.session.execute(stmt, rows)
+        self.session.execute(_postgres_merge_statement(), rows)
 
     def _merge_python(self, deltas: list[BarDelta]) -> None:
         for delta in deltas:
@@ -175,3 +162,32 @@ class BarRepository:
             row["cvd"] = cumulative
             out.append(row)
         return out
+
+
+@cache
+def _postgres_merge_statement() -> Any:
+    """The bar upsert, built once: constructing it (the ``excluded`` alias and its column
+    proxies) cost more than executing it, per batch."""
+    stmt = pg_insert(TradeBar)
+    ex = stmt.excluded
+    t = TradeBar.__table__.c
+    earlier = tuple_(ex.open_time, ex.open_tid) < tuple_(t.open_time, t.open_tid)
+    later = tuple_(ex.close_time, ex.close_tid) > tuple_(t.close_time, t.close_tid)
+    return stmt.on_conflict_do_update(
+        index_elements=["coin", "minute"],
+        set_={
+            "open": case((earlier, ex.open), else_=t.open),
+            "open_time": case((earlier, ex.open_time), else_=t.open_time),
+            "open_tid": case((earlier, ex.open_tid), else_=t.open_tid),
+            "close": case((later, ex.close), else_=t.close),
+            "close_time": case((later, ex.close_time), else_=t.close_time),
+            "close_tid": case((later, ex.close_tid), else_=t.close_tid),
+            "high": func.greatest(t.high, ex.high),
+            "low": func.least(t.low, ex.low),
+            "volume": t.volume + ex.volume,
+            "buy_volume": t.buy_volume + ex.buy_volume,
+            "sell_volume": t.sell_volume + ex.sell_volume,
+            "volume_delta": t.volume_delta + ex.volume_delta,
+            "trade_count": t.trade_count + ex.trade_count,
+        },
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
-from models.partitions import day_of, ensure_partitions, partition_name
+from models.partitions import DAY_MS, day_of, ensure_partitions, partition_name
 from models.repositories.bulk import insert_ignore
 
 
@@ -19,7 +19,7 @@ class BulkResult:
 
     new: int
     duplicates: int
-    new_rows: tuple[tuple[Any, ...], ...] = ()
+    bars: int = 0  # trades stored with fold_bars: 1-minute bars the new trades went into
 
 
 class SnapshotWriter:
@@ -31,19 +31,20 @@ class SnapshotWriter:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _insert(self, rows: Sequence[dict[str, Any]], returning: Sequence[str] = ()) -> BulkResult:
+    def _insert(self, rows: Sequence[dict[str, Any]]) -> BulkResult:
         if not rows:
             return BulkResult(0, 0)
         if self.partitioned:
             self._ensure_days(row["time"] for row in rows)
-        new, new_rows = insert_ignore(self.session, self.table, rows, returning)
-        return BulkResult(new=new, duplicates=len(rows) - new, new_rows=tuple(new_rows))
+        new, _ = insert_ignore(self.session, self.table, rows)
+        return BulkResult(new=new, duplicates=len(rows) - new)
 
     def _ensure_days(self, times: Iterable[int]) -> None:
         conn = self.session.connection()
         if conn.dialect.name != "postgresql":
             return
-        days = {day_of(t) for t in times}
+        # Integer days first: one date object per distinct day, not one per row.
+        days = {day_of(d * DAY_MS) for d in {t // DAY_MS for t in times}}
         known = _known_days.setdefault(self.table.name, set())
         missing = days - known
         if missing:

@@ -4,35 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from events import Trade
+from models.repositories.bars import BarRepository
+from models.repositories.bulk import insert_ignore_values
 from models.repositories.snapshots import BulkResult, SnapshotWriter
 from models.trade import TradeSnapshot
 
+_COLUMNS = Trade._fields
+# What the bar fold reads of each new trade (bars.fold).
+_FOLDED = ("coin", "time", "tid", "px", "sz", "side")
+
 
 class TradeRepository(SnapshotWriter):
-    table = TradeSnapshot.__table__  # type: ignore[assignment]
+    table: Table = TradeSnapshot.__table__  # type: ignore[assignment]
     partitioned = True
 
-    def add_batch(self, trades: Sequence[Trade]) -> BulkResult:
-        """Store trades; idempotency key (coin, time, tid). ``new_rows`` are the new trades
-        as (coin, time, tid, px, sz, side), for folding into bars exactly once."""
-        rows = [
-            {
-                "coin": t.coin,
-                "time": t.time,
-                "tid": t.tid,
-                "px": t.px,
-                "sz": t.sz,
-                "side": t.side,
-                "hash": t.hash,
-                "buyer": t.buyer,
-                "seller": t.seller,
-            }
-            for t in trades
-        ]
-        return self._insert(rows, returning=("coin", "time", "tid", "px", "sz", "side"))
+    def add_batch(self, trades: Sequence[Trade], *, fold_bars: bool = False) -> BulkResult:
+        """Store trades; idempotency key (coin, time, tid).
+
+        With ``fold_bars`` the trades that were new — only those, so a replay adds nothing —
+        are folded into their 1-minute bars in the same transaction, and ``bars`` counts
+        the bars touched.
+        """
+        if not trades:
+            return BulkResult(0, 0)
+        self._ensure_days(t.time for t in trades)
+        # A Trade is a tuple in the order of _COLUMNS: the trades are the rows.
+        new, new_rows = insert_ignore_values(
+            self.session, self.table, _COLUMNS, trades, returning=_FOLDED if fold_bars else ()
+        )
+        bars = BarRepository(self.session).fold_in(new_rows) if fold_bars else 0
+        return BulkResult(new, len(trades) - new, bars)
 
     def for_coin(self, coin: str, since_ms: int = 0, limit: int = 1000) -> list[TradeSnapshot]:
         stmt = (

@@ -34,6 +34,7 @@ from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from events import Trade
 from models.db import Database
 from tasks.app import HyperwatchCelery
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
@@ -90,14 +91,12 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
 
 
 def trades_with(index: int = 1, n: int = 3, **change: Any) -> dict[str, Any]:
-    """A good trade batch whose event ``index`` has ``change`` applied (None removes)."""
+    """A good trade batch whose event ``index`` (an array of the fields) has ``change``
+    applied; None is a missing value (JSON null)."""
     payload = trades_payload(make_trades(n))
     event = payload["events"][index]
     for key, value in change.items():
-        if value is None:
-            event.pop(key)
-        else:
-            event[key] = value
+        event[Trade._fields.index(key)] = value
     return payload
 
 
@@ -137,12 +136,16 @@ def oversize_batch() -> dict[str, Any]:
     """Megabytes of good trades whose very last one the database refuses (hash too long):
     the COPY fails at the end, so any partial write would show."""
     payload = trades_payload(make_trades(OVERSIZE_TRADES))
-    payload["events"][-1]["hash"] = "0x" + "ab" * 40
+    payload["events"][-1][Trade._fields.index("hash")] = "0x" + "ab" * 40
     return payload
 
 
 POISON: tuple[Poison, ...] = (
-    Poison("version 2", "persist.trades", {**trades_with(), "v": 2}, "unsupported batch version 2"),
+    Poison("version 3", "persist.trades", {**trades_with(), "v": 3}, "unsupported batch version 3"),
+    Poison("trade not an array", "persist.trades", {**trades_with(), "events": [{"coin": "BTC"}]},
+           "event 0: a trade must be an array of its 9 fields"),
+    Poison("not JSON text", "persist.trades", '{"v": 2, "kind": "trades", "events": [',
+           "batch is not JSON"),
     Poison("no version", "persist.trades", {k: v for k, v in trades_with().items() if k != "v"},
            "unsupported batch version None"),
     Poison("wrong kind", "persist.trades", {**trades_with(), "kind": "fills"},
@@ -185,7 +188,9 @@ POISON: tuple[Poison, ...] = (
            {"id": "s1", "started_at": 1, "frames": -1}, "session.frames"),
     Poison("evaluate a trades batch", "alerts.evaluate", trades_with(),
            "alerts evaluate"),
-    Poison("evaluate garbage", "alerts.evaluate", "garbage", "batch must be an object, got str"),
+    Poison("evaluate garbage", "alerts.evaluate", "garbage", "batch is not JSON"),
+    Poison("evaluate a JSON string", "alerts.evaluate", '"garbage"',
+           "batch must be an object, got str"),
     # Valid on the wire, refused by PostgreSQL: dead-lettered as data errors.
     # refused by COPY itself (the raw driver error)
     Poison("NUMERIC overflow", "persist.trades", trades_with(px="1e200000"),

@@ -29,13 +29,6 @@ def sim(tmp_path: Path) -> Iterator[SimulatorHandle]:
     handle.stop()
 
 
-@pytest.fixture()
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.close()
-
-
 def start_ingester(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
     full = {**os.environ, "INGESTER_HEALTH_PORT": "0", "LOG_LEVEL": "INFO", **env}
     return subprocess.Popen(

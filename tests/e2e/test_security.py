@@ -852,9 +852,13 @@ AUDITED_SQL_FORMATTING = {
     ("models/partitions.py", "ensure_partitions"): 1,
     # DROP TABLE <partition>: a name read from pg_inherits that matched <table>_pYYYYMMDD.
     ("models/partitions.py", "drop_older_than"): 1,
-    # CREATE TEMP TABLE / TRUNCATE / COPY … FROM STDIN / INSERT … SELECT … ON CONFLICT:
-    # table and column names from SQLAlchemy Table metadata, each quoted by the dialect.
-    ("models/repositories/bulk.py", "_postgres_copy_insert"): 4,
+    # Table and column names from SQLAlchemy Table metadata, each quoted by the dialect:
+    # INSERT … SELECT … ON CONFLICT … RETURNING <columns>;
+    ("models/repositories/bulk.py", "insert_ignore_values"): 1,
+    # COPY <table> (<columns>) FROM STDIN, under a savepoint;
+    ("models/repositories/bulk.py", "_copy_if_all_new"): 1,
+    # CREATE TEMP TABLE / TRUNCATE / COPY … FROM STDIN into the staging table.
+    ("models/repositories/bulk.py", "_stage_and_insert"): 3,
 }
 SQL_ROOTS = ("models", "tasks", "workers")
 _RAW_SQL_METHODS = {"exec_driver_sql", "copy_expert", "copy_from", "executescript"}

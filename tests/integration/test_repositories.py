@@ -126,8 +126,7 @@ def test_given_new_trades_when_folded_then_replay_does_not_double_count(database
     ]
     for _ in range(2):  # the second pass is a replay
         with database.session() as s:
-            result = TradeRepository(s).add_batch(batch)
-            BarRepository(s).fold_in(result.new_rows)
+            TradeRepository(s).add_batch(batch, fold_bars=True)
     with database.session() as s:
         bars = BarRepository(s).bars("ETH")
     assert [b["trade_count"] for b in bars] == [2, 1]
@@ -137,13 +136,37 @@ def test_given_new_trades_when_folded_then_replay_does_not_double_count(database
     assert bars[1]["cvd"] == D("0.8421")
 
 
+def test_given_batch_overlapping_stored_trades_when_folded_then_only_new_ones_count(
+    database: Database,
+) -> None:
+    """A redelivered batch with extra trades (an outage replay merged with new ones):
+    PostgreSQL's direct COPY fails on the stored ones and the batch goes through staging;
+    the new trades are stored and folded, the stored ones neither."""
+    first = [trade(1, T0, px="100"), trade(2, T0 + 500, px="101")]
+    both = [trade(0, T0, px="99", side="A"), *first, trade(3, T0 + 900, px="104")]
+    with database.session() as s:
+        assert TradeRepository(s).add_batch(first, fold_bars=True).new == 2
+    with database.session() as s:
+        result = TradeRepository(s).add_batch(both, fold_bars=True)
+    assert (result.new, result.duplicates, result.bars) == (2, 2, 1)
+    with database.session() as s:
+        (bar,) = BarRepository(s).bars("ETH")
+        assert TradeRepository(s).count() == 4
+    assert bar["trade_count"] == 4
+    assert (bar["open"], bar["close"], bar["low"], bar["high"]) == (
+        D("99"), D("104"), D("99"), D("104"),
+    )  # fmt: skip
+    assert bar["volume"] == 4 * D("0.8421")
+    assert bar["volume_delta"] == 2 * D("0.8421")
+
+
 def test_given_out_of_order_batches_when_folded_then_open_close_follow_trade_order(
     database: Database,
 ) -> None:
     late, early = [trade(9, T0 + 5000, px="110")], [trade(1, T0 + 10, px="90")]
     for batch in (late, early):
         with database.session() as s:
-            BarRepository(s).fold_in(TradeRepository(s).add_batch(batch).new_rows)
+            TradeRepository(s).add_batch(batch, fold_bars=True)
     with database.session() as s:
         (bar,) = BarRepository(s).bars("ETH")
     assert (bar["open"], bar["close"], bar["low"], bar["high"]) == (

@@ -48,3 +48,37 @@ def test_given_any_order_and_split_when_merged_then_same_bars() -> None:
             merged[(b.coin, b.minute)] = b
     assert {k: v.as_row() for k, v in merged.items()} == whole
     assert len(whole) == 3
+
+
+def _reference_fold(trades: list[tuple[str, int, int, D, D, str]]) -> dict[tuple[str, int], dict]:
+    """One delta per trade merged in input order: the definition fold() must agree with."""
+    from models.repositories.bars import BarDelta
+
+    bars: dict[tuple[str, int], BarDelta] = {}
+    for coin, time, tid, px, sz, side in trades:
+        minute = time - time % MINUTE_MS
+        key = (time, tid)
+        buy, sell = (sz, D(0)) if side == "B" else (D(0), sz)
+        delta = BarDelta(coin, minute, px, px, px, px, key, key, sz, buy, sell, 1)
+        if (coin, minute) in bars:
+            bars[(coin, minute)].merge(delta)
+        else:
+            bars[(coin, minute)] = delta
+    return {k: v.as_row() for k, v in bars.items()}
+
+
+def test_given_random_trades_of_many_coins_when_folded_then_equal_to_per_trade_merging() -> None:
+    rng = random.Random(11)
+    for _ in range(50):
+        trades = [
+            (
+                rng.choice(["BTC", "ETH", "kPEPE", "@107"]),
+                T0 + rng.randrange(-3 * MINUTE_MS, 4 * MINUTE_MS) * rng.choice([1, -1_000_000]),
+                tid,
+                D(rng.randrange(1, 10_000)).scaleb(-rng.randrange(0, 6)),
+                D(rng.randrange(1, 1_000)).scaleb(-rng.randrange(0, 9)),
+                rng.choice("AB"),
+            )
+            for tid in rng.sample(range(1 << 50), rng.randrange(1, 400))
+        ]
+        assert {(b.coin, b.minute): b.as_row() for b in fold(trades)} == _reference_fold(trades)

@@ -1,9 +1,11 @@
 """Celery task messages, built and sent with kombu, without importing the tasks package.
 
 Contract with the workers (fixed by the lead): one message per batch, task names and queues
-in :data:`ROUTES`, args ``[batch]`` where batch is ``events.encode_batch(...)``. The body is
+in :data:`ROUTES`, args ``[batch]`` where batch is ``events.encode_batch(...)`` as JSON text
+(:func:`task_body` says why a string). The body is
 Celery's task protocol v2 — ``[args, kwargs, embed]`` with the headers
-``celery.app.amqp.as_task_v2`` writes — so any Celery 5 worker runs it. We build it
+``celery.app.amqp.as_task_v2`` writes — so any Celery 5 worker that has registered
+``events.BATCH_CONTENT_TYPE`` (orjson-decoded JSON; ``tasks.app`` does) runs it. We build it
 ourselves, around a batch that is already JSON bytes, because Celery's ``send_task`` would
 re-serialise every batch with the stdlib encoder (the largest single cost per event at
 100k trades/s) and would make the bounded buffer hold Python objects instead of bytes.
@@ -22,9 +24,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 from kombu import Connection, Producer
 
-from events import EventKind
+from events import BATCH_CONTENT_TYPE, EventKind
+from workers import redis_envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +58,16 @@ _ORIGIN: Final = f"{os.getpid()}@{socket.gethostname()}"
 
 
 def task_body(arg_json: bytes) -> bytes:
-    """Protocol-v2 body for a task whose single positional argument is ``arg_json``."""
-    return b"[[" + arg_json + b"],{}," + _EMBED + b"]"
+    """Protocol-v2 body whose single positional argument is ``arg_json`` *as a string*.
+
+    Celery's worker main process decodes every body, keeps the decoded arguments in the
+    request and pickles them to the pool child beside the raw body; the child then decodes
+    the body again. A batch passed as an object is thus built as 2,000 dicts in the main
+    process, pickled, unpickled and built again — measured as the largest single cost of a
+    worker. Passed as one JSON string it is one string in each of those steps, and the task
+    parses it once (``events.decode_batch`` takes JSON text or the object).
+    """
+    return b"[[" + orjson.dumps(arg_json.decode()) + b"],{}," + _EMBED + b"]"
 
 
 def task_headers(task: str, task_id: str, argsrepr: str) -> dict[str, Any]:
@@ -92,6 +104,7 @@ class BrokerClient:
     """
 
     def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+        redis_envelope.install()
         self._url = url
         self._timeout_s = timeout_s
         self._conn: Connection | None = None
@@ -110,6 +123,7 @@ class BrokerClient:
                 "socket_timeout": self._timeout_s,
                 "socket_connect_timeout": self._timeout_s,
                 "retry_on_timeout": False,
+                **redis_envelope.FAST_BODY_OPTIONS,  # batches are JSON text: no base64
             }
             self._conn = Connection(
                 self._url, connect_timeout=self._timeout_s, transport_options=options
@@ -125,7 +139,7 @@ class BrokerClient:
                 task_body(arg_json),
                 exchange="",
                 routing_key=target.queue,
-                content_type="application/json",
+                content_type=BATCH_CONTENT_TYPE,
                 content_encoding="utf-8",
                 headers=task_headers(target.task, task_id, argsrepr),
                 correlation_id=task_id,

@@ -18,9 +18,7 @@ import queue
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
-from events import Event, EventKind, Fill, Position, Trade
+from events import Event, EventKind, Fill, Position, Trade, decode_batch
 from workers.ingester.batcher import Batcher, Ready
 from workers.ingester.broker import ROUTES
 from workers.ingester.cache import LatestCache
@@ -224,9 +222,10 @@ class Pipeline:
         stream: GapStream = "trades" if env.kind == "trades" else "userFills"
         key_field = "coin" if env.kind == "trades" else "user"
         spans: dict[str, tuple[int, int]] = {}
-        for e in orjson.loads(env.body)["events"]:
-            lo, hi = spans.get(e[key_field], (e["time"], e["time"]))
-            spans[e[key_field]] = (min(lo, e["time"]), max(hi, e["time"]))
+        for e in decode_batch(env.body).events:
+            key, time = getattr(e, key_field), e.time
+            lo, hi = spans.get(key, (time, time))
+            spans[key] = (min(lo, time), max(hi, time))
         for key, (first, last) in spans.items():
             self.session.add_gap(GapTracker.loss(stream, key, first, last))
 

@@ -117,11 +117,7 @@ class Exchange:
             ),
             self.monotonic,
         )
-        self.recorder = (
-            GroundTruthWriter(config.record_path, plain_fields=config.replay_path is None)
-            if config.record_path
-            else None
-        )
+        self.recorder = GroundTruthWriter(config.record_path) if config.record_path else None
         self.info = InfoService(
             self.universe, self.contexts, self.ledger, self.recent, self.clock.now_ms
         )
@@ -265,10 +261,15 @@ class Exchange:
             if window is not None:
                 window.extend(trades)
             topic = self._trade_topics.get(coin) or f"trades:{coin}"
-            if hub.has_subscribers(topic):
-                hub.publish(topic, orjson.dumps({"channel": "trades", "data": trades}), trades=True)
-        if self.recorder is not None:
-            self.recorder.trades(block.trades)
+            subscribed = hub.has_subscribers(topic)
+            if not subscribed and self.recorder is None:
+                continue
+            # Serialised once, for the clients' frame and the ground truth alike.
+            data = orjson.dumps(trades)
+            if subscribed:
+                hub.publish(topic, b'{"channel":"trades","data":' + data + b"}", trades=True)
+            if self.recorder is not None:
+                self.recorder.trade_frame(data, len(trades))
         self.stats.trades_generated += len(block.trades)
         self.stats.blocks_generated += 1
         if self.ledger.accounts:

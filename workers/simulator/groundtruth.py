@@ -4,10 +4,14 @@ Format (one JSON object per line, ``type`` first; readers skip types they do not
 
 * ``{"type":"start","time":ms,"seed":int,"coins":[...],"users":[...],"source":"generated"|"replay"}``
   once, first.
-* ``{"type":"trade","coin":str,"time":ms,"tid":int,"px":str,"sz":str,"side":"B"|"A",
-  "hash":str,"buyer":str,"seller":str}`` for every trade the exchange generated, whether or
+* ``{"type":"trades","data":[<WsTrade>, …]}`` — the ``data`` of a ``trades`` frame, exactly
+  as sent (``users`` is [buyer, seller]) — for every trade the exchange generated, whether or
   not any client was connected or received it (so it is the superset the database is
-  compared against; faults decide what a client actually saw).
+  compared against; faults decide what a client actually saw). The exchange serialises each
+  frame's trades once and writes those bytes both to its clients and here.
+* ``{"type":"trade","coin":str,"time":ms,"tid":int,"px":str,"sz":str,"side":"B"|"A",
+  "hash":str,"buyer":str,"seller":str}``: one trade, as written by :meth:`trades` (and by
+  captures from before the ``trades`` record); read the same way.
 * ``{"type":"fill","user":str, <every WsFill field>}`` for every simulated user's fill.
 * ``{"type":"fault","kind":"drop"|"stall"|"malformed"|"duplicate","time":ms, ...}`` for every
   fault injected (drop: ``connections``; stall: ``seconds``, ``connections``; malformed:
@@ -46,20 +50,6 @@ _LINE = orjson.OPT_APPEND_NEWLINE
 _BUFFER = 1 << 20
 
 
-def _plain_trade_lines(trades: Iterable[Trade]) -> bytes:
-    # The generator's strings come from closed alphabets (validated coin names, decimal
-    # digits, hex, "B"/"A"), so no JSON escaping is ever needed and formatting directly is
-    # about three times faster than building a dict per trade for orjson.
-    return "".join(
-        [
-            f'{{"type":"trade","coin":"{t["coin"]}","time":{t["time"]},"tid":{t["tid"]},'
-            f'"px":"{t["px"]}","sz":"{t["sz"]}","side":"{t["side"]}","hash":"{t["hash"]}",'
-            f'"buyer":"{t["users"][0]}","seller":"{t["users"][1]}"}}\n'
-            for t in trades
-        ]
-    ).encode()
-
-
 def _json_trade_lines(trades: Iterable[Trade]) -> bytes:
     dumps = orjson.dumps
     return b"".join(
@@ -83,15 +73,10 @@ def _json_trade_lines(trades: Iterable[Trade]) -> bytes:
 
 
 class GroundTruthWriter:
-    """Appends ground-truth lines to ``path`` (truncating it first). Not thread-safe.
+    """Appends ground-truth lines to ``path`` (truncating it first). Not thread-safe."""
 
-    ``plain_fields=True`` promises that trade strings need no JSON escaping (true for the
-    generator's output); replayed captures come from a file and are serialised with orjson.
-    """
-
-    def __init__(self, path: str | Path, plain_fields: bool = True) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._format = _plain_trade_lines if plain_fields else _json_trade_lines
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = open(self.path, "wb", buffering=_BUFFER)  # noqa: SIM115
         self.trades_written = 0
@@ -104,8 +89,15 @@ class GroundTruthWriter:
         self._write(orjson.dumps({"type": "start", "time": time_ms, **details}, option=_LINE))
 
     def trades(self, trades: list[Trade]) -> None:
+        """One ``trade`` line per trade."""
         self.trades_written += len(trades)
-        self._write(self._format(trades))
+        self._write(_json_trade_lines(trades))
+
+    def trade_frame(self, data: bytes, count: int) -> None:
+        """A ``trades`` line around ``data``: a frame's trades, already serialised as the
+        JSON array the clients were sent (``count`` of them)."""
+        self.trades_written += count
+        self._write(b'{"type":"trades","data":' + data + b"}\n")
 
     def fills(self, fills: Iterable[tuple[str, dict[str, Any]]]) -> None:
         self._write(
@@ -182,6 +174,12 @@ class GroundTruthTrade:
         }
 
     @classmethod
+    def from_wire(cls, trade: dict[str, Any]) -> GroundTruthTrade:
+        """From a WsTrade dict (``users`` is [buyer, seller])."""
+        buyer, seller = trade["users"]
+        return cls.from_record({**trade, "buyer": buyer, "seller": seller})
+
+    @classmethod
     def from_record(cls, record: dict[str, Any]) -> GroundTruthTrade:
         return cls(
             coin=record["coin"],
@@ -225,8 +223,16 @@ def iter_ground_truth(path: str | Path) -> Iterator[dict[str, Any]]:
 
 def iter_trades(path: str | Path) -> Iterator[GroundTruthTrade]:
     for record in iter_ground_truth(path):
-        if record.get("type") == "trade":
-            yield GroundTruthTrade.from_record(record)
+        yield from _record_trades(record)
+
+
+def _record_trades(record: dict[str, Any]) -> Iterator[GroundTruthTrade]:
+    kind = record.get("type")
+    if kind == "trades":
+        for trade in record["data"]:
+            yield GroundTruthTrade.from_wire(trade)
+    elif kind == "trade":
+        yield GroundTruthTrade.from_record(record)
 
 
 def read_ground_truth(path: str | Path) -> GroundTruth:
@@ -234,8 +240,8 @@ def read_ground_truth(path: str | Path) -> GroundTruth:
     truth = GroundTruth()
     for record in iter_ground_truth(path):
         kind = record.get("type")
-        if kind == "trade":
-            truth.trades.append(GroundTruthTrade.from_record(record))
+        if kind in ("trade", "trades"):
+            truth.trades.extend(_record_trades(record))
         elif kind == "fill":
             truth.fills.append(record)
         elif kind == "fault":

@@ -203,8 +203,10 @@ class Market:
         # Lean against the drift (harder the further away) so the walk stays near its base.
         deviation = max(-1.0, min(1.0, (book.bid - book.base) / book.band))
         buy = rnd() < 0.5 - 0.2 * deviation
-        sweep_hash = f"0x{rng.getrandbits(256):064x}"
-        taker = self._address(rnd())
+        # The same text as f"0x{bits:064x}", in under two thirds of the time.
+        sweep_hash = "0x" + rng.getrandbits(256).to_bytes(32, "big").hex()
+        address, next_tid, px_text = self._address, self._tids.next, book.px
+        taker = address(rnd())
         level = book.bid + 1 if buy else book.bid
         step = 1 if buy else -1
         side = "B" if buy else "A"
@@ -215,7 +217,7 @@ class Market:
             if index and rnd() < 0.5:
                 level += step
             units, sz = sizes[int(rnd() * _SIZE_TABLE)]
-            maker = self._address(rnd())
+            maker = address(rnd())
             if maker == taker:
                 maker = (
                     self._participants[0]
@@ -225,11 +227,11 @@ class Market:
             trade = {
                 "coin": coin,
                 "side": side,
-                "px": book.px(level),
+                "px": px_text(level),
                 "sz": sz,
                 "time": time_ms,
                 "hash": sweep_hash,
-                "tid": self._tids.next(),
+                "tid": next_tid(),
                 "users": [taker, maker] if buy else [maker, taker],
             }
             out.append(trade)

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from events import AssetContext, Fill, Position, encode_batch
+from events import AssetContext, Fill, Position, Trade, encode_batch
 from models.db import Database
 from settings import Settings
 from tasks.app import HyperwatchCelery, create_app
@@ -98,7 +98,7 @@ def test_malformed_batch_is_dead_lettered_with_its_reason_and_not_retried(
 ) -> None:
     # Given a trade batch whose second event has a price that is not a number
     payload = trades_payload(make_trades(3))
-    payload["events"][1]["px"] = "12O.5"
+    payload["events"][1][Trade._fields.index("px")] = "12O.5"
     dead_before = sample("hyperwatch_dead_letters_total", task="hyperwatch.persist.trades")
 
     # When it is persisted
@@ -123,7 +123,8 @@ def test_malformed_batch_is_dead_lettered_with_its_reason_and_not_retried(
     ("name", "payload", "reason"),
     [
         ("trades", {"v": 1, "kind": "fills", "events": []}, "expected a trades batch, got fills"),
-        ("positions", "not a batch", "batch must be an object, got str"),
+        ("positions", "not a batch", "batch is not JSON"),
+        ("fills", "[1, 2]", "batch must be an object, got list"),
         ("session", {"id": "s1", "started_at": "yesterday"}, "session.started_at"),
     ],
 )
@@ -149,7 +150,7 @@ def test_value_the_database_rejects_is_dead_lettered_not_retried(
     app.loader.import_default_modules()
     # Given a trade whose hash is longer than the column (a valid event on the wire)
     payload = trades_payload(make_trades(2))
-    payload["events"][0]["hash"] = "0x" + "ab" * 40
+    payload["events"][0][Trade._fields.index("hash")] = "0x" + "ab" * 40
 
     # When persisted; Then the batch is dead-lettered as a DataError and nothing stored
     result = run(app, "trades", payload)

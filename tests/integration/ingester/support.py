@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -13,8 +12,10 @@ from typing import Any
 import orjson
 import redis
 
+from events import Trade
 from settings import Settings, load_settings
 from workers.ingester.service import Ingester
+from workers.redis_envelope import message_parts
 
 
 @dataclass
@@ -27,7 +28,12 @@ class Published:
         return self.by_task.get(task, [])
 
     def trades(self) -> list[dict[str, Any]]:
-        return [e for batch in self.args("hyperwatch.persist.trades") for e in batch["events"]]
+        """Every published trade as a field → wire value dict."""
+        return [
+            dict(zip(Trade._fields, e, strict=True))
+            for batch in self.args("hyperwatch.persist.trades")
+            for e in batch["events"]
+        ]
 
     def trade_keys(self) -> Counter[tuple[str, int, int]]:
         return Counter((t["coin"], t["time"], t["tid"]) for t in self.trades())
@@ -43,19 +49,16 @@ class Published:
 
 
 def read_queues(url: str, queues: tuple[str, ...] = ("ingest", "alerts")) -> Published:
-    """Decode kombu's Redis messages: JSON envelope, base64 body, Celery v2 [args, kwargs, embed]."""
+    """Decode kombu's Redis messages: JSON envelope, body, Celery v2 [args, kwargs, embed]."""
     client = redis.Redis.from_url(url)
     out = Published()
     for queue in queues:
         # LPUSH puts the newest first: reverse for publish order.
         for raw in reversed(client.lrange(queue, 0, -1)):
-            message = orjson.loads(raw)
-            body = message["body"]
-            if message["properties"].get("body_encoding") == "base64":
-                body = base64.b64decode(body)
+            message, body = message_parts(raw)
             args, kwargs, _embed = orjson.loads(body)
-            assert kwargs == {} and len(args) == 1
-            out.by_task.setdefault(message["headers"]["task"], []).append(args[0])
+            assert kwargs == {} and len(args) == 1 and isinstance(args[0], str)
+            out.by_task.setdefault(message["headers"]["task"], []).append(orjson.loads(args[0]))
     client.close()
     return out
 

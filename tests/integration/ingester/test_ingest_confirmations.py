@@ -4,7 +4,6 @@ nothing; confirmed batches are never sent twice."""
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from typing import Any
@@ -15,6 +14,7 @@ import redis
 
 from tests.integration.ingester.support import ingest_settings, running_ingester
 from workers.confirmations import mark_done
+from workers.redis_envelope import message_parts
 from workers.simulator import SimulatorConfig, SimulatorServer
 
 pytestmark = pytest.mark.integration
@@ -23,12 +23,9 @@ PERSISTED = ("hyperwatch.persist.trades", "hyperwatch.persist.asset_contexts")
 
 
 def seq_of(raw: bytes) -> tuple[str, int]:
-    message = orjson.loads(raw)
-    body = message["body"]
-    if message["properties"].get("body_encoding") == "base64":
-        body = base64.b64decode(body)
+    message, body = message_parts(raw)
     args, _kwargs, _embed = orjson.loads(body)
-    return message["headers"]["task"], int(args[0].get("seq", -1))
+    return message["headers"]["task"], int(orjson.loads(args[0]).get("seq", -1))
 
 
 class LossyWorker(threading.Thread):

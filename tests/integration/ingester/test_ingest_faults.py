@@ -4,7 +4,6 @@ trade it missed lies inside a gap it recorded."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from workers.simulator import SimulatorConfig, SimulatorServer
 from workers.simulator.groundtruth import read_ground_truth
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.close()
 
 
 def test_drops_and_stalls_reconnect_without_duplicates_and_record_gaps(

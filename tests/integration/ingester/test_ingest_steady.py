@@ -4,7 +4,6 @@ exactly once, with its fields unchanged; market state reaches alerts and the cac
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -22,13 +21,6 @@ from workers.simulator import SimulatorConfig, SimulatorServer
 from workers.simulator.groundtruth import read_ground_truth
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.close()
 
 
 def test_steady_stream_publishes_every_trade_exactly_once(

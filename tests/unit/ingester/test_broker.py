@@ -31,11 +31,14 @@ def test_headers_carry_every_key_celery_writes_for_send_task() -> None:
     assert celery_msg.properties["correlation_id"] == ours["id"]
 
 
-def test_body_is_protocol_v2_args_kwargs_embed() -> None:
-    batch = {"v": 1, "kind": "trades", "events": [{"px": "1.5"}]}
+def test_body_is_protocol_v2_args_kwargs_embed_with_the_batch_as_json_text() -> None:
+    batch = {"v": 1, "kind": "trades", "events": [{"px": "1.5", "hash": 'q"\\u00e9'}]}
+    text = orjson.dumps(batch)
     app = Celery("probe", broker="memory://", set_as_current=False)
-    celery_body = app.amqp.as_task_v2("t", "x", args=[batch]).body
-    assert orjson.loads(task_body(orjson.dumps(batch))) == orjson.loads(orjson.dumps(celery_body))
+    celery_body = app.amqp.as_task_v2("t", "x", args=[text.decode()]).body
+    body = orjson.loads(task_body(text))
+    assert body == orjson.loads(orjson.dumps(celery_body))
+    assert orjson.loads(body[0][0]) == batch
 
 
 def test_routes_follow_the_lead_contract() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
+
 from workers.simulator.groundtruth import (
     GroundTruthWriter,
     ReplayBlocks,
@@ -76,18 +78,24 @@ def test_replay_groups_blocks_and_keeps_times(tmp_path: Path) -> None:
     assert replay.mid("ETH") == Decimal(last_eth["px"])
 
 
-def test_plain_and_json_trade_lines_read_back_the_same(tmp_path: Path) -> None:
-    # Given the same trades written by the fast formatter and by orjson
+def test_trade_frames_and_trade_lines_read_back_the_same(tmp_path: Path) -> None:
+    # Given the same trades written as the exchange writes them (its frames' serialised
+    # data, per coin) and one line per trade
     market = Market(Universe.build(["BTC", "kPEPE"]), seed=1, trades_per_block=50)
-    trades = market.make_block(1_000).trades
-    paths = []
-    for plain in (True, False):
-        path = tmp_path / f"{plain}.jsonl"
-        writer = GroundTruthWriter(path, plain_fields=plain)
-        writer.trades(trades)
-        writer.close(2)
-        paths.append(path)
-    # Then both read back to the generated trades
-    fast, reference = (read_ground_truth(p).trades for p in paths)
-    assert fast == reference
-    assert [t.to_wire() for t in fast] == trades
+    block = market.make_block(1_000)
+    frames, lines = tmp_path / "frames.jsonl", tmp_path / "lines.jsonl"
+    writer = GroundTruthWriter(frames)
+    for coin_trades in block.by_coin.values():
+        writer.trade_frame(orjson.dumps(coin_trades), len(coin_trades))
+    writer.close(2)
+    writer = GroundTruthWriter(lines)
+    writer.trades(block.trades)
+    writer.close(2)
+    # Then both read back to the generated trades, and count them
+    by_frames, by_lines = (read_ground_truth(p) for p in (frames, lines))
+    assert sorted(t.key for t in by_frames.trades) == sorted(t.key for t in by_lines.trades)
+    assert {t.key: t for t in by_frames.trades} == {t.key: t for t in by_lines.trades}
+    assert sorted(t.to_wire()["tid"] for t in by_frames.trades) == sorted(
+        t["tid"] for t in block.trades
+    )
+    assert by_frames.stop == by_lines.stop == {"type": "stop", "time": 2, "trades": 50}

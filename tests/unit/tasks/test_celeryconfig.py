@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import celeryconfig
+from events import BATCH_CONTENT_TYPE
 from settings import Settings
 from tasks.app import TASK_MODULES, HyperwatchCelery, create_app
 from workers import lifecycle
@@ -63,7 +64,8 @@ def test_delivery_guarantees(app: HyperwatchCelery) -> None:
     conf = app.conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.task_ignore_result and conf.result_backend is None
-    assert conf.task_serializer == "json" and conf.accept_content == ["json"]
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json", BATCH_CONTENT_TYPE]  # JSON only, never pickle
     assert conf.worker_send_task_events and conf.task_send_sent_event
     assert "tasks.persist" in TASK_MODULES
 
