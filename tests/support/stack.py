@@ -31,7 +31,13 @@ import redis
 from sqlalchemy import create_engine, text
 
 from models.repositories.bars import fold
-from tests.integration.celery.support import WorkerProcess, queue_depth, service_env, unacked
+from tests.integration.celery.support import (
+    WorkerProcess,
+    holds_steadily,
+    queue_depth,
+    service_env,
+    unacked,
+)
 from tests.support.services import RedisServer, free_port
 from workers.simulator import SimulatorProcess, read_ground_truth
 
@@ -196,7 +202,8 @@ class Stack:
     def wait_drained(self, timeout: float = 120.0) -> None:
         """Every queue empty and nothing delivered-but-unacknowledged: all committed."""
         wait_until(
-            lambda: self.revive_workers() >= 0 and self._safe_backlog() == 0,
+            lambda: self.revive_workers() >= 0
+            and holds_steadily(lambda: self._safe_backlog() == 0),
             timeout, "queues drained", every=0.25,
         )  # fmt: skip
 

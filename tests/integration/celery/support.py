@@ -126,9 +126,26 @@ def unacked(client: redis.Redis) -> int:
     return int(client.hlen("unacked"))
 
 
+# kombu's Redis transport takes a message off its list (BRPOP) and records it in
+# ``unacked`` in a second round trip, so for a moment a message being fetched is in neither
+# place. One look can fall in that window; a queue counts as drained only when it looks
+# empty on every look across DRAIN_SETTLE_S (a CI run lost a retried batch to that race).
+DRAIN_SETTLE_S = 0.3
+
+
+def holds_steadily(condition: Callable[[], bool], seconds: float = DRAIN_SETTLE_S) -> bool:
+    """``condition`` is true on every look (every 50 ms) for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while condition():
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def drained(client: redis.Redis, queue: str) -> bool:
     """Nothing waiting and nothing delivered-but-unacknowledged (late ack: all committed)."""
-    return queue_depth(client, queue) == 0 and unacked(client) == 0
+    return holds_steadily(lambda: queue_depth(client, queue) == 0 and unacked(client) == 0)
 
 
 # --- worker processes ------------------------------------------------------------------------
