@@ -32,7 +32,7 @@ from events import register_batch_serializer
 from models.db import dispose_all
 from settings import Settings, SettingsError, load_settings
 from tasks.maintenance.hooks import install_operations
-from workers import lifecycle, redis_envelope
+from workers import lifecycle, redis_envelope, undecodable
 from workers.observability import init_sentry
 
 # Every module that defines tasks; a worker imports all of them at start.
@@ -57,6 +57,7 @@ class HyperwatchCelery(Celery):
 def create_app(settings: Settings) -> HyperwatchCelery:
     register_batch_serializer()  # before any message is decoded (accept_content lists it)
     redis_envelope.install()
+    undecodable.install()  # junk on a queue is set aside instead of stopping the worker
     app = HyperwatchCelery("hyperwatch", set_as_current=True)
     app.settings = settings
     app.config_from_object(celeryconfig)

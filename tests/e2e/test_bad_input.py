@@ -298,40 +298,63 @@ def test_given_malformed_payloads_when_a_real_worker_takes_them_then_each_is_dea
     broker.close()
 
 
-def test_given_junk_on_a_queue_list_when_a_worker_pops_it_then_a_restarted_worker_loses_nothing(
+# Items pushed onto a queue list that are not kombu messages, each with what the worker's
+# log gives as the reason. (Without workers/undecodable.py the first stops a worker with
+# "Unrecoverable error: JSONDecodeError", celery#1113, and is lost.)
+JUNK: tuple[tuple[bytes, str], ...] = (
+    (b"\x00not a kombu message{", "JSONDecodeError"),
+    (b"\xff\xfe\x00 not UTF-8", "JSONDecodeError"),
+    (b'{"body": "e30=", "headers": {}}', "KeyError: 'properties'"),
+    (b'["a", "list"]', "TypeError"),
+    (
+        orjson.dumps({"body": "", "properties": {"delivery_tag": "t1", "body_encoding": "utf-8"}}),
+        "delivery_info lacks exchange and routing_key",
+    ),
+)
+
+
+def test_given_junk_on_a_queue_list_when_a_worker_pops_it_then_it_is_set_aside_and_the_worker_goes_on(
     spawn_worker: Callable[..., Any],
     publisher: HyperwatchCelery,
     pg_database: Database,
     redis_url: str,
 ) -> None:
-    """Upstream limitation, pinned: kombu's Redis transport cannot decode a list item that
-    is not JSON and the worker stops with "Unrecoverable error" (celery#1113). What we
-    guarantee is recovery: the junk is consumed by the failed pop, so the worker its
-    supervisor restarts (``hyperwatch up``, systemd, Kubernetes) stores every batch."""
     broker = redis.Redis.from_url(redis_url)
-    # Given junk at the head of the ingest queue, with good batches queued behind it
-    broker.lpush("ingest", b"\x00not a kombu message{")
+    # Given a good batch, then every kind of junk, then another good batch, on the queue
+    # (kombu pops from the right: the first pushed is the first taken)
     first, second = make_trades(50, first_tid=1), make_trades(50, first_tid=1_000)
     publisher.send_task("hyperwatch.persist.trades", args=[trades_payload(first, seq=1)])
+    for item, _ in JUNK:
+        broker.lpush("ingest", item)
     publisher.send_task("hyperwatch.persist.trades", args=[trades_payload(second, seq=2)])
 
-    # When a worker starts on that queue
-    crashed = spawn_worker(name="junked", queues="ingest")
-    code = crashed.wait(30)
-
-    # Then it stops (not hangs), saying why
-    assert code != 0 and "Unrecoverable error: JSONDecodeError" in crashed.log()
-
-    # And when it is restarted, every good batch is stored exactly once and nothing is left
-    spawn_worker(name="restarted", queues="ingest").wait_ready()
+    # When a worker serving /metrics takes them all
+    port = free_port()
+    worker = spawn_worker(
+        {"worker_metrics_port": port}, name="junked", queues="ingest"
+    ).wait_ready()
     wait_until(lambda: drained(broker, "ingest"), 30, what="queue drained")
     wait_until(
         lambda: table_counts(pg_database, ("trade_snapshots",))["trade_snapshots"] == 100,
         30,
         what="both batches stored",
     )
+
+    # Then it is still running, both good batches are stored exactly once with their bars
+    assert worker.process.poll() is None, worker.log()[-4000:]
     with pg_database.engine.connect() as conn:
         assert stored_bars(conn) == expected_bars(first + second)
+    # and every junk item is kept, byte for byte, newest first
+    assert broker.lrange("hw:undecodable", 0, -1) == [item for item, _ in reversed(JUNK)]
+    # and each one was logged with its queue and reason, and counted
+    log = worker.log()
+    assert "Unrecoverable error" not in log
+    lines = [line for line in log.splitlines() if "undecodable message on queue 'ingest'" in line]
+    assert len(lines) == len(JUNK), lines
+    for (_, reason), line in zip(JUNK, lines, strict=True):
+        assert reason in line and "kept in Redis list hw:undecodable" in line, line
+    counted = scrape(port)["hyperwatch_dead_letters_total"]
+    assert {dict(k)["task"]: v for k, v in counted.items()} == {"undecodable:ingest": len(JUNK)}
     broker.close()
 
 
