@@ -281,6 +281,11 @@ class Settings(BaseSettings):
     telegram_api_base: str = Field(
         "https://api.telegram.org", description="Telegram Bot API base URL."
     )
+    channel_secret_keys: SecretStr | None = Field(
+        None,
+        description="Fernet keys, comma-separated, that encrypt channel secrets and targets in the database "
+        "(the first encrypts, all decrypt; `hyperwatch channels new-key`). Unset: stored in plain text.",
+    )
 
     # --- health ----------------------------------------------------------------------------
     health_db_latency_degraded_ms: float = Field(
@@ -438,6 +443,16 @@ class Settings(BaseSettings):
                 raise ValueError("user:password pairs separated by commas")
         return value
 
+    @field_validator("channel_secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from models.secret_box import SecretBox  # cryptography is imported only when used
+
+        SecretBox.from_keys(value.get_secret_value())  # raises ValueError naming the problem
+        return value
+
     @field_validator("sentry_dsn")
     @classmethod
     def _dsn(cls, value: SecretStr | None) -> SecretStr | None:
@@ -549,7 +564,14 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     return field.upper(), message
 
 
-_SECRET_FIELDS = {"sentry_dsn", "flower_basic_auth", "database_url", "redis_url", "broker_url"}
+_SECRET_FIELDS = {
+    "sentry_dsn",
+    "flower_basic_auth",
+    "database_url",
+    "redis_url",
+    "broker_url",
+    "channel_secret_keys",
+}
 
 
 def load_settings(**overrides: Any) -> Settings:

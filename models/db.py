@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.secret_box import SecretBox, bind
 from settings import Settings
 
 
@@ -29,6 +30,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.database_url
         self.engine = _create_engine(settings)
+        bind(self.engine, SecretBox.from_settings(settings))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -97,15 +99,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-_databases: dict[str, Database] = {}
+# By URL and channel keys: an engine carries its keys (models.secret_box.bind), so settings
+# that differ in keys only (tests, key rotation tools) get engines of their own.
+_databases: dict[tuple[str, str], Database] = {}
 
 
 def get_database(settings: Settings) -> Database:
     """The process-wide Database for ``settings.database_url`` (created on first use)."""
-    db = _databases.get(settings.database_url)
+    keys = settings.channel_secret_keys
+    ident = (settings.database_url, keys.get_secret_value() if keys else "")
+    db = _databases.get(ident)
     if db is None:
         db = Database(settings)
-        _databases[settings.database_url] = db
+        _databases[ident] = db
     return db
 
 

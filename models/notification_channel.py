@@ -6,10 +6,18 @@ import datetime as dt
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from models.base import Base, BigId, UtcDateTime, utcnow
+from models.secret_box import EncryptedString
 
 CHANNEL_KINDS = ("webhook", "slack", "discord", "telegram", "redis")
+MAX_TARGET_CHARS = 2048
+MAX_SECRET_CHARS = 256
+
+
+def _sealed(sqlite_length: int) -> TypeEngine[str]:
+    return EncryptedString().with_variant(EncryptedString(sqlite_length), "sqlite")
 
 
 class NotificationChannel(Base):
@@ -26,9 +34,12 @@ class NotificationChannel(Base):
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     # URL for webhook/slack/discord, chat id for telegram, pub/sub channel name for redis.
-    target: Mapped[str] = mapped_column(String(2048))
+    # Encrypted at rest with CHANNEL_SECRET_KEYS (models/secret_box.py): a sealed value is
+    # longer than the input, so PostgreSQL has no length limit here (the input is bounded
+    # when a channel is created); SQLite never enforced the declared one.
+    target: Mapped[str] = mapped_column(_sealed(MAX_TARGET_CHARS))
     # Webhook HMAC secret or Telegram bot token. Never logged; redacted in every listing.
-    secret: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    secret: Mapped[str | None] = mapped_column(_sealed(MAX_SECRET_CHARS), nullable=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

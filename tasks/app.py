@@ -21,6 +21,7 @@ Process hooks (Celery signals, connected once at import, acting only for apps bu
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -34,6 +35,8 @@ from settings import Settings, SettingsError, load_settings
 from tasks.maintenance.hooks import install_operations
 from workers import lifecycle, redis_envelope, undecodable
 from workers.observability import init_sentry
+
+log = logging.getLogger(__name__)
 
 # Every module that defines tasks; a worker imports all of them at start.
 TASK_MODULES: list[str] = [
@@ -95,6 +98,12 @@ def _on_worker_init(sender: Any = None, instance: Any = None, **_: Any) -> None:
     app = _ours(getattr(instance, "app", None))
     if app is not None:
         init_sentry(app.settings, "worker")
+        if app.settings.channel_secret_keys is None and "postgresql" in app.settings.database_url:
+            # Workers are what read channel credentials; say once, where operators look.
+            log.warning(
+                "CHANNEL_SECRET_KEYS is not set: notification channel secrets and targets "
+                "are stored in plain text (docs/SECURITY.md)"
+            )
         # A cold shutdown (SIGTERM remapped to SIGQUIT) sends no worker_shutdown.
         lifecycle.run_at_exit()
 

@@ -15,7 +15,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.alert import Alert
-from models.notification_channel import CHANNEL_KINDS, NotificationChannel
+from models.notification_channel import (
+    CHANNEL_KINDS,
+    MAX_SECRET_CHARS,
+    MAX_TARGET_CHARS,
+    NotificationChannel,
+)
 from models.repositories import AlertRepository, ChannelRepository, TrackedWalletRepository
 from models.tracked_wallet import TrackedWallet
 from models.user import User
@@ -155,6 +160,10 @@ def create_channel(
 ) -> NotificationChannel:
     """Store a channel after :func:`check_channel_target`. Webhooks need a signing secret,
     Telegram its bot token (the caller generates the webhook secret when none is given)."""
+    if target is not None and len(target) > MAX_TARGET_CHARS:
+        raise Refused(f"a channel target is at most {MAX_TARGET_CHARS} characters")
+    if secret is not None and len(secret) > MAX_SECRET_CHARS:
+        raise Refused(f"a channel secret is at most {MAX_SECRET_CHARS} characters")
     stored = check_channel_target(settings, kind, target)
     if kind in ("webhook", "telegram") and not secret:
         raise Refused(

@@ -6,6 +6,11 @@ is the bot token), ``redis`` (no target: publishes on ``hw:notify:user:<id>``). 
 pass the SSRF guard now: private, loopback and link-local addresses are refused unless
 ``WEBHOOK_ALLOWLIST`` permits them. Listings show whether a secret is set, never the secret,
 and mask the parts of URLs that are credentials themselves (:func:`shown_target`).
+
+Targets and secrets are encrypted in the database when ``CHANNEL_SECRET_KEYS`` is set
+(models/secret_box.py): ``new-key`` makes a key, ``encrypt`` rewrites every channel under
+the first key (after turning encryption on, and to finish a key rotation), ``decrypt``
+writes them back in plain text (before turning it off or downgrading the schema).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import click
 
 from models.notification_channel import CHANNEL_KINDS
 from models.repositories import ChannelRepository
+from models.secret_box import SecretBox
 from tasks.alerts.manage import create_channel, remove_channel
 from workers.commands.users import find_user, table, unit_of_work
-from workers.context import current_settings
+from workers.context import UsageError, current_settings
 
 
 def shown_target(kind: str, target: str) -> str:
@@ -87,3 +93,32 @@ def rm(channel_id: int) -> None:
     with unit_of_work() as session:
         remove_channel(session, None, channel_id)
     click.echo(f"channel {channel_id} removed")
+
+
+@channels.command("new-key")
+def new_key() -> None:
+    """Print a new key for CHANNEL_SECRET_KEYS."""
+    click.echo(SecretBox.new_key())
+
+
+@channels.command("encrypt")
+def encrypt() -> None:
+    """Rewrite every channel's target and secret under the first CHANNEL_SECRET_KEYS key."""
+    box = SecretBox.from_settings(current_settings())
+    if not box.encrypts:
+        raise UsageError("CHANNEL_SECRET_KEYS is not set: there is no key to encrypt with")
+    with unit_of_work() as session:
+        count = ChannelRepository(session).reseal(box)
+    click.echo(f"{count} channel(s) encrypted under the first key")
+
+
+@channels.command("decrypt")
+def decrypt() -> None:
+    """Rewrite every channel's target and secret in plain text."""
+    box = SecretBox.from_settings(current_settings())
+    with unit_of_work() as session:
+        count = ChannelRepository(session).reseal(box, plain=True)
+    click.echo(
+        f"{count} channel(s) stored in plain text; unset CHANNEL_SECRET_KEYS now, or the "
+        "next channel added is encrypted again"
+    )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from models.db import get_database
 from models.repositories import AlertRepository, TrackedWalletRepository, UserRepository
+from models.secret_box import SecretUnavailable
 from models.user import TIERS, User
 from settings import redact_url
 from tasks.alerts.book import announce
@@ -48,6 +49,8 @@ def unit_of_work() -> Iterator[Session]:
             yield session
     except Refused as exc:
         raise UsageError(str(exc)) from None
+    except SecretUnavailable as exc:
+        raise Unavailable(str(exc)) from None
     except DataError as exc:
         # A value the checks let through but a column cannot hold (too long, out of range).
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
