@@ -1,14 +1,16 @@
-"""Process lifecycle: the shutdown handler registry, signal handling and exit codes.
+"""Process lifecycle: the shutdown handler registry, exit codes, signal-responsive waits.
 
 Contract for every long-running hyperwatch process:
 
 - ``SIGTERM`` (what systemd and Kubernetes send) and ``SIGINT`` (Ctrl-C) start a graceful
   stop: the process stops taking new work, finishes or hands back what it holds, runs the
   registered shutdown handlers once and exits :data:`EXIT_OK`.
-- A second ``SIGTERM``/``SIGINT`` during that stop means "now": the handlers still run (they
-  are short: closing pools and flushing Sentry), then the process exits
-  :data:`EXIT_FORCED`. Work still in flight is not lost when its transport is at-least-once
-  (Celery messages ack late; the ingester's unsent batches are counted as lost).
+- A second ``SIGTERM``/``SIGINT`` during that stop means "now". The ingester exits at once
+  with 128 + the signal number, as a shell reports a process killed by it; its unsent
+  batches were counted as lost (``workers/ingester/signals.py``). ``hyperwatch up`` SIGKILLs
+  its children's process groups and exits :data:`EXIT_FORCED`
+  (``workers/supervisor/supervisor.py``). Nothing acknowledged is lost either way: Celery
+  messages ack late.
 - ``SIGKILL`` runs nothing; idempotent storage and late acks make that safe.
 
 Celery workers keep Celery's own signal handling (see ``celeryconfig.py``): started with
@@ -32,12 +34,10 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import signal
-import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Final
 
 log = logging.getLogger(__name__)
@@ -135,34 +135,30 @@ def run_at_exit() -> None:
         _atexit_installed = True
 
 
-class GracefulStop:
-    """SIGTERM/SIGINT handling for the non-Celery processes (ingester, supervisor).
+# Python runs signal handlers on the main thread, between bytecodes. A main thread blocked
+# in a lock wait (Event.wait, Thread.join with a timeout) was seen to run a handler only
+# when its 30 s wait ended (a CI run of the old GracefulStop test, about one run in ten
+# under load: the signal delivered, its handler not run). A main thread that must answer
+# a second SIGTERM at once therefore never blocks longer than this.
+SIGNAL_SLICE_S: Final = 0.2
 
-    The first signal sets :attr:`requested` and calls ``on_stop`` (which must only signal
-    the main loop, e.g. set an event: it runs inside the signal handler). A second signal
-    runs the shutdown handlers and exits :data:`EXIT_FORCED` at once.
-    """
 
-    def __init__(self, on_stop: Callable[[], object] | None = None) -> None:
-        self.requested = threading.Event()
-        self.signal_name: str | None = None
-        self._on_stop = on_stop
+def wait_in_slices(
+    wait: Callable[[float], object], done: Callable[[], bool], timeout_s: float
+) -> bool:
+    """Call ``wait(slice)`` until ``done()`` or ``timeout_s`` has passed; returns ``done()``.
 
-    def install(self) -> GracefulStop:
-        """Install the handlers (main thread only)."""
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
-        return self
+    For the main thread of a process with signal handlers (the ingester's shutdown): each
+    wait is at most :data:`SIGNAL_SLICE_S`, so a handler waits that long at worst."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return done()
+        wait(min(SIGNAL_SLICE_S, left))
+    return True
 
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.requested.is_set():
-            log.warning("%s during shutdown: stopping now", name)
-            run_shutdown_handlers()
-            sys.stdout.flush()
-            os._exit(EXIT_FORCED)
-        self.signal_name = name
-        log.info("%s received: stopping gracefully (send again to stop now)", name)
-        self.requested.set()
-        if self._on_stop is not None:
-            self._on_stop()
+
+def join_in_slices(thread: threading.Thread, timeout_s: float) -> bool:
+    """``thread.join(timeout_s)`` that lets signal handlers run; True if it ended."""
+    return wait_in_slices(thread.join, lambda: not thread.is_alive(), timeout_s)

@@ -22,6 +22,7 @@ import redis
 
 from events import AssetContext, Mid, event_to_wire
 from workers.ingester.clock import Clock
+from workers.lifecycle import join_in_slices
 from workers.metrics import INGEST_LAG, Metrics
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class CacheWriter(threading.Thread):
 
     def stop(self, timeout_s: float = 3.0) -> None:
         self._stop_event.set()
-        self.join(timeout_s)
+        join_in_slices(self, timeout_s)  # called on the main thread: signals must get through
 
     def write_once(self) -> bool:
         """One pipelined write of everything that changed; False if Redis was unreachable."""

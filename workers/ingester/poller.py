@@ -20,6 +20,7 @@ from workers.ingester.clock import Clock
 from workers.ingester.pacing import per_minute
 from workers.ingester.protocol import ParsedFrame, parse_clearinghouse_state
 from workers.ingester.throttle import LogThrottle
+from workers.lifecycle import join_in_slices
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class PositionPoller(threading.Thread):
 
     def stop(self, timeout_s: float = 3.0) -> None:
         self._stop_event.set()
-        self.join(timeout_s)
+        join_in_slices(self, timeout_s)  # called on the main thread: signals must get through
 
     def run(self) -> None:
         try:

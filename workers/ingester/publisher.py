@@ -30,6 +30,7 @@ from collections.abc import Callable
 from workers.ingester.broker import PERSIST_SESSION, BrokerClient
 from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.outbox import Envelope, Outbox
+from workers.lifecycle import join_in_slices
 from workers.metrics import (
     BATCHES_PUBLISHED,
     BUFFER_DEPTH,
@@ -93,7 +94,7 @@ class Publisher(threading.Thread):
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop_event.set()
-        self.join(timeout_s)
+        join_in_slices(self, timeout_s)  # called on the main thread: signals must get through
 
     def run(self) -> None:
         try:

@@ -44,6 +44,7 @@ from workers.ingester.poller import PositionPoller
 from workers.ingester.publisher import ConfirmationCheck, Publisher
 from workers.ingester.subscriptions import SubscriptionRegistry, desired_subscriptions
 from workers.ingester.universe import InfoUnavailable, resolve_coins
+from workers.lifecycle import join_in_slices, wait_in_slices
 from workers.metrics import (
     BATCHES_PUBLISHED,
     BUFFER_DEPTH,
@@ -214,12 +215,16 @@ class Ingester:
 
     def _shutdown(self, socket_thread: threading.Thread, poller: PositionPoller | None) -> int:
         log.info("ingester stopping: closing the socket and flushing batches")
-        socket_thread.join(timeout=5.0)
+        # Every wait here is sliced: a second SIGTERM must end the process at once
+        # (workers.lifecycle.SIGNAL_SLICE_S says why).
+        join_in_slices(socket_thread, 5.0)
         if poller is not None:
             poller.stop()
         if not socket_thread.is_alive():
             self.pipeline.flush_all()
-        drained = self.outbox.wait_empty(DRAIN_TIMEOUT_S)
+        drained = wait_in_slices(
+            self.outbox.wait_empty, lambda: self.outbox.wait_empty(0), DRAIN_TIMEOUT_S
+        )
         self.publisher.stop()
         left = self.outbox.remaining()
         if not drained and left:

@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from functools import partial
 
 import pytest
 
-from workers.lifecycle import EXIT_FORCED, ShutdownRegistry
+from workers.lifecycle import SIGNAL_SLICE_S, ShutdownRegistry, wait_in_slices
 
 
 def test_handlers_run_once_newest_first() -> None:
@@ -78,55 +80,52 @@ def test_a_forked_child_runs_the_handlers_for_itself() -> None:
     os.close(write_end)
 
 
+def test_wait_in_slices_never_blocks_longer_than_a_slice() -> None:
+    # Given a wait that records how long it was asked to block
+    asked: list[float] = []
+    clock = {"calls": 0}
+
+    def done() -> bool:
+        clock["calls"] += 1
+        return clock["calls"] > 4
+
+    # When waiting up to 30 s for something that happens on the fifth look
+    assert wait_in_slices(asked.append, done, 30.0) is True
+    # Then each wait was one slice
+    assert asked == [SIGNAL_SLICE_S] * 4
+
+
+def test_wait_in_slices_gives_up_at_the_timeout() -> None:
+    event = threading.Event()
+    started = time.monotonic()
+    assert wait_in_slices(event.wait, event.is_set, 0.5) is False
+    assert 0.5 <= time.monotonic() - started < 1.5
+
+
+# A main thread waiting 30 s for a thread that never ends, as the ingester's shutdown waits
+# for its threads; its SIGTERM handler exits at once.
 SCRIPT = textwrap.dedent(
     """
-    import logging, sys, threading
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-    from workers import lifecycle
-    lifecycle.register("flush", lambda: print("handler ran", flush=True))
-    stop = lifecycle.GracefulStop().install()
-    print("ready", flush=True)
-    stop.requested.wait()
-    print("stopping on", stop.signal_name, flush=True)
-    if sys.argv[1] == "slow":
-        threading.Event().wait(30)   # a stop that takes long; a second signal cuts it short
-    lifecycle.run_shutdown_handlers()
-    sys.exit(lifecycle.EXIT_OK)
+    import os, signal, sys, threading
+    from workers.lifecycle import join_in_slices
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(3))
+    stuck = threading.Thread(target=threading.Event().wait, daemon=True)
+    stuck.start()
+    print("waiting", flush=True)
+    join_in_slices(stuck, 30.0)
+    sys.exit(0)
     """
 )
 
 
-def start(mode: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, mode], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    return process
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_first_signal_stops_gracefully_and_exits_0(sig: signal.Signals) -> None:
-    # Given a process using GracefulStop; When it gets SIGTERM or SIGINT
-    process = start("fast")
-    process.send_signal(sig)
-    out, _ = process.communicate(timeout=10)
-
-    # Then it stops through its normal path, runs the handlers and exits 0
-    assert process.returncode == 0
-    assert f"stopping on {sig.name}" in out and "handler ran" in out
-
-
-def test_second_signal_runs_the_handlers_and_exits_forced() -> None:
-    # Given a process whose graceful stop is still going on
-    process = start("slow")
-    process.send_signal(signal.SIGTERM)
-    assert process.stdout is not None
-    while process.stdout.readline().strip() != "stopping on SIGTERM":
-        pass
-
-    # When a second SIGTERM arrives; Then handlers run and it exits EXIT_FORCED at once
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=10)
-    assert process.returncode == EXIT_FORCED
-    assert "handler ran" in out
+def test_a_signal_reaches_a_main_thread_that_is_joining_a_thread() -> None:
+    # A main thread in a 30 s Event.wait was seen to miss a signal until the wait ended,
+    # about one run in ten under load; sliced waits bound that. Ten tries, each < 5 s.
+    for _ in range(10):
+        process = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "waiting"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 3
