@@ -130,6 +130,9 @@ def known_secrets(settings: Settings) -> list[str]:
     if settings.flower_basic_auth is not None:
         for pair in settings.flower_basic_auth.get_secret_value().split(","):
             out.append(pair.partition(":")[2])
+    if settings.channel_secret_keys is not None:
+        keys = settings.channel_secret_keys.get_secret_value().split(",")
+        out.extend(k.strip() for k in keys if k.strip())
     for url in (settings.database_url, settings.redis_url, settings.broker_url or ""):
         match = re.match(r"^[a-z][a-z0-9+.-]*://[^/@:]*:([^@/]+)@", url, re.I)
         if match:

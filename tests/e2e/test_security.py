@@ -40,6 +40,7 @@ import httpx
 import pytest
 import redis
 from click.testing import CliRunner, Result
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -64,7 +65,9 @@ SENTRY_KEY = "5e17e1f00dd5e3c2a9b8c7d6e5f4a3b2"
 WEBHOOK_SECRET = "whsec-Secr3t-0c9d8e7f"
 TELEGRAM_TOKEN = "7345123987:AAH-Secr3t-tok3n_xYz0987654321"
 SLACK_PATH = "T01ABCDEF/B02GHIJKL/Secr3tSlackPath9z8y7x"
+CHANNEL_KEY = Fernet.generate_key().decode()
 SECRETS = {
+    "channel key": CHANNEL_KEY,
     "database password": DB_PASSWORD,
     "redis password": REDIS_PASSWORD,
     "flower password": FLOWER_PASSWORD,
@@ -168,6 +171,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
         SENTRY_DSN=sentry.dsn,
         WEBHOOK_ALLOWLIST="127.0.0.0/8",
         TELEGRAM_API_BASE=hooks.url("/tg"),
+        CHANNEL_SECRET_KEYS=CHANNEL_KEY,
         WORKER_SOFT_SHUTDOWN_TIMEOUT_S="3",
         LOG_LEVEL="DEBUG",
     )
@@ -276,6 +280,10 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
                 r[0] or "" for r in conn.execute(text("SELECT last_error FROM notifications"))
             ]
             outputs["notifications.last_error"] = "\n".join(errors)
+            # and the database holds no channel credential in clear (CHANNEL_SECRET_KEYS)
+            outputs["notification_channels rows"] = "\n".join(
+                str(tuple(r)) for r in conn.execute(text("SELECT * FROM notification_channels"))
+            )
         cache.close()
     finally:
         # When everything is stopped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from models.secret_box import SecretBox
 from settings import Settings
 from workers.observability import FILTERED, Scrubber, init_sentry, known_secrets
 
@@ -75,16 +76,20 @@ def test_events_lose_sensitive_keys_task_arguments_and_request_bodies() -> None:
     }
 
 
+KEY_A, KEY_B = SecretBox.new_key(), SecretBox.new_key()
+
+
 def test_known_secrets_come_from_the_settings(settings_for: Callable[..., Settings]) -> None:
     settings = settings_for(
         sentry_dsn="https://pubkey123@sentry.example/7",
         flower_basic_auth="ops:flowerpass123,viewer:otherpass9",
         database_url="postgresql+psycopg2://app:p%40ss-word@db/hw",
         redis_url="redis://:redispass1@cache:6379/0",
+        channel_secret_keys=f"{KEY_A}, {KEY_B}",
     )
     secrets = known_secrets(settings)
     for value in ("https://pubkey123@sentry.example/7", "pubkey123", "flowerpass123",
-                  "otherpass9", "p@ss-word", "p%40ss-word", "redispass1"):  # fmt: skip
+                  "otherpass9", "p@ss-word", "p%40ss-word", "redispass1", KEY_A, KEY_B):  # fmt: skip
         assert value in secrets
 
 
