@@ -24,29 +24,25 @@ depends_on: str | Sequence[str] | None = None
 COLUMNS = (("target", 2048), ("secret", 256))
 
 
-def upgrade() -> None:
+def _alter(unbounded: bool) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for column, length in COLUMNS:
+        bounded = sa.String(length)
         op.alter_column(
             "notification_channels",
             column,
-            type_=sa.String(),
-            existing_type=sa.String(length),
+            type_=sa.String() if unbounded else bounded,
+            existing_type=bounded if unbounded else sa.String(),
             existing_nullable=column == "secret",
         )
+
+
+def upgrade() -> None:
+    _alter(unbounded=True)
 
 
 def downgrade() -> None:
     # Fails on a value too long while encrypted credentials are stored: run
     # `hyperwatch channels decrypt` first.
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for column, length in COLUMNS:
-        op.alter_column(
-            "notification_channels",
-            column,
-            type_=sa.String(length),
-            existing_type=sa.String(),
-            existing_nullable=column == "secret",
-        )
+    _alter(unbounded=False)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from models.db import Database
@@ -32,21 +33,9 @@ SLACK = "http://127.0.0.1:9/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
 
 
 @pytest.fixture()
-def alert_settings(
-    settings_for: Callable[..., Settings], postgres_url: str, redis_url: str, receiver: Receiver
-) -> Settings:
+def alert_settings(alert_settings: Settings) -> Settings:
     """The notify fixtures' settings, with channel credentials encrypted under K1."""
-    return settings_for(
-        database_url=postgres_url,
-        redis_url=redis_url,
-        broker_url=redis_url,
-        webhook_allowlist="127.0.0.0/8",
-        notify_timeout_s=2,
-        broker_visibility_timeout_s=60,
-        worker_soft_shutdown_timeout_s=3,
-        worker_metrics_port=0,
-        channel_secret_keys=K1,
-    )
+    return alert_settings.model_copy(update={"channel_secret_keys": SecretStr(K1)})
 
 
 def raw_channels(db: Database) -> list[tuple[int, str, str | None]]:
