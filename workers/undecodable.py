@@ -8,11 +8,11 @@ carries on, but one bad push to a queue is an outage of every worker that pops i
 silent loss of what was pushed.
 
 :func:`install` replaces ``Channel._brpop_read`` with the same code (kombu 5.7.0's) that
-checks the item before delivering it. An item that fails is kept, raw, at the head of the
-Redis list :data:`UNDECODABLE_KEY` (newest first, the last :data:`KEEP` of them), logged
-at ERROR with its queue, size and reason, and counted in ``hyperwatch_dead_letters_total``
-(task ``undecodable:<queue>``); the poll goes on as if BRPOP had timed out. Read them with
-``redis-cli LRANGE hw:undecodable 0 -1``.
+checks the item before delivering it. An item that fails is kept, raw (its first
+:data:`KEEP_BYTES`), at the head of the Redis list :data:`UNDECODABLE_KEY` (newest first,
+the last :data:`KEEP` of them), logged at ERROR with its queue, size and reason, and
+counted in ``hyperwatch_dead_letters_total`` (task ``undecodable:<queue>``); the poll goes
+on as if BRPOP had timed out. Read them with ``redis-cli LRANGE hw:undecodable 0 -1``.
 
 The check is what delivery itself does to the item: decode the envelope, then build the
 channel's ``Message`` from it. Anything that passes would have been delivered as before.
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 UNDECODABLE_KEY: Final = "hw:undecodable"
 KEEP: Final = 1000
+# Like dead_letters' payloads: enough to diagnose, while a flood of huge items cannot fill
+# Redis. The log line gives the full size.
+KEEP_BYTES: Final = 65_536
 _PREVIEW_BYTES: Final = 120
 
 # The kombu code the replacement copies. A kombu upgrade that changes it must be reviewed
@@ -65,7 +68,8 @@ def problem(channel: Any, item: bytes) -> tuple[Any, str | None]:
 
 def set_aside(channel: Any, queue: str, item: bytes, reason: str) -> None:
     with channel.conn_or_acquire() as client:
-        client.pipeline().lpush(UNDECODABLE_KEY, item).ltrim(UNDECODABLE_KEY, 0, KEEP - 1).execute()
+        kept = item[:KEEP_BYTES]
+        client.pipeline().lpush(UNDECODABLE_KEY, kept).ltrim(UNDECODABLE_KEY, 0, KEEP - 1).execute()
     count_dead_letter(f"undecodable:{queue}")
     log.error(
         "undecodable message on queue %r (%d bytes, starts %r): %s; kept in Redis list %s",

@@ -306,6 +306,7 @@ JUNK: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xfe\x00 not UTF-8", "JSONDecodeError"),
     (b'{"body": "e30=", "headers": {}}', "KeyError: 'properties'"),
     (b'["a", "list"]', "TypeError"),
+    (b"{" + b"x" * 70_000, "JSONDecodeError"),  # kept: its first 64 KiB
     (
         orjson.dumps({"body": "", "properties": {"delivery_tag": "t1", "body_encoding": "utf-8"}}),
         "delivery_info lacks exchange and routing_key",
@@ -344,8 +345,9 @@ def test_given_junk_on_a_queue_list_when_a_worker_pops_it_then_it_is_set_aside_a
     assert worker.process.poll() is None, worker.log()[-4000:]
     with pg_database.engine.connect() as conn:
         assert stored_bars(conn) == expected_bars(first + second)
-    # and every junk item is kept, byte for byte, newest first
-    assert broker.lrange("hw:undecodable", 0, -1) == [item for item, _ in reversed(JUNK)]
+    # and every junk item is kept, byte for byte up to 64 KiB, newest first
+    kept = [item[:65_536] for item, _ in reversed(JUNK)]
+    assert broker.lrange("hw:undecodable", 0, -1) == kept
     # and each one was logged with its queue and reason, and counted
     log = worker.log()
     assert "Unrecoverable error" not in log
