@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from models.notification_channel import CHANNEL_KINDS, NotificationChannel
 from models.repositories.base import Repository
-from models.secret_box import SecretBox
+from models.secret_box import PLAIN, SecretBox
 
 
 class ChannelRepository(Repository[NotificationChannel]):
@@ -26,7 +26,7 @@ class ChannelRepository(Repository[NotificationChannel]):
         """Rewrite every channel's target and secret: sealed under ``box``'s first key, or
         in plain text with ``plain``. Values are opened with ``box`` (any of its keys, or
         plain text as it is). Returns how many channels were rewritten."""
-        writer = SecretBox([]) if plain else box
+        writer = PLAIN if plain else box
         # Raw columns: the ORM type would open and seal with the engine's own box.
         rows = self.session.execute(
             text("SELECT id, target, secret FROM notification_channels ORDER BY id")

@@ -10,8 +10,8 @@ Format (one JSON object per line, ``type`` first; readers skip types they do not
   compared against; faults decide what a client actually saw). The exchange serialises each
   frame's trades once and writes those bytes both to its clients and here.
 * ``{"type":"trade","coin":str,"time":ms,"tid":int,"px":str,"sz":str,"side":"B"|"A",
-  "hash":str,"buyer":str,"seller":str}``: one trade, as written by :meth:`trades` (and by
-  captures from before the ``trades`` record); read the same way.
+  "hash":str,"buyer":str,"seller":str}``: one trade, as files written before the ``trades``
+  record hold them; still read.
 * ``{"type":"fill","user":str, <every WsFill field>}`` for every simulated user's fill.
 * ``{"type":"fault","kind":"drop"|"stall"|"malformed"|"duplicate","time":ms, ...}`` for every
   fault injected (drop: ``connections``; stall: ``seconds``, ``connections``; malformed:
@@ -50,28 +50,6 @@ _LINE = orjson.OPT_APPEND_NEWLINE
 _BUFFER = 1 << 20
 
 
-def _json_trade_lines(trades: Iterable[Trade]) -> bytes:
-    dumps = orjson.dumps
-    return b"".join(
-        dumps(
-            {
-                "type": "trade",
-                "coin": t["coin"],
-                "time": t["time"],
-                "tid": t["tid"],
-                "px": t["px"],
-                "sz": t["sz"],
-                "side": t["side"],
-                "hash": t["hash"],
-                "buyer": t["users"][0],
-                "seller": t["users"][1],
-            },
-            option=_LINE,
-        )
-        for t in trades
-    )
-
-
 class GroundTruthWriter:
     """Appends ground-truth lines to ``path`` (truncating it first). Not thread-safe."""
 
@@ -87,11 +65,6 @@ class GroundTruthWriter:
 
     def start(self, time_ms: int, **details: Any) -> None:
         self._write(orjson.dumps({"type": "start", "time": time_ms, **details}, option=_LINE))
-
-    def trades(self, trades: list[Trade]) -> None:
-        """One ``trade`` line per trade."""
-        self.trades_written += len(trades)
-        self._write(_json_trade_lines(trades))
 
     def trade_frame(self, data: bytes, count: int) -> None:
         """A ``trades`` line around ``data``: a frame's trades, already serialised as the

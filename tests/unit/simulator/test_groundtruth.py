@@ -24,7 +24,8 @@ def record(path: Path, blocks: int = 5) -> list[dict]:
     sent: list[dict] = []
     for index in range(blocks):
         block = market.make_block(10_000 + index * 100)
-        writer.trades(block.trades)
+        for coin_trades in block.by_coin.values():
+            writer.trade_frame(orjson.dumps(coin_trades), len(coin_trades))
         sent.extend(block.trades)
     writer.fills([("0xabc", {"coin": "BTC", "tid": 5})])
     writer.fault("drop", 99, connections=2)
@@ -78,6 +79,18 @@ def test_replay_groups_blocks_and_keeps_times(tmp_path: Path) -> None:
     assert replay.mid("ETH") == Decimal(last_eth["px"])
 
 
+def legacy_trade_lines(trades: list[dict]) -> bytes:
+    """One ``trade`` line per trade, as ground-truth files were written before ``trades``."""
+    return b"".join(
+        orjson.dumps(
+            {"type": "trade", **{k: t[k] for k in ("coin", "time", "tid", "px", "sz", "side",
+             "hash")}, "buyer": t["users"][0], "seller": t["users"][1]},
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        for t in trades
+    )  # fmt: skip
+
+
 def test_trade_frames_and_trade_lines_read_back_the_same(tmp_path: Path) -> None:
     # Given the same trades written as the exchange writes them (its frames' serialised
     # data, per coin) and one line per trade
@@ -88,9 +101,8 @@ def test_trade_frames_and_trade_lines_read_back_the_same(tmp_path: Path) -> None
     for coin_trades in block.by_coin.values():
         writer.trade_frame(orjson.dumps(coin_trades), len(coin_trades))
     writer.close(2)
-    writer = GroundTruthWriter(lines)
-    writer.trades(block.trades)
-    writer.close(2)
+    stop = {"type": "stop", "time": 2, "trades": len(block.trades)}
+    lines.write_bytes(legacy_trade_lines(block.trades) + orjson.dumps(stop) + b"\n")
     # Then both read back to the generated trades, and count them
     by_frames, by_lines = (read_ground_truth(p) for p in (frames, lines))
     assert sorted(t.key for t in by_frames.trades) == sorted(t.key for t in by_lines.trades)
