@@ -15,6 +15,8 @@ RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml
 RUN pip install -r /tmp/requirements.txt
 COPY settings.py events.py celeryconfig.py beat_schedule.py ./
 COPY models ./models
+COPY runtime ./runtime
+COPY domain ./domain
 COPY tasks ./tasks
 COPY workers ./workers
 RUN pip install --no-deps .

@@ -2,7 +2,8 @@
 
 Values that depend on the deployment (URLs, timeouts an operator tunes) come from the
 validated Settings via :func:`from_settings`; everything else is a decision recorded here.
-Read /work/shared/reference/celery-production.md §1 for the semantics behind them.
+The semantics behind them: the Celery production reference (``shared/reference/
+celery-production.md`` §1, beside the checkout) and docs/OPERATIONS.md.
 
 Not a Celery setting but part of the shutdown contract: processes are started with the
 environment variable ``REMAP_SIGTERM=SIGQUIT`` (billiard reads it from the environment at
@@ -18,13 +19,12 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from events import BATCH_CONTENT_TYPE
+from runtime.keys import QUEUE_NAMES
 from settings import Settings
 
 # --- queues and routing ---------------------------------------------------------------------
-# One queue per kind of work, so a notification backlog never delays persisting trades and
-# each can get its own workers. Missing queues are an error: a typo in a route must not
-# silently create a queue nobody consumes.
-QUEUE_NAMES = ("ingest", "alerts", "notify", "maintenance")
+# The queues (named in runtime/keys.py). Missing queues are an error: a typo in a route
+# must not silently create a queue nobody consumes.
 # Each queue has a direct exchange of its own name — the shape Celery gives a queue it
 # creates from a bare name — so a publisher that only knows the queue name (the ingester
 # uses `send_task(name, queue=...)` without this config) routes exactly like the workers.

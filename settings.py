@@ -8,10 +8,11 @@ line naming the variable and what it expected; the CLI turns that into exit code
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     Field,
@@ -44,6 +45,44 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+_HOST_LABEL: Final = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def normalise_host_name(host: str) -> str | None:
+    """Lower-case ASCII (IDNA) host name without a trailing dot, or None if malformed.
+
+    Here rather than in the SSRF guard that applies it, so that validating
+    ``WEBHOOK_ALLOWLIST`` at start-up needs nothing above the settings layer.
+    """
+    try:
+        name = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return None
+    name = name.lower().removesuffix(".")
+    if not name or len(name) > 253:
+        return None
+    return name if all(_HOST_LABEL.match(label) for label in name.split(".")) else None
+
+
+def fernet_keys(text: str | None) -> list[bytes]:
+    """``CHANNEL_SECRET_KEYS`` as Fernet keys (first encrypts, all decrypt); ValueError says
+    which key is wrong. cryptography is imported only when keys are set."""
+    keys = [k.strip() for k in (text or "").split(",") if k.strip()]
+    if not keys:
+        return []
+    from cryptography.fernet import Fernet
+
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            raise ValueError(
+                f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes; "
+                "`hyperwatch channels new-key` makes one)"
+            ) from None
+    return [k.encode() for k in keys]
 
 
 class Settings(BaseSettings):
@@ -378,15 +417,17 @@ class Settings(BaseSettings):
     @field_validator("webhook_allowlist")
     @classmethod
     def _allowlist(cls, value: list[str]) -> list[str]:
-        # The SSRF guard parses the list at every delivery; a bad entry must stop the
-        # process here, naming the variable, not fail each delivery later.
-        from tasks.notify.egress import parse_allowlist  # standard library only: no cycle
-
+        # The SSRF guard (domain.notify.egress) parses the list at every delivery; a bad
+        # entry must stop the process here, naming the variable, not fail each delivery.
         for entry in value:
+            stripped = entry.strip()
+            if not stripped:
+                continue
             try:
-                parse_allowlist([entry])
+                ipaddress.ip_network(stripped, strict=False)
             except ValueError:
-                raise ValueError(f"CIDRs or host names, got {entry!r}") from None
+                if normalise_host_name(stripped.lower()) is None:
+                    raise ValueError(f"CIDRs or host names, got {entry!r}") from None
         return value
 
     @field_validator("database_url")
@@ -448,9 +489,7 @@ class Settings(BaseSettings):
     def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        from models.secret_box import SecretBox  # cryptography is imported only when used
-
-        SecretBox.from_keys(value.get_secret_value())  # raises ValueError naming the problem
+        fernet_keys(value.get_secret_value())  # raises ValueError naming the problem
         return value
 
     @field_validator("sentry_dsn")

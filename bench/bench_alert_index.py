@@ -31,10 +31,10 @@ from decimal import Decimal
 from functools import partial
 from typing import TypeVar
 
+from domain.alerts.index import ThresholdIndex
+from domain.alerts.market_state import MarketState
+from domain.alerts.rules import AlertKind, AlertRule, Outcome, PriceSource, evaluate
 from events import AssetContext, Mid
-from tasks.alerts.index import ThresholdIndex
-from tasks.alerts.market_state import MarketState
-from tasks.alerts.rules import AlertKind, AlertRule, Outcome, PriceSource, evaluate
 
 T = TypeVar("T")
 NOW = 1_787_000_000_000

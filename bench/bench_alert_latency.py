@@ -44,6 +44,7 @@ from sqlalchemy import insert, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from domain.alerts.book import announce  # noqa: E402
 from events import Mid, encode_batch  # noqa: E402
 from models import migrate  # noqa: E402
 from models.alert import Alert  # noqa: E402
@@ -51,7 +52,6 @@ from models.db import get_database  # noqa: E402
 from models.notification import Notification  # noqa: E402
 from models.repositories import ChannelRepository, UserRepository  # noqa: E402
 from settings import load_settings  # noqa: E402
-from tasks.alerts.book import announce  # noqa: E402
 from tasks.app import create_app  # noqa: E402
 from tests.support.services import PostgresDatabase, RedisServer  # noqa: E402
 

@@ -29,6 +29,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import String, TypeDecorator
 from sqlalchemy.engine import Dialect, Engine
 
+from settings import fernet_keys
+
 if TYPE_CHECKING:
     from settings import Settings
 
@@ -48,16 +50,7 @@ class SecretBox:
     @classmethod
     def from_keys(cls, text: str | None) -> SecretBox:
         """Keys as ``CHANNEL_SECRET_KEYS`` holds them; ValueError says what is wrong."""
-        keys = [k.strip() for k in (text or "").split(",") if k.strip()]
-        for position, key in enumerate(keys, start=1):
-            try:
-                Fernet(key.encode())
-            except ValueError:
-                raise ValueError(
-                    f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes; "
-                    "`hyperwatch channels new-key` makes one)"
-                ) from None
-        return cls([k.encode() for k in keys])
+        return cls(fernet_keys(text))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:

@@ -15,7 +15,7 @@ Process hooks (Celery signals, connected once at import, acting only for apps bu
 - beat (``beat_init``): Sentry, which also turns beat entries into Crons monitors.
 - every pool child as it exits (``worker_process_shutdown``) and the main process last
   (``worker_shutdown`` on a warm shutdown, at interpreter exit otherwise — a cold shutdown
-  sends no signal): the shutdown handlers of ``workers.lifecycle`` — database pools
+  sends no signal): the shutdown handlers of ``runtime.lifecycle`` — database pools
   disposed, the broker producer pool (Redis connections) closed, Sentry flushed.
 """
 
@@ -31,10 +31,10 @@ import beat_schedule
 import celeryconfig
 from events import register_batch_serializer
 from models.db import dispose_all
+from runtime import lifecycle, redis_envelope, undecodable
+from runtime.observability import init_sentry
 from settings import Settings, SettingsError, load_settings
 from tasks.maintenance.hooks import install_operations
-from workers import lifecycle, redis_envelope, undecodable
-from workers.observability import init_sentry
 
 log = logging.getLogger(__name__)
 

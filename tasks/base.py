@@ -33,11 +33,11 @@ from sqlalchemy.orm import Session
 from events import Batch
 from models.db import Database, get_database
 from models.repositories import DeadLetterRepository
+from runtime.confirmations import mark_done
+from runtime.metrics_export import count_dead_letter, count_rows
+from runtime.redis_clients import quick_redis
 from settings import Settings
 from tasks.retry import DEFAULT_POLICY, RetryPolicy
-from workers.confirmations import mark_done
-from workers.metrics_export import count_dead_letter, count_rows
-from workers.redis_clients import quick_redis
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class HyperwatchTask(Task):
             yield session
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # Run time and failures are counted for every task by workers.metrics_export.
+        # Run time and failures are counted for every task by runtime.metrics_export.
         try:
             return super().__call__(*args, **kwargs)
         except (Retry, Reject):
@@ -153,7 +153,7 @@ class HyperwatchTask(Task):
         return {"new": 0, "duplicates": 0, "dead_lettered": 1}
 
     def confirm(self, batch: Batch) -> None:
-        """Tell the ingester this batch is committed (workers/confirmations.py). Best
+        """Tell the ingester this batch is committed (runtime/confirmations.py). Best
         effort: if Redis is away the ingester re-sends later, and the write is idempotent."""
         if not batch.source:
             return

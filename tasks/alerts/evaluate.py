@@ -7,9 +7,9 @@ or ``positions`` batch (``events.encode_batch``) as the ingester and the positio
 send it.
 
 1. The book (this worker's threshold indexes) is brought up to date when the Redis version
-   key moved (``tasks.alerts.book``).
+   key moved (``domain.alerts.book``).
 2. The batch is applied to the shared market view in one atomic Lua call
-   (``tasks.alerts.shared_state``): per coin (per wallet and coin for positions) an event
+   (``domain.alerts.shared_state``): per coin (per wallet and coin for positions) an event
    older than the newest already applied by *any* worker is skipped, so it is never
    evaluated.
 3. Candidates: the threshold books the fresh values cross (binary search; cost grows with
@@ -19,7 +19,7 @@ send it.
    of that wallet and coin. The index only narrows: every candidate is re-read from the
    database and judged by ``rules.evaluate`` (snooze, cooldown, expiry, freshness). Missing
    or stale data is UNKNOWN and never fires.
-4. Firing: ``tasks.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
+4. Firing: ``domain.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
    outbox row beside it); after the commit each pending row's delivery is enqueued
    (``hyperwatch.notify.deliver``) and the change announced. A crash between the commit and
    the enqueue loses nothing: the outbox sweeper finds the pending row.
@@ -51,15 +51,11 @@ import kombu.exceptions
 import redis
 from celery import Celery, shared_task
 
-from events import AssetContext, MalformedPayload, Mid, Position, decode_batch
-from models.db import Database
-from models.repositories import AlertRepository
-from settings import Settings
-from tasks.alerts.book import VERSION_KEY, WINDOW_SERIES, AlertBook, announce, rule_from_row
-from tasks.alerts.firing import Firing, fire, rearm
-from tasks.alerts.market_state import Stream
-from tasks.alerts.rules import AlertKind, AlertRule, Outcome, evaluate, should_rearm
-from tasks.alerts.shared_state import (
+from domain.alerts.book import VERSION_KEY, WINDOW_SERIES, AlertBook, announce, rule_from_row
+from domain.alerts.firing import Firing, fire, rearm
+from domain.alerts.market_state import Stream
+from domain.alerts.rules import AlertKind, AlertRule, Outcome, evaluate, should_rearm
+from domain.alerts.shared_state import (
     ALERT_STREAMS,
     STARTED_KEY,
     HistoryMirror,
@@ -68,8 +64,12 @@ from tasks.alerts.shared_state import (
     series_of,
     tier_for,
 )
+from events import AssetContext, MalformedPayload, Mid, Position, decode_batch
+from models.db import Database
+from models.repositories import AlertRepository
+from runtime.metrics_export import count_alerts_fired, count_notification
+from settings import Settings
 from tasks.base import HyperwatchTask
-from workers.metrics_export import count_alerts_fired, count_notification
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ without its data the entries vanish and beat schedules nothing until it is resta
 (sibson/redbeat#224, #263), and its lock defaults to 25 minutes. What beats must share is
 only *who* schedules and *when each entry last ran*; this scheduler keeps exactly that:
 
-- ``hw:beat:lock`` — the leader's owner id, expiring after ``BEAT_LOCK_TIMEOUT_S``, renewed
+- ``keys.BEAT_LOCK`` — the leader's owner id, expiring after ``BEAT_LOCK_TIMEOUT_S``, renewed
   on every tick by a compare-and-expire script (so only the owner extends it);
-- ``hw:beat:last_run`` — entry name → epoch seconds of its last send.
+- ``keys.BEAT_LAST_RUN`` — entry name → epoch seconds of its last send.
 
 A second beat started beside the first is a warm standby: it retries the lock every few
 seconds and sends nothing. When the leader stops cleanly it deletes the lock and the
@@ -39,13 +39,14 @@ from typing import Any
 import redis
 from celery.beat import ScheduleEntry, Scheduler
 
-from workers.heartbeat import heartbeat_path
-from workers.redis_clients import quick_redis
+from runtime import keys
+from runtime.heartbeat import heartbeat_path
+from runtime.redis_clients import quick_redis
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "hw:beat:lock"
-LAST_RUN_KEY = "hw:beat:last_run"
+LOCK_KEY = keys.BEAT_LOCK.name()
+LAST_RUN_KEY = keys.BEAT_LAST_RUN.name()
 
 # KEYS[1] lock, ARGV[1] owner, ARGV[2] ttl ms: extend only a lock we still own.
 _RENEW = """

@@ -3,7 +3,7 @@ into Redis (the gauges every worker's ``/metrics`` serves).
 
 One snapshot = database and Redis latency, queue depth per queue, ingest lag per stream,
 newest-row age per table, live workers and their memory, and each check's status — the
-same :class:`~workers.health.Probe` and judgement as ``hyperwatch health``. A dependency that
+same :class:`~runtime.health.Probe` and judgement as ``hyperwatch health``. A dependency that
 cannot be measured is recorded as an unhealthy status (its value rows are absent, never
 zero). The job itself fails only when it cannot *store* the snapshot; it still writes
 whichever of the two stores is reachable.
@@ -20,9 +20,9 @@ from celery import Task, shared_task
 
 from models.db import Database, get_database
 from models.repositories import HealthMetricRepository
+from runtime.health import SNAPSHOT_DEFS, Probe, Status, judge, samples
+from runtime.metrics_export import count_rows, write_snapshot
 from settings import Settings
-from workers.health import SNAPSHOT_DEFS, Probe, Status, judge, samples
-from workers.metrics_export import count_rows, write_snapshot
 
 log = logging.getLogger(__name__)
 

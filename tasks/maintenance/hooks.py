@@ -3,8 +3,8 @@
 - beat: :class:`~tasks.maintenance.beat_guard.SingleBeatScheduler`, so a second beat never
   double-schedules (``celery -A tasks beat`` needs no ``-S``; an explicit ``-S`` on the
   command line would bypass the guard, so deployment files must not pass one);
-- worker: the heartbeat bootstep (``workers.heartbeat``) and the ``/metrics`` bootstep with
-  prefork-safe metric files (``workers.metrics_export``);
+- worker: the heartbeat bootstep (``runtime.heartbeat``) and the ``/metrics`` bootstep with
+  prefork-safe metric files (``runtime.metrics_export``);
 - every process that runs tasks: task duration and failure metrics.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from workers.heartbeat import HeartbeatStep
-from workers.metrics_export import MetricsServerStep, connect_task_signals, connect_worker_init
+from runtime.heartbeat import HeartbeatStep
+from runtime.metrics_export import MetricsServerStep, connect_task_signals, connect_worker_init
 
 SCHEDULER = "tasks.maintenance.beat_guard:SingleBeatScheduler"
 

@@ -9,7 +9,7 @@ newest stored snapshot and is absent from a complete state is stored as flat (sz
 the ingester does for WebSocket states: downstream must learn that a position closed.
 
 Budget: every call takes weight from a per-minute window shared through Redis
-(``hw:rest:weight:<minute>``, limit ``REST_WEIGHT_PER_MINUTE``), so several workers — or
+(``keys.REST_WEIGHT``, limit ``REST_WEIGHT_PER_MINUTE``), so several workers — or
 any other process using the same key — never exceed it together. When the budget runs out
 the remaining wallets wait for the next run; the starting wallet rotates with every run,
 so all of them are polled in turn.
@@ -35,11 +35,12 @@ from celery import Task, shared_task
 from events import Position, encode_batch
 from models.db import Database, get_database
 from models.repositories import PositionRepository, TrackedWalletRepository
+from runtime import keys
+from runtime.hyperliquid.positions import flat_position
+from runtime.hyperliquid.protocol import parse_clearinghouse_state
+from runtime.metrics_export import count_rows
+from runtime.redis_clients import quick_redis
 from settings import Settings
-from workers.ingester.positions import flat_position
-from workers.ingester.protocol import parse_clearinghouse_state
-from workers.metrics_export import count_rows
-from workers.redis_clients import quick_redis
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,17 @@ class RestBudget:
         client: redis.Redis,
         per_minute: int,
         now: Callable[[], float] = time.time,
-        prefix: str = "hw:rest:weight:",
     ) -> None:
         self._take = client.register_script(_TAKE)
         self.per_minute = per_minute
         self._now = now
-        self._prefix = prefix
 
     def take(self, weight: int) -> bool:
         minute = int(self._now() // 60)
-        return self._take(keys=[f"{self._prefix}{minute}"], args=[weight, self.per_minute]) == 1
+        return (
+            self._take(keys=[keys.REST_WEIGHT.name(minute=minute)], args=[weight, self.per_minute])
+            == 1
+        )
 
 
 @dataclass

@@ -8,7 +8,7 @@
   returns at once. Receivers still see *at least once* — a worker killed after the
   receiver answered but before ``sent`` was committed sends again — with the same
   ``Idempotency-Key`` on every attempt, so they dedupe.
-- **Retries delivery failures** per ``tasks.notify.retry_policy`` (``NOTIFY_MAX_ATTEMPTS``
+- **Retries delivery failures** per ``domain.notify.retry_policy`` (``NOTIFY_MAX_ATTEMPTS``
   attempts): timeouts, connection and DNS errors, 408/425/429 and 5xx, after a jittered
   exponential backoff or the server's ``Retry-After`` / Telegram ``retry_after``, every
   delay capped at a quarter of the broker visibility timeout. Each attempt is counted in
@@ -32,15 +32,15 @@ import httpx
 import redis
 from celery import Celery, shared_task
 
+from domain.notify.channels import CHANNELS, Attempt, DeliveryContext, Outgoing
+from domain.notify.retry_policy import RetryPolicy, classify
+from domain.notify.signing import idempotency_key
 from models.db import Database
 from models.repositories import NotificationRepository
+from runtime.metrics_export import count_notification, observe_notification_latency
 from settings import Settings
 from tasks.base import RETRY_CEILING_OF_VISIBILITY, HyperwatchTask
-from tasks.notify.channels import CHANNELS, Attempt, DeliveryContext, Outgoing
 from tasks.notify.outbox import DeliveryLock, lock_ttl_ms, mark_scheduled, redis_client
-from tasks.notify.retry_policy import RetryPolicy, classify
-from tasks.notify.signing import idempotency_key
-from workers.metrics_export import count_notification, observe_notification_latency
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ attempt settles it. Delivery messages are only hints to work on a row, so losing
 (a crash between the commit and the enqueue, a worker killed mid-delivery, a broker
 outage) loses nothing — the sweeper re-sends the hint — and a duplicate hint is harmless:
 
-- ``hw:notify:lock:<id>`` (``SET NX PX``, released by token): at most one delivery of a row
+- ``keys.NOTIFY_LOCK`` (``SET NX PX``, released by token): at most one delivery of a row
   runs at a time, across every worker. Its lifetime (:func:`lock_ttl_ms`) outlasts one
   attempt's worst case, so a worker killed mid-attempt frees the row by expiry.
-- ``hw:notify:scheduled:<id>``: a retry (or a sweeper re-enqueue) is on its way; the
+- ``keys.NOTIFY_SCHEDULED``: a retry (or a sweeper re-enqueue) is on its way; the
   sweeper leaves the row alone until it lapses, so a backoff is not cut short.
 
 ``hyperwatch.notify.sweep_outbox()`` — queue ``notify``; run by beat about every 30 s.
@@ -30,14 +30,13 @@ import redis
 from celery import shared_task
 
 from models.repositories import NotificationRepository
+from runtime import keys
 from settings import Settings
 from tasks.base import HyperwatchTask
 
 log = logging.getLogger(__name__)
 
 DELIVER_TASK: Final = "hyperwatch.notify.deliver"
-LOCK_PREFIX: Final = "hw:notify:lock:"
-SCHEDULED_PREFIX: Final = "hw:notify:scheduled:"
 SWEEP_LIMIT: Final = 500
 
 _RELEASE: Final = """
@@ -57,7 +56,7 @@ class DeliveryLock:
 
     def __init__(self, client: redis.Redis, notification_id: int, ttl_ms: int) -> None:
         self._client = client
-        self._key = f"{LOCK_PREFIX}{notification_id}"
+        self._key = keys.NOTIFY_LOCK.name(notification_id=notification_id)
         self._ttl_ms = ttl_ms
         self._token = uuid.uuid4().hex
 
@@ -70,7 +69,11 @@ class DeliveryLock:
 
 def mark_scheduled(client: redis.Redis, notification_id: int, seconds: float) -> None:
     """A delivery of this row is due within ``seconds``: the sweeper leaves it alone."""
-    client.set(f"{SCHEDULED_PREFIX}{notification_id}", 1, px=max(1, int(seconds * 1000)))
+    client.set(
+        keys.NOTIFY_SCHEDULED.name(notification_id=notification_id),
+        1,
+        px=max(1, int(seconds * 1000)),
+    )
 
 
 def sweep(
@@ -86,13 +89,15 @@ def sweep(
         return 0, []
     pipe = client.pipeline(transaction=False)
     for notification_id in ids:
-        pipe.exists(f"{LOCK_PREFIX}{notification_id}")
+        pipe.exists(keys.NOTIFY_LOCK.name(notification_id=notification_id))
     locked = pipe.execute()
     pipe = client.pipeline(transaction=False)
     free = [i for i, busy in zip(ids, locked, strict=True) if not busy]
     hold_ms = settings.notify_sweep_after_s * 1000
     for notification_id in free:
-        pipe.set(f"{SCHEDULED_PREFIX}{notification_id}", 1, nx=True, px=hold_ms)
+        pipe.set(
+            keys.NOTIFY_SCHEDULED.name(notification_id=notification_id), 1, nx=True, px=hold_ms
+        )
     claimed = [i for i, ok in zip(free, pipe.execute(), strict=True) if ok]
     return len(ids), claimed
 

@@ -15,8 +15,8 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
+from domain.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from models.db import Database
-from tasks.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.integration.celery.support import WorkerProcess, service_env, wait_until
 from tests.integration.notify.receiver import Receiver, receiving
 from workers.cli import cli

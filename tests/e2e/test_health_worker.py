@@ -19,6 +19,9 @@ from sqlalchemy import func, select
 
 from models import HealthMetric
 from models.db import Database
+from runtime.health import SNAPSHOT_DEFS
+from runtime.heartbeat import file_age, heartbeat_path
+from runtime.metrics_export import WORKER_DEFS, family_name
 from tasks.app import HyperwatchCelery
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
     celery_settings,
@@ -28,9 +31,6 @@ from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
 )
 from tests.integration.celery.support import WorkerProcess, wait_until
 from tests.support.services import free_port, wait_for_port
-from workers.health import SNAPSHOT_DEFS
-from workers.heartbeat import file_age, heartbeat_path
-from workers.metrics_export import WORKER_DEFS, family_name
 
 pytestmark = pytest.mark.e2e
 

@@ -44,16 +44,16 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from domain.notify.channels.base import DeliveryContext, post_json
+from domain.notify.egress import EgressRefused, resolve_target
 from models.db import Database
+from runtime import lifecycle
 from settings import load_settings
 from tasks.app import create_app
-from tasks.notify.channels.base import DeliveryContext, post_json
-from tasks.notify.egress import EgressRefused, resolve_target
 from tests.integration.celery.support import REPO, wait_until
 from tests.integration.notify.receiver import Receiver, Reply, receiving
 from tests.support.sentry import SentryReceiver
 from tests.support.services import RedisServer, free_port, wait_for_port
-from workers import lifecycle
 from workers.cli import cli
 
 # --- secrets -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kombu.utils import json as kombu_json
 
-from workers import redis_envelope, undecodable
+from runtime import redis_envelope, undecodable
 
 ENVELOPES: list[Any] = [
     {

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from kombu.transport import redis as redis_transport
 
-from workers import redis_envelope, undecodable
+from runtime import redis_envelope, undecodable
 
 PROPERTIES: dict[str, Any] = {
     "body_encoding": "base64",

@@ -1,5 +1,5 @@
 """``hyperwatch alerts``: a subscriber's alerts. Every write is announced to the workers
-(``hw:alerts:version``) right after its commit, so evaluation follows within one batch.
+(``runtime.keys.ALERTS_VERSION``) right after its commit, so evaluation follows within one batch.
 
 Numbers are decimal strings (never floats): ``--threshold 117000.5``; funding is the hourly
 rate as a fraction (``0.0001`` = 0.01 % an hour); percentages are percent (``5`` = 5 %);
@@ -17,11 +17,11 @@ from typing import Any
 
 import click
 
+from domain.alerts.coins import CoinsUnknown, known_coins
+from domain.alerts.manage import create_alert, owned_alert, set_alert_active
+from domain.alerts.market_state import Stream
+from domain.alerts.rules import AlertKind, Direction, Mode, PriceSource
 from models.repositories import AlertRepository
-from tasks.alerts.coins import CoinsUnknown, known_coins
-from tasks.alerts.manage import create_alert, owned_alert, set_alert_active
-from tasks.alerts.market_state import Stream
-from tasks.alerts.rules import AlertKind, Direction, Mode, PriceSource
 from workers.commands.users import (
     announce_changes,
     find_user,

@@ -2,7 +2,7 @@
 
 Kinds and targets: ``webhook`` (URL; a signing secret — generated and shown once when not
 given), ``slack`` / ``discord`` (incoming-webhook URL), ``telegram`` (chat id; ``--secret``
-is the bot token), ``redis`` (no target: publishes on ``hw:notify:user:<id>``). URLs must
+is the bot token), ``redis`` (no target: publishes on ``runtime.keys.NOTIFY_USER_CHANNEL``). URLs must
 pass the SSRF guard now: private, loopback and link-local addresses are refused unless
 ``WEBHOOK_ALLOWLIST`` permits them. Listings show whether a secret is set, never the secret,
 and mask the parts of URLs that are credentials themselves (:func:`shown_target`).
@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import click
 
+from domain.alerts.manage import create_channel, remove_channel
 from models.notification_channel import CHANNEL_KINDS
 from models.repositories import ChannelRepository
 from models.secret_box import SecretBox
-from tasks.alerts.manage import create_channel, remove_channel
 from workers.commands.users import find_user, table, unit_of_work
 from workers.context import UsageError, current_settings
 

@@ -1,6 +1,6 @@
 """``hyperwatch health``: is the deployment healthy? Exit 0 healthy, 1 degraded, 2 unhealthy.
 
-``hyperwatch health`` checks every dependency (see ``workers/health.py`` for what each
+``hyperwatch health`` checks every dependency (see ``runtime/health.py`` for what each
 status means) and prints one line per check; ``--json`` prints the report as JSON and
 ``--metrics`` as Prometheus text (for a textfile collector or a quick look). The exit code
 is the overall status in every form.
@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from runtime.health import SNAPSHOT_DEFS, HealthReport, Probe, Status, judge, samples
+from runtime.heartbeat import file_age, heartbeat_path
+from runtime.metrics_export import gauge_families
 from workers.context import current_settings
-from workers.health import SNAPSHOT_DEFS, HealthReport, Probe, Status, judge, samples
-from workers.heartbeat import file_age, heartbeat_path
-from workers.metrics_export import gauge_families
 
 _SECONDS = click.FloatRange(min=0, min_open=True)
 _MAX_AGE_HELP = "Seconds a heartbeat may be old (default HEALTH_WORKER_HEARTBEAT_STALE_S)."

@@ -18,13 +18,13 @@ import redis
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from domain.alerts.book import announce
+from domain.alerts.manage import Refused
 from models.db import get_database
 from models.repositories import AlertRepository, TrackedWalletRepository, UserRepository
 from models.secret_box import SecretUnavailable
 from models.user import TIERS, User
 from settings import redact_url
-from tasks.alerts.book import announce
-from tasks.alerts.manage import Refused
 from workers.context import UsageError, current_settings
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

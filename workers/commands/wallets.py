@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
+from domain.alerts.manage import track_wallet, untrack_wallet
 from models.repositories import TrackedWalletRepository
-from tasks.alerts.manage import track_wallet, untrack_wallet
 from workers.commands.users import announce_changes, find_user, redis_client, table, unit_of_work
 from workers.context import current_settings
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from workers.ingester.clock import Clock
+from runtime.clock import Clock
 
 WINDOW_S = 60.0
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from events import Event, EventKind
-from workers.ingester.clock import Clock
+from runtime.clock import Clock
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ import orjson
 from kombu import Connection, Producer
 
 from events import BATCH_CONTENT_TYPE, EventKind
-from workers import redis_envelope
+from runtime import redis_envelope
 
 
 @dataclass(frozen=True, slots=True)

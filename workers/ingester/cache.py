@@ -1,9 +1,9 @@
 """Latest market state and ingest liveness in Redis, for alerts and health checks.
 
-Keys (contract with alerts/health): hash ``hw:latest:mid`` (coin → ``{"px", "time"}``),
-hash ``hw:latest:ctx`` (coin → the AssetContext wire dict), hash
-``hw:ingest:last_event_ms`` (stream → ms of the newest event) and
-``hw:ingester:<id>:heartbeat`` (ms, expiring). The parsing thread only records into dicts
+Keys (contract with alerts/health): hash ``keys.LATEST_MIDS`` (coin → ``{"px", "time"}``),
+hash ``keys.LATEST_CONTEXTS`` (coin → the AssetContext wire dict), hash
+``keys.INGEST_LAST_EVENT`` (stream → ms of the newest event) and
+``keys.INGESTER_HEARTBEAT`` (ms, expiring). The parsing thread only records into dicts
 (:meth:`LatestCache.record_*`, a lock and a dict store per frame); the :class:`CacheWriter`
 thread writes what changed in one pipeline a few times a second, so a slow or absent Redis
 never delays reading the socket. Values are latest-state: when Redis is away they are
@@ -21,20 +21,21 @@ import orjson
 import redis
 
 from events import AssetContext, Mid, event_to_wire
-from workers.ingester.clock import Clock
-from workers.lifecycle import join_in_slices
-from workers.metrics import INGEST_LAG, Metrics
+from runtime import keys
+from runtime.clock import Clock
+from runtime.lifecycle import join_in_slices
+from runtime.metrics import INGEST_LAG, Metrics
 
 log = logging.getLogger(__name__)
 
-MIDS_KEY = "hw:latest:mid"
-CTX_KEY = "hw:latest:ctx"
-LAST_EVENT_KEY = "hw:ingest:last_event_ms"
+MIDS_KEY = keys.LATEST_MIDS.name()
+CTX_KEY = keys.LATEST_CONTEXTS.name()
+LAST_EVENT_KEY = keys.INGEST_LAST_EVENT.name()
 HEARTBEAT_TTL_S = 60
 
 
 def heartbeat_key(ingester_id: str) -> str:
-    return f"hw:ingester:{ingester_id}:heartbeat"
+    return keys.INGESTER_HEARTBEAT.name(ingester_id=ingester_id)
 
 
 class LatestCache:

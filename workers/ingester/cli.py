@@ -13,11 +13,11 @@ import sys
 import click
 import sentry_sdk
 
+from runtime.hyperliquid.universe import UnknownCoin
+from runtime.observability import init_sentry
 from workers.context import UsageError, current_settings
 from workers.ingester.service import Ingester
 from workers.ingester.signals import SignalHandler
-from workers.ingester.universe import UnknownCoin
-from workers.observability import init_sentry
 
 
 @click.command()

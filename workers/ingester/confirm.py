@@ -1,4 +1,4 @@
-"""Batches published but not yet confirmed committed by a worker (workers/confirmations.py).
+"""Batches published but not yet confirmed committed by a worker (runtime/confirmations.py).
 
 Pure bookkeeping with an injected clock; the publisher thread owns it. Bounded by events:
 beyond ``max_events`` the oldest stop being tracked (counted in :attr:`untracked`) — at very

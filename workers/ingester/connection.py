@@ -23,12 +23,12 @@ from typing import Protocol
 import orjson
 import websocket
 
+from runtime.clock import Clock
+from runtime.hyperliquid.protocol import ParsedFrame
+from runtime.metrics import CONNECTED, RECONNECTS, SERVER_ERRORS, Metrics
 from workers.ingester.backoff import ReconnectPolicy
-from workers.ingester.clock import Clock
-from workers.ingester.protocol import ParsedFrame
 from workers.ingester.subscriptions import SubscriptionRegistry, subscribe_message
 from workers.ingester.throttle import LogThrottle
-from workers.metrics import CONNECTED, RECONNECTS, SERVER_ERRORS, Metrics
 
 log = logging.getLogger(__name__)
 

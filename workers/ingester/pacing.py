@@ -10,7 +10,7 @@ quick first burst.
 
 from __future__ import annotations
 
-from workers.ingester.clock import Clock
+from runtime.clock import Clock
 
 
 class TokenBucket:

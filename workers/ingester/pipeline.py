@@ -19,19 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from events import Event, EventKind, Fill, Position, Trade, decode_batch
-from workers.ingester.batcher import Batcher, Ready
-from workers.ingester.broker import ROUTES
-from workers.ingester.cache import LatestCache
-from workers.ingester.clock import Clock
-from workers.ingester.dedup import FillDedup, TradeDedup
-from workers.ingester.gaps import GapStream, GapTracker
-from workers.ingester.outbox import Envelope, Outbox
-from workers.ingester.positions import FlatTracker
-from workers.ingester.protocol import ParsedFrame, channel_label, parse_frame
-from workers.ingester.session import SessionRecord
-from workers.ingester.throttle import LogThrottle
-from workers.ingester.wire import batch_json
-from workers.metrics import (
+from runtime.clock import Clock
+from runtime.hyperliquid.positions import FlatTracker
+from runtime.hyperliquid.protocol import ParsedFrame, channel_label, parse_frame
+from runtime.metrics import (
     DUPLICATES_DROPPED,
     EVENTS,
     EVENTS_LOST,
@@ -40,6 +31,15 @@ from workers.metrics import (
     MALFORMED,
     Metrics,
 )
+from workers.ingester.batcher import Batcher, Ready
+from workers.ingester.broker import ROUTES
+from workers.ingester.cache import LatestCache
+from workers.ingester.dedup import FillDedup, TradeDedup
+from workers.ingester.gaps import GapStream, GapTracker
+from workers.ingester.outbox import Envelope, Outbox
+from workers.ingester.session import SessionRecord
+from workers.ingester.throttle import LogThrottle
+from workers.ingester.wire import batch_json
 
 log = logging.getLogger(__name__)
 

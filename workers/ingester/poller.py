@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import httpx
 
-from workers.ingester.clock import Clock
+from runtime.clock import Clock
+from runtime.hyperliquid.protocol import ParsedFrame, parse_clearinghouse_state
+from runtime.lifecycle import join_in_slices
 from workers.ingester.pacing import per_minute
-from workers.ingester.protocol import ParsedFrame, parse_clearinghouse_state
 from workers.ingester.throttle import LogThrottle
-from workers.lifecycle import join_in_slices
 
 log = logging.getLogger(__name__)
 

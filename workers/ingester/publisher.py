@@ -27,17 +27,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from workers.ingester.broker import PERSIST_SESSION, BrokerClient
-from workers.ingester.confirm import AwaitingConfirmation
-from workers.ingester.outbox import Envelope, Outbox
-from workers.lifecycle import join_in_slices
-from workers.metrics import (
+from runtime.lifecycle import join_in_slices
+from runtime.metrics import (
     BATCHES_PUBLISHED,
     BUFFER_DEPTH,
     EVENTS_PUBLISHED,
     PUBLISH_LATENCY,
     Metrics,
 )
+from workers.ingester.broker import PERSIST_SESSION, BrokerClient
+from workers.ingester.confirm import AwaitingConfirmation
+from workers.ingester.outbox import Envelope, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -27,25 +27,11 @@ import httpx
 import redis
 import sentry_sdk
 
-from settings import Settings
-from workers.confirmations import confirmed
-from workers.ingester.backoff import ReconnectPolicy
-from workers.ingester.batcher import Batcher
-from workers.ingester.broker import BrokerClient
-from workers.ingester.cache import CacheWriter, LatestCache
-from workers.ingester.clock import Clock, SystemClock
-from workers.ingester.confirm import AwaitingConfirmation
-from workers.ingester.connection import Connection
-from workers.ingester.health import HealthServer, Probe
-from workers.ingester.outbox import Outbox
-from workers.ingester.pacing import per_minute
-from workers.ingester.pipeline import Pipeline
-from workers.ingester.poller import PositionPoller
-from workers.ingester.publisher import ConfirmationCheck, Publisher
-from workers.ingester.subscriptions import SubscriptionRegistry, desired_subscriptions
-from workers.ingester.universe import InfoUnavailable, resolve_coins
-from workers.lifecycle import join_in_slices, wait_in_slices
-from workers.metrics import (
+from runtime.clock import Clock, SystemClock
+from runtime.confirmations import confirmed
+from runtime.hyperliquid.universe import InfoUnavailable, resolve_coins
+from runtime.lifecycle import join_in_slices, wait_in_slices
+from runtime.metrics import (
     BATCHES_PUBLISHED,
     BUFFER_DEPTH,
     CONNECTED,
@@ -62,7 +48,21 @@ from workers.metrics import (
     SERVER_ERRORS,
     Metrics,
 )
-from workers.redis_clients import quick_redis
+from runtime.redis_clients import quick_redis
+from settings import Settings
+from workers.ingester.backoff import ReconnectPolicy
+from workers.ingester.batcher import Batcher
+from workers.ingester.broker import BrokerClient
+from workers.ingester.cache import CacheWriter, LatestCache
+from workers.ingester.confirm import AwaitingConfirmation
+from workers.ingester.connection import Connection
+from workers.ingester.health import HealthServer, Probe
+from workers.ingester.outbox import Outbox
+from workers.ingester.pacing import per_minute
+from workers.ingester.pipeline import Pipeline
+from workers.ingester.poller import PositionPoller
+from workers.ingester.publisher import ConfirmationCheck, Publisher
+from workers.ingester.subscriptions import SubscriptionRegistry, desired_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class Ingester:
     def _shutdown(self, socket_thread: threading.Thread, poller: PositionPoller | None) -> int:
         log.info("ingester stopping: closing the socket and flushing batches")
         # Every wait here is sliced: a second SIGTERM must end the process at once
-        # (workers.lifecycle.SIGNAL_SLICE_S says why).
+        # (runtime.lifecycle.SIGNAL_SLICE_S says why).
         join_in_slices(socket_thread, 5.0)
         if poller is not None:
             poller.stop()

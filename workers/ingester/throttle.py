@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from workers.ingester.clock import Clock
+from runtime.clock import Clock
 
 
 class LogThrottle:

@@ -11,8 +11,8 @@ from types import FrameType
 
 import click
 
+from runtime.lifecycle import EXIT_FAILURE
 from workers.context import current_settings
-from workers.lifecycle import EXIT_FAILURE
 from workers.supervisor.child import Child, ChildSpec, PrefixedOutput
 from workers.supervisor.plan import UpOptions, build_plan, flower_conf
 from workers.supervisor.preflight import Unreachable, require_redis

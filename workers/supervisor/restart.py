@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workers.lifecycle import EXIT_USAGE
+from runtime.lifecycle import EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ Contract (what ``hyperwatch up`` promises, see docs/OPERATIONS.md):
   Flower last. Each has its own ``stop_timeout_s``; one that overruns it is SIGKILLed and the
   exit code becomes 1.
 * A second signal while stopping: every remaining child's process group is SIGKILLed at
-  once and the exit code is 3 (``workers.lifecycle.EXIT_FORCED``).
+  once and the exit code is 3 (``runtime.lifecycle.EXIT_FORCED``).
 * Exit 0 only when every child exited 0 after being asked to stop. Exit codes are those of
-  ``workers.lifecycle``, shared by every hyperwatch process.
+  ``runtime.lifecycle``, shared by every hyperwatch process.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from workers.lifecycle import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
+from runtime.lifecycle import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
 from workers.supervisor.child import Child, ChildSpec, PrefixedOutput
 from workers.supervisor.restart import GiveUp, RestartPolicy, RestartTracker
 

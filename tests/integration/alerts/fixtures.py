@@ -18,10 +18,10 @@ import redis
 from celery.contrib.testing.worker import start_worker
 
 from models.db import Database
+from runtime import lifecycle
 from settings import Settings
 from tasks.app import HyperwatchCelery, create_app
 from tests.integration.notify.receiver import Receiver, receiving
-from workers import lifecycle
 
 
 @pytest.fixture()

@@ -1,5 +1,5 @@
 """Helpers for alert and notification tests: subscribers, channels and alerts written the
-way the CLI writes them (``tasks.alerts.manage`` + announce), market batches stamped with
+way the CLI writes them (``domain.alerts.manage`` + announce), market batches stamped with
 the current time; ``wait_until`` (polling with a deadline, no fixed sleeps) re-exported."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
+from domain.alerts.book import announce
+from domain.alerts.manage import create_alert, create_channel, track_wallet
 from events import AssetContext, Mid, Position, encode_batch
 from models.db import Database
 from models.notification import Notification
 from models.repositories import UserRepository
 from settings import Settings
-from tasks.alerts.book import announce
-from tasks.alerts.manage import create_alert, create_channel, track_wallet
 from tests.integration.celery.support import wait_until  # noqa: F401 - re-exported
 
 WALLET = "0x" + "ab" * 20

@@ -14,10 +14,11 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 
+from domain.notify.signing import IDEMPOTENCY_HEADER
 from models.db import Database
+from runtime import lifecycle
 from settings import Settings
 from tasks.app import create_app
-from tasks.notify.signing import IDEMPOTENCY_HEADER
 from tests.integration.alerts.support import (
     add_alert,
     add_channel,
@@ -29,7 +30,6 @@ from tests.integration.alerts.support import (
 )
 from tests.integration.celery.support import WorkerProcess, drained, service_env
 from tests.integration.notify.receiver import Receiver
-from workers import lifecycle
 
 pytestmark = pytest.mark.integration
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
+from domain.alerts.book import rule_from_row
+from domain.alerts.firing import Firing, fire, rearm
+from domain.alerts.manage import create_alert
+from domain.alerts.market_state import MarketState
+from domain.alerts.rules import evaluate
 from models.alert import Alert
 from models.db import Database
 from models.repositories import ChannelRepository, UserRepository
 from settings import load_settings
-from tasks.alerts.book import rule_from_row
-from tasks.alerts.firing import Firing, fire, rearm
-from tasks.alerts.manage import create_alert
-from tasks.alerts.market_state import MarketState
-from tasks.alerts.rules import evaluate
 from tests.integration.alerts.support import notifications, now_ms
 from tests.unit.alerts.builders import mid
 

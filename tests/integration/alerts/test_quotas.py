@@ -10,12 +10,12 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from domain.alerts.manage import Refused, create_alert, track_wallet
 from models.alert import Alert
 from models.db import Database
 from models.repositories import UserRepository
 from models.tracked_wallet import TrackedWallet
 from settings import Settings
-from tasks.alerts.manage import Refused, create_alert, track_wallet
 from tasks.app import HyperwatchCelery
 from tests.integration.alerts.support import (
     WALLET,

@@ -12,11 +12,12 @@ from decimal import Decimal
 import pytest
 import redis
 
+from domain.alerts.market_state import Series
+from domain.alerts.shared_state import FINE, HistoryMirror, SharedMarket, seen_key
 from models.db import Database
+from runtime import lifecycle
 from settings import Settings
 from tasks.alerts.evaluate import Evaluator
-from tasks.alerts.market_state import Series
-from tasks.alerts.shared_state import FINE, HistoryMirror, SharedMarket, seen_key
 from tasks.app import HyperwatchCelery, create_app
 from tests.integration.alerts.support import (
     WALLET,
@@ -33,7 +34,6 @@ from tests.integration.alerts.support import (
     positions,
 )
 from tests.unit.alerts.builders import mid
-from workers import lifecycle
 
 pytestmark = pytest.mark.integration
 

@@ -20,10 +20,10 @@ import redis
 from celery.contrib.testing.worker import start_worker
 
 from models.db import Database
+from runtime import lifecycle
 from settings import Settings
 from tasks.app import HyperwatchCelery, create_app
 from tests.integration.celery.support import WorkerProcess, service_env
-from workers import lifecycle
 
 
 @pytest.fixture()

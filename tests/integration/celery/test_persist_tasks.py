@@ -18,6 +18,8 @@ from sqlalchemy.exc import OperationalError
 
 from events import AssetContext, Fill, Position, Trade, encode_batch
 from models.db import Database
+from runtime import lifecycle
+from runtime.metrics_export import task_metrics
 from settings import Settings
 from tasks.app import HyperwatchCelery, create_app
 from tests.integration.celery.support import (
@@ -28,8 +30,6 @@ from tests.integration.celery.support import (
     stored_trade_keys,
     trades_payload,
 )
-from workers import lifecycle
-from workers.metrics_export import task_metrics
 
 pytestmark = pytest.mark.integration
 

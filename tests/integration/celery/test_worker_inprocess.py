@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from models import migrate
 from models.db import Database, get_database
+from runtime import lifecycle
 from settings import Settings
 from tasks.app import HyperwatchCelery, create_app
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
@@ -39,7 +40,6 @@ from tests.integration.celery.support import (
     trades_payload,
     wait_until,
 )
-from workers import lifecycle
 
 pytestmark = pytest.mark.integration
 

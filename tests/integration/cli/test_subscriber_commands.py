@@ -12,13 +12,13 @@ import redis
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select, text
 
+from domain.alerts.book import VERSION_KEY
 from models.alert import Alert
 from models.db import Database
 from models.notification_channel import NotificationChannel
 from models.repositories import NotificationRepository
 from models.tracked_wallet import TrackedWallet
 from models.user import User
-from tasks.alerts.book import VERSION_KEY
 from workers.cli import cli
 
 pytestmark = pytest.mark.integration

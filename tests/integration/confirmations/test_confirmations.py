@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from workers.confirmations import confirmed, done_key, mark_done
+from runtime.confirmations import confirmed, done_key, mark_done
 
 
 def test_given_marked_batches_when_asked_then_exactly_those_are_confirmed(redis_url: str) -> None:

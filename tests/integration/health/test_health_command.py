@@ -15,10 +15,10 @@ from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.db import Database
+from runtime.health import SNAPSHOT_DEFS
+from runtime.heartbeat import heartbeat_path, worker_key
 from tasks.maintenance.beat_guard import LOCK_KEY
 from workers.cli import cli
-from workers.health import SNAPSHOT_DEFS
-from workers.heartbeat import heartbeat_path, worker_key
 from workers.ingester.cache import LAST_EVENT_KEY
 
 

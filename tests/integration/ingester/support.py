@@ -13,9 +13,9 @@ import orjson
 import redis
 
 from events import Trade
+from runtime.redis_envelope import message_parts
 from settings import Settings, load_settings
 from workers.ingester.service import Ingester
-from workers.redis_envelope import message_parts
 
 
 @dataclass

@@ -12,9 +12,9 @@ import orjson
 import pytest
 import redis
 
+from runtime.confirmations import mark_done
+from runtime.redis_envelope import message_parts
 from tests.integration.ingester.support import ingest_settings, running_ingester
-from workers.confirmations import mark_done
-from workers.redis_envelope import message_parts
 from workers.simulator import SimulatorConfig, SimulatorServer
 
 pytestmark = pytest.mark.integration

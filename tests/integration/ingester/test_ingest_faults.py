@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.metrics import GAPS, RECONNECTS
 from tests.integration.ingester.support import (
     ingest_settings,
     read_queues,
@@ -15,7 +16,6 @@ from tests.integration.ingester.support import (
     window_keys,
 )
 from tests.support.services import RedisServer
-from workers.metrics import GAPS, RECONNECTS
 from workers.simulator import SimulatorConfig, SimulatorServer
 from workers.simulator.groundtruth import read_ground_truth
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.metrics import BUFFER_DEPTH, EVENTS_LOST
 from tests.integration.ingester.support import (
     ingest_settings,
     read_queues,
@@ -16,7 +17,6 @@ from tests.integration.ingester.support import (
     window_keys,
 )
 from tests.support.services import RedisServer
-from workers.metrics import BUFFER_DEPTH, EVENTS_LOST
 from workers.simulator import SimulatorConfig, SimulatorServer
 from workers.simulator.groundtruth import read_ground_truth
 

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from runtime import lifecycle
 from settings import Settings
 from tasks.app import HyperwatchCelery, create_app
-from workers import lifecycle
 
 
 @pytest.fixture()

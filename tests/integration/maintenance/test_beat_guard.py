@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from runtime.heartbeat import file_age
 from settings import load_settings
 from tasks.maintenance.beat_guard import (
     LAST_RUN_KEY,
@@ -18,7 +19,6 @@ from tasks.maintenance.beat_guard import (
     SingleBeatScheduler,
 )
 from tests.integration.celery.support import queue_depth
-from workers.heartbeat import file_age
 
 
 @pytest.fixture()

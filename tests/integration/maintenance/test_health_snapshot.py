@@ -16,14 +16,14 @@ from events import Trade
 from models import HealthMetric
 from models.db import Database, get_database
 from models.repositories import TradeRepository
+from runtime.health import Probe
+from runtime.heartbeat import worker_key
+from runtime.metrics_export import SNAPSHOT_KEY, read_snapshot
 from settings import Settings, load_settings
 from tasks.maintenance.beat_guard import LOCK_KEY
 from tasks.maintenance.health_snapshot import SnapshotNotStored, health_snapshot, take_snapshot
 from tests.support.services import free_port
-from workers.health import Probe
-from workers.heartbeat import worker_key
 from workers.ingester.cache import LAST_EVENT_KEY
-from workers.metrics_export import SNAPSHOT_KEY, read_snapshot
 
 
 def now_ms() -> int:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from domain.alerts.firing import Firing, fire
+from domain.alerts.market_state import MarketState
+from domain.alerts.rules import evaluate, parse_rule
 from models.db import Database
 from models.notification import Notification
 from settings import Settings
-from tasks.alerts.firing import Firing, fire
-from tasks.alerts.market_state import MarketState
-from tasks.alerts.rules import evaluate, parse_rule
 from tasks.notify.outbox import redis_client as make_redis
 from tests.integration.alerts.support import add_alert, notifications, now_ms
 from tests.unit.alerts.builders import mid

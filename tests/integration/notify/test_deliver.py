@@ -16,19 +16,19 @@ import pytest
 import redis
 from sqlalchemy import update
 
-from models.db import Database
-from models.notification import Notification
-from settings import Settings
-from tasks.app import HyperwatchCelery
-from tasks.notify.deliver import Deliverer
-from tasks.notify.outbox import redis_client as make_redis
-from tasks.notify.signing import (
+from domain.notify.signing import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     idempotency_key,
     verify,
 )
+from models.db import Database
+from models.notification import Notification
+from settings import Settings
+from tasks.app import HyperwatchCelery
+from tasks.notify.deliver import Deliverer
+from tasks.notify.outbox import redis_client as make_redis
 from tests.integration.alerts.support import (
     SECRET,
     add_channel,

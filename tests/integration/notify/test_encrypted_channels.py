@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from domain.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from models.db import Database
 from models.repositories import ChannelRepository
 from models.secret_box import PREFIX, SecretUnavailable, box_for
@@ -19,7 +20,6 @@ from settings import Settings, load_settings
 from tasks.app import HyperwatchCelery
 from tasks.notify.deliver import Deliverer
 from tasks.notify.outbox import redis_client as make_redis
-from tasks.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.integration.alerts.support import SECRET, add_channel, add_user, wait_until
 from tests.integration.notify.receiver import Receiver
 from tests.integration.notify.support import outbox_row, row, settled
@@ -168,7 +168,7 @@ def test_channel_key_commands(pg_database: Database, postgres_url: str, redis_ur
 def test_given_an_overlong_secret_or_target_then_the_channel_is_refused(
     database: Database, settings_for: Callable[..., Settings]
 ) -> None:
-    from tasks.alerts.manage import Refused
+    from domain.alerts.manage import Refused
 
     settings = settings_for(database_url=database.url, webhook_allowlist="127.0.0.0/8")
     user_id = add_user(database)

@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from tasks.alerts.firing import Firing, idempotency_key, payload
-from tasks.alerts.market_state import MarketState
-from tasks.alerts.rules import evaluate, parse_rule
-from tasks.notify.channels.base import Attempt, Outgoing, RedactUrlPaths
+from domain.alerts.firing import Firing, idempotency_key, payload
+from domain.alerts.market_state import MarketState
+from domain.alerts.rules import evaluate, parse_rule
+from domain.notify.channels.base import Attempt, Outgoing, RedactUrlPaths
 from tests.unit.alerts.builders import ctx, mid
 from workers.commands.alerts import parse_duration, parse_when
 from workers.context import UsageError

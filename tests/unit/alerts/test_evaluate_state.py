@@ -8,10 +8,10 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.alerts.book import AlertBook, _parse_changes
-from tasks.alerts.market_state import MarketState, Series, Stream
-from tasks.alerts.rules import AlertKind, parse_rule
-from tasks.alerts.shared_state import (
+from domain.alerts.book import AlertBook, _parse_changes
+from domain.alerts.market_state import MarketState, Series, Stream
+from domain.alerts.rules import AlertKind, parse_rule
+from domain.alerts.shared_state import (
     COARSE,
     FINE,
     HistoryMirror,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.alerts.index import IndexKey, Purpose, ThresholdIndex, index_key
-from tasks.alerts.market_state import MarketState, Quote, Stream
-from tasks.alerts.rules import (
+from domain.alerts.index import IndexKey, Purpose, ThresholdIndex, index_key
+from domain.alerts.market_state import MarketState, Quote, Stream
+from domain.alerts.rules import (
     AlertKind,
     AlertRule,
     Mode,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tasks.alerts.market_state import MarketState, Quote, Series, Stream
+from domain.alerts.market_state import MarketState, Quote, Series, Stream
 from tests.unit.alerts.builders import WALLET, ctx, mid, position
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.alerts.market_state import MarketState, Stream
-from tasks.alerts.rules import (
+from domain.alerts.market_state import MarketState, Stream
+from domain.alerts.rules import (
     AlertKind,
     AlertRule,
     Direction,

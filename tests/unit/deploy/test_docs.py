@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.notify.signing import build_headers
+from domain.notify.signing import build_headers
 from tests.unit.deploy.conftest import ROOT
 
 DOCS = ROOT / "docs"

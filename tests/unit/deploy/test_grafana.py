@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from runtime import metrics
 from tests.unit.deploy.conftest import ROOT
-from workers import metrics
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "hyperwatch-dashboard.json"
 # Series prometheus_client derives from a histogram.
@@ -52,7 +52,7 @@ def test_given_the_dashboard_when_queried_then_every_series_is_a_defined_metric(
             if series.endswith(suffix) and series.removesuffix(suffix) in known:
                 base = series.removesuffix(suffix)
                 assert known[base].type == "histogram", f"{series}: {base} is not a histogram"
-        assert base in known, f"{series} is not in workers/metrics.py"
+        assert base in known, f"{series} is not in runtime/metrics.py"
         if base == series:
             assert known[base].type != "histogram", f"{series}: query _bucket/_sum/_count"
 

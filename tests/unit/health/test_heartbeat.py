@@ -7,9 +7,9 @@ from pathlib import Path
 
 import redis
 
+from runtime.heartbeat import FileAge, Heartbeat, LoopWatch, file_age, heartbeat_path, worker_key
+from runtime.redis_clients import quick_redis
 from tests.support.services import free_port
-from workers.heartbeat import FileAge, Heartbeat, LoopWatch, file_age, heartbeat_path, worker_key
-from workers.redis_clients import quick_redis
 
 
 class Clock:
@@ -83,6 +83,6 @@ def test_given_stalled_loop_when_beating_then_the_file_ages(tmp_path: Path) -> N
 def test_worker_key_is_scannable_by_the_health_pattern() -> None:
     from fnmatch import fnmatch
 
-    from workers.heartbeat import KEY_PATTERN
+    from runtime.heartbeat import KEY_PATTERN
 
     assert fnmatch(worker_key("celery@host"), KEY_PATTERN)

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from settings import Settings, load_settings
-from workers.health import (
+from runtime.health import (
     SNAPSHOT_DEFS,
     Failure,
     Measurements,
@@ -18,7 +17,8 @@ from workers.health import (
     queue_keys,
     samples,
 )
-from workers.metrics import INGEST_LAG
+from runtime.metrics import INGEST_LAG
+from settings import Settings, load_settings
 
 NOW = 1_787_052_600_000
 MIB = 1024 * 1024

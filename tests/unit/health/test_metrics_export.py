@@ -7,9 +7,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from workers.health import SNAPSHOT_DEFS
-from workers.metrics import ALL, QUEUE_DEPTH, WORKERS_ALIVE
-from workers.metrics_export import (
+from runtime.health import SNAPSHOT_DEFS
+from runtime.metrics import ALL, QUEUE_DEPTH, WORKERS_ALIVE
+from runtime.metrics_export import (
     WORKER_DEFS,
     WorkerCollector,
     family_name,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
+from runtime.clock import ManualClock
 from workers.ingester.backoff import ReconnectPolicy
-from workers.ingester.clock import ManualClock
 
 
 def policy(clock: ManualClock, per_minute: int = 30) -> ReconnectPolicy:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from events import Mid
+from runtime.clock import ManualClock
 from workers.ingester.batcher import Batcher
-from workers.ingester.clock import ManualClock
 
 
 def mids(n: int, start: int = 0) -> list[Mid]:

@@ -20,14 +20,14 @@ from typing import Any
 
 import orjson
 
+from runtime.clock import ManualClock
+from runtime.hyperliquid.protocol import KNOWN_CHANNELS, ParsedFrame
+from runtime.metrics import DUPLICATES_DROPPED, EVENTS, FRAMES, MALFORMED, Metrics
 from tests.unit.ingester import frames, mutations
 from workers.ingester.batcher import Batcher
 from workers.ingester.cache import LatestCache
-from workers.ingester.clock import ManualClock
 from workers.ingester.outbox import Outbox
 from workers.ingester.pipeline import Pipeline
-from workers.ingester.protocol import KNOWN_CHANNELS, ParsedFrame
-from workers.metrics import DUPLICATES_DROPPED, EVENTS, FRAMES, MALFORMED, Metrics
 
 FRAMES_TOTAL = 100_000
 SEED = 20_260_707

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from runtime.metrics import FRAMES, Metrics
 from workers.ingester.health import LIVENESS_S, HealthServer, Probe
-from workers.metrics import FRAMES, Metrics
 
 state: dict[str, Any] = {
     "age": 0.1,

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from runtime.metrics import Metrics
 from workers.ingester.broker import PERSIST_TRADES, BrokerClient
 from workers.ingester.outbox import Envelope, Outbox
 from workers.ingester.publisher import Publisher
-from workers.metrics import Metrics
 
 
 class BrokerDown(ConnectionError):

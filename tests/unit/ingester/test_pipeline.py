@@ -6,14 +6,14 @@ import orjson
 import pytest
 
 from events import decode_batch
+from runtime.clock import ManualClock
+from runtime.hyperliquid.protocol import parse_clearinghouse_state
+from runtime.metrics import DUPLICATES_DROPPED, EVENTS_LOST, MALFORMED, Metrics
 from tests.unit.ingester import frames
 from workers.ingester.batcher import Batcher
 from workers.ingester.cache import LatestCache
-from workers.ingester.clock import ManualClock
 from workers.ingester.outbox import Envelope, Outbox
 from workers.ingester.pipeline import SESSION_EVERY_S, Pipeline
-from workers.ingester.protocol import parse_clearinghouse_state
-from workers.metrics import DUPLICATES_DROPPED, EVENTS_LOST, MALFORMED, Metrics
 
 
 def make(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from events import Position
-from workers.ingester.positions import FlatTracker
+from runtime.hyperliquid.positions import FlatTracker
 
 
 def pos(coin: str, szi: str, time: int = 1) -> Position:

@@ -9,8 +9,7 @@ import orjson
 import pytest
 
 from events import AssetContext, Fill, Mid, Position, Trade
-from tests.unit.ingester import frames
-from workers.ingester.protocol import (
+from runtime.hyperliquid.protocol import (
     BAD_DATA,
     BAD_EVENT,
     NO_CHANNEL,
@@ -19,6 +18,7 @@ from workers.ingester.protocol import (
     channel_label,
     parse_frame,
 )
+from tests.unit.ingester import frames
 
 NOW = 1_787_052_700_000
 

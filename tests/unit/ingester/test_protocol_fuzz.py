@@ -8,8 +8,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runtime.hyperliquid.protocol import KNOWN_CHANNELS, parse_frame
 from tests.unit.ingester import frames, mutations
-from workers.ingester.protocol import KNOWN_CHANNELS, parse_frame
 
 REASONS = {"not_json", "not_object", "no_channel", "bad_data", "bad_event", "parser_error"}
 

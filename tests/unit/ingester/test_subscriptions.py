@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.ingester.clock import ManualClock
+from runtime.clock import ManualClock
 from workers.ingester.pacing import TokenBucket, per_minute
 from workers.ingester.subscriptions import SubscriptionRegistry, echo_matches, sub_id
 

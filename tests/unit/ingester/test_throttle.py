@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from workers.ingester.clock import ManualClock
+from runtime.clock import ManualClock
 from workers.ingester.throttle import LogThrottle
 
 

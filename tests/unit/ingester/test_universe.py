@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from workers.ingester.universe import (
+from runtime.hyperliquid.universe import (
     InfoUnavailable,
     UnknownCoin,
     fetch_universe,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tasks.notify.egress import (
+from domain.notify.egress import (
     EgressRefused,
     Target,
     parse_allowlist,

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from settings import Settings
-from tasks.notify.retry_policy import (
+from domain.notify.retry_policy import (
     Decision,
     RetryPolicy,
     classify,
     parse_retry_after,
     telegram_retry_after,
 )
+from settings import Settings
 
 NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
 

@@ -8,9 +8,9 @@ import pytest
 
 import celeryconfig
 from events import BATCH_CONTENT_TYPE
+from runtime import lifecycle
 from settings import Settings
 from tasks.app import TASK_MODULES, HyperwatchCelery, create_app
-from workers import lifecycle
 
 PERSIST = [
     "hyperwatch.persist.trades",

@@ -14,7 +14,7 @@ from functools import partial
 
 import pytest
 
-from workers.lifecycle import SIGNAL_SLICE_S, ShutdownRegistry, wait_in_slices
+from runtime.lifecycle import SIGNAL_SLICE_S, ShutdownRegistry, wait_in_slices
 
 
 def test_handlers_run_once_newest_first() -> None:
@@ -107,7 +107,7 @@ def test_wait_in_slices_gives_up_at_the_timeout() -> None:
 SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, threading
-    from workers.lifecycle import join_in_slices
+    from runtime.lifecycle import join_in_slices
     signal.signal(signal.SIGTERM, lambda *_: os._exit(3))
     stuck = threading.Thread(target=threading.Event().wait, daemon=True)
     stuck.start()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from models.secret_box import SecretBox
+from runtime.observability import FILTERED, Scrubber, init_sentry, known_secrets
 from settings import Settings
-from workers.observability import FILTERED, Scrubber, init_sentry, known_secrets
 
 
 def test_credentials_in_urls_are_removed() -> None:

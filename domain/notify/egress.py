@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from settings import normalise_host_name
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Sequence[str]]
 """``(host, port) -> addresses as strings``; raises ``OSError`` when the name does not resolve."""
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-_LABEL: Final = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 _NUMERIC_V4: Final = re.compile(r"^[0-9a-fx.]+$")
 _CGNAT: Final = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
@@ -114,7 +115,7 @@ def parse_allowlist(entries: Iterable[str]) -> Allowlist:
             continue
         except ValueError:
             pass
-        name = _normalise_name(entry)
+        name = normalise_host_name(entry)
         if name is None:
             raise ValueError(f"webhook allowlist entry {raw!r} is neither a CIDR nor a host name")
         hosts.add(name)
@@ -128,18 +129,6 @@ def system_resolver(host: str, port: int) -> list[str]:
     for _family, _type, _proto, _canon, sockaddr in infos:
         seen.setdefault(str(sockaddr[0]), None)
     return list(seen)
-
-
-def _normalise_name(host: str) -> str | None:
-    """Lower-case ASCII (IDNA) host name without a trailing dot, or None if malformed."""
-    try:
-        name = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        return None
-    name = name.lower().removesuffix(".")
-    if not name or len(name) > 253:
-        return None
-    return name if all(_LABEL.match(label) for label in name.split(".")) else None
 
 
 def _numeric_v4(host: str) -> ipaddress.IPv4Address | None:
@@ -233,7 +222,7 @@ def resolve_target(
         except ValueError:
             raise EgressRefused(f"{host!r} is not a valid IPv6 address") from None
     else:
-        name = _normalise_name(host)
+        name = normalise_host_name(host)
         if name is None:
             raise EgressRefused(f"{host!r} is not a valid host name")
         host = name

@@ -1,7 +1,7 @@
 """Which coins hyperwatch knows, so an alert on a coin it will never see is refused.
 
 First what the system has market data for: the ingester's latest-value hashes
-(``hw:latest:mid`` / ``hw:latest:ctx``) and the alert workers' shared state. Only when
+(``keys.LATEST_MIDS`` / ``keys.LATEST_CONTEXTS``) and the alert workers' shared state. Only when
 Redis knows no coin at all (nothing ingested yet) is the exchange asked: ``POST
 {HL_INFO_URL} {"type": "meta"}``, listed perps only. Neither available → :class:`CoinsUnknown`
 (the caller refuses rather than guessing).
@@ -12,10 +12,10 @@ from __future__ import annotations
 import httpx
 import redis
 
+from domain.alerts.shared_state import seen_key
+from runtime import keys
+from runtime.hyperliquid.universe import InfoUnavailable, fetch_universe
 from settings import Settings
-from tasks.alerts.shared_state import seen_key
-from workers.ingester.cache import CTX_KEY, MIDS_KEY
-from workers.ingester.universe import InfoUnavailable, fetch_universe
 
 
 class CoinsUnknown(Exception):
@@ -24,7 +24,12 @@ class CoinsUnknown(Exception):
 
 def redis_coins(client: redis.Redis) -> set[str]:
     pipe = client.pipeline(transaction=False)
-    for key in (MIDS_KEY, CTX_KEY, seen_key("mids"), seen_key("asset_contexts")):
+    for key in (
+        keys.LATEST_MIDS.name(),
+        keys.LATEST_CONTEXTS.name(),
+        seen_key("mids"),
+        seen_key("asset_contexts"),
+    ):
         pipe.hkeys(key)
     return {k.decode() for keys in pipe.execute() for k in keys}
 

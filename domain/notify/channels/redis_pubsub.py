@@ -1,4 +1,4 @@
-"""Redis pub/sub: the canonical JSON document published on ``hw:notify:user:<user id>``.
+"""Redis pub/sub: the canonical JSON document published on ``keys.NOTIFY_USER_CHANNEL``.
 
 Pub/sub keeps nothing: a subscriber that is not connected at that moment misses the
 message (Redis reports how many received it; zero is still a completed delivery). Use a
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import redis
 
-from tasks.notify.channels.base import Attempt, DeliveryContext, Outgoing
+from domain.notify.channels.base import Attempt, DeliveryContext, Outgoing
+from runtime import keys
 
 
 def user_channel(user_id: int) -> str:
-    return f"hw:notify:user:{user_id}"
+    return keys.NOTIFY_USER_CHANNEL.name(user_id=user_id)
 
 
 class RedisChannel:

@@ -4,11 +4,11 @@ A channel turns one notification into one delivery attempt and reports how it we
 :class:`Attempt`: an HTTP status or the exception raised, the server's requested wait
 (``Retry-After`` or Telegram's ``retry_after``) and a short description that never holds a
 secret. It never retries and never raises for delivery failures — the delivery task
-decides (``tasks.notify.retry_policy``) — so a channel is a pure request builder plus
+decides (``domain.notify.retry_policy``) — so a channel is a pure request builder plus
 :func:`post_json`.
 
 Subscriber URLs (webhook, Slack, Discord) go through the SSRF guard
-(``tasks.notify.egress.resolve_target``): refused unless public or allowlisted
+(``domain.notify.egress.resolve_target``): refused unless public or allowlisted
 (``WEBHOOK_ALLOWLIST``), and the request is sent to the *checked* address with the name in
 ``Host`` and TLS SNI, so DNS cannot change between the check and the connection.
 Redirects are never followed (a 3xx is a permanent failure: it could lead inside).
@@ -28,9 +28,9 @@ from typing import Any, Protocol
 import httpx
 import redis
 
+from domain.notify.egress import EgressRefused, resolve_target
+from domain.notify.retry_policy import parse_retry_after
 from settings import Settings
-from tasks.notify.egress import EgressRefused, resolve_target
-from tasks.notify.retry_policy import parse_retry_after
 
 # Bytes of a response body kept for the error message (never the request: it may be signed).
 _BODY_SNIPPET = 200

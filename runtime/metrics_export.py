@@ -19,7 +19,7 @@ collector merges them. Layout and life cycle:
 For task authors — call these inside tasks; they are cheap and only raise for a label name
 that is not a string::
 
-    from workers.metrics_export import count_rows, count_dead_letter, count_alerts_fired,
+    from runtime.metrics_export import count_rows, count_dead_letter, count_alerts_fired,
         count_notification, observe_notification_latency
 
     count_rows("trade_snapshots", result.new, result.duplicates)   # after a bulk write
@@ -52,8 +52,8 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from settings import Settings
-from workers.metrics import (
+from runtime import keys
+from runtime.metrics import (
     ALERTS_FIRED,
     DEAD_LETTERS,
     NOTIFICATIONS,
@@ -65,7 +65,8 @@ from workers.metrics import (
     MetricDef,
     Metrics,
 )
-from workers.redis_clients import quick_redis
+from runtime.redis_clients import quick_redis
+from settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ WORKER_DEFS: tuple[MetricDef, ...] = (
     NOTIFY_LATENCY,
 )
 
-SNAPSHOT_KEY = "hw:health:snapshot"
+SNAPSHOT_KEY = keys.HEALTH_SNAPSHOT.name()
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -269,7 +270,7 @@ class MetricsServerStep(bootsteps.StartStopStep):
         settings: Settings | None = getattr(parent.app, "settings", None)
         if path is None or settings is None:
             return  # metrics off, or not a `celery worker` process (in-process test worker)
-        from workers.health import SNAPSHOT_DEFS
+        from runtime.health import SNAPSHOT_DEFS
 
         self._client = quick_redis(settings.redis_url)
         registry = CollectorRegistry(auto_describe=False)

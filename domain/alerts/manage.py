@@ -3,7 +3,7 @@ path (the CLI today, an API tomorrow) must make, in one place.
 
 Every function works in the caller's transaction and either writes or raises
 :class:`Refused` (one human sentence) having written nothing. Alert writes return the ids
-the caller must pass to :func:`tasks.alerts.book.announce` *after* committing, so workers
+the caller must pass to :func:`domain.alerts.book.announce` *after* committing, so workers
 pick the change up.
 """
 
@@ -14,6 +14,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from domain.alerts.rules import AlertKind, AlertRule, InvalidAlert, Mode, parse_rule
+from domain.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
+from domain.notify.channels import user_channel
+from domain.notify.egress import EgressRefused, resolve_target
 from models.alert import Alert
 from models.notification_channel import (
     CHANNEL_KINDS,
@@ -24,11 +28,8 @@ from models.notification_channel import (
 from models.repositories import AlertRepository, ChannelRepository, TrackedWalletRepository
 from models.tracked_wallet import TrackedWallet
 from models.user import User
+from runtime import keys
 from settings import ADDRESS_PATTERN, Settings
-from tasks.alerts.rules import AlertKind, AlertRule, InvalidAlert, Mode, parse_rule
-from tasks.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
-from tasks.notify.channels import user_channel
-from tasks.notify.egress import EgressRefused, resolve_target
 
 URL_KINDS = ("webhook", "slack", "discord")
 
@@ -145,7 +146,9 @@ def check_channel_target(settings: Settings, kind: str, target: str | None) -> s
             raise Refused("a telegram channel needs the chat id (a number, or @channelname)")
         return target
     if target:
-        raise Refused("a redis channel takes no target: it publishes on hw:notify:user:<id>")
+        raise Refused(
+            f"a redis channel takes no target: it publishes on {keys.NOTIFY_USER_CHANNEL.template}"
+        )
     return ""
 
 

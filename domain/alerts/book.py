@@ -1,8 +1,8 @@
 """Which alerts this worker evaluates: its threshold indexes, kept in step with the database.
 
 Every alert write — the CLI's add / pause / resume / rm, a firing, a re-arm, an expiry —
-calls :func:`announce` after its commit: ``INCR hw:alerts:version`` and the changed ids
-recorded in ``hw:alerts:changes`` (a sorted set scored by version; the newest
+calls :func:`announce` after its commit: ``INCR keys.ALERTS_VERSION`` and the changed ids
+recorded in ``keys.ALERTS_CHANGES`` (a sorted set scored by version; the newest
 :data:`CHANGES_KEPT` kept). A worker reads the version at the start of every task (one
 ``GET`` in a pipeline it sends anyway) and, when behind, reloads only the changed ids — or
 everything when it fell further behind than the log reaches, or Redis lost the key.
@@ -14,7 +14,7 @@ Self-healing, so no single missed announcement leaves an alert wrong for long:
 - every :data:`CATCH_UP_S` the alerts updated since the previous catch-up (with slack) are
   reloaded: covers a writer that died between its commit and its announcement.
 
-The book holds ids in two :class:`~tasks.alerts.index.ThresholdIndex` — FIRE (armed) and
+The book holds ids in two :class:`~domain.alerts.index.ThresholdIndex` — FIRE (armed) and
 REARM (disarmed recurring, at their re-arm level) — and the few *direct* rules (kinds with
 no single level: windows, liquidation distance, stale data) in full, because evaluation
 needs their coin, wallet and window to know what data to fetch. Not thread-safe: one book
@@ -32,16 +32,17 @@ from typing import Any, Final
 import redis
 from sqlalchemy.orm import Session
 
+from domain.alerts.index import Purpose, ThresholdIndex, index_key
+from domain.alerts.market_state import Series
+from domain.alerts.rules import AlertKind, AlertRule, InvalidAlert, parse_rule
 from models.alert import Alert
 from models.repositories import AlertRepository
-from tasks.alerts.index import Purpose, ThresholdIndex, index_key
-from tasks.alerts.market_state import Series
-from tasks.alerts.rules import AlertKind, AlertRule, InvalidAlert, parse_rule
+from runtime import keys
 
 log = logging.getLogger(__name__)
 
-VERSION_KEY: Final = "hw:alerts:version"
-CHANGES_KEY: Final = "hw:alerts:changes"
+VERSION_KEY: Final = keys.ALERTS_VERSION.name()
+CHANGES_KEY: Final = keys.ALERTS_CHANGES.name()
 CHANGES_KEPT: Final = 10_000
 CATCH_UP_S: Final = 60.0
 CATCH_UP_SLACK: Final = dt.timedelta(minutes=2)

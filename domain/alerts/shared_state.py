@@ -10,13 +10,13 @@ applies its batch here first and reads the rest from here; all of them then agre
 Keys (``<stream>`` is ``mids``, ``asset_contexts`` or ``positions``; a position's field is
 ``<wallet>|<coin>``, every other field is the coin):
 
-- ``hw:alerts:seen:<stream>`` hash, field → ms of the newest event applied. The ordering
+- ``keys.ALERTS_SEEN`` hash, field → ms of the newest event applied. The ordering
   guard: an event older than this is skipped, atomically (one Lua script per batch), so two
   workers applying batches out of order never move a coin back in time. Also what
   ``stale_data`` measures silence from.
-- ``hw:alerts:val:<stream>`` hash, field → that newest value: the mid's price string, the
+- ``keys.ALERTS_VALUE`` hash, field → that newest value: the mid's price string, the
   asset context's or position's wire JSON (``events.event_to_wire``).
-- ``hw:alerts:hist:<tier>:<series>:<coin>`` sorted set, score = bucket start (ms), member
+- ``keys.ALERTS_HISTORY`` sorted set, score = bucket start (ms), member
   ``"<start>|<low>|<high>"``: the low and high of the mid (or open interest) in each bucket.
   Recorded only for coins that have a windowed alert (``price_move_pct`` /
   ``oi_change_pct``). Two tiers: ``fine`` (1 s buckets, one hour kept) serves windows up to
@@ -24,7 +24,7 @@ Keys (``<stream>`` is ``mids``, ``asset_contexts`` or ``positions``; a position'
   the whole minutes that start inside them (so up to a minute shorter than asked). Lua
   compares the values as doubles only to pick the low and the high; the stored strings
   are the exact decimals sent, and comparisons with thresholds stay Decimal.
-- ``hw:alerts:started_ms``: when this shared view began; a coin never seen since has been
+- ``keys.ALERTS_STARTED``: when this shared view began; a coin never seen since has been
   silent since then (what ``stale_data`` reports for it).
 
 Only the latest bucket of a series ever changes (older events are skipped), so a worker
@@ -42,21 +42,21 @@ from typing import Any, Final
 
 import redis
 
+from domain.alerts.market_state import MarketState, Series, Stream, WindowRange
 from events import AssetContext, Event, Mid, Position, event_from_wire, event_to_wire
-from tasks.alerts.market_state import MarketState, Series, Stream, WindowRange
+from runtime import keys
 
-PREFIX: Final = "hw:alerts:"
-STARTED_KEY: Final = f"{PREFIX}started_ms"
+STARTED_KEY: Final = keys.ALERTS_STARTED.name()
 # Streams whose events alerts read, as ``events.KIND_OF`` names them.
 ALERT_STREAMS: Final = ("mids", "asset_contexts", "positions")
 
 
 def seen_key(stream: str) -> str:
-    return f"{PREFIX}seen:{stream}"
+    return keys.ALERTS_SEEN.name(stream=stream)
 
 
 def value_key(stream: str) -> str:
-    return f"{PREFIX}val:{stream}"
+    return keys.ALERTS_VALUE.name(stream=stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ class Tier:
     span_ms: int
 
     def key(self, series: Series, coin: str) -> str:
-        return f"{PREFIX}hist:{self.name}:{series}:{coin}"
+        return keys.ALERTS_HISTORY.name(tier=self.name, series=series, coin=coin)
 
 
 FINE: Final = Tier("fine", 1_000, 3_600_000)

@@ -10,7 +10,7 @@ What the statuses mean, per check (thresholds are ``HEALTH_*`` settings):
 - ``queues``: messages waiting per Celery queue (every priority list of it); degraded when
   any queue holds more than ``HEALTH_QUEUE_DEPTH_DEGRADED``, unhealthy above
   ``HEALTH_QUEUE_DEPTH_UNHEALTHY``.
-- ``ingest``: age of the newest event any stream delivered (``hw:ingest:last_event_ms``,
+- ``ingest``: age of the newest event any stream delivered (``keys.INGEST_LAST_EVENT``,
   written by the ingester). The *freshest* stream decides, because some streams are sparse
   by nature (a quiet wallet's fills) while asset contexts arrive every second; every
   stream's lag is still reported. Degraded above ``HEALTH_INGEST_LAG_DEGRADED_S``,
@@ -42,17 +42,13 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from celeryconfig import QUEUE_NAMES
 from models.asset_context import AssetContextSnapshot
 from models.db import Database, get_database
 from models.fill import UserFill
 from models.position import PositionSnapshot
 from models.trade import TradeBar, TradeSnapshot
-from settings import Settings, redact_url
-from tasks.maintenance.beat_guard import LOCK_KEY
-from workers import heartbeat
-from workers.ingester.cache import LAST_EVENT_KEY
-from workers.metrics import (
+from runtime import heartbeat, keys
+from runtime.metrics import (
     DB_LATENCY,
     HEALTH_STATUS,
     INGEST_LAG,
@@ -63,7 +59,8 @@ from workers.metrics import (
     WORKERS_ALIVE,
     MetricDef,
 )
-from workers.redis_clients import quick_redis
+from runtime.redis_clients import quick_redis
+from settings import Settings, redact_url
 
 MIB = 1024 * 1024
 
@@ -243,7 +240,7 @@ class Probe:
         return out
 
     def _last_events(self) -> dict[str, int]:
-        raw = self.cache.hgetall(LAST_EVENT_KEY)
+        raw = self.cache.hgetall(keys.INGEST_LAST_EVENT.name())
         return {_text(k): int(v) for k, v in raw.items()}
 
     def _workers(self) -> dict[str, WorkerBeat]:
@@ -261,7 +258,7 @@ class Probe:
         return out
 
     def _beat_holder(self) -> str | None:
-        value = self.cache.get(LOCK_KEY)
+        value = self.cache.get(keys.BEAT_LOCK.name())
         return None if value is None else _text(value)
 
 
@@ -273,11 +270,11 @@ def _ping(client: redis.Redis) -> float:
 
 def _queue_depths(client: redis.Redis) -> dict[str, int]:
     pipe = client.pipeline(transaction=False)
-    for queue in QUEUE_NAMES:
+    for queue in keys.QUEUE_NAMES:
         for key in queue_keys(queue):
             pipe.llen(key)
     lengths = iter(pipe.execute())
-    return {queue: sum(next(lengths) for _ in PRIORITY_STEPS) for queue in QUEUE_NAMES}
+    return {queue: sum(next(lengths) for _ in PRIORITY_STEPS) for queue in keys.QUEUE_NAMES}
 
 
 def _text(value: Any) -> str:

@@ -14,8 +14,8 @@ import json
 
 import httpx
 
-from tasks.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
-from tasks.notify.retry_policy import telegram_retry_after
+from domain.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
+from domain.notify.retry_policy import telegram_retry_after
 
 MAX_TEXT = 4096
 

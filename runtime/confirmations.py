@@ -9,7 +9,7 @@ after ``INGEST_CONFIRM_TIMEOUT_S`` (longer than the visibility timeout, so a mes
 is merely waiting for redelivery is not doubled). Writes are idempotent, so a re-sent
 batch that did arrive costs a duplicate count, nothing more.
 
-Keys: ``hw:done:<ingester id>`` → sorted set of seq scored by confirmation time (ms),
+Keys: ``keys.BATCHES_DONE`` → sorted set of seq scored by confirmation time (ms),
 trimmed to the last hour and expiring a day after the ingester's last batch.
 """
 
@@ -19,12 +19,14 @@ from collections.abc import Iterable
 
 import redis
 
+from runtime import keys
+
 KEEP_MS = 3_600_000
 EXPIRE_S = 86_400
 
 
 def done_key(source: str) -> str:
-    return f"hw:done:{source}"
+    return keys.BATCHES_DONE.name(source=source)
 
 
 def mark_done(client: redis.Redis, source: str, seq: int, now_ms: int) -> None:

@@ -1,6 +1,6 @@
 """Generic webhook: the canonical JSON document, signed.
 
-Headers (``tasks.notify.signing``): ``X-Hyperwatch-Timestamp`` (unix seconds of this
+Headers (``domain.notify.signing``): ``X-Hyperwatch-Timestamp`` (unix seconds of this
 attempt), ``X-Hyperwatch-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``,
 and ``Idempotency-Key`` — derived from the notification id, identical on every retry, so a
 receiver drops the duplicates that at-least-once delivery can produce. The body is the same
@@ -9,8 +9,8 @@ bytes on every attempt; only the timestamp and signature change.
 
 from __future__ import annotations
 
-from tasks.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
-from tasks.notify.signing import build_headers
+from domain.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
+from domain.notify.signing import build_headers
 
 
 class WebhookChannel:

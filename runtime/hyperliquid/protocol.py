@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from events import Event
-from workers.ingester import decoders
+from runtime.hyperliquid import decoders
 
 FrameKind = Literal["data", "pong", "ack", "error", "post", "ignored", "malformed"]
 

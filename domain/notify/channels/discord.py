@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from tasks.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
+from domain.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
 
 MAX_CONTENT = 2000
 

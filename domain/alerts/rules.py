@@ -44,8 +44,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, Literal
 
+from domain.alerts.market_state import MarketState, Series, Stream, WindowRange
 from settings import ADDRESS_PATTERN, COIN_PATTERN
-from tasks.alerts.market_state import MarketState, Series, Stream, WindowRange
 
 HOURS_PER_YEAR: Final = Decimal(24 * 365)
 # Hyperliquid caps funding at 4 % an hour; a threshold beyond it can never be crossed, and is

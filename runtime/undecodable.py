@@ -12,7 +12,7 @@ checks the item before delivering it. An item that fails is kept, raw (its first
 :data:`KEEP_BYTES`), at the head of the Redis list :data:`UNDECODABLE_KEY` (newest first,
 the last :data:`KEEP` of them), logged at ERROR with its queue, size and reason, and
 counted in ``hyperwatch_dead_letters_total`` (task ``undecodable:<queue>``); the poll goes
-on as if BRPOP had timed out. Read them with ``redis-cli LRANGE hw:undecodable 0 -1``.
+on as if BRPOP had timed out. Read them with ``redis-cli LRANGE`` on ``keys.UNDECODABLE``.
 
 The check is what delivery itself does to the item: decode the envelope, then build the
 channel's ``Message`` from it. Anything that passes would have been delivered as before.
@@ -29,11 +29,12 @@ from typing import Any, Final
 from kombu.transport import redis as redis_transport
 from kombu.utils.encoding import bytes_to_str
 
-from workers.metrics_export import count_dead_letter
+from runtime import keys
+from runtime.metrics_export import count_dead_letter
 
 log = logging.getLogger(__name__)
 
-UNDECODABLE_KEY: Final = "hw:undecodable"
+UNDECODABLE_KEY: Final = keys.UNDECODABLE.name()
 KEEP: Final = 1000
 # Like dead_letters' payloads: enough to diagnose, while a flood of huge items cannot fill
 # Redis. The log line gives the full size.

@@ -4,7 +4,7 @@ Every ``WORKER_HEARTBEAT_INTERVAL_S`` a thread in the worker's main process
 
 1. touches ``<DATA_DIR>/heartbeats/<node name>``: what ``hyperwatch health worker`` checks,
    so it works as a Kubernetes exec liveness probe (fresh file = alive);
-2. writes ``hw:worker:<node>:heartbeat`` in Redis — time, pid and the node's resident memory
+2. writes ``keys.WORKER_HEARTBEAT`` in Redis — time, pid and the node's resident memory
    — expiring after ``HEALTH_WORKER_HEARTBEAT_STALE_S``: what ``hyperwatch health`` and the
    health snapshot count as live workers.
 
@@ -34,19 +34,18 @@ import psutil
 import redis
 from celery import bootsteps
 
+from runtime import keys
+from runtime.redis_clients import quick_redis
 from settings import Settings
-from workers.redis_clients import quick_redis
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "hw:worker:"
-KEY_SUFFIX = ":heartbeat"
-KEY_PATTERN = f"{KEY_PREFIX}*{KEY_SUFFIX}"
+KEY_PATTERN = keys.WORKER_HEARTBEAT.pattern
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._-]")
 
 
 def worker_key(node: str) -> str:
-    return f"{KEY_PREFIX}{node}{KEY_SUFFIX}"
+    return keys.WORKER_HEARTBEAT.name(node=node)
 
 
 def heartbeat_path(data_dir: Path, node: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tasks.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
+from domain.notify.channels.base import Attempt, DeliveryContext, Outgoing, post_json
 
 
 class SlackChannel:

@@ -165,7 +165,7 @@ def init_sentry(settings: Settings, process: ProcessKind) -> bool:
     from sentry_sdk.integrations.logging import LoggingIntegration
     from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
-    from workers import lifecycle
+    from runtime import lifecycle
 
     scrubber = Scrubber(known_secrets(settings))
     sentry_sdk.init(

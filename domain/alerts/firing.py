@@ -26,11 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.notification_channel import NotificationChannel
-from models.repositories import AlertRepository, NotificationRepository
-from models.user import User
-from settings import Settings
-from tasks.alerts.rules import (
+from domain.alerts.rules import (
     FUNDING_KINDS,
     PRICE_KINDS,
     WINDOW_KINDS,
@@ -41,7 +37,11 @@ from tasks.alerts.rules import (
     annualised,
     message,
 )
-from tasks.alerts.tiers import HourlyQuota
+from domain.alerts.tiers import HourlyQuota
+from models.notification_channel import NotificationChannel
+from models.repositories import AlertRepository, NotificationRepository
+from models.user import User
+from settings import Settings
 
 NO_CHANNEL = "none"
 

@@ -1,0 +1,207 @@
+"""Every Redis key hyperwatch uses, in one place: its type, who writes it, how long it lives.
+
+Like the closed metric list (``runtime.metrics``), this is the contract between processes:
+a reader learns a key's name here, never by importing the writer's module. Each entry is a
+:class:`Key` whose ``template`` may have ``{placeholders}``; :meth:`Key.name` fills them.
+No other module of the product spells an ``hw:`` literal (tests aside); a unit test holds
+that, and ``docs/OPERATIONS.md`` points here for ``redis-cli`` work.
+
+Queues are named here too (:data:`QUEUE_NAMES`): on the Redis broker each is a list of
+that name, and the ingester, health and the supervisor need the names without Celery's
+configuration. kombu's own bookkeeping (``unacked*``, bindings) is kombu's and not listed.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Final, Literal
+
+RedisType = Literal["string", "hash", "zset", "list", "channel"]
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    template: str
+    type: RedisType
+    writer: str
+    ttl: str
+    meaning: str
+
+    def name(self, **parts: object) -> str:
+        """The key with its placeholders filled (a key without any takes no arguments)."""
+        return self.template.format(**parts) if parts else self.template
+
+    @property
+    def prefix(self) -> str:
+        """Everything before the first placeholder, for SCAN patterns and prefix tests."""
+        return self.template.split("{", 1)[0]
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN/KEYS glob matching every key of this entry."""
+        fields = [f for _, f, _, _ in string.Formatter().parse(self.template) if f]
+        return self.template.format(**dict.fromkeys(fields, "*"))
+
+
+# One queue per kind of work, so a notification backlog never delays persisting trades and
+# each can get its own workers (celeryconfig.py declares them).
+QUEUE_NAMES: Final = ("ingest", "alerts", "notify", "maintenance")
+
+# --- ingester → alerts, health -------------------------------------------------------------
+LATEST_MIDS: Final = Key(
+    "hw:latest:mid",
+    "hash",
+    "ingester (workers.ingester.cache)",
+    "none",
+    "coin → {px, time} of the newest mid; alert coin validation and health read it",
+)
+LATEST_CONTEXTS: Final = Key(
+    "hw:latest:ctx",
+    "hash",
+    "ingester (workers.ingester.cache)",
+    "none",
+    "coin → the newest AssetContext wire dict",
+)
+INGEST_LAST_EVENT: Final = Key(
+    "hw:ingest:last_event_ms",
+    "hash",
+    "ingester (workers.ingester.cache)",
+    "none",
+    "stream → ms of the newest event delivered; health's ingest check",
+)
+INGESTER_HEARTBEAT: Final = Key(
+    "hw:ingester:{ingester_id}:heartbeat",
+    "string",
+    "ingester (workers.ingester.cache)",
+    "60 s, renewed while the ingester runs",
+    "ms of the ingester's last write cycle",
+)
+
+# --- workers → ingester: end-to-end confirmations ------------------------------------------
+BATCHES_DONE: Final = Key(
+    "hw:done:{source}",
+    "zset",
+    "workers (runtime.confirmations)",
+    "24 h after the last write; members older than 1 h trimmed",
+    "batch seq → ms it was committed, per publishing ingester",
+)
+
+# --- broker transport -----------------------------------------------------------------------
+UNDECODABLE: Final = Key(
+    "hw:undecodable",
+    "list",
+    "workers (runtime.transport)",
+    "none; newest 1,000 kept",
+    "queue items that were not kombu messages, kept raw for inspection",
+)
+
+# --- worker liveness and health -------------------------------------------------------------
+WORKER_HEARTBEAT: Final = Key(
+    "hw:worker:{node}:heartbeat",
+    "string",
+    "worker main process (runtime.heartbeat)",
+    "3 heartbeat intervals",
+    "time, pid and resident memory of a worker node",
+)
+HEALTH_SNAPSHOT: Final = Key(
+    "hw:health:snapshot",
+    "string",
+    "beat job health_snapshot (runtime.metrics_export)",
+    "3 snapshot intervals",
+    "the latest health measurements every /metrics serves",
+)
+
+# --- beat ------------------------------------------------------------------------------------
+BEAT_LOCK: Final = Key(
+    "hw:beat:lock",
+    "string",
+    "the scheduling beat (tasks.maintenance.beat_guard)",
+    "BEAT_LOCK_TIMEOUT_S, renewed every tick",
+    "owner id of the one beat that schedules",
+)
+BEAT_LAST_RUN: Final = Key(
+    "hw:beat:last_run",
+    "hash",
+    "the scheduling beat (tasks.maintenance.beat_guard)",
+    "none",
+    "entry name → epoch seconds of its last send, so a takeover does not double-send",
+)
+
+# --- REST budget -----------------------------------------------------------------------------
+REST_WEIGHT: Final = Key(
+    "hw:rest:weight:{minute}",
+    "string",
+    "every /info caller (tasks.maintenance.positions_poll)",
+    "2 minutes",
+    "REST weight spent in that epoch minute, against REST_WEIGHT_PER_MINUTE",
+)
+
+# --- alerts ----------------------------------------------------------------------------------
+ALERTS_VERSION: Final = Key(
+    "hw:alerts:version",
+    "string",
+    "every alert write path (domain.alerts.book.announce)",
+    "none",
+    "incremented after each committed alert change; workers reload when it moves",
+)
+ALERTS_CHANGES: Final = Key(
+    "hw:alerts:changes",
+    "zset",
+    "domain.alerts.book.announce",
+    "none; newest versions kept",
+    "changed alert ids scored by the version that changed them",
+)
+ALERTS_STARTED: Final = Key(
+    "hw:alerts:started_ms",
+    "string",
+    "alert workers (domain.alerts.shared_state)",
+    "none",
+    "when the shared market view began; a coin unseen since is unknown, not zero",
+)
+ALERTS_SEEN: Final = Key(
+    "hw:alerts:seen:{stream}",
+    "hash",
+    "alert workers (domain.alerts.shared_state)",
+    "none",
+    "field → ms of the newest event applied, so an older batch never overwrites a newer",
+)
+ALERTS_VALUE: Final = Key(
+    "hw:alerts:val:{stream}",
+    "hash",
+    "alert workers (domain.alerts.shared_state)",
+    "none",
+    "field → that newest value",
+)
+ALERTS_HISTORY: Final = Key(
+    "hw:alerts:hist:{tier}:{series}:{coin}",
+    "zset",
+    "alert workers (domain.alerts.shared_state)",
+    "trimmed to the tier's window",
+    "bucket start (ms) → the series' value, for window rules",
+)
+
+# --- notifications ---------------------------------------------------------------------------
+NOTIFY_LOCK: Final = Key(
+    "hw:notify:lock:{notification_id}",
+    "string",
+    "notify workers (tasks.notify.outbox)",
+    "one attempt's longest time",
+    "at most one delivery of a row at a time, released by token",
+)
+NOTIFY_SCHEDULED: Final = Key(
+    "hw:notify:scheduled:{notification_id}",
+    "string",
+    "notify workers, the outbox sweeper",
+    "the retry's delay plus a margin",
+    "a retry is on its way; the sweeper leaves the row alone",
+)
+NOTIFY_USER_CHANNEL: Final = Key(
+    "hw:notify:user:{user_id}",
+    "channel",
+    "notify workers (domain.notify.channels.redis_pubsub)",
+    "pub/sub: nothing is kept",
+    "a subscriber's redis channel notifications",
+)
+
+REGISTRY: Final[tuple[Key, ...]] = tuple(v for v in list(globals().values()) if isinstance(v, Key))
