@@ -9,6 +9,7 @@ from models.asset_context import AssetContextSnapshot
 from models.base import Base
 from models.dead_letter import DeadLetter
 from models.fill import UserFill
+from models.gap import Gap
 from models.health_metric import HealthMetric
 from models.notification import Notification
 from models.notification_channel import NotificationChannel
@@ -23,6 +24,7 @@ __all__ = [
     "AssetContextSnapshot",
     "Base",
     "DeadLetter",
+    "Gap",
     "HealthMetric",
     "Notification",
     "NotificationChannel",
