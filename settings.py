@@ -139,6 +139,17 @@ class Settings(BaseSettings):
         le=15,
         description="Wallets followed over WebSocket; the rest are polled over REST.",
     )
+    ingester_name: str = Field(
+        "default",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description=(
+            "Stable name of this ingester's feed. Its open gaps and newest times per key are "
+            "kept in Redis under it, so the next start (after a crash or deploy) closes them; "
+            "ingesters running side by side need distinct names."
+        ),
+    )
     ping_interval_s: float = Field(
         20.0, gt=0, le=50, description="Application ping cadence (server idles out at 60 s)."
     )

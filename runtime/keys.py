@@ -78,6 +78,23 @@ INGESTER_HEARTBEAT: Final = Key(
     "ms of the ingester's last write cycle",
 )
 
+# --- ingester → its next start: the gap journal (workers.ingester.gaps) --------------------
+GAPS_OPEN: Final = Key(
+    "hw:gaps:open:{feed}",
+    "hash",
+    "ingester (workers.ingester.cache, from the gap journal)",
+    "none; a field is deleted when its gap closes",
+    "stream|key → the open gap (JSON); the next start of that INGESTER_NAME keeps them open",
+)
+GAPS_NEWEST: Final = Key(
+    "hw:gaps:newest:{feed}",
+    "hash",
+    "ingester (workers.ingester.cache, from the gap journal)",
+    "none",
+    "stream|key → ms of the newest event seen; a key without an open gap at the next start "
+    "ended without a disconnect (a crash gap opens from here)",
+)
+
 # --- workers → ingester: end-to-end confirmations ------------------------------------------
 BATCHES_DONE: Final = Key(
     "hw:done:{source}",

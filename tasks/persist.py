@@ -21,9 +21,11 @@ from celery import shared_task
 from sqlalchemy.exc import IntegrityError
 
 from events import MAX_TIME_MS, MIN_TIME_MS, MalformedPayload, batch_argument, decode_batch
+from models.gap import GAP_STREAMS
 from models.repositories import (
     AssetContextRepository,
     FillRepository,
+    GapRepository,
     PositionRepository,
     SessionRepository,
     TradeRepository,
@@ -102,6 +104,9 @@ def persist_session(self: HyperwatchTask, payload: Any) -> Result:
                 repository = SessionRepository(session)
                 existed = repository.get(record["id"]) is not None
                 repository.upsert(record)
+                GapRepository(session).record(
+                    {**gap, "source": record.get("source", "")} for gap in gap_records(record)
+                )
             break
         except IntegrityError:
             # Two records of a brand-new session raced to insert it; the row exists now,
@@ -135,6 +140,7 @@ def session_record(payload: Any) -> dict[str, Any]:
             raise MalformedPayload(f"session.{name}: expected a non-negative integer")
     if not isinstance(payload.get("gaps") or [], list):
         raise MalformedPayload("session.gaps: expected a list")
+    gap_records(payload)
     if not isinstance(payload.get("end_reason") or "", str):
         raise MalformedPayload("session.end_reason: expected a string")
     for name in ("id", "source", "end_reason"):
@@ -142,6 +148,35 @@ def session_record(payload: Any) -> dict[str, Any]:
         if "\x00" in (payload.get(name) or ""):
             raise MalformedPayload(f"session.{name}: contains a NUL character")
     return payload
+
+
+def gap_records(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The session's gaps that carry an id (records from before gap ids had none and stay
+    on the session row only); raises MalformedPayload naming the bad field."""
+    out = []
+    for i, gap in enumerate(record.get("gaps") or []):
+        where = f"session.gaps[{i}]"
+        if not isinstance(gap, dict):
+            raise MalformedPayload(f"{where}: expected an object")
+        if gap.get("id") is None:
+            continue
+        if not isinstance(gap["id"], str) or not 0 < len(gap["id"]) <= 36:
+            raise MalformedPayload(f"{where}.id: expected a string of at most 36 characters")
+        if gap.get("stream") not in GAP_STREAMS:
+            raise MalformedPayload(f"{where}.stream: expected one of {', '.join(GAP_STREAMS)}")
+        key = gap.get("key")
+        if not isinstance(key, str) or not 0 < len(key) <= 64 or "\x00" in key:
+            raise MalformedPayload(f"{where}.key: expected a coin or address")
+        if not _is_time(gap.get("from_ms")):
+            raise MalformedPayload(f"{where}.from_ms: expected integer milliseconds")
+        if gap.get("to_ms") is not None and not _is_time(gap["to_ms"]):
+            raise MalformedPayload(f"{where}.to_ms: expected integer milliseconds or null")
+        if not isinstance(gap.get("ended_by") or "", str) or "\x00" in (gap.get("ended_by") or ""):
+            raise MalformedPayload(f"{where}.ended_by: expected a string")
+        if gap.get("opened_at") and not _is_time(gap["opened_at"]):
+            raise MalformedPayload(f"{where}.opened_at: expected integer milliseconds")
+        out.append(gap)
+    return out
 
 
 def _is_int(value: Any) -> bool:

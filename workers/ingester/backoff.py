@@ -4,9 +4,14 @@ The exchange allows 30 new connections a minute per IP (reference §1.6) and dro
 "periodically and without announcement" (§1.8). The delay before attempt ``n`` of a failure
 streak is drawn uniformly from ``[b/2, b]`` with ``b = min(max_s, min_s * 2**n)`` — equal
 jitter, so a fleet does not reconnect in lockstep yet never retries instantly. A connection
-that lived at least ``max_s`` ends the streak: after a long healthy life the next drop is
-treated as the first. Independently, a sliding 60-second window of connect times makes the
-caller wait when the cap is reached. Nothing here sleeps; the caller waits ``delay_s()``.
+that proved healthy — every subscription acknowledged and data flowing (``on_healthy``) —
+ends the streak at once, as does one that lived at least ``max_s``: the next drop is treated
+as the first and reconnects within ``min_s``. The exchange drops sockets every few seconds
+in bad periods, and a streak that only a 30-second life could reset made each reconnect
+wait longer than the one before (up to ``max_s``), losing half the trades in between.
+Independently, a sliding 60-second window of connect times makes the caller wait when the
+cap is reached, so a flapping socket still cannot exceed the exchange's 30 connects a
+minute. Nothing here sleeps; the caller waits ``delay_s()``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class ReconnectPolicy:
         self._failures = 0
         self._connects: deque[float] = deque()
         self._connected_at: float | None = None
+        self._healthy = False
 
     @property
     def failures(self) -> int:
@@ -69,14 +75,20 @@ class ReconnectPolicy:
         """A connection attempt is being made now (it counts against the cap either way)."""
         self._connects.append(self._clock.monotonic())
         self._connected_at = None
+        self._healthy = False
 
     def on_connected(self) -> None:
         self._connected_at = self._clock.monotonic()
 
+    def on_healthy(self) -> None:
+        """The connection is subscribed and delivering data: the failure streak is over."""
+        self._healthy = True
+
     def on_closed(self) -> None:
-        """The attempt failed or the socket ended; a long life ends the failure streak."""
+        """The attempt failed or the socket ended; a healthy or long life ends the streak."""
         lived = (
             self._clock.monotonic() - self._connected_at if self._connected_at is not None else 0.0
         )
-        self._failures = 1 if lived >= self.max_s else self._failures + 1
+        self._failures = 1 if self._healthy or lived >= self.max_s else self._failures + 1
         self._connected_at = None
+        self._healthy = False

@@ -25,6 +25,7 @@ from runtime import keys
 from runtime.clock import Clock
 from runtime.lifecycle import join_in_slices
 from runtime.metrics import INGEST_LAG, Metrics
+from workers.ingester.gaps import Gap, GapJournal, GapKey, parse_field
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,14 @@ class CacheWriter(threading.Thread):
         clock: Clock,
         interval_s: float = 0.25,
         timeout_s: float = 2.0,
+        journal: GapJournal | None = None,
+        feed: str = "default",
     ) -> None:
         super().__init__(name="ingest-cache", daemon=True)
         self._cache = cache
+        self._journal = journal or GapJournal()
+        self._gaps_open_key = keys.GAPS_OPEN.name(feed=feed)
+        self._gaps_newest_key = keys.GAPS_NEWEST.name(feed=feed)
         self._client = redis.Redis.from_url(
             redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
@@ -129,6 +135,7 @@ class CacheWriter(threading.Thread):
     def write_once(self) -> bool:
         """One pipelined write of everything that changed; False if Redis was unreachable."""
         mids, ctx, last = self._cache.take()
+        newest, gaps = self._journal.take()
         now_ms = self._clock.time_ms()
         self._update_lag(now_ms)
         pipe = self._client.pipeline(transaction=False)
@@ -138,11 +145,20 @@ class CacheWriter(threading.Thread):
             pipe.hset(CTX_KEY, mapping={c: orjson.dumps(event_to_wire(v)) for c, v in ctx.items()})
         if last:
             pipe.hset(LAST_EVENT_KEY, mapping={k: v for k, v in last.items()})
+        if newest:
+            pipe.hset(self._gaps_newest_key, mapping=newest)  # type: ignore[arg-type]
+        opened = {name: doc for name, doc in gaps.items() if doc is not None}
+        if opened:
+            pipe.hset(self._gaps_open_key, mapping=opened)  # type: ignore[arg-type]
+        closed = [name for name, doc in gaps.items() if doc is None]
+        if closed:
+            pipe.hdel(self._gaps_open_key, *closed)
         pipe.set(self._hb_key, now_ms, ex=HEARTBEAT_TTL_S)
         try:
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self._cache.give_back(mids, ctx, last)
+            self._journal.give_back(newest, gaps)
             if self.reachable:
                 log.warning("cache redis unreachable, will retry: %s", exc)
             self.reachable = False
@@ -151,6 +167,25 @@ class CacheWriter(threading.Thread):
             log.info("cache redis reachable")
         self.reachable = True
         return True
+
+    def load_gap_journal(self) -> tuple[list[Gap], dict[GapKey, int]]:
+        """The previous run's open gaps and newest times per key (raises RedisError)."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self._gaps_open_key)
+        pipe.hgetall(self._gaps_newest_key)
+        raw_open, raw_newest = pipe.execute()
+        gaps = []
+        for name, doc in raw_open.items():
+            try:
+                gaps.append(Gap.from_wire(orjson.loads(doc)))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.error("unreadable gap journal entry %r dropped: %r", name, doc[:200])
+        newest: dict[GapKey, int] = {}
+        for name, ms in raw_newest.items():
+            key = parse_field(name.decode() if isinstance(name, bytes) else name)
+            if key is not None and str(ms.decode() if isinstance(ms, bytes) else ms).isdigit():
+                newest[key] = int(ms)
+        return gaps, newest
 
     def _update_lag(self, now_ms: int) -> None:
         gauge = self._metrics.gauge(INGEST_LAG)

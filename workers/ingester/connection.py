@@ -163,6 +163,7 @@ class Connection:
         ctx_watch: float | None = None  # when activeAssetCtx silence starts to count
         last_ctx = now
         last_sub: float | None = None
+        healthy = False  # subscribed and delivering: tells the reconnect policy once
         while True:
             if stop.is_set():
                 return "shutdown"
@@ -197,6 +198,9 @@ class Connection:
             if kind == "data":
                 if pf.channel == "activeAssetCtx":
                     last_ctx = last_frame
+                if not healthy and self._registry.all_acked:
+                    healthy = True
+                    self._policy.on_healthy()
             elif kind == "pong":
                 ping_out = None
             elif kind == "ack":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from events import Event, EventKind, Fill, Position, Trade, decode_batch
@@ -35,7 +35,7 @@ from workers.ingester.batcher import Batcher, Ready
 from workers.ingester.broker import ROUTES
 from workers.ingester.cache import LatestCache
 from workers.ingester.dedup import FillDedup, TradeDedup
-from workers.ingester.gaps import GapStream, GapTracker
+from workers.ingester.gaps import Gap, GapJournal, GapKey, GapStream, GapTracker
 from workers.ingester.outbox import Envelope, Outbox
 from workers.ingester.session import SessionRecord
 from workers.ingester.throttle import LogThrottle
@@ -58,6 +58,7 @@ class Pipeline:
         metrics: Metrics,
         clock: Clock,
         dedup_size: int,
+        journal: GapJournal | None = None,
     ) -> None:
         self.source = source
         self._batcher = batcher
@@ -67,7 +68,7 @@ class Pipeline:
         self._clock = clock
         self._trades = TradeDedup(dedup_size)
         self._fills = FillDedup(max(1000, dedup_size // 10))
-        self._gaps = GapTracker()
+        self._gaps = GapTracker(journal)
         self._flats = FlatTracker()
         self._inbox: queue.SimpleQueue[tuple[str, ParsedFrame]] = queue.SimpleQueue()
         self._throttle = LogThrottle(log, clock)
@@ -78,17 +79,33 @@ class Pipeline:
         self._frames: dict[str, Any] = {}  # channel label → counter child, resolved once (hot path)
 
     # --- connection lifecycle -------------------------------------------------------------
-    def on_connected(self) -> None:
-        """A new socket: new session record; every key seen before now has an open gap."""
-        self.session = SessionRecord(self.source, self._clock.time_ms())
-        for gap in self._gaps.on_reconnect():
+    def restore_gaps(self, gaps: Sequence[Gap], newest: Mapping[GapKey, int]) -> None:
+        """Take over the previous run's journal (see ``gaps``) before the first connect."""
+        crashed = self._gaps.restore(gaps, newest, self._clock.time_ms())
+        for gap in crashed:
             self._metrics.counter(GAPS).labels(gap.stream).inc()
+        if gaps or crashed:
+            log.warning(
+                "previous run left %d gap(s) open and %d key(s) ended without a disconnect "
+                "(crash gaps); the first new event per key closes them",
+                len(gaps),
+                len(crashed),
+            )
+
+    def on_connected(self) -> None:
+        """A new socket: a new session record, carrying every gap still open."""
+        self.session = SessionRecord(self.source, self._clock.time_ms())
         for gap in self._gaps.open_gaps():
             self.session.add_gap(gap)
         self.publish_session()
 
     def on_disconnected(self, reason: str) -> None:
-        self.session.end(self._clock.time_ms(), reason)
+        """The socket ended: every key seen has an open gap from now, recorded at once."""
+        now_ms = self._clock.time_ms()
+        for gap in self._gaps.on_disconnect(reason, now_ms):
+            self._metrics.counter(GAPS).labels(gap.stream).inc()
+            self.session.add_gap(gap)
+        self.session.end(now_ms, reason)
         self.publish_session()
 
     def publish_session(self) -> None:
@@ -227,7 +244,7 @@ class Pipeline:
             lo, hi = spans.get(key, (time, time))
             spans[key] = (min(lo, time), max(hi, time))
         for key, (first, last) in spans.items():
-            self.session.add_gap(GapTracker.loss(stream, key, first, last))
+            self.session.add_gap(GapTracker.loss(stream, key, first, last, self._clock.time_ms()))
 
     def submit_positions(self, user: str, pf: ParsedFrame) -> None:
         """From the REST poller thread: a polled clearinghouse state for ``user``."""

@@ -56,6 +56,7 @@ from workers.ingester.broker import BrokerClient
 from workers.ingester.cache import CacheWriter, LatestCache
 from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.connection import Connection
+from workers.ingester.gaps import GapJournal
 from workers.ingester.health import HealthServer, Probe
 from workers.ingester.outbox import Outbox
 from workers.ingester.pacing import per_minute
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 DRAIN_TIMEOUT_S = 6.0
+RESTORE_GAPS_WITHIN_S = 10.0
 INGEST_METRICS = (
     FRAMES, EVENTS, MALFORMED, DUPLICATES_DROPPED, SERVER_ERRORS, RECONNECTS, GAPS, CONNECTED,
     BATCHES_PUBLISHED, EVENTS_PUBLISHED, BUFFER_DEPTH, EVENTS_LOST, PUBLISH_LATENCY, INGEST_LAG,
@@ -148,6 +150,7 @@ class Ingester:
             registry.desire(sub)
         self.outbox = Outbox(s.ingest_buffer_max_events)
         cache = LatestCache()
+        journal = GapJournal()
         self.pipeline = Pipeline(
             self.id,
             Batcher(s.ingest_batch_size, s.ingest_batch_ms, self.clock),
@@ -156,6 +159,7 @@ class Ingester:
             self.metrics,
             self.clock,
             s.ingest_dedup_size,
+            journal,
         )
         policy = ReconnectPolicy(
             s.reconnect_min_s, s.reconnect_max_s, s.max_connects_per_minute, self.clock
@@ -172,7 +176,11 @@ class Ingester:
             replay_max_events=s.ingest_outage_replay_max_events,
             confirmations=self._confirmation_check(),
         )
-        self.cache_writer = CacheWriter(cache, s.redis_url, self.id, self.metrics, self.clock)
+        self.cache_writer = CacheWriter(
+            cache, s.redis_url, self.id, self.metrics, self.clock, journal=journal,
+            feed=s.ingester_name,
+        )  # fmt: skip
+        self._restore_gaps()
         poller = None
         if polled:
             poller = PositionPoller(
@@ -194,6 +202,32 @@ class Ingester:
         )  # fmt: skip
         self._supervise(socket_thread)
         return self._shutdown(socket_thread, poller)
+
+    def _restore_gaps(self) -> None:
+        """Take over the previous run's gap journal before the first connect. Redis being
+        away costs a bounded wait, not the ingest: data buffers while it is away, and a
+        hole the journal would have recorded is named in the log instead."""
+        delay = self.settings.reconnect_min_s
+        deadline = self.clock.monotonic() + RESTORE_GAPS_WITHIN_S
+        while not self.stop_event.is_set():
+            try:
+                gaps, newest = self.cache_writer.load_gap_journal()
+            except (redis.RedisError, OSError) as exc:
+                if self.clock.monotonic() + delay > deadline:
+                    log.error(
+                        "cannot read the gap journal of feed %r (%s): a hole the previous run "
+                        "left open is not recorded; check `hyperwatch gaps` after an archive "
+                        "import",
+                        self.settings.ingester_name,
+                        exc,
+                    )
+                    return
+                if self.stop_event.wait(delay):
+                    return
+                delay = min(delay * 2, 2.0)
+                continue
+            self.pipeline.restore_gaps(gaps, newest)
+            return
 
     def _socket_loop(self) -> None:
         try:

@@ -70,9 +70,14 @@ def test_steady_stream_publishes_every_trade_exactly_once(
     assert (
         position_users == set(users) or not truth.fills
     )  # wallets without fills have no positions
-    # And the one session record ended cleanly with its counters
+    # And the one session record ended cleanly with its counters, and with a gap opened at
+    # the stop for every coin traded: nothing after it was received (the next start closes it)
     (session,) = published.sessions().values()
-    assert session["end_reason"] == "shutdown" and session["gaps"] == []
+    assert session["end_reason"] == "shutdown"
+    trade_gaps = [g for g in session["gaps"] if g["stream"] == "trades"]
+    assert {(g["key"], g["ended_by"], g["to_ms"]) for g in trade_gaps} == {
+        (coin, "shutdown", None) for coin, _time, _tid in keys
+    }
     assert session["events"] >= sum(keys.values()) and session["malformed"] == 0
     # And the cache holds the latest mid and context per coin, and liveness per stream
     cache = redis.Redis.from_url(private_redis.url)

@@ -69,3 +69,36 @@ def test_connects_per_minute_cap_makes_the_next_attempt_wait() -> None:
     assert p.delay_s() >= 45.0
     clock.advance(45.0)
     assert p.limit_wait_s() == 0.0
+
+
+def test_a_subscribed_delivering_connection_ends_the_streak_however_short() -> None:
+    # Given a failure streak of six
+    clock = ManualClock()
+    p = policy(clock)
+    for _ in range(6):
+        fail(p)
+    # When a connection is subscribed and delivering, then drops after 3 s
+    p.on_attempt()
+    p.on_connected()
+    p.on_healthy()
+    clock.advance(3.0)
+    p.on_closed()
+    # Then the next delay is the first step's again: within a quarter second
+    assert p.failures == 1 and p.backoff_s() <= 0.25
+
+
+def test_a_connection_that_never_became_healthy_keeps_the_streak_growing() -> None:
+    clock = ManualClock()
+    p = policy(clock)
+    fail(p)
+    p.on_attempt()
+    p.on_connected()
+    clock.advance(3.0)
+    p.on_closed()
+    assert p.failures == 2
+    # and health does not carry over to the next attempt
+    p.on_attempt()
+    p.on_healthy()
+    p.on_attempt()
+    p.on_closed()
+    assert p.failures == 3

@@ -89,7 +89,7 @@ def test_market_state_goes_to_persist_and_alerts_and_the_cache() -> None:
     assert last == {"activeAssetCtx": 777, "allMids": 778}
 
 
-def test_reconnect_opens_gaps_on_the_new_session_and_first_new_trade_closes_them() -> None:
+def test_a_drop_opens_gaps_at_once_and_the_first_new_trade_closes_them() -> None:
     # Given BTC trades seen up to t=1000 on the first connection
     pipe, outbox, _clock, _ = make()
     pipe.on_frame(trades_frame("BTC", [1], time=1000), 1)
@@ -100,12 +100,17 @@ def test_reconnect_opens_gaps_on_the_new_session_and_first_new_trade_closes_them
     pipe.on_frame(trades_frame("BTC", [1], time=1000), 2)
     pipe.on_frame(trades_frame("BTC", [2], time=5000), 3)
     pipe.publish_session()
-    # Then the new session record carries the gap [1000, 5000]; the old one its end
+    # Then the old session's record carries its end and the gap it opened, still open; the
+    # new session's carries the same gap closed: [1000, 5000]
     records = {r["id"]: r for r in (orjson.loads(v) for v in outbox.take_sessions().values())}
-    assert records[first_id]["end_reason"] == "closed" and records[first_id]["ended_at"] is not None
+    old = records[first_id]
+    assert old["end_reason"] == "closed" and old["ended_at"] is not None
+    assert [(g["coin"], g["from_ms"], g["to_ms"], g["ended_by"]) for g in old["gaps"]] == [
+        ("BTC", 1000, None, "closed")
+    ]
     new = records[pipe.session.id]
-    assert new["gaps"] == [
-        {"stream": "trades", "coin": "BTC", "user": None, "from_ms": 1000, "to_ms": 5000}
+    assert [(g["id"], g["from_ms"], g["to_ms"]) for g in new["gaps"]] == [
+        (old["gaps"][0]["id"], 1000, 5000)
     ]
     assert new["duplicates"] == 1 and new["ended_at"] is None
 
@@ -123,8 +128,8 @@ def test_overflow_loss_is_counted_logged_and_recorded_as_gaps(
     assert [e.seq for e in drain(outbox)] == [2, 3]
     assert metrics.counter(EVENTS_LOST).labels("trades")._value.get() == 2
     assert "LOST" in caplog.text
-    assert [g.to_wire() for g in pipe.session.gaps] == [
-        {"stream": "trades", "coin": "BTC", "user": None, "from_ms": 100, "to_ms": 100}
+    assert [(g.stream, g.key, g.from_ms, g.to_ms, g.ended_by) for g in pipe.session.gaps] == [
+        ("trades", "BTC", 100, 100, "loss")
     ]
 
 
