@@ -8,11 +8,13 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone, so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml and constraints.txt alone, so a code change does not
+# reinstall them; at the exact versions in constraints.txt, the ones `make install` and CI
+# use (runtime/transport.py refuses to start on a kombu it was not written against).
+COPY pyproject.toml README.md constraints.txt ./
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
     > /tmp/requirements.txt
-RUN pip install -r /tmp/requirements.txt
+RUN pip install -c constraints.txt -r /tmp/requirements.txt
 COPY settings.py events.py celeryconfig.py beat_schedule.py ./
 COPY models ./models
 COPY runtime ./runtime

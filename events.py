@@ -290,7 +290,7 @@ class Batch:
 
 def batch_argument(payload: Any) -> Any:
     """A task's batch argument as an object: the ingester sends it as JSON text (see
-    ``workers.ingester.broker.task_body``), other publishers and tests as the object."""
+    ``runtime.transport.task_body``), other publishers and tests as the object."""
     if isinstance(payload, str | bytes):
         try:
             return orjson.loads(payload)

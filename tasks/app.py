@@ -31,7 +31,7 @@ import beat_schedule
 import celeryconfig
 from events import register_batch_serializer
 from models.db import dispose_all
-from runtime import lifecycle, redis_envelope, undecodable
+from runtime import lifecycle, transport
 from runtime.observability import init_sentry
 from settings import Settings, SettingsError, load_settings
 from tasks.maintenance.hooks import install_operations
@@ -59,8 +59,10 @@ class HyperwatchCelery(Celery):
 
 def create_app(settings: Settings) -> HyperwatchCelery:
     register_batch_serializer()  # before any message is decoded (accept_content lists it)
-    redis_envelope.install()
-    undecodable.install()  # junk on a queue is set aside instead of stopping the worker
+    # kombu's Redis transport with hyperwatch's envelope codec and junk on a queue set aside
+    # instead of stopping the worker; TransportMismatch if the installed kombu is not the
+    # one those patches were written against.
+    transport.install()
     app = HyperwatchCelery("hyperwatch", set_as_current=True)
     app.settings = settings
     app.config_from_object(celeryconfig)
@@ -77,15 +79,15 @@ _app: HyperwatchCelery | None = None
 
 
 def get_app() -> HyperwatchCelery:
-    """The process's app, built from the environment once. A bad setting exits 2."""
+    """The process's app, built from the environment once. A bad setting, or a kombu the
+    transport was not written against, exits 2 with one line."""
     global _app
     if _app is None:
         try:
-            settings = load_settings()
-        except SettingsError as exc:
+            _app = create_app(load_settings())
+        except (SettingsError, transport.TransportMismatch) as exc:
             print(f"hyperwatch: {exc}", file=sys.stderr)
             raise SystemExit(lifecycle.EXIT_USAGE) from None
-        _app = create_app(settings)
     return _app
 
 

@@ -299,7 +299,7 @@ def test_given_malformed_payloads_when_a_real_worker_takes_them_then_each_is_dea
 
 
 # Items pushed onto a queue list that are not kombu messages, each with what the worker's
-# log gives as the reason. (Without runtime/undecodable.py the first stops a worker with
+# log gives as the reason. (Without runtime/transport.py's _brpop_read the first stops a worker with
 # "Unrecoverable error: JSONDecodeError", celery#1113, and is lost.)
 JUNK: tuple[tuple[bytes, str], ...] = (
     (b"\x00not a kombu message{", "JSONDecodeError"),

@@ -1,34 +1,22 @@
-"""Celery task messages, built and sent with kombu, without importing the tasks package.
+"""Where the ingester's batches go, and the one broker connection its publisher sends on.
 
 Contract with the workers (fixed by the lead): one message per batch, task names and queues
-in :data:`ROUTES`, args ``[batch]`` where batch is ``events.encode_batch(...)`` as JSON text
-(:func:`task_body` says why a string). The body is
-Celery's task protocol v2 — ``[args, kwargs, embed]`` with the headers
-``celery.app.amqp.as_task_v2`` writes — so any Celery 5 worker that has registered
-``events.BATCH_CONTENT_TYPE`` (orjson-decoded JSON; ``tasks.app`` does) runs it. We build it
-ourselves, around a batch that is already JSON bytes, because Celery's ``send_task`` would
-re-serialise every batch with the stdlib encoder (the largest single cost per event at
-100k trades/s) and would make the bounded buffer hold Python objects instead of bytes.
-
-Messages go to the anonymous direct exchange with ``routing_key`` = queue name: the Redis
-transport then pushes straight onto the queue's list, exactly where a worker consuming
-that queue reads, and nothing is declared (so no queue gets options Celery would not give).
+in :data:`ROUTES`, args ``[batch]`` where batch is ``events.encode_batch(...)`` as JSON text.
+The message itself — Celery's task protocol v2, built by hand without importing the tasks
+package — is the transport seam's (``runtime.transport``: :func:`~runtime.transport.task_body`
+says why the batch is a string, :func:`~runtime.transport.publish_task` how it is sent).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import uuid
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import orjson
 from kombu import Connection, Producer
 
-from events import BATCH_CONTENT_TYPE, EventKind
-from runtime import redis_envelope
+from events import EventKind
+from runtime import transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,47 +41,6 @@ ROUTES: Final[dict[EventKind, tuple[Target, ...]]] = {
     "mids": (EVALUATE_ALERTS,),
 }
 
-_EMBED: Final = b'{"callbacks":null,"errbacks":null,"chain":null,"chord":null}'
-_ORIGIN: Final = f"{os.getpid()}@{socket.gethostname()}"
-
-
-def task_body(arg_json: bytes) -> bytes:
-    """Protocol-v2 body whose single positional argument is ``arg_json`` *as a string*.
-
-    Celery's worker main process decodes every body, keeps the decoded arguments in the
-    request and pickles them to the pool child beside the raw body; the child then decodes
-    the body again. A batch passed as an object is thus built as 2,000 dicts in the main
-    process, pickled, unpickled and built again — measured as the largest single cost of a
-    worker. Passed as one JSON string it is one string in each of those steps, and the task
-    parses it once (``events.decode_batch`` takes JSON text or the object).
-    """
-    return b"[[" + orjson.dumps(arg_json.decode()) + b"],{}," + _EMBED + b"]"
-
-
-def task_headers(task: str, task_id: str, argsrepr: str) -> dict[str, Any]:
-    """The headers ``as_task_v2`` writes for a plain ``send_task`` (no eta, no group)."""
-    return {
-        "lang": "py",
-        "task": task,
-        "id": task_id,
-        "shadow": None,
-        "eta": None,
-        "expires": None,
-        "group": None,
-        "group_index": None,
-        "retries": 0,
-        "timelimit": [None, None],
-        "root_id": task_id,
-        "parent_id": None,
-        "argsrepr": argsrepr,
-        "kwargsrepr": "{}",
-        "origin": _ORIGIN,
-        "ignore_result": False,
-        "replaced_task_nesting": 0,
-        "stamped_headers": None,
-        "stamps": {},
-    }
-
 
 class BrokerClient:
     """One kombu connection to the Redis broker, used by one thread (the publisher).
@@ -104,7 +51,7 @@ class BrokerClient:
     """
 
     def __init__(self, url: str, timeout_s: float = 2.0) -> None:
-        redis_envelope.install()
+        transport.install()  # idempotent: `hyperwatch ingest` did it at start, a tool may not
         self._url = url
         self._timeout_s = timeout_s
         self._conn: Connection | None = None
@@ -123,7 +70,7 @@ class BrokerClient:
                 "socket_timeout": self._timeout_s,
                 "socket_connect_timeout": self._timeout_s,
                 "retry_on_timeout": False,
-                **redis_envelope.FAST_BODY_OPTIONS,  # batches are JSON text: no base64
+                **transport.FAST_BODY_OPTIONS,  # batches are JSON text: no base64
             }
             self._conn = Connection(
                 self._url, connect_timeout=self._timeout_s, transport_options=options
@@ -133,24 +80,13 @@ class BrokerClient:
 
     def send(self, target: Target, arg_json: bytes, argsrepr: str) -> str:
         """Publish one task message; returns its task id."""
-        task_id = str(uuid.uuid4())
         try:
-            self._ensure().publish(
-                task_body(arg_json),
-                exchange="",
-                routing_key=target.queue,
-                content_type=BATCH_CONTENT_TYPE,
-                content_encoding="utf-8",
-                headers=task_headers(target.task, task_id, argsrepr),
-                correlation_id=task_id,
-                reply_to="",
-                delivery_mode=2,
-                retry=False,
+            return transport.publish_task(
+                self._ensure(), target.task, target.queue, arg_json, argsrepr
             )
         except self.errors:
             self.close()
             raise
-        return task_id
 
     def close(self) -> None:
         if self._conn is not None:

@@ -1,7 +1,8 @@
 """``hyperwatch ingest``: parse, call, exit code. The work is in :mod:`service`.
 
 Exit codes: 0 after a graceful stop, 1 after an unexpected failure (restart me), 2 for a
-configuration the ingester cannot run with (bad setting, unknown coin, health port taken),
+configuration the ingester cannot run with (bad setting, unknown coin, health port taken,
+a kombu the broker transport was not written against),
 128 + signal number when a second signal cut the graceful stop short.
 """
 
@@ -13,6 +14,7 @@ import sys
 import click
 import sentry_sdk
 
+from runtime import transport
 from runtime.hyperliquid.universe import UnknownCoin
 from runtime.observability import init_sentry
 from workers.context import UsageError, current_settings
@@ -24,6 +26,10 @@ from workers.ingester.signals import SignalHandler
 def ingest() -> None:
     """Stream Hyperliquid market data into Redis as Celery batches (runs until SIGTERM)."""
     settings = current_settings()
+    try:
+        transport.install()  # before anything connects
+    except transport.TransportMismatch as exc:
+        raise UsageError(str(exc)) from None
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=settings.log_level,

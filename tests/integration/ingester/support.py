@@ -13,7 +13,7 @@ import orjson
 import redis
 
 from events import Trade
-from runtime.redis_envelope import message_parts
+from runtime.transport import message_parts
 from settings import Settings, load_settings
 from workers.ingester.service import Ingester
 

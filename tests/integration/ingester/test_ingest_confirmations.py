@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from runtime.confirmations import mark_done
-from runtime.redis_envelope import message_parts
+from runtime.transport import message_parts
 from tests.integration.ingester.support import ingest_settings, running_ingester
 from workers.simulator import SimulatorConfig, SimulatorServer
 

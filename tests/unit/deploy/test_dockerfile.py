@@ -95,3 +95,19 @@ def test_given_the_build_context_when_sent_then_secrets_and_local_state_stay_out
     for path in (".env", ".env.production", "var", ".venv", ".git", "tests"):
         assert ignored(path), path
     assert not ignored(".env.example")
+
+
+def test_given_the_image_when_dependencies_install_then_they_take_the_constraints() -> None:
+    # The same exact versions as `make install` and CI (constraints.txt); the project itself
+    # then goes in without dependencies, so nothing is resolved outside the constraints.
+    steps = instructions()
+    installs = [(i, arg) for i, (k, arg) in enumerate(steps) if k == "RUN" and "pip install" in arg]
+    dependency_installs = [(i, arg) for i, arg in installs if "--no-deps" not in arg]
+    assert dependency_installs, "no dependency install"
+    copied_at = min(
+        i for i, (k, arg) in enumerate(steps) if k == "COPY" and "constraints.txt" in arg.split()
+    )
+    for i, arg in dependency_installs:
+        assert re.search(r"(-c|--constraint) constraints\.txt\b", arg), arg
+        assert copied_at < i, "constraints.txt is copied after the install that needs it"
+    assert any(re.search(r"pip install --no-deps \.$", arg) for _, arg in installs)

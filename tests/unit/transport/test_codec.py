@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kombu.utils import json as kombu_json
 
-from runtime import redis_envelope, undecodable
+from runtime import transport
 
 ENVELOPES: list[Any] = [
     {
@@ -35,30 +35,31 @@ ENVELOPES: list[Any] = [
 
 @pytest.mark.parametrize("value", ENVELOPES)
 def test_given_a_value_when_written_by_either_then_read_by_either_the_same(value: Any) -> None:
-    ours = redis_envelope.dumps(value)
+    ours = transport.dumps(value)
     theirs = kombu_json.dumps(value)
     expected = kombu_json.loads(theirs)
     assert kombu_json.loads(ours) == expected
-    assert redis_envelope.loads(theirs) == expected
-    assert redis_envelope.loads(ours) == expected
-    assert redis_envelope.loads(ours.encode()) == expected
+    assert transport.loads(theirs) == expected
+    assert transport.loads(ours) == expected
+    assert transport.loads(ours.encode()) == expected
 
 
 def test_given_nan_from_the_standard_library_when_read_then_kombu_rules_apply() -> None:
     text = kombu_json.dumps({"x": float("nan")})
-    assert math.isnan(redis_envelope.loads(text)["x"])
+    assert math.isnan(transport.loads(text)["x"])
 
 
 def test_given_install_then_kombu_redis_transport_uses_the_codec() -> None:
-    from kombu.transport import redis as transport
+    from kombu.transport import redis as redis_transport
 
     # The transport's hot paths look these module globals up at call time; a kombu that
-    # stops doing so would silently bypass the codec, so this pins it.
-    assert "dumps" in transport.Channel._put.__code__.co_names
-    assert "dumps" in transport.QoS.append.__code__.co_names
-    # kombu's own read, and the replacement that checks an item first (workers/undecodable)
-    assert "loads" in undecodable.KOMBU_BRPOP_READ.__code__.co_names
-    assert "loads" in undecodable.problem.__code__.co_names
-    redis_envelope.install()
-    assert transport.dumps is redis_envelope.dumps
-    assert transport.loads is redis_envelope.loads
+    # stops doing so would silently bypass the codec, so this pins it (and so does the
+    # start-up check, transport.check).
+    assert "dumps" in redis_transport.Channel._put.__code__.co_names
+    assert "dumps" in redis_transport.QoS.append.__code__.co_names
+    # kombu's own read, and the replacement that checks an item first
+    assert "loads" in transport.KOMBU_BRPOP_READ.__code__.co_names
+    assert "loads" in transport.problem.__code__.co_names
+    transport.install()
+    assert redis_transport.dumps is transport.dumps
+    assert redis_transport.loads is transport.loads
