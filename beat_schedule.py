@@ -25,6 +25,7 @@ ALERTS = {"queue": "alerts", "routing_key": "alerts"}
 # schedule must not import the task modules).
 HEALTH_SNAPSHOT_PERIOD = dt.timedelta(seconds=30)
 OUTBOX_SWEEP_PERIOD = dt.timedelta(seconds=30)
+HEAL_PERIOD = dt.timedelta(seconds=30)
 ALERTS_TICK_PERIOD = dt.timedelta(seconds=5)
 
 HOURLY = dt.timedelta(hours=1)
@@ -84,6 +85,10 @@ def build(settings: Settings) -> dict[str, Any]:
     # (worker killed between commit and send, broker down) is re-enqueued within
     # NOTIFY_SWEEP_AFTER_S plus one period.
     schedule["outbox-sweep"] = _entry("hyperwatch.notify.sweep_outbox", OUTBOX_SWEEP_PERIOD, NOTIFY)
+    # maintenance · 30 s · the healing failsafe: a closed gap is healed as soon as the worker
+    # records the close (tasks/persist.py sends the job); this takes what that missed — a
+    # failed call, a spent REST budget — so no closed gap waits longer than this.
+    schedule["heal-gaps"] = _entry("hyperwatch.maintenance.heal_gaps", HEAL_PERIOD, MAINTENANCE)
     # alerts · 5 s · a feed that goes silent sends no batch, so nothing else can notice it:
     # the tick evaluates stale-data alerts and retires expired ones.
     schedule["alerts-tick"] = _entry("hyperwatch.alerts.tick", ALERTS_TICK_PERIOD, ALERTS)

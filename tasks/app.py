@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # Every module that defines tasks; a worker imports all of them at start.
 TASK_MODULES: list[str] = [
     "tasks.persist",
+    "tasks.heal",
     "tasks.maintenance.retention",
     "tasks.maintenance.partitions",
     "tasks.maintenance.health_snapshot",

@@ -1,6 +1,6 @@
 """Healing: fill closed gaps from what the exchange still serves over REST ``/info``.
 
-``hyperwatch.heal.gaps`` (queue maintenance, every ``HEAL_PERIOD`` from beat) takes the
+``hyperwatch.maintenance.heal_gaps`` (queue maintenance, every ``HEAL_PERIOD`` from beat) takes the
 oldest gaps that are closed but not yet settled (``GapRepository.to_heal``) and, inside the
 shared REST budget at the highest priority (``runtime.rest_budget``):
 
@@ -200,7 +200,7 @@ def _decoded(items: list[Any], decode: Any, what: str) -> list[Any]:
     return out
 
 
-@shared_task(bind=True, name="hyperwatch.heal.gaps", ignore_result=True)
+@shared_task(bind=True, name="hyperwatch.maintenance.heal_gaps", ignore_result=True)
 def heal_gaps(self: Task) -> dict[str, int]:
     """Queue maintenance, every ``HEAL_PERIOD``. Idempotent (rows key as live data does; a
     gap's status only moves forward). Not retried: an unhealed gap is taken again next run;

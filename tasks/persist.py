@@ -104,7 +104,7 @@ def persist_session(self: HyperwatchTask, payload: Any) -> Result:
                 repository = SessionRepository(session)
                 existed = repository.get(record["id"]) is not None
                 repository.upsert(record)
-                GapRepository(session).record(
+                gaps = GapRepository(session).record(
                     {**gap, "source": record.get("source", "")} for gap in gap_records(record)
                 )
             break
@@ -113,12 +113,16 @@ def persist_session(self: HyperwatchTask, payload: Any) -> Result:
             # so the second attempt updates it. Not a poison payload.
             if attempt == 2:
                 raise
+    if gaps.closed:
+        # recentTrades reaches back only seconds: heal now, not at the next sweep.
+        self.app.send_task(HEAL_TASK, queue="maintenance", routing_key="maintenance")
     new = 0 if existed else 1
     self.count_rows("sessions", new, 1 - new)
     return {"new": new, "duplicates": 1 - new}
 
 
 _SESSION_COUNTERS = ("frames", "events", "malformed", "duplicates")
+HEAL_TASK = "hyperwatch.maintenance.heal_gaps"
 
 
 def session_record(payload: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import func, or_, select
 
@@ -15,6 +15,11 @@ from models.repositories.base import Repository
 from models.trade import TradeBar
 
 HOUR_MS: Final = 3_600_000
+
+
+class Recorded(NamedTuple):
+    new: int  # gaps first seen
+    closed: int  # gaps this write closed (healing can start on them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +60,14 @@ def _ms_to_dt(ms: int | None) -> dt.datetime | None:
 class GapRepository(Repository[Gap]):
     model = Gap
 
-    def record(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Upsert gap records from the ingester; idempotency key: ``id``. Returns new rows.
+    def record(self, records: Iterable[Mapping[str, Any]]) -> Recorded:
+        """Upsert gap records from the ingester; idempotency key: ``id``.
 
         A record may open a gap (``to_ms`` None) or close it. A close is kept once made, a
         status never moves back (``STATUS_ORDER``), so a repeated or late open never
         reopens a closed or healed gap.
         """
-        new = 0
+        new = closed = 0
         for rec in records:
             row = self.get(rec["id"])
             if row is None:
@@ -82,8 +87,9 @@ class GapRepository(Repository[Gap]):
             if rec.get("to_ms") is not None and row.to_ms is None:
                 row.to_ms = max(int(rec["to_ms"]), row.from_ms)
                 row.closed_at = utcnow()
+                closed += 1
         self.session.flush()
-        return new
+        return Recorded(new, closed)
 
     def settle(self, gap_id: str, status: str, healed_by: str | None, filled: int) -> bool:
         """Record what healing achieved; a status only moves forward. True if it moved."""

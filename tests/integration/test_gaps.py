@@ -36,10 +36,11 @@ def test_given_an_open_gap_when_recorded_again_and_closed_then_one_row_closed_on
     database: Database,
 ) -> None:
     with database.session() as s:
-        assert GapRepository(s).record([gap("g1")]) == 1
-        assert GapRepository(s).record([gap("g1")]) == 0
-        GapRepository(s).record([gap("g1", to_ms=T0 + 5_000)])
-        GapRepository(s).record([gap("g1", to_ms=T0 + 9_000)])  # a second close is ignored
+        assert GapRepository(s).record([gap("g1")]) == (1, 0)
+        assert GapRepository(s).record([gap("g1")]) == (0, 0)
+        assert GapRepository(s).record([gap("g1", to_ms=T0 + 5_000)]) == (0, 1)
+        # a second close is ignored
+        assert GapRepository(s).record([gap("g1", to_ms=T0 + 9_000)]) == (0, 0)
         GapRepository(s).record([gap("g1")])  # a late open does not reopen it
         s.commit()
     with database.session() as s:

@@ -108,6 +108,11 @@ class Pipeline:
         self.session.end(now_ms, reason)
         self.publish_session()
 
+    def _gap_closed(self) -> None:
+        """Send the session record at the next tick: healing starts when the worker sees the
+        close, and REST's recent trades reach back only seconds."""
+        self._session_due = self._due = self._clock.monotonic()
+
     def publish_session(self) -> None:
         self._outbox.put_session(self.session.id, self.session.to_json())
         self._session_due = self._clock.monotonic() + SESSION_EVERY_S
@@ -173,7 +178,8 @@ class Pipeline:
         coin = fresh[0].coin
         if all(t.coin == coin for t in fresh):  # one subscription per coin: the usual case
             times = [t.time for t in fresh]
-            self._gaps.seen("trades", coin, min(times), max(times))
+            if self._gaps.seen("trades", coin, min(times), max(times)) is not None:
+                self._gap_closed()
             self._cache.record_stream("trades", max(times))
         else:
             self._see("trades", [(t.coin, t.time) for t in fresh])
@@ -212,7 +218,8 @@ class Pipeline:
                 span[1] = t
         newest = 0
         for key, (first, last) in spans.items():
-            self._gaps.seen(stream, key, first, last)
+            if self._gaps.seen(stream, key, first, last) is not None:
+                self._gap_closed()
             newest = max(newest, last)
         self._cache.record_stream(stream, newest)
 
