@@ -33,7 +33,7 @@ import redis
 from celery import Celery, shared_task
 
 from domain.notify.channels import CHANNELS, Attempt, DeliveryContext, Outgoing
-from domain.notify.retry_policy import RetryPolicy, classify
+from domain.notify.retry_policy import DELIVERY_CAP_S, classify, decide, delivery_policy
 from domain.notify.signing import idempotency_key
 from models.db import Database
 from models.repositories import NotificationRepository
@@ -71,7 +71,7 @@ class Deliverer:
         self.settings = settings
         self.database = database
         ceiling = settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
-        self.policy = RetryPolicy.from_settings(settings, cap_s=min(300.0, ceiling))
+        self.policy = delivery_policy(settings, cap_s=min(DELIVERY_CAP_S, ceiling))
         self.context = DeliveryContext(
             settings=settings,
             http=httpx.Client(timeout=settings.notify_timeout_s, follow_redirects=False),
@@ -119,7 +119,7 @@ class Deliverer:
     def _settle(
         self, notification_id: int, job: _Job, result: Attempt, rng: random.Random | None
     ) -> Step:
-        decision = self.policy.decide(job.attempt, result.result, result.retry_after, rng)
+        decision = decide(self.policy, job.attempt, result.result, result.retry_after, rng)
         error = None if decision.action == "done" else result.description
         if decision.action == "fail":
             prefix = (

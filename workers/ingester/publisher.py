@@ -35,6 +35,7 @@ from runtime.metrics import (
     PUBLISH_LATENCY,
     Metrics,
 )
+from runtime.retry import RetryPolicy
 from workers.ingester.broker import PERSIST_SESSION, BrokerClient
 from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.outbox import Envelope, Outbox
@@ -78,9 +79,11 @@ class Publisher(threading.Thread):
         self._outbox = outbox
         self._client = client
         self._metrics = metrics
-        self._retry_min_s = retry_min_s
-        self._retry_max_s = retry_max_s
-        self._retry_s = retry_min_s
+        # Unlimited and deterministic: one sender, nothing to spread out.
+        self._retry = RetryPolicy(
+            max_attempts=None, base_s=retry_min_s, cap_s=retry_max_s, jitter=0
+        )
+        self._failures = 0
         self._stop_event = threading.Event()
         self.reachable = False
         self.failure: BaseException | None = None
@@ -227,8 +230,8 @@ class Publisher(threading.Thread):
             )
             self._outage_since = None
         self.reachable = True
-        self._retry_s = self._retry_min_s
+        self._failures = 0
 
     def _wait_retry(self) -> None:
-        self._stop_event.wait(self._retry_s)
-        self._retry_s = min(self._retry_max_s, self._retry_s * 2)
+        self._failures += 1
+        self._stop_event.wait(self._retry.next_delay(self._failures))
