@@ -20,7 +20,6 @@ children re-create their pools after fork).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session
 from events import Batch
 from models.db import Database, get_database
 from models.repositories import DeadLetterRepository
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.confirmations import mark_done
 from runtime.metrics_export import count_dead_letter, count_rows
 from runtime.redis_clients import quick_redis
@@ -70,6 +70,7 @@ def statement_timeout_s(settings: Settings) -> float:
 class HyperwatchTask(Task):
     """Applies the retry policy, bounds database statements, dead-letters poison payloads."""
 
+    clock: ClassVar[Clock] = SYSTEM_CLOCK
     failures: ClassVar[Classifier] = DEFAULT_CLASSIFIER
     policy: ClassVar[RetryPolicy] = DEFAULT_POLICY
     # Celery's own cap (default 3) applies whenever retry() is given max_retries=None, which
@@ -165,7 +166,7 @@ class HyperwatchTask(Task):
         try:
             if _confirm_client is None:
                 _confirm_client = quick_redis(self.settings.redis_url)
-            mark_done(_confirm_client, batch.source, batch.seq, int(time.time() * 1000))
+            mark_done(_confirm_client, batch.source, batch.seq, self.clock.time_ms())
         except redis.RedisError as exc:
             log.warning(
                 "%s: batch seq=%d committed but not confirmed: %s", self.name, batch.seq, exc

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -67,6 +66,7 @@ from domain.alerts.shared_state import (
 from events import AssetContext, MalformedPayload, Mid, Position, decode_batch
 from models.db import Database
 from models.repositories import AlertRepository
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics_export import count_alerts_fired, count_notification
 from settings import Settings
 from tasks.base import HyperwatchTask
@@ -138,14 +138,20 @@ class Evaluator:
     """One worker's evaluation state: its book, history mirror and connections."""
 
     def __init__(
-        self, app: Celery, settings: Settings, database: Database, client: redis.Redis
+        self,
+        app: Celery,
+        settings: Settings,
+        database: Database,
+        client: redis.Redis,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.app = app
         self.settings = settings
         self.database = database
         self.market = SharedMarket(client)
         self.client = client
-        self.book = AlertBook()
+        self.clock = clock
+        self.book = AlertBook(clock)
         self.mirror = HistoryMirror()
         self._started_ms = 0
         self._expiry_swept = -EXPIRY_SWEEP_S
@@ -236,8 +242,8 @@ class Evaluator:
         """Judge every stale_data alert; deactivate expired alerts (see module)."""
         self._sync(now_ms)
         report = Report()
-        if time.monotonic() - self._expiry_swept >= EXPIRY_SWEEP_S:
-            self._expiry_swept = time.monotonic()
+        if self.clock.monotonic() - self._expiry_swept >= EXPIRY_SWEEP_S:
+            self._expiry_swept = self.clock.monotonic()
             with self.database.session() as session:
                 expired = AlertRepository(session).deactivate_expired(now_ms)
             report.expired = len(expired)
@@ -364,13 +370,9 @@ def evaluator_for(task: HyperwatchTask) -> Evaluator:
         client = redis.Redis.from_url(
             settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
         )
-        evaluator = Evaluator(app, settings, task.database(), client)
+        evaluator = Evaluator(app, settings, task.database(), client, task.clock)
         app._hyperwatch_evaluator = evaluator
     return evaluator
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @shared_task(name="hyperwatch.alerts.evaluate", bind=True, base=HyperwatchTask)
@@ -378,7 +380,7 @@ def evaluate_batch(self: HyperwatchTask, payload: Any) -> dict[str, int]:
     """Judge the alerts one market batch drives (see module contract)."""
     evaluator = evaluator_for(self)
     with evaluator.lock:
-        return evaluator.evaluate_batch(payload, now_ms()).as_dict()
+        return evaluator.evaluate_batch(payload, evaluator.clock.time_ms()).as_dict()
 
 
 @shared_task(name="hyperwatch.alerts.tick", bind=True, base=HyperwatchTask)
@@ -386,4 +388,4 @@ def tick(self: HyperwatchTask) -> dict[str, int]:
     """Judge stale_data alerts and expire old alerts (see module contract)."""
     evaluator = evaluator_for(self)
     with evaluator.lock:
-        return evaluator.tick(now_ms()).as_dict()
+        return evaluator.tick(evaluator.clock.time_ms()).as_dict()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -37,6 +36,7 @@ from domain.notify.retry_policy import DELIVERY_CAP_S, classify, decide, deliver
 from domain.notify.signing import idempotency_key
 from models.db import Database
 from models.repositories import NotificationRepository
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics_export import count_notification, observe_notification_latency
 from settings import Settings
 from tasks.base import RETRY_CEILING_OF_VISIBILITY, HyperwatchTask
@@ -67,8 +67,15 @@ class _Job:
 class Deliverer:
     """One worker process's delivery machinery: policy, HTTP and Redis clients."""
 
-    def __init__(self, settings: Settings, database: Database, client: redis.Redis) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        client: redis.Redis,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.settings = settings
+        self.clock = clock
         self.database = database
         ceiling = settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
         self.policy = delivery_policy(settings, cap_s=min(DELIVERY_CAP_S, ceiling))
@@ -76,6 +83,7 @@ class Deliverer:
             settings=settings,
             http=httpx.Client(timeout=settings.notify_timeout_s, follow_redirects=False),
             redis=client,
+            clock=clock,
         )
 
     def attempt(self, notification_id: int, rng: random.Random | None = None) -> Step:
@@ -134,7 +142,7 @@ class Deliverer:
         if decision.action == "done":
             count_notification("sent", job.kind)
             if job.event_time is not None:
-                observe_notification_latency(job.kind, time.time() - job.event_time / 1000)
+                observe_notification_latency(job.kind, self.clock.time() - job.event_time / 1000)
             log.info(
                 "notification %d sent via %s (attempt %d)", notification_id, job.kind, job.attempt
             )
@@ -160,7 +168,9 @@ def deliverer_for(task: HyperwatchTask) -> Deliverer:
     app: Celery = task.app
     deliverer: Deliverer | None = getattr(app, "_hyperwatch_deliverer", None)
     if deliverer is None:
-        deliverer = Deliverer(task.settings, task.database(), redis_client(task.settings))
+        deliverer = Deliverer(
+            task.settings, task.database(), redis_client(task.settings), task.clock
+        )
         app._hyperwatch_deliverer = deliverer
     return deliverer
 

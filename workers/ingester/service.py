@@ -110,7 +110,9 @@ class Ingester:
         broker = quick_redis(s.effective_broker_url)
         source = self.id  # the batches' `source`, as Pipeline stamps them
         return ConfirmationCheck(
-            AwaitingConfirmation(s.ingest_confirm_timeout_s, s.ingest_confirm_max_events),
+            AwaitingConfirmation(
+                s.ingest_confirm_timeout_s, s.ingest_confirm_max_events, self.clock
+            ),
             lambda seqs: confirmed(client, source, seqs),
             (redis.RedisError,),
             quiet=lambda: broker_is_quiet(broker),
@@ -173,6 +175,7 @@ class Ingester:
             replay_window_s=s.ingest_outage_replay_s,
             replay_max_events=s.ingest_outage_replay_max_events,
             confirmations=self._confirmation_check(),
+            clock=self.clock,
         )
         self.cache_writer = CacheWriter(cache, s.redis_url, self.id, self.metrics, self.clock)
         poller = None
