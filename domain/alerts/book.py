@@ -31,9 +31,9 @@ from typing import Any, Final
 import redis
 from sqlalchemy.orm import Session
 
+from domain.alerts.definition import AlertKind, AlertRule, InvalidAlert, parse_rule
 from domain.alerts.index import Purpose, ThresholdIndex, index_key
-from domain.alerts.market_state import Series
-from domain.alerts.rules import AlertKind, AlertRule, InvalidAlert, parse_rule
+from domain.alerts.view import Series
 from models.alert import Alert
 from models.repositories import AlertRepository
 from runtime import keys

@@ -17,7 +17,7 @@ send it.
    stream drives — ``mids``: price_move_pct; ``asset_contexts``: oi_change_pct and
    liquidation_distance_below (the mark moved); ``positions``: liquidation_distance_below
    of that wallet and coin. The index only narrows: every candidate is re-read from the
-   database and judged by ``rules.evaluate`` (snooze, cooldown, expiry, freshness). Missing
+   database and judged by ``judgement.evaluate`` (snooze, cooldown, expiry, freshness). Missing
    or stale data is UNKNOWN and never fires.
 4. Firing: ``domain.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
    outbox row beside it); after the commit each pending row's delivery is enqueued
@@ -51,9 +51,9 @@ import redis
 from celery import Celery, shared_task
 
 from domain.alerts.book import VERSION_KEY, WINDOW_SERIES, AlertBook, announce, rule_from_row
+from domain.alerts.definition import AlertKind, AlertRule
 from domain.alerts.firing import Firing, fire, rearm
-from domain.alerts.market_state import Stream
-from domain.alerts.rules import AlertKind, AlertRule, Outcome, evaluate, should_rearm
+from domain.alerts.judgement import Outcome, evaluate, should_rearm
 from domain.alerts.shared_state import (
     ALERT_STREAMS,
     STARTED_KEY,
@@ -63,6 +63,7 @@ from domain.alerts.shared_state import (
     series_of,
     tier_for,
 )
+from domain.alerts.view import Stream
 from events import AssetContext, MalformedPayload, Mid, Position, decode_batch
 from models.db import Database
 from models.repositories import AlertRepository
@@ -75,7 +76,7 @@ log = logging.getLogger(__name__)
 
 DELIVER_TASK: Final = "hyperwatch.notify.deliver"
 TICK_PERIOD_S: Final = 5
-# Expired alerts never fire (rules.evaluate holds them); deactivating them only frees the
+# Expired alerts never fire (judgement.evaluate holds them); deactivating them only frees the
 # quota, so the sweep — a scan of the active alerts — runs at most this often per worker.
 EXPIRY_SWEEP_S: Final = 60.0
 

@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 from domain.alerts.coins import CoinsUnknown, known_coins
+from domain.alerts.definition import AlertKind, Direction, Mode, PriceSource
 from domain.alerts.manage import create_alert, owned_alert, set_alert_active
-from domain.alerts.market_state import Stream
-from domain.alerts.rules import AlertKind, Direction, Mode, PriceSource
+from domain.alerts.view import Stream
 from models.repositories import AlertRepository
 from runtime.clock import SYSTEM_CLOCK, Clock
 from workers.commands.users import (

@@ -10,9 +10,10 @@ from decimal import Decimal
 
 import pytest
 
+from domain.alerts.definition import parse_rule
 from domain.alerts.firing import Firing, idempotency_key, payload
+from domain.alerts.judgement import evaluate
 from domain.alerts.market_state import MarketState
-from domain.alerts.rules import evaluate, parse_rule
 from domain.notify.channels.base import Attempt, Outgoing, RedactUrlPaths
 from runtime.clock import ManualClock
 from tests.unit.alerts.builders import ctx, mid
