@@ -31,9 +31,10 @@ from decimal import Decimal
 from functools import partial
 from typing import TypeVar
 
+from domain.alerts.definition import AlertKind, AlertRule, PriceSource
 from domain.alerts.index import ThresholdIndex
+from domain.alerts.judgement import Outcome, evaluate
 from domain.alerts.market_state import MarketState
-from domain.alerts.rules import AlertKind, AlertRule, Outcome, PriceSource, evaluate
 from events import AssetContext, Mid
 
 T = TypeVar("T")

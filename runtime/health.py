@@ -48,6 +48,7 @@ from models.fill import UserFill
 from models.position import PositionSnapshot
 from models.trade import TradeBar, TradeSnapshot
 from runtime import heartbeat, keys
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics import (
     DB_LATENCY,
     HEALTH_STATUS,
@@ -182,13 +183,13 @@ class Probe:
         database: Database,
         cache: redis.Redis,
         broker: redis.Redis | None = None,
-        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.database = database
         self.cache = cache
         self.broker = broker
-        self._now_ms = now_ms
+        self._clock = clock
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Probe:
@@ -214,7 +215,7 @@ class Probe:
 
         db_latency = _measure(self.database.ping)
         return Measurements(
-            time_ms=self._now_ms(),
+            time_ms=self._clock.time_ms(),
             db_latency_s=db_latency,
             newest_row_ms=(
                 db_latency if isinstance(db_latency, Failure) else _measure(self._newest_rows)

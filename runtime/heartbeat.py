@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import redis
 from celery import bootsteps
 
 from runtime import keys
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.redis_clients import quick_redis
 from settings import Settings
 
@@ -76,27 +76,27 @@ class FileAge:
         return self.age_s is not None and self.age_s <= max_age_s
 
 
-def file_age(path: Path, now: Callable[[], float] = time.time) -> FileAge:
+def file_age(path: Path, clock: Clock = SYSTEM_CLOCK) -> FileAge:
     try:
         mtime = path.stat().st_mtime
     except FileNotFoundError:
         return FileAge(path, None)
-    return FileAge(path, max(0.0, now() - mtime))
+    return FileAge(path, max(0.0, clock.time() - mtime))
 
 
 class LoopWatch:
     """Did the worker's main loop turn recently? ``turned`` is called from a loop timer."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._last = monotonic()
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+        self._last = clock.monotonic()
 
     def turned(self) -> None:
-        self._last = self._monotonic()
+        self._last = self._clock.monotonic()
 
     def alive(self, connected: bool, stale_s: float) -> bool:
         """Without a broker connection the loop is not expected to turn (reconnecting)."""
-        return not connected or self._monotonic() - self._last <= stale_s
+        return not connected or self._clock.monotonic() - self._last <= stale_s
 
 
 class Heartbeat:
@@ -108,7 +108,7 @@ class Heartbeat:
         data_dir: Path,
         client: redis.Redis,
         ttl_s: float,
-        now: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         memory: Callable[[], int] = node_memory_bytes,
     ) -> None:
         self.node = node
@@ -116,7 +116,7 @@ class Heartbeat:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._client = client
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._now = now
+        self._clock = clock
         self._memory = memory
         self._redis_ok = True
 
@@ -128,14 +128,14 @@ class Heartbeat:
         self.publish()
 
     def touch(self) -> None:
-        stamp = self._now()
+        stamp = self._clock.time()
         self.path.write_text(f"{stamp:.3f} {os.getpid()}\n")
         os.utime(self.path, (stamp, stamp))
 
     def publish(self) -> None:
         value = {
             "node": self.node,
-            "time_ms": int(self._now() * 1000),
+            "time_ms": int(self._clock.time() * 1000),
             "pid": os.getpid(),
             "rss_bytes": self._memory(),
         }

@@ -1,7 +1,7 @@
 """Celery tasks, one module (or package) per queue / job family.
 
 ``tasks.app`` is the Celery application, created lazily (PEP 562) so that importing a pure
-module such as ``domain.alerts.rules`` never reads settings or touches a broker, while
+module such as ``domain.alerts.judgement`` never reads settings or touches a broker, while
 ``celery -A tasks …`` still finds the app.
 """
 

@@ -5,8 +5,9 @@ Task contract (each task's docstring states its part of it):
 - **Queue**: routed by name prefix in ``celeryconfig.task_routes``.
 - **Idempotent**: every task may run more than once for the same message (late acks,
   redelivery after a kill, retries); its writes are keyed so a repeat changes nothing.
-- **Retries** transient failures per :data:`tasks.retry.DEFAULT_POLICY` (jittered backoff,
-  capped far below the broker's visibility timeout); **never retries** a payload it cannot
+- **Retries** the failures :data:`tasks.retry.DEFAULT_CLASSIFIER` calls transient, on the
+  schedule :data:`tasks.retry.DEFAULT_POLICY` (a :class:`runtime.retry.RetryPolicy`: jittered
+  backoff, capped far below the broker's visibility timeout); **never retries** a payload it cannot
   process — that is recorded in ``dead_letters`` with the reason, counted, and the message
   acknowledged; anything else is a bug: it raises (Sentry) and the message is acknowledged.
 - **One transaction** per message: a batch is stored whole or not at all.
@@ -19,7 +20,6 @@ children re-create their pools after fork).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -33,11 +33,13 @@ from sqlalchemy.orm import Session
 from events import Batch
 from models.db import Database, get_database
 from models.repositories import DeadLetterRepository
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.confirmations import mark_done
 from runtime.metrics_export import count_dead_letter, count_rows
 from runtime.redis_clients import quick_redis
+from runtime.retry import RetryPolicy
 from settings import Settings
-from tasks.retry import DEFAULT_POLICY, RetryPolicy
+from tasks.retry import DEFAULT_CLASSIFIER, DEFAULT_POLICY, Classifier
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ def statement_timeout_s(settings: Settings) -> float:
 class HyperwatchTask(Task):
     """Applies the retry policy, bounds database statements, dead-letters poison payloads."""
 
+    clock: ClassVar[Clock] = SYSTEM_CLOCK
+    failures: ClassVar[Classifier] = DEFAULT_CLASSIFIER
     policy: ClassVar[RetryPolicy] = DEFAULT_POLICY
     # Celery's own cap (default 3) applies whenever retry() is given max_retries=None, which
     # is how an unlimited policy asks; the policy is the only limit, so Celery's must be off.
@@ -113,14 +117,15 @@ class HyperwatchTask(Task):
             return self._handle_error(exc, args)
 
     def _handle_error(self, exc: Exception, args: tuple[Any, ...]) -> Any:
-        decision = self.policy.classify(exc)
+        decision = self.failures.classify(exc)
         if decision == "dead_letter":
             return self.dead_letter(_reason(exc), args[0] if len(args) == 1 else list(args))
         retries = int(self.request.retries or 0)
+        attempt = retries + 1  # the attempt that just failed
         limit = self.policy.max_retries
-        if decision == "retry" and (limit is None or retries < limit):
+        if decision == "retry" and not self.policy.exhausted(attempt):
             ceiling = self.settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
-            countdown = self.policy.countdown(retries, ceiling_s=ceiling)
+            countdown = self.policy.next_delay(attempt, ceiling_s=ceiling)
             log.warning(
                 "%s: transient %s, retry %d/%s in %.1fs: %s",
                 self.name, type(exc).__name__, retries + 1, "∞" if limit is None else limit,
@@ -161,7 +166,7 @@ class HyperwatchTask(Task):
         try:
             if _confirm_client is None:
                 _confirm_client = quick_redis(self.settings.redis_url)
-            mark_done(_confirm_client, batch.source, batch.seq, int(time.time() * 1000))
+            mark_done(_confirm_client, batch.source, batch.seq, self.clock.time_ms())
         except redis.RedisError as exc:
             log.warning(
                 "%s: batch seq=%d committed but not confirmed: %s", self.name, batch.seq, exc

@@ -25,19 +25,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import redis
 from sqlalchemy.orm import Session
 
+from domain.alerts.definition import AlertKind, AlertRule, InvalidAlert, parse_rule
 from domain.alerts.index import Purpose, ThresholdIndex, index_key
-from domain.alerts.market_state import Series
-from domain.alerts.rules import AlertKind, AlertRule, InvalidAlert, parse_rule
+from domain.alerts.view import Series
 from models.alert import Alert
 from models.repositories import AlertRepository
 from runtime import keys
+from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +97,14 @@ def _parse_changes(members: Sequence[bytes]) -> set[int]:
 class AlertBook:
     """This worker's indexes of the active alerts, and what evaluating them needs."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
         self.fire = ThresholdIndex(Purpose.FIRE)
         self.rearm = ThresholdIndex(Purpose.REARM)
         self.direct: dict[int, AlertRule] = {}
         self.version: int | None = None
-        self._caught_up_mono = clock()
-        self._caught_up_wall = dt.datetime.now(dt.UTC)
+        self._caught_up_mono = clock.monotonic()
+        self._caught_up_wall = utc_now(clock)
         self._plans: dict[str, Any] | None = None
 
     # --- keeping in step -----------------------------------------------------------------
@@ -127,15 +127,15 @@ class AlertBook:
                 with session() as s:
                     self.reload(s, _parse_changes(members))
             self.version = remote
-        if self._clock() - self._caught_up_mono >= CATCH_UP_S:
+        if self._clock.monotonic() - self._caught_up_mono >= CATCH_UP_S:
             self._catch_up(session)
 
     def _catch_up(self, session: Callable[[], Any]) -> None:
-        started = dt.datetime.now(dt.UTC)
+        started = utc_now(self._clock)
         with session() as s:
             ids = AlertRepository(s).changed_since(self._caught_up_wall - CATCH_UP_SLACK)
             self.reload(s, ids)
-        self._caught_up_mono = self._clock()
+        self._caught_up_mono = self._clock.monotonic()
         self._caught_up_wall = started
 
     def load_all(self, session: Session) -> None:

@@ -26,18 +26,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from domain.alerts.rules import (
+from domain.alerts.definition import (
     FUNDING_KINDS,
     PRICE_KINDS,
     WINDOW_KINDS,
     AlertKind,
     AlertRule,
     Mode,
-    Verdict,
-    annualised,
-    message,
 )
+from domain.alerts.judgement import Verdict
 from domain.alerts.tiers import HourlyQuota
+from domain.alerts.wording import annualised, message
 from models.notification_channel import NotificationChannel
 from models.repositories import AlertRepository, NotificationRepository
 from models.user import User

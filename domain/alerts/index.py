@@ -10,7 +10,7 @@ by; they are kept in small per-coin id sets and evaluated directly.
 Contract:
 
 - The index holds alert **ids** only, no rules: the caller loads the few candidate rules and
-  confirms each with :func:`domain.alerts.rules.evaluate` (snooze, cooldown and expiry are
+  confirms each with :func:`domain.alerts.judgement.evaluate` (snooze, cooldown and expiry are
   time-dependent and deliberately not indexed), so candidates are a superset of what fires
   and never miss an alert whose condition holds.
 - Levels compare **exactly as Decimal**. Each book stores its levels as integers scaled by
@@ -20,7 +20,7 @@ Contract:
   comparison exact.
 - :attr:`Purpose.FIRE` indexes armed rules at their threshold (crossed = condition holds);
   :attr:`Purpose.REARM` indexes disarmed recurring rules at
-  :func:`~domain.alerts.rules.rearm_level` (crossed = the condition is false by the margin),
+  :func:`~domain.alerts.judgement.rearm_level` (crossed = the condition is false by the margin),
   so re-arming does not scan either. Rules that do not belong to the purpose are ignored.
 - Not thread-safe; one index per worker process, rebuilt or patched when alerts change.
 """
@@ -36,8 +36,7 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from enum import StrEnum
 from typing import Final
 
-from domain.alerts.market_state import Quote
-from domain.alerts.rules import (
+from domain.alerts.definition import (
     FUNDING_KINDS,
     PRICE_KINDS,
     AlertKind,
@@ -45,8 +44,9 @@ from domain.alerts.rules import (
     Mode,
     PriceSource,
     comparison,
-    rearm_level,
 )
+from domain.alerts.judgement import rearm_level
+from domain.alerts.market_state import Quote
 
 IndexKey = tuple[AlertKind, PriceSource | None]
 """A book within a coin: ``(kind, price source)`` for price kinds, ``(kind, None)`` for funding."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from domain.alerts.rules import AlertKind, AlertRule, InvalidAlert, Mode, parse_rule
+from domain.alerts.definition import AlertKind, AlertRule, InvalidAlert, Mode, parse_rule
 from domain.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
 from domain.notify.channels import user_channel
 from domain.notify.egress import EgressRefused, resolve_target
@@ -57,7 +57,7 @@ def create_alert(
 ) -> Alert:
     """Validate and store one alert for ``user``, notifying through ``channel_id``.
 
-    Refused: an invalid definition (``rules.parse_rule``), a coin not in ``known_coins``
+    Refused: an invalid definition (``definition.parse_rule``), a coin not in ``known_coins``
     (when given), a channel that is not the user's or not active, a liquidation alert on a
     wallet the user does not track, an inactive user, or the tier's active-alert quota.
     """

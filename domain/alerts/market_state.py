@@ -1,4 +1,4 @@
-"""The per-coin market view that alert evaluation reads.
+"""The per-coin market view that alert evaluation reads: a :class:`~domain.alerts.view.MarketView`.
 
 Pure and in-memory: the alerts task feeds it the events of each market batch
 (:class:`events.Mid`, :class:`events.AssetContext`, :class:`events.Position`) and then asks
@@ -25,23 +25,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 
+from domain.alerts.view import Series, Stream, WindowRange
 from events import AssetContext, Mid, Position
-
-
-class Stream(StrEnum):
-    """A market feed whose silence a ``stale_data`` alert watches. Values match ``events.KIND_OF``."""
-
-    MIDS = "mids"
-    ASSET_CONTEXTS = "asset_contexts"
-
-
-class Series(StrEnum):
-    """A value whose recent history is kept for percentage-change alerts."""
-
-    MID = "mid"
-    OPEN_INTEREST = "open_interest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +37,6 @@ class Quote:
     mid: Decimal | None
     mark: Decimal | None
     funding: Decimal | None
-
-
-@dataclass(frozen=True, slots=True)
-class WindowRange:
-    """The latest value and the low/high seen within a window ending now.
-
-    ``covered`` is True when the history reaches back to the window's start; when False the
-    low/high only bound the part of the window that was observed, so a move found in them is
-    real but the absence of one proves nothing.
-    """
-
-    latest: Decimal
-    low: Decimal
-    high: Decimal
-    covered: bool
 
 
 class _Bucket:

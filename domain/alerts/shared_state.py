@@ -42,7 +42,8 @@ from typing import Any, Final
 
 import redis
 
-from domain.alerts.market_state import MarketState, Series, Stream, WindowRange
+from domain.alerts.market_state import MarketState
+from domain.alerts.view import Series, Stream, WindowRange
 from events import AssetContext, Event, Mid, Position, event_from_wire, event_to_wire
 from runtime import keys
 
@@ -364,8 +365,9 @@ class HistoryMirror:
 
 
 class SharedView(MarketState):
-    """A :class:`MarketState` for one evaluation: the latest values this task applied or
-    read from Redis, and windows from the shared history (never from local memory alone)."""
+    """The :class:`~domain.alerts.view.MarketView` of one evaluation: a :class:`MarketState`
+    of the latest values this task applied or read from Redis, with windows from the shared
+    history (never from local memory alone)."""
 
     def __init__(
         self,

@@ -1,4 +1,7 @@
-"""Delivery retries as data: what an attempt's result means and how long to wait next.
+"""Delivery retries: what an attempt's result means, and what to do next.
+
+The schedule (attempts, backoff, jitter, a server's wait) is the one
+:class:`runtime.retry.RetryPolicy`; this module is the delivery domain's side of it.
 
 Contract:
 
@@ -7,12 +10,12 @@ Contract:
   is not followed — it could lead inside the network) are permanent. Exceptions retry when
   they are timeouts, connection or DNS failures (:data:`RETRYABLE_EXCEPTIONS`); a failed TLS
   certificate check and anything else is permanent — retrying would not change the answer.
-- :meth:`RetryPolicy.next_delay` honours the server's wait (``Retry-After`` or Telegram's
-  ``parameters.retry_after``), capped at ``cap_s``; otherwise it waits
-  ``min(cap_s, base_s * 2**(attempt-1))`` shortened by up to ``jitter`` of itself at random,
-  so many failing deliveries do not retry in lockstep.
-- :meth:`RetryPolicy.decide` turns (attempt, classification) into done / retry after N s /
-  fail; the attempt that reaches ``max_attempts`` fails for good.
+- :func:`delivery_policy` is the delivery schedule: ``NOTIFY_MAX_ATTEMPTS`` attempts, 1 s
+  doubling to a 300 s cap, equal jitter. The server's wait (``Retry-After`` or Telegram's
+  ``parameters.retry_after``) is honoured, capped like any delay
+  (:meth:`RetryPolicy.next_delay`).
+- :func:`decide` turns (attempt, result) into done / retry after N s / fail; the attempt that
+  reaches ``max_attempts`` fails for good.
 
 Pure: no clock (``now_s`` is passed), randomness through an injectable ``random.Random``.
 """
@@ -30,6 +33,8 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
+
+from runtime.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from settings import Settings
@@ -116,67 +121,34 @@ class Decision:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How many attempts, and the backoff between them. ``jitter`` in [0, 1] is the largest
-    fraction of a backoff delay that is randomly taken off (0 = deterministic)."""
+DELIVERY_CAP_S: Final = 300.0
 
-    max_attempts: int = 8
-    base_s: float = 1.0
-    cap_s: float = 300.0
-    jitter: float = 0.5
 
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if not 0 < self.base_s <= self.cap_s:
-            raise ValueError("base_s must be positive and at most cap_s")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be between 0 and 1")
+def delivery_policy(settings: Settings, **overrides: Any) -> RetryPolicy:
+    """The delivery schedule, ``max_attempts`` from ``NOTIFY_MAX_ATTEMPTS`` (see module)."""
+    schedule: dict[str, Any] = {
+        "max_attempts": settings.notify_max_attempts,
+        "base_s": 1.0,
+        "cap_s": DELIVERY_CAP_S,
+        "jitter": 0.5,
+    }
+    return RetryPolicy(**{**schedule, **overrides})
 
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> RetryPolicy:
-        """The delivery policy with ``max_attempts`` from ``NOTIFY_MAX_ATTEMPTS``."""
-        return cls(max_attempts=settings.notify_max_attempts, **overrides)
 
-    def backoff_s(self, attempt: int) -> float:
-        """The un-jittered wait after failed attempt number ``attempt`` (1-based)."""
-        if attempt < 1:
-            raise ValueError("attempt numbers start at 1")
-        # Cap the exponent before computing it: 2**1000 would overflow a float.
-        return min(self.cap_s, self.base_s * 2.0 ** min(attempt - 1, 64))
-
-    def next_delay(
-        self,
-        attempt: int,
-        retry_after: float | None = None,
-        rng: random.Random | None = None,
-    ) -> float:
-        """Seconds to wait after failed attempt ``attempt``: the server's ``retry_after``
-        (capped at ``cap_s``) when given, else the jittered exponential backoff."""
-        if retry_after is not None:
-            return min(max(0.0, retry_after), self.cap_s)
-        delay = self.backoff_s(attempt)
-        rand = rng.random() if rng is not None else random.random()
-        return delay * (1 - self.jitter * rand)
-
-    def exhausted(self, attempt: int) -> bool:
-        return attempt >= self.max_attempts
-
-    def decide(
-        self,
-        attempt: int,
-        result: int | BaseException,
-        retry_after: float | None = None,
-        rng: random.Random | None = None,
-    ) -> Decision:
-        """The next step after attempt number ``attempt`` ended with ``result``."""
-        verdict = classify(result)
-        what = f"HTTP {result}" if isinstance(result, int) else f"{type(result).__name__}: {result}"
-        if verdict == "ok":
-            return Decision("done", reason=what)
-        if verdict == "permanent":
-            return Decision("fail", reason=f"permanent error: {what}")
-        if self.exhausted(attempt):
-            return Decision("fail", reason=f"gave up after {attempt} attempts; last: {what}")
-        return Decision("retry", self.next_delay(attempt, retry_after, rng), reason=what)
+def decide(
+    policy: RetryPolicy,
+    attempt: int,
+    result: int | BaseException,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> Decision:
+    """The next step after delivery attempt number ``attempt`` ended with ``result``."""
+    verdict = classify(result)
+    what = f"HTTP {result}" if isinstance(result, int) else f"{type(result).__name__}: {result}"
+    if verdict == "ok":
+        return Decision("done", reason=what)
+    if verdict == "permanent":
+        return Decision("fail", reason=f"permanent error: {what}")
+    if policy.exhausted(attempt):
+        return Decision("fail", reason=f"gave up after {attempt} attempts; last: {what}")
+    return Decision("retry", policy.next_delay(attempt, retry_after, rng), reason=what)

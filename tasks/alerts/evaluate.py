@@ -17,7 +17,7 @@ send it.
    stream drives — ``mids``: price_move_pct; ``asset_contexts``: oi_change_pct and
    liquidation_distance_below (the mark moved); ``positions``: liquidation_distance_below
    of that wallet and coin. The index only narrows: every candidate is re-read from the
-   database and judged by ``rules.evaluate`` (snooze, cooldown, expiry, freshness). Missing
+   database and judged by ``judgement.evaluate`` (snooze, cooldown, expiry, freshness). Missing
    or stale data is UNKNOWN and never fires.
 4. Firing: ``domain.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
    outbox row beside it); after the commit each pending row's delivery is enqueued
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -52,9 +51,9 @@ import redis
 from celery import Celery, shared_task
 
 from domain.alerts.book import VERSION_KEY, WINDOW_SERIES, AlertBook, announce, rule_from_row
+from domain.alerts.definition import AlertKind, AlertRule
 from domain.alerts.firing import Firing, fire, rearm
-from domain.alerts.market_state import Stream
-from domain.alerts.rules import AlertKind, AlertRule, Outcome, evaluate, should_rearm
+from domain.alerts.judgement import Outcome, evaluate, should_rearm
 from domain.alerts.shared_state import (
     ALERT_STREAMS,
     STARTED_KEY,
@@ -64,9 +63,11 @@ from domain.alerts.shared_state import (
     series_of,
     tier_for,
 )
+from domain.alerts.view import Stream
 from events import AssetContext, MalformedPayload, Mid, Position, decode_batch
 from models.db import Database
 from models.repositories import AlertRepository
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics_export import count_alerts_fired, count_notification
 from settings import Settings
 from tasks.base import HyperwatchTask
@@ -75,7 +76,7 @@ log = logging.getLogger(__name__)
 
 DELIVER_TASK: Final = "hyperwatch.notify.deliver"
 TICK_PERIOD_S: Final = 5
-# Expired alerts never fire (rules.evaluate holds them); deactivating them only frees the
+# Expired alerts never fire (judgement.evaluate holds them); deactivating them only frees the
 # quota, so the sweep — a scan of the active alerts — runs at most this often per worker.
 EXPIRY_SWEEP_S: Final = 60.0
 
@@ -138,14 +139,20 @@ class Evaluator:
     """One worker's evaluation state: its book, history mirror and connections."""
 
     def __init__(
-        self, app: Celery, settings: Settings, database: Database, client: redis.Redis
+        self,
+        app: Celery,
+        settings: Settings,
+        database: Database,
+        client: redis.Redis,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.app = app
         self.settings = settings
         self.database = database
         self.market = SharedMarket(client)
         self.client = client
-        self.book = AlertBook()
+        self.clock = clock
+        self.book = AlertBook(clock)
         self.mirror = HistoryMirror()
         self._started_ms = 0
         self._expiry_swept = -EXPIRY_SWEEP_S
@@ -236,8 +243,8 @@ class Evaluator:
         """Judge every stale_data alert; deactivate expired alerts (see module)."""
         self._sync(now_ms)
         report = Report()
-        if time.monotonic() - self._expiry_swept >= EXPIRY_SWEEP_S:
-            self._expiry_swept = time.monotonic()
+        if self.clock.monotonic() - self._expiry_swept >= EXPIRY_SWEEP_S:
+            self._expiry_swept = self.clock.monotonic()
             with self.database.session() as session:
                 expired = AlertRepository(session).deactivate_expired(now_ms)
             report.expired = len(expired)
@@ -364,13 +371,9 @@ def evaluator_for(task: HyperwatchTask) -> Evaluator:
         client = redis.Redis.from_url(
             settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
         )
-        evaluator = Evaluator(app, settings, task.database(), client)
+        evaluator = Evaluator(app, settings, task.database(), client, task.clock)
         app._hyperwatch_evaluator = evaluator
     return evaluator
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @shared_task(name="hyperwatch.alerts.evaluate", bind=True, base=HyperwatchTask)
@@ -378,7 +381,7 @@ def evaluate_batch(self: HyperwatchTask, payload: Any) -> dict[str, int]:
     """Judge the alerts one market batch drives (see module contract)."""
     evaluator = evaluator_for(self)
     with evaluator.lock:
-        return evaluator.evaluate_batch(payload, now_ms()).as_dict()
+        return evaluator.evaluate_batch(payload, evaluator.clock.time_ms()).as_dict()
 
 
 @shared_task(name="hyperwatch.alerts.tick", bind=True, base=HyperwatchTask)
@@ -386,4 +389,4 @@ def tick(self: HyperwatchTask) -> dict[str, int]:
     """Judge stale_data alerts and expire old alerts (see module contract)."""
     evaluator = evaluator_for(self)
     with evaluator.lock:
-        return evaluator.tick(now_ms()).as_dict()
+        return evaluator.tick(evaluator.clock.time_ms()).as_dict()

@@ -6,29 +6,25 @@ exception. On SQLite there are no partitions and the job does nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Callable
 
 from celery import Task, shared_task
 
 from models.db import Database, get_database
 from models.partitions import create_ahead
+from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 from settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def utc_today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 def create_partitions_ahead(
-    database: Database, ahead_days: int, today: Callable[[], dt.date] = utc_today
+    database: Database, ahead_days: int, clock: Clock = SYSTEM_CLOCK
 ) -> list[str]:
-    """Make sure every partitioned table has days [today-1, today+ahead]; returns new ones."""
+    """Make sure every partitioned table has days [today-1, today+ahead] (UTC); returns new
+    ones."""
     with database.engine.begin() as conn:
-        created = create_ahead(conn, today(), ahead=ahead_days)
+        created = create_ahead(conn, utc_now(clock).date(), ahead=ahead_days)
     if created:
         log.info("created partitions: %s", ", ".join(created))
     return created

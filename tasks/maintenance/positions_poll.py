@@ -22,7 +22,6 @@ raises :class:`PollFailed` naming each wallet that failed.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,6 +35,7 @@ from events import Position, encode_batch
 from models.db import Database, get_database
 from models.repositories import PositionRepository, TrackedWalletRepository
 from runtime import keys
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.hyperliquid.positions import flat_position
 from runtime.hyperliquid.protocol import parse_clearinghouse_state
 from runtime.metrics_export import count_rows
@@ -72,14 +72,14 @@ class RestBudget:
         self,
         client: redis.Redis,
         per_minute: int,
-        now: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._take = client.register_script(_TAKE)
         self.per_minute = per_minute
-        self._now = now
+        self._clock = clock
 
     def take(self, weight: int) -> bool:
-        minute = int(self._now() // 60)
+        minute = int(self._clock.time() // 60)
         return (
             self._take(keys=[keys.REST_WEIGHT.name(minute=minute)], args=[weight, self.per_minute])
             == 1
@@ -128,14 +128,14 @@ class PositionPoller:
         http: httpx.Client,
         budget: RestBudget,
         send: Callable[[dict[str, Any]], None],
-        now: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.database = database
         self.http = http
         self.budget = budget
         self.send = send
-        self._now = now
+        self._clock = clock
 
     def run(self) -> PollResult:
         result = PollResult()
@@ -144,7 +144,9 @@ class PositionPoller:
         period = self.settings.position_poll_interval_s
         per_run = max(1, int(self.settings.rest_weight_per_minute * period / 60) // WEIGHT_PER_CALL)
         states: dict[str, tuple[int, list[Position], bool]] = {}
-        for user in rotated(wallets_to_poll(self.settings, known), self._now(), period, per_run):
+        for user in rotated(
+            wallets_to_poll(self.settings, known), self._clock.time(), period, per_run
+        ):
             if not self.budget.take(WEIGHT_PER_CALL):
                 result.deferred.append(user)
                 continue

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from models import PARTITIONED_TABLES, Base
 from models.db import Database, get_database
 from models.partitions import drop_older_than
 from models.repositories.snapshots import forget_known_partitions
+from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,25 +96,19 @@ class RetentionResult:
     complete: bool = True
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class Retention:
-    """Applies :data:`POLICIES`. Clocks are injected so the runtime cap is testable."""
+    """Applies :data:`POLICIES`. The clock is injected so the runtime cap is testable."""
 
     def __init__(
         self,
         database: Database,
         settings: Settings,
-        now: Callable[[], dt.datetime] = utc_now,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         chunk_size: int = 5_000,
     ) -> None:
         self.database = database
         self.settings = settings
-        self._now = now
-        self._monotonic = monotonic
+        self._clock = clock
         self.chunk_size = chunk_size
         self.max_runtime_s = settings.retention_max_runtime_s
 
@@ -122,7 +116,7 @@ class Retention:
         policy = POLICIES.get(table)
         if policy is None:
             raise ValueError(f"no retention policy for table {table!r}")
-        cutoff = self._now() - policy.days(self.settings) * DAY
+        cutoff = utc_now(self._clock) - policy.days(self.settings) * DAY
         if table in PARTITIONED_TABLES and self.database.dialect == "postgresql":
             return self._drop_partitions(policy, cutoff)
         return self._delete_chunks(policy, cutoff)
@@ -148,7 +142,7 @@ class Retention:
         victims = select(*key).where(condition).limit(self.chunk_size)
         target = key[0] if len(key) == 1 else tuple_(*key)
         stmt = delete(table).where(target.in_(victims))
-        started = self._monotonic()
+        started = self._clock.monotonic()
         deleted = 0
         while True:
             with self.database.engine.begin() as conn:
@@ -157,7 +151,7 @@ class Retention:
             if n < self.chunk_size:
                 complete = True
                 break
-            if self._monotonic() - started >= self.max_runtime_s:
+            if self._clock.monotonic() - started >= self.max_runtime_s:
                 complete = False
                 log.warning(
                     "retention %s: runtime cap %.0f s reached after %d rows; continuing next run",

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -33,10 +32,11 @@ import redis
 from celery import Celery, shared_task
 
 from domain.notify.channels import CHANNELS, Attempt, DeliveryContext, Outgoing
-from domain.notify.retry_policy import RetryPolicy, classify
+from domain.notify.retry_policy import DELIVERY_CAP_S, classify, decide, delivery_policy
 from domain.notify.signing import idempotency_key
 from models.db import Database
 from models.repositories import NotificationRepository
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics_export import count_notification, observe_notification_latency
 from settings import Settings
 from tasks.base import RETRY_CEILING_OF_VISIBILITY, HyperwatchTask
@@ -67,15 +67,23 @@ class _Job:
 class Deliverer:
     """One worker process's delivery machinery: policy, HTTP and Redis clients."""
 
-    def __init__(self, settings: Settings, database: Database, client: redis.Redis) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        client: redis.Redis,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.settings = settings
+        self.clock = clock
         self.database = database
         ceiling = settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
-        self.policy = RetryPolicy.from_settings(settings, cap_s=min(300.0, ceiling))
+        self.policy = delivery_policy(settings, cap_s=min(DELIVERY_CAP_S, ceiling))
         self.context = DeliveryContext(
             settings=settings,
             http=httpx.Client(timeout=settings.notify_timeout_s, follow_redirects=False),
             redis=client,
+            clock=clock,
         )
 
     def attempt(self, notification_id: int, rng: random.Random | None = None) -> Step:
@@ -119,7 +127,7 @@ class Deliverer:
     def _settle(
         self, notification_id: int, job: _Job, result: Attempt, rng: random.Random | None
     ) -> Step:
-        decision = self.policy.decide(job.attempt, result.result, result.retry_after, rng)
+        decision = decide(self.policy, job.attempt, result.result, result.retry_after, rng)
         error = None if decision.action == "done" else result.description
         if decision.action == "fail":
             prefix = (
@@ -134,7 +142,7 @@ class Deliverer:
         if decision.action == "done":
             count_notification("sent", job.kind)
             if job.event_time is not None:
-                observe_notification_latency(job.kind, time.time() - job.event_time / 1000)
+                observe_notification_latency(job.kind, self.clock.time() - job.event_time / 1000)
             log.info(
                 "notification %d sent via %s (attempt %d)", notification_id, job.kind, job.attempt
             )
@@ -160,7 +168,9 @@ def deliverer_for(task: HyperwatchTask) -> Deliverer:
     app: Celery = task.app
     deliverer: Deliverer | None = getattr(app, "_hyperwatch_deliverer", None)
     if deliverer is None:
-        deliverer = Deliverer(task.settings, task.database(), redis_client(task.settings))
+        deliverer = Deliverer(
+            task.settings, task.database(), redis_client(task.settings), task.clock
+        )
         app._hyperwatch_deliverer = deliverer
     return deliverer
 

@@ -31,6 +31,7 @@ from celery import shared_task
 
 from models.repositories import NotificationRepository
 from runtime import keys
+from runtime.clock import utc_now
 from settings import Settings
 from tasks.base import HyperwatchTask
 
@@ -114,7 +115,7 @@ def sweep_outbox(self: HyperwatchTask) -> dict[str, int]:
     try:
         with self.database().session() as session:
             found, claimed = sweep(
-                client, settings, NotificationRepository(session), dt.datetime.now(dt.UTC)
+                client, settings, NotificationRepository(session), utc_now(self.clock)
             )
     finally:
         client.close()

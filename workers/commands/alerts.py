@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from typing import Any
 
 import click
 
 from domain.alerts.coins import CoinsUnknown, known_coins
+from domain.alerts.definition import AlertKind, Direction, Mode, PriceSource
 from domain.alerts.manage import create_alert, owned_alert, set_alert_active
-from domain.alerts.market_state import Stream
-from domain.alerts.rules import AlertKind, Direction, Mode, PriceSource
+from domain.alerts.view import Stream
 from models.repositories import AlertRepository
+from runtime.clock import SYSTEM_CLOCK, Clock
 from workers.commands.users import (
     announce_changes,
     find_user,
@@ -45,12 +45,11 @@ def parse_duration(text: str, option: str) -> int:
     return int(match[1]) * _UNITS[match[2] or "s"]
 
 
-def parse_when(text: str, option: str, now_s: float | None = None) -> int:
+def parse_when(text: str, option: str, clock: Clock = SYSTEM_CLOCK) -> int:
     """Epoch ms from ISO 8601, epoch ms, or ``+<duration>`` from now."""
     raw = text.strip()
-    now = time.time() if now_s is None else now_s
     if raw.startswith("+"):
-        return int((now + parse_duration(raw[1:], option)) * 1000)
+        return int((clock.time() + parse_duration(raw[1:], option)) * 1000)
     if raw.isdigit():
         return int(raw)
     try:

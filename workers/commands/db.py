@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 from alembic.util import CommandError
 from sqlalchemy.exc import OperationalError
@@ -11,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from models import PARTITIONED_TABLES, migrate
 from models.db import get_database
 from models.partitions import create_ahead, list_partitions
+from runtime.clock import SYSTEM_CLOCK, utc_now
 from settings import redact_url
 from workers.context import UsageError, current_settings
 
@@ -94,7 +93,7 @@ def partitions(ahead: int | None) -> None:
     days = settings.partitions_ahead_days if ahead is None else ahead
     try:
         with database.engine.begin() as conn:
-            created = create_ahead(conn, dt.datetime.now(dt.UTC).date(), ahead=days)
+            created = create_ahead(conn, utc_now(SYSTEM_CLOCK).date(), ahead=days)
             counts = {t: len(list_partitions(conn, t)) for t in PARTITIONED_TABLES}
     except OperationalError as exc:
         raise _unreachable(exc) from None

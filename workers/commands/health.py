@@ -12,7 +12,6 @@ stale or missing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import click
@@ -105,7 +104,7 @@ def _probe_file(kind: str, node: str, max_age: float | None) -> None:
     settings = current_settings()
     name = host_format(node)
     limit = settings.health_worker_heartbeat_stale_s if max_age is None else max_age
-    age = file_age(heartbeat_path(settings.data_dir, name), time.time)
+    age = file_age(heartbeat_path(settings.data_dir, name))
     if age.age_s is None:
         click.echo(f"{kind} {name}: no heartbeat file at {age.path}", err=True)
         click.get_current_context().exit(int(Status.UNHEALTHY))

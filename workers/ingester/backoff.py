@@ -1,17 +1,19 @@
 """When to (re)connect: jittered exponential backoff inside a connections-per-minute cap.
 
 The exchange allows 30 new connections a minute per IP (reference §1.6) and drops sockets
-"periodically and without announcement" (§1.8). The delay before attempt ``n`` of a failure
-streak is drawn uniformly from ``[b/2, b]`` with ``b = min(max_s, min_s * 2**n)`` — equal
-jitter, so a fleet does not reconnect in lockstep yet never retries instantly. A connection
-that proved healthy — every subscription acknowledged and data flowing (``on_healthy``) —
-ends the streak at once, as does one that lived at least ``max_s``: the next drop is treated
-as the first and reconnects within ``min_s``. The exchange drops sockets every few seconds
-in bad periods, and a streak that only a 30-second life could reset made each reconnect
-wait longer than the one before (up to ``max_s``), losing half the trades in between.
-Independently, a sliding 60-second window of connect times makes the caller wait when the
-cap is reached, so a flapping socket still cannot exceed the exchange's 30 connects a
-minute. Nothing here sleeps; the caller waits ``delay_s()``.
+"periodically and without announcement" (§1.8). The delay after the ``n``-th failure of a
+streak is the system's one retry schedule (:class:`runtime.retry.RetryPolicy`, base
+``min_s``, cap ``max_s``, jitter 0.5): drawn uniformly from ``[b/2, b]`` with
+``b = min(max_s, min_s * 2**(n-1))`` — equal jitter, so a fleet does not reconnect in
+lockstep yet never retries instantly. A connection that proved healthy — every subscription
+acknowledged and data flowing (``on_healthy``) — ends the streak at once, as does one that
+lived at least ``max_s``: the next drop is treated as the first and reconnects within
+``min_s``. The exchange drops sockets every few seconds in bad periods, and a streak that
+only a 30-second life could reset made each reconnect wait longer than the one before (up
+to ``max_s``), losing half the trades in between. Independently, a sliding 60-second window
+of connect times makes the caller wait when the cap is reached, so a flapping socket still
+cannot exceed the exchange's 30 connects a minute. Nothing here sleeps; the caller waits
+``delay_s()``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 from collections import deque
 
 from runtime.clock import Clock
+from runtime.retry import RetryPolicy
 
 WINDOW_S = 60.0
 
@@ -39,6 +42,7 @@ class ReconnectPolicy:
             raise ValueError("need 0 < min_s <= max_s and max_per_minute >= 1")
         self.min_s = min_s
         self.max_s = max_s
+        self.schedule = RetryPolicy(max_attempts=None, base_s=min_s, cap_s=max_s, jitter=0.5)
         self.max_per_minute = max_per_minute
         self._clock = clock
         self._rng = rng or random.Random()
@@ -55,8 +59,7 @@ class ReconnectPolicy:
         """The jittered delay owed to the current failure streak (0 before any failure)."""
         if self._failures == 0:
             return 0.0
-        ceiling = min(self.max_s, self.min_s * 2 ** min(self._failures - 1, 62))
-        return self._rng.uniform(ceiling / 2, ceiling)
+        return self.schedule.next_delay(self._failures, rng=self._rng)
 
     def limit_wait_s(self) -> float:
         """Seconds until one more connect fits in the per-minute window."""

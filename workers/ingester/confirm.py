@@ -8,10 +8,9 @@ without limit.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 
+from runtime.clock import SYSTEM_CLOCK, Clock
 from workers.ingester.outbox import Envelope
 
 # The kinds a persist task confirms; mids only feed alerts and are never stored.
@@ -19,9 +18,7 @@ CONFIRMED_KINDS = frozenset({"trades", "asset_contexts", "positions", "fills"})
 
 
 class AwaitingConfirmation:
-    def __init__(
-        self, timeout_s: float, max_events: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, timeout_s: float, max_events: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.timeout_s = timeout_s
         self.max_events = max_events
         self._clock = clock
@@ -34,7 +31,7 @@ class AwaitingConfirmation:
             return
         if env.seq in self._items:
             self._events -= self._items.pop(env.seq)[1].count
-        self._items[env.seq] = (self._clock(), env)
+        self._items[env.seq] = (self._clock.monotonic(), env)
         self._events += env.count
         while self._events > self.max_events and self._items:
             _, (_, oldest) = self._items.popitem(last=False)
@@ -43,7 +40,7 @@ class AwaitingConfirmation:
 
     def due(self) -> list[Envelope]:
         """Tracked batches sent more than ``timeout_s`` ago, oldest first."""
-        cutoff = self._clock() - self.timeout_s
+        cutoff = self._clock.monotonic() - self.timeout_s
         out = []
         for sent_at, env in self._items.values():
             if sent_at > cutoff:

@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.lifecycle import join_in_slices
 from runtime.metrics import (
     BATCHES_PUBLISHED,
@@ -35,6 +36,7 @@ from runtime.metrics import (
     PUBLISH_LATENCY,
     Metrics,
 )
+from runtime.retry import RetryPolicy
 from workers.ingester.broker import PERSIST_SESSION, BrokerClient
 from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.outbox import Envelope, Outbox
@@ -73,14 +75,18 @@ class Publisher(threading.Thread):
         replay_window_s: float = 2.0,
         replay_max_events: int = 100_000,
         confirmations: ConfirmationCheck | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(name="ingest-publisher", daemon=True)
+        self._clock = clock
         self._outbox = outbox
         self._client = client
         self._metrics = metrics
-        self._retry_min_s = retry_min_s
-        self._retry_max_s = retry_max_s
-        self._retry_s = retry_min_s
+        # Unlimited and deterministic: one sender, nothing to spread out.
+        self._retry = RetryPolicy(
+            max_attempts=None, base_s=retry_min_s, cap_s=retry_max_s, jitter=0
+        )
+        self._failures = 0
         self._stop_event = threading.Event()
         self.reachable = False
         self.failure: BaseException | None = None
@@ -150,7 +156,7 @@ class Publisher(threading.Thread):
 
     def _check_confirmations(self) -> None:
         check = self._confirmations
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if check is None or now < self._next_confirm_check:
             return
         self._next_confirm_check = now + check.every_s
@@ -178,7 +184,7 @@ class Publisher(threading.Thread):
     def _remember(self, env: Envelope) -> None:
         if self._replay_window_s <= 0 or self._replay_max_events <= 0:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         self._recent.append((now, env))
         self._recent_events += env.count
         while self._recent and (
@@ -188,7 +194,7 @@ class Publisher(threading.Thread):
             self._recent_events -= self._recent.popleft()[1].count
 
     def _replay_recent(self) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         recent = [env for sent_at, env in self._recent if now - sent_at <= self._replay_window_s]
         self._recent.clear()
         self._recent_events = 0
@@ -211,7 +217,7 @@ class Publisher(threading.Thread):
 
     def _unreachable(self, exc: BaseException) -> None:
         if self._outage_since is None:
-            self._outage_since = time.monotonic()
+            self._outage_since = self._clock.monotonic()
             log.warning(
                 "broker unreachable, buffering (%d events held): %s", self._outbox.depth, exc
             )
@@ -222,13 +228,13 @@ class Publisher(threading.Thread):
         if self._outage_since is not None:
             log.warning(
                 "broker reachable again after %.1f s; flushing %d buffered events in order",
-                time.monotonic() - self._outage_since,
+                self._clock.monotonic() - self._outage_since,
                 self._outbox.depth,
             )
             self._outage_since = None
         self.reachable = True
-        self._retry_s = self._retry_min_s
+        self._failures = 0
 
     def _wait_retry(self) -> None:
-        self._stop_event.wait(self._retry_s)
-        self._retry_s = min(self._retry_max_s, self._retry_s * 2)
+        self._failures += 1
+        self._stop_event.wait(self._retry.next_delay(self._failures))

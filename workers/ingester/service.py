@@ -49,6 +49,7 @@ from runtime.metrics import (
     Metrics,
 )
 from runtime.redis_clients import quick_redis
+from runtime.retry import RetryPolicy
 from settings import Settings
 from workers.ingester.backoff import ReconnectPolicy
 from workers.ingester.batcher import Batcher
@@ -111,7 +112,9 @@ class Ingester:
         broker = quick_redis(s.effective_broker_url)
         source = self.id  # the batches' `source`, as Pipeline stamps them
         return ConfirmationCheck(
-            AwaitingConfirmation(s.ingest_confirm_timeout_s, s.ingest_confirm_max_events),
+            AwaitingConfirmation(
+                s.ingest_confirm_timeout_s, s.ingest_confirm_max_events, self.clock
+            ),
             lambda seqs: confirmed(client, source, seqs),
             (redis.RedisError,),
             quiet=lambda: broker_is_quiet(broker),
@@ -120,21 +123,22 @@ class Ingester:
     def resolve(self) -> list[str]:
         """Resolve and validate COINS against ``/info`` (raises UnknownCoin); retries while
         the exchange is unreachable, until stopped."""
-        delay = self.settings.reconnect_min_s
+        s = self.settings
+        schedule = RetryPolicy(base_s=s.reconnect_min_s, cap_s=s.reconnect_max_s, jitter=0)
+        failures = 0
         with httpx.Client(timeout=10.0) as client:
             while True:
                 try:
-                    self.coins = resolve_coins(
-                        self.settings.coins, client, self.settings.hl_info_url
-                    )
+                    self.coins = resolve_coins(s.coins, client, s.hl_info_url)
                     return self.coins
                 except InfoUnavailable as exc:
+                    failures += 1
+                    delay = schedule.next_delay(failures)
                     log.warning(
                         "cannot read the coin universe yet (retry in %.1f s): %s", delay, exc
                     )
                     if self.stop_event.wait(delay):
                         return []
-                    delay = min(self.settings.reconnect_max_s, delay * 2)
 
     def run(self) -> int:
         """Run until stopped (signal or :attr:`stop_event`); returns the exit code."""
@@ -175,6 +179,7 @@ class Ingester:
             replay_window_s=s.ingest_outage_replay_s,
             replay_max_events=s.ingest_outage_replay_max_events,
             confirmations=self._confirmation_check(),
+            clock=self.clock,
         )
         self.cache_writer = CacheWriter(
             cache, s.redis_url, self.id, self.metrics, self.clock, journal=journal,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, deque
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from runtime.clock import Clock
 from workers.simulator.protocol import Subscription
 from workers.simulator.stats import Stats
 
@@ -32,7 +32,7 @@ class Connection:
         peer: str,
         stats: Stats,
         max_queue_bytes: int,
-        monotonic: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.id = conn_id
         self.ws = ws
@@ -45,7 +45,7 @@ class Connection:
         self._transport = transport
         self._stats = stats
         self._max_queue_bytes = max_queue_bytes
-        self._monotonic = monotonic
+        self._clock = clock
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._wake = asyncio.Event()
@@ -59,7 +59,7 @@ class Connection:
         )
 
     def stalled(self) -> bool:
-        return self.stalled_until > self._monotonic()
+        return self.stalled_until > self._clock.monotonic()
 
     def stall(self, until: float) -> None:
         """Send nothing until monotonic time ``until``; frames not yet written are never sent."""

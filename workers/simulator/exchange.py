@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from aiohttp import web
 
+from runtime.clock import SYSTEM_CLOCK, Clock
 from workers.simulator.config import SimulatorConfig
 from workers.simulator.connection import Connection
 from workers.simulator.contexts import AssetContexts
@@ -65,24 +64,13 @@ _HOUR_MS = 3_600_000
 _SNAPSHOT_FILLS = 2000
 
 
-class Clock(Protocol):
-    def now_ms(self) -> int:
-        """Wall-clock milliseconds since the epoch."""
-
-
-class SystemClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-
 class Exchange:
     """All simulator state behind the sockets. Owned by one event loop."""
 
     def __init__(self, config: SimulatorConfig, clock: Clock | None = None) -> None:
         config.validate()
         self.config = config
-        self.clock = clock or SystemClock()
-        self.monotonic: Callable[[], float] = time.monotonic
+        self.clock = clock or SYSTEM_CLOCK
         self.stats = Stats()
         users = config.all_users
         self.source: BlockSource
@@ -115,18 +103,17 @@ class Exchange:
             Limits(
                 config.max_subscriptions, config.max_users_tracked, config.max_messages_per_minute
             ),
-            self.monotonic,
+            self.clock,
         )
         self.recorder = GroundTruthWriter(config.record_path) if config.record_path else None
         self.info = InfoService(
-            self.universe, self.contexts, self.ledger, self.recent, self.clock.now_ms
+            self.universe, self.contexts, self.ledger, self.recent, self.clock.time_ms
         )
         self.faults = FaultInjector(
             self.hub,
             self.stats,
             self.recorder,
-            self.clock.now_ms,
-            self.monotonic,
+            self.clock,
             config.seed,
             config.faults,
         )
@@ -148,7 +135,7 @@ class Exchange:
             peer,
             self.stats,
             self.config.max_queue_bytes,
-            self.monotonic,
+            self.clock,
         )
         conn.start()
         self.hub.add(conn)
@@ -243,7 +230,7 @@ class Exchange:
         return orjson.dumps({"channel": "allMids", "data": {"mids": self.contexts.mids()}})
 
     def _chs_frame(self, user: str) -> bytes:
-        state = self.ledger.clearinghouse_state(user, self.contexts.marks(), self.clock.now_ms())
+        state = self.ledger.clearinghouse_state(user, self.contexts.marks(), self.clock.time_ms())
         return orjson.dumps(
             {
                 "channel": "clearinghouseState",
@@ -308,10 +295,10 @@ class Exchange:
                 self.hub.publish(f"chs:{user}", self._chs_frame(user))
 
     async def _pump(self) -> None:
-        loop_start = self.monotonic()
+        loop_start = self.clock.monotonic()
         per_turn = max(1, _TRADES_PER_TURN // max(1, self.config.effective_trades_per_block))
         while True:
-            elapsed_ms = (self.monotonic() - loop_start) * 1000.0
+            elapsed_ms = (self.clock.monotonic() - loop_start) * 1000.0
             blocks = self.source.due(elapsed_ms, per_turn)
             for block in blocks:
                 self.emit(block)
@@ -324,7 +311,7 @@ class Exchange:
             if len(blocks) >= per_turn:
                 await asyncio.sleep(0)  # behind schedule: let writers and readers run
             else:
-                wait_ms = upcoming - (self.monotonic() - loop_start) * 1000.0
+                wait_ms = upcoming - (self.clock.monotonic() - loop_start) * 1000.0
                 await asyncio.sleep(max(0.0, min(wait_ms, 50.0)) / 1000.0)
 
     # --- periodic pushes ---------------------------------------------------------------
@@ -356,7 +343,7 @@ class Exchange:
 
     def begin(self) -> None:
         """Fix the time origin and write the ground-truth start line; call once, before run."""
-        self.started_ms = self.clock.now_ms()
+        self.started_ms = self.clock.time_ms()
         if isinstance(self.source, GeneratedBlocks):
             start = self.config.start_time_ms
             self.source.origin_ms = start if start is not None else self.started_ms
@@ -409,4 +396,4 @@ class Exchange:
 
     def close_recorder(self) -> None:
         if self.recorder is not None:
-            self.recorder.close(self.clock.now_ms())
+            self.recorder.close(self.clock.time_ms())

@@ -14,6 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from runtime.clock import Clock
 from workers.simulator.connection import Connection
 from workers.simulator.protocol import Subscription, already_subscribed, already_unsubscribed, error
 from workers.simulator.stats import Stats
@@ -37,11 +38,11 @@ class _IpBudget:
 class Hub:
     """Subscription registry and fan-out. Owned by the server's event loop."""
 
-    def __init__(self, stats: Stats, limits: Limits, monotonic: Callable[[], float]) -> None:
+    def __init__(self, stats: Stats, limits: Limits, clock: Clock) -> None:
         self.stats = stats
         self.limits = limits
         self.connections: dict[int, Connection] = {}
-        self._monotonic = monotonic
+        self._clock = clock
         self._topics: dict[str, set[Connection]] = {}
         self._ips: dict[str, _IpBudget] = {}
         # Called before every data frame a connection is sent (the malformed-rate fault).
@@ -73,7 +74,7 @@ class Hub:
         if not limit:
             return None
         window = self._ips.setdefault(conn.peer, _IpBudget()).messages
-        now = self._monotonic()
+        now = self._clock.monotonic()
         while window and window[0] <= now - 60.0:
             window.popleft()
         if len(window) >= limit:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from runtime.clock import Clock
 from workers.simulator.connection import Connection
 from workers.simulator.faults import FaultPlan, FaultRequest, malformed_frame
 from workers.simulator.groundtruth import GroundTruthWriter
@@ -27,16 +28,14 @@ class FaultInjector:
         hub: Hub,
         stats: Stats,
         recorder: GroundTruthWriter | None,
-        now_ms: Callable[[], int],
-        monotonic: Callable[[], float],
+        clock: Clock,
         seed: int,
         plan: FaultPlan,
     ) -> None:
         self.hub = hub
         self.stats = stats
         self.recorder = recorder
-        self.now_ms = now_ms
-        self.monotonic = monotonic
+        self.clock = clock
         self.plan = plan
         self._rng = random.Random(seed ^ 0xFA_017)
         if plan.malformed_rate > 0:
@@ -45,7 +44,7 @@ class FaultInjector:
     def _record(self, kind: str, **details: Any) -> None:
         self.stats.fault(kind)
         if self.recorder is not None:
-            self.recorder.fault(kind, self.now_ms(), **details)
+            self.recorder.fault(kind, self.clock.time_ms(), **details)
 
     def apply(self, request: FaultRequest) -> dict[str, Any]:
         """Carry out one fault now; a summary of what it touched."""
@@ -69,7 +68,7 @@ class FaultInjector:
         return len(victims)
 
     def stall(self, seconds: float) -> int:
-        until = self.monotonic() + seconds
+        until = self.clock.monotonic() + seconds
         victims = [c for c in self.hub.connections.values() if not c.closed]
         for conn in victims:
             conn.stall(until)

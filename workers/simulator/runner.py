@@ -38,8 +38,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from runtime.clock import Clock
 from workers.simulator.config import SimulatorConfig
-from workers.simulator.exchange import Clock, Exchange
+from workers.simulator.exchange import Exchange
 from workers.simulator.faults import FaultRequest
 from workers.simulator.server import AppServer
 

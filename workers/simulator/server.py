@@ -21,8 +21,9 @@ import logging
 import orjson
 from aiohttp import WSMsgType, web
 
+from runtime.clock import Clock
 from workers.simulator.config import SimulatorConfig
-from workers.simulator.exchange import Clock, Exchange
+from workers.simulator.exchange import Exchange
 from workers.simulator.faults import FaultRequest, FaultRequestError
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ async def _fault(request: web.Request) -> web.Response:
 async def _stats(request: web.Request) -> web.Response:
     exchange = request.app[EXCHANGE]
     body = exchange.stats.snapshot()
-    body["uptime_s"] = (exchange.clock.now_ms() - exchange.started_ms) / 1000.0
+    body["uptime_s"] = (exchange.clock.time_ms() - exchange.started_ms) / 1000.0
     body["trades_per_block"] = exchange.config.effective_trades_per_block
     body["block_ms"] = exchange.config.effective_block_ms
     return web.json_response(body)

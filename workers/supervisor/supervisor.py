@@ -23,10 +23,11 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.lifecycle import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
 from workers.supervisor.child import Child, ChildSpec, PrefixedOutput
 from workers.supervisor.restart import GiveUp, RestartPolicy, RestartTracker
@@ -43,7 +44,7 @@ class Supervisor:
         output: PrefixedOutput,
         policy: RestartPolicy | None = None,
         poll_s: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         unknown = set(stop_order) - {s.name for s in specs}
         if unknown:
@@ -115,8 +116,8 @@ class Supervisor:
     def _wait_listening(self, child: Child) -> bool:
         port = child.spec.listens_on
         assert port is not None
-        deadline = self._clock() + LISTEN_TIMEOUT_S
-        while self._clock() < deadline and not self._signals:
+        deadline = self._clock.monotonic() + LISTEN_TIMEOUT_S
+        while self._clock.monotonic() < deadline and not self._signals:
             returncode = child.poll()
             if returncode is not None:
                 self.say(f"{child.name} exited with code {returncode} before listening")
@@ -130,7 +131,7 @@ class Supervisor:
 
     # --- keep up ----------------------------------------------------------------------------
     def _tick(self) -> None:
-        now = self._clock()
+        now = self._clock.monotonic()
         for child in self._children:
             if child.name in self._restart_at:
                 if now >= self._restart_at[child.name]:
@@ -173,14 +174,14 @@ class Supervisor:
 
     def _wait_stopped(self, child: Child, timeout: float) -> int | None:
         """The child's exit code; -9 if it overran ``timeout``; None on a second signal."""
-        deadline = self._clock() + timeout
+        deadline = self._clock.monotonic() + timeout
         while True:
             returncode = child.poll()
             if returncode is not None:
                 return returncode
             if self._forced:
                 return None
-            if self._clock() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 self.say(f"{child.name} still running after {timeout:g}s: killing it")
                 child.kill()
                 return -signal.SIGKILL

@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import socket
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ import redis
 
 from domain.notify.egress import EgressRefused, resolve_target
 from domain.notify.retry_policy import parse_retry_after
+from runtime.clock import SYSTEM_CLOCK, Clock
 from settings import Settings
 
 # Bytes of a response body kept for the error message (never the request: it may be signed).
@@ -108,7 +108,7 @@ class DeliveryContext:
     settings: Settings
     http: httpx.Client
     redis: redis.Redis
-    now: Callable[[], float] = field(default=time.time)
+    clock: Clock = SYSTEM_CLOCK
 
 
 class Channel(Protocol):
@@ -153,7 +153,7 @@ def post_json(
         return Attempt(exc), None
     retry_after = None
     if response.status_code == 429 or response.status_code >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), ctx.now())
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), ctx.clock.time())
         if retry_after is None and retry_after_of is not None:
             retry_after = retry_after_of(response)
     detail = "" if response.is_success else snippet(response)

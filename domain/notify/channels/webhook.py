@@ -20,6 +20,6 @@ class WebhookChannel:
         if not out.secret:
             return Attempt(ValueError("webhook channel has no signing secret"))
         body = out.body()
-        headers = build_headers(out.secret, body, out.idempotency_key, int(ctx.now()))
+        headers = build_headers(out.secret, body, out.idempotency_key, int(ctx.clock.time()))
         attempt, _ = post_json(ctx, out.target, body, headers)
         return attempt

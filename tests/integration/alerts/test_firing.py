@@ -8,9 +8,9 @@ import pytest
 
 from domain.alerts.book import rule_from_row
 from domain.alerts.firing import Firing, fire, rearm
+from domain.alerts.judgement import evaluate
 from domain.alerts.manage import create_alert
 from domain.alerts.market_state import MarketState
-from domain.alerts.rules import evaluate
 from models.alert import Alert
 from models.db import Database
 from models.repositories import ChannelRepository, UserRepository

@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 import redis
 
-from domain.alerts.market_state import Series
 from domain.alerts.shared_state import FINE, HistoryMirror, SharedMarket, seen_key
+from domain.alerts.view import Series
 from models.db import Database
 from runtime import lifecycle
 from settings import Settings

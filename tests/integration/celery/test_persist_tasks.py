@@ -219,7 +219,7 @@ def test_given_finite_policy_when_database_unreachable_then_retried_then_gives_u
     app.loader.import_default_modules()
     task = app.tasks["hyperwatch.persist.trades"]
     # (the default policy retries without limit; a finite one is how a task gives up)
-    task.policy = replace(task.policy, max_retries=10)
+    task.policy = replace(task.policy, max_attempts=11)
     failed_before = sample("hyperwatch_tasks_failed_total", task=task.name)
 
     # When a batch is persisted (apply runs retries at once; countdowns apply via a broker)

@@ -12,10 +12,12 @@ from sqlalchemy import text
 from models import PARTITIONED_TABLES
 from models.db import Database
 from models.partitions import list_partitions
+from runtime.clock import ManualClock
 from settings import load_settings
 from tasks.maintenance.partitions import create_partitions, create_partitions_ahead
 
 DAY = dt.date(2041, 5, 10)  # far from every other test's days
+ON_DAY = ManualClock.at(dt.datetime.combine(DAY, dt.time(12), dt.UTC))
 
 
 @pytest.fixture()
@@ -31,7 +33,7 @@ def clean_2041(pg_database: Database) -> Iterator[Database]:
 def test_given_a_day_when_run_then_yesterday_to_ahead_exist_for_every_table_once(
     clean_2041: Database,
 ) -> None:
-    created = create_partitions_ahead(clean_2041, ahead_days=2, today=lambda: DAY)
+    created = create_partitions_ahead(clean_2041, ahead_days=2, clock=ON_DAY)
     expected_days = ["20410509", "20410510", "20410511", "20410512"]
     assert sorted(created) == sorted(f"{t}_p{d}" for t in PARTITIONED_TABLES for d in expected_days)
     with clean_2041.engine.connect() as conn:
@@ -39,7 +41,7 @@ def test_given_a_day_when_run_then_yesterday_to_ahead_exist_for_every_table_once
             names = list_partitions(conn, table)
             assert all(f"{table}_p{d}" in names for d in expected_days)
     # Idempotent: the next hourly run finds nothing to do.
-    assert create_partitions_ahead(clean_2041, ahead_days=2, today=lambda: DAY) == []
+    assert create_partitions_ahead(clean_2041, ahead_days=2, clock=ON_DAY) == []
 
 
 def test_given_the_task_when_called_on_postgres_then_partitions_exist_ahead_of_today(
@@ -55,4 +57,4 @@ def test_given_the_task_when_called_on_postgres_then_partitions_exist_ahead_of_t
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_given_sqlite_when_run_then_nothing_is_created(database: Database) -> None:
-    assert create_partitions_ahead(database, ahead_days=3, today=lambda: DAY) == []
+    assert create_partitions_ahead(database, ahead_days=3, clock=ON_DAY) == []

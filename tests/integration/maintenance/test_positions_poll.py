@@ -17,6 +17,7 @@ import redis
 from events import Position
 from models.db import Database
 from models.repositories import PositionRepository, TrackedWalletRepository, UserRepository
+from runtime.clock import ManualClock
 from settings import Settings, load_settings
 from tasks.maintenance.positions_poll import (
     PollFailed,
@@ -139,10 +140,12 @@ def alerts_batches(cache: redis.Redis) -> list[dict[str, Any]]:
 def poller(
     settings: Settings, database: Database, cache: redis.Redis, sent: list, weight: int = 1000
 ) -> PositionPoller:
-    budget = RestBudget(cache, weight, now=lambda: 600.0)
+    budget = RestBudget(cache, weight, clock=ManualClock(wall_ms=600_000))
     http = httpx.Client(timeout=5.0)
     _clients.append(http)
-    return PositionPoller(settings, database, http, budget, sent.append, now=lambda: 0.0)
+    return PositionPoller(
+        settings, database, http, budget, sent.append, clock=ManualClock(wall_ms=0)
+    )
 
 
 _clients: list[httpx.Client] = []

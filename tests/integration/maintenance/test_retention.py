@@ -23,6 +23,7 @@ from models import (
 from models.db import Database
 from models.partitions import day_of, list_partitions
 from models.repositories import AssetContextRepository, PositionRepository, TradeRepository
+from runtime.clock import ManualClock
 from settings import Settings, load_settings
 from tasks.maintenance.retention import Retention, retention
 
@@ -84,7 +85,9 @@ def test_given_old_and_recent_days_when_retained_on_postgres_then_old_partitions
         store(s, RECENT, 2)
     old_partition = f"{table}_p{day_of(ms(OLD)):%Y%m%d}"
     # When retention runs for the table
-    result = Retention(pg_database, settings_with(pg_database), now=lambda: NOW).run(table)
+    result = Retention(pg_database, settings_with(pg_database), clock=ManualClock.at(NOW)).run(
+        table
+    )
     # Then the old day's partition is gone with its rows, the recent day stays
     assert old_partition in result.dropped_partitions and result.deleted_rows == 0
     with pg_database.engine.connect() as conn:
@@ -148,7 +151,7 @@ def test_given_old_and_recent_rows_when_retained_then_only_old_rows_go(
     model, old, recent = ROWS[table]
     with database.engine.begin() as conn:
         conn.execute(insert(model), [old, recent])
-    result = Retention(database, settings_with(database), now=lambda: NOW).run(table)
+    result = Retention(database, settings_with(database), clock=ManualClock.at(NOW)).run(table)
     assert (result.deleted_rows, result.complete) == (1, True)
     assert count(database, model) == 1
 
@@ -159,7 +162,9 @@ def test_given_trades_on_sqlite_when_retained_then_they_are_chunk_deleted(
 ) -> None:
     with database.session() as s:
         TradeRepository(s).add_batch([trade(OLD, 1), trade(OLD, 2), trade(RECENT, 3)])
-    result = Retention(database, settings_with(database), now=lambda: NOW).run("trade_snapshots")
+    result = Retention(database, settings_with(database), clock=ManualClock.at(NOW)).run(
+        "trade_snapshots"
+    )
     assert result.deleted_rows == 2 and result.dropped_partitions == ()
     with database.session() as s:
         assert [t.tid for t in TradeRepository(s).for_coin("BTC")] == [3]
@@ -202,7 +207,9 @@ def test_given_notifications_when_retained_then_pending_ones_are_kept_for_the_sw
                 for status, created, key in rows
             ],
         )
-    result = Retention(database, settings_with(database), now=lambda: NOW).run("notifications")
+    result = Retention(database, settings_with(database), clock=ManualClock.at(NOW)).run(
+        "notifications"
+    )
     assert result.deleted_rows == 3
     with database.engine.connect() as conn:
         left = set(conn.execute(select(Notification.idempotency_key)).scalars())
@@ -226,10 +233,19 @@ def test_given_sessions_when_retained_then_only_finished_old_ones_go(database: D
                 session("recent", RECENT, None),
             ],
         )
-    result = Retention(database, settings_with(database), now=lambda: NOW).run("sessions")
+    result = Retention(database, settings_with(database), clock=ManualClock.at(NOW)).run("sessions")
     assert result.deleted_rows == 2
     with database.engine.connect() as conn:
         assert set(conn.execute(select(Session.id)).scalars()) == {"old-ended-recently", "recent"}
+
+
+class EveryReadingTakes20s(ManualClock):
+    """Each monotonic reading is 20 s after the previous one (0, 20, 40, …)."""
+
+    def monotonic(self) -> float:
+        reading = super().monotonic()
+        self.advance(20.0)
+        return reading
 
 
 def test_given_more_than_one_run_can_delete_when_capped_then_it_stops_and_the_next_continues(
@@ -241,12 +257,10 @@ def test_given_more_than_one_run_can_delete_when_capped_then_it_stops_and_the_ne
             insert(HealthMetric),
             [dict(time=OLD, name="x", value=float(i), labels={}) for i in range(7)],
         )
-    ticks = iter(range(0, 10_000, 20))
     retention_ = Retention(
         database,
         settings_with(database, retention_max_runtime_s=30),
-        now=lambda: NOW,
-        monotonic=lambda: float(next(ticks)),
+        clock=EveryReadingTakes20s.at(NOW, start_s=0.0),
         chunk_size=2,
     )
     # When it runs: two chunks fit in the cap, then it stops, incomplete

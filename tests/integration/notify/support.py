@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from domain.alerts.definition import parse_rule
 from domain.alerts.firing import Firing, fire
+from domain.alerts.judgement import evaluate
 from domain.alerts.market_state import MarketState
-from domain.alerts.rules import evaluate, parse_rule
 from models.db import Database
 from models.notification import Notification
 from settings import Settings

@@ -10,10 +10,12 @@ from decimal import Decimal
 
 import pytest
 
+from domain.alerts.definition import parse_rule
 from domain.alerts.firing import Firing, idempotency_key, payload
+from domain.alerts.judgement import evaluate
 from domain.alerts.market_state import MarketState
-from domain.alerts.rules import evaluate, parse_rule
 from domain.notify.channels.base import Attempt, Outgoing, RedactUrlPaths
+from runtime.clock import ManualClock
 from tests.unit.alerts.builders import ctx, mid
 from workers.commands.alerts import parse_duration, parse_when
 from workers.context import UsageError
@@ -83,7 +85,7 @@ def test_durations(text: str, seconds: int) -> None:
 def test_times_are_iso_epoch_ms_or_relative() -> None:
     assert parse_when("2026-12-01T12:00:00Z", "--expires") == 1_796_126_400_000
     assert parse_when("1796126400000", "--expires") == 1_796_126_400_000
-    assert parse_when("+2h", "--expires", now_s=1_000) == (1_000 + 7_200) * 1000
+    assert parse_when("+2h", "--expires", ManualClock(wall_ms=1_000_000)) == (1_000 + 7_200) * 1000
     with pytest.raises(UsageError, match="--expires must be ISO 8601"):
         parse_when("tomorrow", "--expires")
     with pytest.raises(UsageError, match="--cooldown must be a duration"):

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.alerts.book import AlertBook, _parse_changes
-from domain.alerts.market_state import MarketState, Series, Stream
-from domain.alerts.rules import AlertKind, parse_rule
+from domain.alerts.definition import AlertKind, parse_rule
+from domain.alerts.market_state import MarketState
 from domain.alerts.shared_state import (
     COARSE,
     FINE,
@@ -21,6 +21,7 @@ from domain.alerts.shared_state import (
     tier_for,
     tiers_for,
 )
+from domain.alerts.view import MarketView, Series, Stream
 from tests.unit.alerts.builders import WALLET, ctx, mid, position
 
 T0 = 1_787_000_000_000
@@ -170,3 +171,12 @@ def test_contexts_feed_the_view_like_market_state() -> None:
     view.apply(ctx("BTC", T0, mark="50", funding="0.0001"))
     assert view.mark("BTC", T0 + 1_000) == 50
     assert view.mark("BTC", T0 + 1_001) is None  # stale is unknown
+
+
+def test_both_the_local_and_the_shared_view_are_what_rules_read() -> None:
+    # The rules take a MarketView; mypy checks the list below, isinstance the methods.
+    views: list[MarketView] = [
+        MarketState(max_age_ms=1_000),
+        SharedView(HistoryMirror(), max_age_ms=1_000, position_max_age_ms=1_000, started_ms=T0),
+    ]
+    assert all(isinstance(view, MarketView) for view in views)

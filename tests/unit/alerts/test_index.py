@@ -10,19 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.alerts.definition import AlertKind, AlertRule, Mode, PriceSource, comparison
 from domain.alerts.index import IndexKey, Purpose, ThresholdIndex, index_key
-from domain.alerts.market_state import MarketState, Quote, Stream
-from domain.alerts.rules import (
-    AlertKind,
-    AlertRule,
-    Mode,
-    Outcome,
-    PriceSource,
-    comparison,
-    evaluate,
-    rearm_level,
-    rearm_satisfied,
-)
+from domain.alerts.judgement import Outcome, evaluate, rearm_level, rearm_satisfied
+from domain.alerts.market_state import MarketState, Quote
+from domain.alerts.view import Stream
 from tests.unit.alerts.builders import WALLET, ctx, mid
 
 D = Decimal

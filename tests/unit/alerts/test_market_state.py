@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from domain.alerts.market_state import MarketState, Quote, Series, Stream
+from domain.alerts.market_state import MarketState, Quote
+from domain.alerts.view import Series, Stream
 from tests.unit.alerts.builders import WALLET, ctx, mid, position
 
 

@@ -10,22 +10,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.alerts.market_state import MarketState, Stream
-from domain.alerts.rules import (
+from domain.alerts.definition import (
     AlertKind,
     AlertRule,
     Direction,
     InvalidAlert,
     Mode,
-    Outcome,
     PriceSource,
-    annualised,
-    evaluate,
-    message,
     parse_rule,
-    rearm_level,
-    should_rearm,
 )
+from domain.alerts.judgement import Outcome, evaluate, rearm_level, should_rearm
+from domain.alerts.market_state import MarketState
+from domain.alerts.view import Stream
+from domain.alerts.wording import annualised, message
 from tests.unit.alerts.builders import WALLET, ctx, mid, position
 
 D = Decimal

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import redis
 
+from runtime.clock import ManualClock
 from runtime.heartbeat import FileAge, Heartbeat, LoopWatch, file_age, heartbeat_path, worker_key
 from runtime.redis_clients import quick_redis
 from tests.support.services import free_port
-
-
-class Clock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def dead_redis() -> redis.Redis:
@@ -36,18 +29,18 @@ def test_given_a_file_when_aged_then_fresh_only_within_the_limit(tmp_path: Path)
     path = tmp_path / "hb"
     path.write_text("x")
     os.utime(path, (500.0, 500.0))
-    age = file_age(path, Clock(530.0))
+    age = file_age(path, ManualClock(wall_ms=530_000))
     assert age == FileAge(path, 30.0)
     assert age.fresh(30.0) and not age.fresh(29.9)
-    assert not file_age(tmp_path / "missing", Clock()).fresh(1e9)
+    assert not file_age(tmp_path / "missing", ManualClock()).fresh(1e9)
 
 
 def test_given_loop_turned_recently_when_watched_then_alive_else_stalled() -> None:
-    clock = Clock()
+    clock = ManualClock()
     watch = LoopWatch(clock)
-    clock.t += 59
+    clock.advance(59)
     assert watch.alive(connected=True, stale_s=60)
-    clock.t += 2
+    clock.advance(2)
     assert not watch.alive(connected=True, stale_s=60)  # wedged main loop: withhold
     watch.turned()
     assert watch.alive(connected=True, stale_s=60)
@@ -55,27 +48,27 @@ def test_given_loop_turned_recently_when_watched_then_alive_else_stalled() -> No
 
 def test_given_no_broker_connection_when_watched_then_alive_while_reconnecting() -> None:
     # The loop does not turn while the consumer reconnects; a restart would not help.
-    clock = Clock()
+    clock = ManualClock()
     watch = LoopWatch(clock)
-    clock.t += 3600
+    clock.advance(3600)
     assert watch.alive(connected=False, stale_s=60)
 
 
 def test_given_redis_down_when_beating_then_the_file_is_still_touched(tmp_path: Path) -> None:
-    clock = Clock(1_787_000_000.0)
-    hb = Heartbeat("w1@h", tmp_path, dead_redis(), ttl_s=60, now=clock, memory=lambda: 1)
+    clock = ManualClock(wall_ms=1_787_000_000_000)
+    hb = Heartbeat("w1@h", tmp_path, dead_redis(), ttl_s=60, clock=clock, memory=lambda: 1)
     hb.beat()
     assert file_age(hb.path, clock).age_s == 0.0
-    clock.t += 10
+    clock.advance(10)
     hb.beat()  # logged, not raised
     assert file_age(hb.path, clock).age_s == 0.0
 
 
 def test_given_stalled_loop_when_beating_then_the_file_ages(tmp_path: Path) -> None:
-    clock = Clock(1_787_000_000.0)
-    hb = Heartbeat("w1@h", tmp_path, dead_redis(), ttl_s=60, now=clock, memory=lambda: 1)
+    clock = ManualClock(wall_ms=1_787_000_000_000)
+    hb = Heartbeat("w1@h", tmp_path, dead_redis(), ttl_s=60, clock=clock, memory=lambda: 1)
     hb.beat()
-    clock.t += 90
+    clock.advance(90)
     hb.beat(alive=False)
     assert file_age(hb.path, clock).age_s == 90.0
 

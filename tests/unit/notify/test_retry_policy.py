@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from domain.notify.retry_policy import (
     Decision,
-    RetryPolicy,
     classify,
+    decide,
+    delivery_policy,
     parse_retry_after,
     telegram_retry_after,
 )
+from runtime.retry import RetryPolicy
 from settings import Settings
 
 NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
@@ -160,17 +162,17 @@ def test_given_a_server_wait_when_delaying_then_it_is_honoured_but_capped() -> N
 def test_given_attempts_when_decided_then_done_retry_or_fail_with_reasons() -> None:
     policy = RetryPolicy(max_attempts=3, base_s=2, cap_s=60, jitter=0)
 
-    assert policy.decide(1, 200) == Decision("done", reason="HTTP 200")
-    assert policy.decide(1, 503) == Decision("retry", 2.0, reason="HTTP 503")
-    assert policy.decide(2, 429, retry_after=9) == Decision("retry", 9.0, reason="HTTP 429")
-    assert policy.decide(1, 404) == Decision("fail", reason="permanent error: HTTP 404")
-    last = policy.decide(3, TimeoutError("slow"))
+    assert decide(policy, 1, 200) == Decision("done", reason="HTTP 200")
+    assert decide(policy, 1, 503) == Decision("retry", 2.0, reason="HTTP 503")
+    assert decide(policy, 2, 429, retry_after=9) == Decision("retry", 9.0, reason="HTTP 429")
+    assert decide(policy, 1, 404) == Decision("fail", reason="permanent error: HTTP 404")
+    last = decide(policy, 3, TimeoutError("slow"))
     assert last.action == "fail"
     assert last.reason == "gave up after 3 attempts; last: TimeoutError: slow"
 
 
 def test_given_settings_when_the_policy_is_built_then_max_attempts_comes_from_them() -> None:
-    policy = RetryPolicy.from_settings(Settings(notify_max_attempts=4), base_s=0.5)
+    policy = delivery_policy(Settings(notify_max_attempts=4), base_s=0.5)
 
     assert (policy.max_attempts, policy.base_s) == (4, 0.5)
     assert policy.exhausted(4) and not policy.exhausted(3)

@@ -12,9 +12,10 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import exc as sa_exc
 
 from events import MalformedPayload
+from runtime.retry import RetryPolicy
 from settings import Settings
 from tasks.base import RETRY_CEILING_OF_VISIBILITY, statement_timeout_s
-from tasks.retry import DEFAULT_POLICY, RetryPolicy
+from tasks.retry import DEFAULT_CLASSIFIER, DEFAULT_POLICY
 
 
 def wrapped(cls: type[sa_exc.DBAPIError], orig: Exception, invalidated: bool = False):
@@ -40,7 +41,7 @@ def wrapped(cls: type[sa_exc.DBAPIError], orig: Exception, invalidated: bool = F
 )
 def test_transient_errors_are_retried(exc: BaseException) -> None:
     # Given a transient error; When classified; Then it is retried
-    assert DEFAULT_POLICY.classify(exc) == "retry"
+    assert DEFAULT_CLASSIFIER.classify(exc) == "retry"
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,7 @@ def test_transient_errors_are_retried(exc: BaseException) -> None:
     ids=lambda e: type(e).__name__,
 )
 def test_payload_errors_are_dead_lettered_never_retried(exc: BaseException) -> None:
-    assert DEFAULT_POLICY.classify(exc) == "dead_letter"
+    assert DEFAULT_CLASSIFIER.classify(exc) == "dead_letter"
 
 
 @pytest.mark.parametrize(
@@ -67,20 +68,20 @@ def test_payload_errors_are_dead_lettered_never_retried(exc: BaseException) -> N
     ids=lambda e: type(e).__name__,
 )
 def test_bugs_fail_without_retry(exc: BaseException) -> None:
-    assert DEFAULT_POLICY.classify(exc) == "fail"
+    assert DEFAULT_CLASSIFIER.classify(exc) == "fail"
 
 
 def test_a_programming_error_from_a_dropped_connection_is_transient() -> None:
     # Given SQLAlchemy marked the connection invalidated; Then the class does not matter
     exc = wrapped(sa_exc.ProgrammingError, psycopg2.ProgrammingError("x"), invalidated=True)
-    assert DEFAULT_POLICY.classify(exc) == "retry"
+    assert DEFAULT_CLASSIFIER.classify(exc) == "retry"
 
 
 def test_countdown_is_exponential_with_equal_jitter_and_capped() -> None:
-    policy = RetryPolicy(transient=(), dead_letter=(), backoff_base_s=1, backoff_max_s=60)
+    policy = RetryPolicy(base_s=1, cap_s=60)
     rng = random.Random(7)
     for retries, full in [(0, 1), (1, 2), (2, 4), (5, 32), (6, 60), (9, 60)]:
-        samples = [policy.countdown(retries, rng=rng) for _ in range(200)]
+        samples = [policy.next_delay(retries + 1, rng=rng) for _ in range(200)]
         # never less than half the step (no immediate retry), never more than the step
         assert full / 2 <= min(samples) and max(samples) <= full
         assert max(samples) - min(samples) > full / 4  # actually spread out
@@ -89,23 +90,23 @@ def test_countdown_is_exponential_with_equal_jitter_and_capped() -> None:
 def test_countdown_respects_a_ceiling_from_the_visibility_timeout() -> None:
     # Given a 20 s visibility timeout, retries wait at most a quarter of it
     ceiling = 20 * RETRY_CEILING_OF_VISIBILITY
-    assert max(DEFAULT_POLICY.countdown(9, ceiling_s=ceiling) for _ in range(100)) <= 5
+    assert max(DEFAULT_POLICY.next_delay(10, ceiling_s=ceiling) for _ in range(100)) <= 5
 
 
 def test_default_policy_stays_far_below_the_default_visibility_timeout() -> None:
     vt = Settings.model_fields["broker_visibility_timeout_s"].default
-    assert DEFAULT_POLICY.backoff_max_s <= vt * RETRY_CEILING_OF_VISIBILITY
+    assert DEFAULT_POLICY.cap_s <= vt * RETRY_CEILING_OF_VISIBILITY
     # and never gives up on a dependency that is away: the batch waits for it
     assert DEFAULT_POLICY.max_retries is None
     assert DEFAULT_POLICY.worst_case_total_s() == float("inf")
     # while a finite policy gives up within minutes, not hours
-    finite = RetryPolicy(transient=(), dead_letter=(), max_retries=10)
+    finite = RetryPolicy(max_attempts=11)
     assert 120 <= finite.worst_case_total_s() <= 600
 
 
 def test_policy_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
-        RetryPolicy(transient=(), dead_letter=(), backoff_base_s=10, backoff_max_s=1)
+        RetryPolicy(base_s=10, cap_s=1)
 
 
 def test_statement_bound_stays_below_soft_shutdown_and_soft_time_limit(

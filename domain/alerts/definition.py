@@ -1,7 +1,9 @@
-"""Alert rules: the kinds, a validated definition, and the pure judgement of one rule.
+"""What an alert is: the kinds, their exact conditions, and a validated definition.
 
-Nothing here does I/O or reads the clock: :func:`evaluate` and :func:`should_rearm` take the
-market view and ``now_ms`` (integer milliseconds since the epoch) from the caller.
+:class:`AlertRule` validates itself on construction (an instance is always evaluable);
+:func:`parse_rule` builds one from loose input (a database row, CLI options, JSON). How a
+rule is judged against the market is ``domain.alerts.judgement``; how a fired one is worded
+for humans, ``domain.alerts.wording``.
 
 Kinds and their exact conditions (``T`` = threshold, ``v`` = the measured value):
 
@@ -10,7 +12,7 @@ kind                           measured value ``v``                             
 =============================  ======================================================  =========
 ``price_above``                mid or mark price (``price_source``)                    v >= T
 ``price_below``                mid or mark price (``price_source``)                    v <= T
-``price_move_pct``             % move of the mid within ``window_s``, see below        v >= T
+``price_move_pct``             % move of the mid within ``window_s`` (judgement)       v >= T
 ``funding_above``              hourly funding rate as Hyperliquid sends it             v >= T
 ``funding_below``              hourly funding rate as Hyperliquid sends it             v <= T
 ``oi_change_pct``              % change of open interest within ``window_s``           v >= T
@@ -18,22 +20,10 @@ kind                           measured value ``v``                             
 ``stale_data``                 seconds since the last ``stream`` event for the coin    v >= T
 =============================  ======================================================  =========
 
-A move "within N seconds" is measured against the extremes of the window: up =
-``(latest - low) / low * 100``, down = ``(high - latest) / high * 100``; ``direction`` picks
-one, ``any`` takes the larger. So a move fires the moment it completes, wherever it started
-inside the window.
-
-Unknown is not zero: no fresh value, no position, a null liquidation price, or a window the
-history does not cover (when it shows no qualifying move) all give ``UNKNOWN``, which never
-fires and never re-arms.
-
-Modes. ``once`` disarms for good after firing. ``recurring`` disarms on firing and re-arms
-(:func:`should_rearm`) only after the condition has been false *by the margin*: the margin is
-the fraction ``rearm_margin`` of ``|T|`` (0.005 = 0.5 %), so ``price_above`` 100 with margin
-0.005 re-arms when the price is below 99.5; ``price_below`` 100 re-arms above 100.5;
-``liquidation_distance_below`` 5 with margin 0.2 re-arms at a distance of 6 or more. With a
-threshold of 0 the band is 0. A re-armed recurring alert still waits ``cooldown_s`` after its
-last firing. ``snooze_until`` and ``expires_at`` (ms) hold a true condition without firing.
+Modes. ``once`` disarms for good after firing; ``recurring`` disarms on firing and re-arms
+once the condition has been false by ``rearm_margin`` (a fraction of ``|T|``), then waits
+``cooldown_s`` after its last firing. ``snooze_until`` and ``expires_at`` (ms) hold a true
+condition without firing. The exact rules are in ``domain.alerts.judgement``.
 """
 
 from __future__ import annotations
@@ -44,10 +34,9 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from domain.alerts.market_state import MarketState, Series, Stream, WindowRange
+from domain.alerts.view import Stream
 from settings import ADDRESS_PATTERN, COIN_PATTERN
 
-HOURS_PER_YEAR: Final = Decimal(24 * 365)
 # Hyperliquid caps funding at 4 % an hour; a threshold beyond it can never be crossed, and is
 # almost always an annualised or percent figure typed where the hourly fraction belongs.
 FUNDING_CAP_PER_HOUR: Final = Decimal("0.04")
@@ -89,13 +78,6 @@ class Mode(StrEnum):
     RECURRING = "recurring"
 
 
-class Outcome(StrEnum):
-    FIRE = "fire"  # condition true and the rule may fire now
-    HOLD = "hold"  # condition true but not allowed: disarmed, snoozed, cooling down, expired
-    CLEAR = "clear"  # condition known to be false
-    UNKNOWN = "unknown"  # data missing or stale: never fires, never re-arms
-
-
 Comparison = Literal["ge", "le", "lt"]
 
 _COMPARISON: Final[dict[AlertKind, Comparison]] = {
@@ -116,11 +98,6 @@ WINDOW_KINDS: Final = frozenset({AlertKind.PRICE_MOVE_PCT, AlertKind.OI_CHANGE_P
 def comparison(kind: AlertKind) -> Comparison:
     """How the measured value meets the threshold: ``ge`` v >= T, ``le`` v <= T, ``lt`` v < T."""
     return _COMPARISON[kind]
-
-
-def annualised(rate: Decimal) -> Decimal:
-    """An hourly funding rate as a yearly fraction (rate x 24 x 365), for humans only."""
-    return rate * HOURS_PER_YEAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +224,6 @@ def _timing_problem(rule: AlertRule) -> str | None:
     return None
 
 
-# --- parsing ------------------------------------------------------------------------------
-
-
 def _enum(cls: type[StrEnum], name: str, value: Any) -> Any:
     if value is None or isinstance(value, cls):
         return value
@@ -311,228 +285,3 @@ def parse_rule(data: Mapping[str, Any]) -> AlertRule:
         armed=data.get("armed", True),
         last_fired_at=_int_or_none("last_fired_at", data.get("last_fired_at")),
     )
-
-
-# --- measuring ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The judgement of one rule at one moment.
-
-    ``value`` is the measured quantity compared with the threshold (None when unknown);
-    ``detail`` describes the measurement for humans (e.g. ``"up"``); ``reason`` says why a
-    true condition is held back or why the value is unknown.
-    """
-
-    outcome: Outcome
-    value: Decimal | None = None
-    detail: str = ""
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Reading:
-    value: Decimal | None
-    # False when the value only bounds the truth (a window the history does not cover).
-    complete: bool = True
-    detail: str = ""
-    missing: str = ""
-
-
-def _unknown(why: str) -> _Reading:
-    return _Reading(value=None, missing=why)
-
-
-def _known(value: Decimal | None, why_not: str) -> _Reading:
-    return _Reading(value=value) if value is not None else _unknown(why_not)
-
-
-def _move_pct(window: WindowRange, direction: Direction) -> tuple[Decimal, str] | None:
-    up = (window.latest - window.low) / window.low * _HUNDRED if window.low > 0 else None
-    down = (window.high - window.latest) / window.high * _HUNDRED if window.high > 0 else None
-    if direction is Direction.UP:
-        return None if up is None else (up, "up")
-    if direction is Direction.DOWN:
-        return None if down is None else (down, "down")
-    if up is None or down is None:
-        return None
-    return (up, "up") if up >= down else (down, "down")
-
-
-def _measure_window(rule: AlertRule, state: MarketState, now_ms: int) -> _Reading:
-    series = Series.MID if rule.kind is AlertKind.PRICE_MOVE_PCT else Series.OPEN_INTEREST
-    window = state.window(rule.coin, series, (rule.window_s or 0) * 1000, now_ms)
-    if window is None:
-        return _unknown(f"no fresh {series} for {rule.coin}")
-    move = _move_pct(window, rule.effective_direction)
-    if move is None:
-        return _unknown(f"{rule.coin} {series} has a zero reference, so a percentage is undefined")
-    return _Reading(value=move[0], complete=window.covered, detail=move[1])
-
-
-def _measure_liquidation(rule: AlertRule, state: MarketState, now_ms: int) -> _Reading:
-    wallet = rule.wallet or ""
-    position = state.position(wallet, rule.coin, now_ms)
-    if position is None or position.szi == 0:
-        return _unknown(f"no fresh open {rule.coin} position for {wallet}")
-    if position.liquidation_px is None:
-        return _unknown(f"the {rule.coin} position of {wallet} has no liquidation price")
-    mark = state.mark(rule.coin, now_ms)
-    if mark is None or mark <= 0:
-        return _unknown(f"no fresh mark price for {rule.coin}")
-    distance = abs(mark - position.liquidation_px) / mark * _HUNDRED
-    return _Reading(value=distance, detail=f"mark {mark}, liquidation {position.liquidation_px}")
-
-
-def _measure(rule: AlertRule, state: MarketState, now_ms: int) -> _Reading:
-    kind = rule.kind
-    if kind in PRICE_KINDS:
-        read = state.mid if rule.price_source is PriceSource.MID else state.mark
-        return _known(
-            read(rule.coin, now_ms), f"no fresh {rule.price_source} price for {rule.coin}"
-        )
-    if kind in FUNDING_KINDS:
-        return _known(state.funding(rule.coin, now_ms), f"no fresh funding for {rule.coin}")
-    if kind in WINDOW_KINDS:
-        return _measure_window(rule, state, now_ms)
-    if kind is AlertKind.LIQUIDATION_DISTANCE_BELOW:
-        return _measure_liquidation(rule, state, now_ms)
-    stream = rule.stream or Stream.MIDS
-    silence = Decimal(state.silence_ms(rule.coin, stream, now_ms)) / 1000
-    return _Reading(value=silence)
-
-
-def _holds(kind: AlertKind, value: Decimal, threshold: Decimal) -> bool:
-    how = _COMPARISON[kind]
-    if how == "ge":
-        return value >= threshold
-    if how == "le":
-        return value <= threshold
-    return value < threshold
-
-
-def _held_back(rule: AlertRule, now_ms: int) -> str | None:
-    if rule.expires_at is not None and now_ms >= rule.expires_at:
-        return f"expired at {rule.expires_at}"
-    if not rule.armed:
-        return "disarmed until it re-arms" if rule.mode is Mode.RECURRING else "already fired once"
-    if rule.snooze_until is not None and now_ms < rule.snooze_until:
-        return f"snoozed until {rule.snooze_until}"
-    if rule.mode is Mode.RECURRING and rule.last_fired_at is not None:
-        until = rule.last_fired_at + rule.cooldown_s * 1000
-        if now_ms < until:
-            return f"cooling down until {until}"
-    return None
-
-
-def evaluate(rule: AlertRule, state: MarketState, now_ms: int) -> Verdict:
-    """Judge ``rule`` against ``state`` at ``now_ms``: FIRE, HOLD, CLEAR or UNKNOWN.
-
-    FIRE only when the value is known and fresh, the condition holds, and the rule is armed,
-    not expired, not snoozed and (recurring) out of its cooldown. The caller then disarms it
-    with a conditional update; this function changes nothing.
-    """
-    reading = _measure(rule, state, now_ms)
-    if reading.value is None:
-        return Verdict(Outcome.UNKNOWN, reason=reading.missing)
-    if not _holds(rule.kind, reading.value, rule.threshold):
-        if not reading.complete:
-            return Verdict(
-                Outcome.UNKNOWN,
-                reading.value,
-                reading.detail,
-                reason=f"history does not cover the {rule.window_s} s window yet",
-            )
-        return Verdict(Outcome.CLEAR, reading.value, reading.detail)
-    held = _held_back(rule, now_ms)
-    if held is not None:
-        return Verdict(Outcome.HOLD, reading.value, reading.detail, reason=held)
-    return Verdict(Outcome.FIRE, reading.value, reading.detail)
-
-
-def rearm_level(rule: AlertRule) -> Decimal:
-    """The value the measurement must pass (strictly) to re-arm: ``T - |T|*m`` for ``ge``
-    kinds (re-arm below it), ``T + |T|*m`` for ``le`` kinds (above it) and for ``lt`` kinds
-    (at or above it, as equality already makes ``v < T`` false)."""
-    band = abs(rule.threshold) * rule.rearm_margin
-    return rule.threshold - band if _COMPARISON[rule.kind] == "ge" else rule.threshold + band
-
-
-def rearm_satisfied(kind: AlertKind, value: Decimal, level: Decimal) -> bool:
-    """Whether a measured ``value`` is far enough past ``rearm_level`` to re-arm."""
-    how = _COMPARISON[kind]
-    if how == "ge":
-        return value < level
-    if how == "le":
-        return value > level
-    return value >= level
-
-
-def should_rearm(rule: AlertRule, state: MarketState, now_ms: int) -> bool:
-    """True when a disarmed recurring, unexpired rule has seen its condition false by the
-    margin, on a known and complete value. Cooldown does not delay re-arming; it delays the
-    next firing (see :func:`evaluate`)."""
-    if rule.armed or rule.mode is not Mode.RECURRING:
-        return False
-    if rule.expires_at is not None and now_ms >= rule.expires_at:
-        return False
-    reading = _measure(rule, state, now_ms)
-    if reading.value is None or not reading.complete:
-        return False
-    return rearm_satisfied(rule.kind, reading.value, rearm_level(rule))
-
-
-# --- messages -----------------------------------------------------------------------------
-
-
-def _num(value: Decimal) -> str:
-    """Exact, without exponent or trailing zeros: 117342.50 -> 117342.5, 1E+2 -> 100."""
-    return format(value.normalize(), "f")
-
-
-def _pct(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.01')):f} %"
-
-
-def _per_year(rate: Decimal) -> str:
-    return f"{(annualised(rate) * _HUNDRED).quantize(Decimal('0.01')):f} % a year"
-
-
-def _span(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
-
-
-_WORDING: Final[dict[Comparison, str]] = {"ge": "at or above", "le": "at or below", "lt": "below"}
-
-
-def message(rule: AlertRule, verdict: Verdict) -> str:
-    """One human sentence for a fired (or held) alert: coin, what was measured, the value,
-    the threshold and the kind; funding also annualised. Needs ``verdict.value``."""
-    if verdict.value is None:
-        raise ValueError("a message needs a measured value; this verdict is unknown")
-    v, t, kind, coin = verdict.value, rule.threshold, rule.kind, rule.coin
-    wording = _WORDING[_COMPARISON[kind]]
-    if kind in PRICE_KINDS:
-        text = f"{coin} {rule.price_source} price {_num(v)} is {wording} {_num(t)}"
-    elif kind in FUNDING_KINDS:
-        text = (
-            f"{coin} funding {_num(v)} an hour ({_per_year(v)}) is {wording} "
-            f"{_num(t)} an hour ({_per_year(t)})"
-        )
-    elif kind in WINDOW_KINDS:
-        what = "mid price" if kind is AlertKind.PRICE_MOVE_PCT else "open interest"
-        text = (
-            f"{coin} {what} moved {verdict.detail} {_pct(v)} within {_span(rule.window_s or 0)}, "
-            f"{wording} {_num(t)} %"
-        )
-    elif kind is AlertKind.LIQUIDATION_DISTANCE_BELOW:
-        text = (
-            f"wallet {rule.wallet} {coin} position is {_pct(v)} from liquidation "
-            f"({verdict.detail}), {wording} {_num(t)} %"
-        )
-    else:
-        text = f"no {rule.stream} data for {coin} for {_num(v)} s, {wording} {_num(t)} s"
-    return f"{text} [{kind}]"
