@@ -18,7 +18,7 @@ from typing import Final
 import redis
 
 from runtime import keys
-from runtime.clock import Clock, SystemClock
+from runtime.clock import SYSTEM_CLOCK, Clock
 
 
 class Priority(enum.IntEnum):
@@ -55,14 +55,14 @@ def items_weight(items: int, per: int = 20) -> int:
 class RestBudget:
     """Take weight before a call; charge what the response turned out to cost after it."""
 
-    def __init__(self, client: redis.Redis, per_minute: int, clock: Clock | None = None) -> None:
+    def __init__(self, client: redis.Redis, per_minute: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self._take = client.register_script(_TAKE)
         self._client = client
         self.per_minute = per_minute
-        self._clock = clock or SystemClock()
+        self._clock = clock
 
     def _key(self) -> str:
-        return keys.REST_WEIGHT.name(minute=self._clock.time_ms() // 60_000)
+        return keys.REST_WEIGHT.name(minute=int(self._clock.time() // 60))
 
     def take(self, weight: int, priority: Priority = Priority.ROUTINE) -> bool:
         """Reserve ``weight`` in this minute's window if it fits under the priority's share."""

@@ -28,18 +28,17 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import redis
 from celery import Task, shared_task
 
 from events import Position, encode_batch
 from models.db import Database, get_database
 from models.repositories import PositionRepository, TrackedWalletRepository
-from runtime import keys
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.hyperliquid.positions import flat_position
 from runtime.hyperliquid.protocol import parse_clearinghouse_state
 from runtime.metrics_export import count_rows
 from runtime.redis_clients import quick_redis
+from runtime.rest_budget import Priority, RestBudget
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,41 +48,10 @@ EVALUATE_TASK = "hyperwatch.alerts.evaluate"
 SOURCE = "poll_positions"
 _ZERO = Decimal(0)
 
-# KEYS[1] window key, ARGV[1] weight, ARGV[2] limit: take the weight only if it fits.
-_TAKE = """
-local used = tonumber(redis.call('get', KEYS[1]) or '0')
-if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
-  return 0
-end
-redis.call('incrby', KEYS[1], ARGV[1])
-redis.call('expire', KEYS[1], 120)
-return 1
-"""
 
 
 class PollFailed(RuntimeError):
     """At least one wallet's state could not be fetched or parsed."""
-
-
-class RestBudget:
-    """Hyperliquid REST weight per minute, shared by every process through Redis."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        per_minute: int,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._take = client.register_script(_TAKE)
-        self.per_minute = per_minute
-        self._clock = clock
-
-    def take(self, weight: int) -> bool:
-        minute = int(self._clock.time() // 60)
-        return (
-            self._take(keys=[keys.REST_WEIGHT.name(minute=minute)], args=[weight, self.per_minute])
-            == 1
-        )
 
 
 @dataclass
@@ -147,7 +115,7 @@ class PositionPoller:
         for user in rotated(
             wallets_to_poll(self.settings, known), self._clock.time(), period, per_run
         ):
-            if not self.budget.take(WEIGHT_PER_CALL):
+            if not self.budget.take(WEIGHT_PER_CALL, Priority.POSITIONS):
                 result.deferred.append(user)
                 continue
             try:

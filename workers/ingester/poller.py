@@ -2,7 +2,8 @@
 
 The exchange tracks at most 10 users per IP over WebSocket (reference §1.6); the rest are
 polled with ``clearinghouseState`` (weight 2) every ``interval_s``, inside a REST weight
-budget per minute. When the budget cannot cover every wallet each interval the cycle
+budget per minute shared with every other process through Redis (``runtime.rest_budget``,
+at the positions priority). When the budget cannot cover every wallet each interval the cycle
 simply stretches (logged once). A failed call yields *nothing* — never an empty position
 list, which downstream would read as "flat" and alert on (architecture, "what peers got
 wrong"). Parsed states go to the pipeline through its thread-safe inbox.
@@ -15,16 +16,18 @@ import threading
 from collections.abc import Callable
 
 import httpx
+import redis
 
 from runtime.clock import Clock
 from runtime.hyperliquid.protocol import ParsedFrame, parse_clearinghouse_state
 from runtime.lifecycle import join_in_slices
-from workers.ingester.pacing import per_minute
+from runtime.rest_budget import SHARE, Priority, RestBudget
 from workers.ingester.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 
 WEIGHT = 2
+BUDGET_RETRY_S = 1.0  # the window is per minute; a second is a fine grain to wait in
 
 
 class PositionPoller(threading.Thread):
@@ -35,7 +38,7 @@ class PositionPoller(threading.Thread):
         wallets: list[str],
         info_url: str,
         interval_s: float,
-        weight_per_minute: int,
+        budget: RestBudget,
         deliver: Callable[[str, ParsedFrame], None],
         clock: Clock,
         timeout_s: float = 10.0,
@@ -44,13 +47,14 @@ class PositionPoller(threading.Thread):
         self._wallets = wallets
         self._info_url = info_url
         self._interval_s = interval_s
-        self._bucket = per_minute(weight_per_minute, clock)
+        self._budget = budget
         self._deliver = deliver
         self._clock = clock
         self._client = httpx.Client(timeout=timeout_s)
         self._stop_event = threading.Event()
         self._throttle = LogThrottle(log, clock)
         needed = len(wallets) * WEIGHT * 60.0 / interval_s
+        weight_per_minute = int(budget.per_minute * SHARE[Priority.POSITIONS])
         if needed > weight_per_minute:
             log.warning(
                 "%d polled wallets need %.0f REST weight a minute at %.0f s; budget is %d: "
@@ -80,10 +84,17 @@ class PositionPoller(threading.Thread):
             self._client.close()
 
     def _take_budget(self) -> bool:
-        while not self._bucket.try_take(WEIGHT):
-            if self._stop_event.wait(self._bucket.wait_s(WEIGHT)):
+        """Wait for weight in the shared budget (every process's /info calls share it)."""
+        while True:
+            try:
+                if self._budget.take(WEIGHT, Priority.POSITIONS):
+                    return True
+            except (redis.RedisError, OSError) as exc:
+                self._throttle.log(
+                    logging.WARNING, "budget", "REST budget unreadable (Redis): %s", exc
+                )
+            if self._stop_event.wait(BUDGET_RETRY_S):
                 return False
-        return True
 
     def poll_one(self, wallet: str) -> bool:
         """Fetch and deliver one wallet's state; False (and nothing delivered) on failure."""

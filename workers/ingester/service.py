@@ -49,6 +49,7 @@ from runtime.metrics import (
     Metrics,
 )
 from runtime.redis_clients import quick_redis
+from runtime.rest_budget import RestBudget
 from runtime.retry import RetryPolicy
 from settings import Settings
 from workers.ingester.backoff import ReconnectPolicy
@@ -188,8 +189,9 @@ class Ingester:
         self._restore_gaps()
         poller = None
         if polled:
+            budget = RestBudget(quick_redis(s.redis_url), s.rest_weight_per_minute, self.clock)
             poller = PositionPoller(
-                polled, s.hl_info_url, s.position_poll_interval_s, s.rest_weight_per_minute,
+                polled, s.hl_info_url, s.position_poll_interval_s, budget,
                 self.pipeline.submit_positions, self.clock,
             )  # fmt: skip
         self._start_health()  # OSError if the port is taken: before any thread starts
