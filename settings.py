@@ -356,6 +356,11 @@ class Settings(BaseSettings):
     health_ingest_lag_unhealthy_s: float = Field(
         300.0, gt=0, description="… for this long → unhealthy."
     )
+    health_gap_window_s: float = Field(
+        3600.0,
+        gt=0,
+        description="A gap not yet filled that touches the last this many seconds → degraded.",
+    )
     health_worker_heartbeat_stale_s: float = Field(
         60.0, gt=0, description="A worker heartbeat older than this (s) counts as dead."
     )

@@ -19,6 +19,9 @@ What the statuses mean, per check (thresholds are ``HEALTH_*`` settings):
   ``HEALTH_WORKER_HEARTBEAT_STALE_S``; unhealthy with none (nothing is persisted).
 - ``memory``: resident memory of each live worker node (main + pool); degraded above
   ``HEALTH_MEMORY_DEGRADED_MB``.
+- ``gaps``: degraded while a gap not yet filled (open, or only partly healed) touches the
+  last ``HEALTH_GAP_WINDOW_S``: the record of that time may be incomplete until healing or
+  an archive import fills it (``hyperwatch gaps --open``).
 - ``beat``: degraded when no beat holds the schedule lock — retention, partitions ahead,
   the outbox sweeper and position polling have stopped, data still flows.
 
@@ -46,11 +49,14 @@ from models.asset_context import AssetContextSnapshot
 from models.db import Database, get_database
 from models.fill import UserFill
 from models.position import PositionSnapshot
+from models.repositories.gaps import GapRepository, GapSummary
 from models.trade import TradeBar, TradeSnapshot
 from runtime import heartbeat, keys
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics import (
     DB_LATENCY,
+    GAP_SECONDS,
+    GAPS_UNFILLED,
     HEALTH_STATUS,
     INGEST_LAG,
     NEWEST_ROW_AGE,
@@ -78,6 +84,9 @@ NEWEST_ROW_COLUMNS: dict[str, InstrumentedAttribute[int]] = {
     "position_snapshots": PositionSnapshot.time,
     "user_fills": UserFill.time,
 }
+
+
+GAP_SECONDS_SPAN_MS = 86_400_000  # the gap-seconds gauge covers the last 24 h
 
 
 def queue_keys(queue: str) -> list[str]:
@@ -138,6 +147,7 @@ class Measurements:
     last_event_ms: dict[str, int] | Failure
     workers: dict[str, WorkerBeat] | Failure
     beat_holder: str | Failure | None
+    gaps: GapSummary | Failure | None = None  # None: not measured (older snapshots)
 
 
 @dataclass(frozen=True)
@@ -230,6 +240,7 @@ class Probe:
             last_event_ms=cache_read(self._last_events),
             workers=cache_read(self._workers),
             beat_holder=cache_read(self._beat_holder),
+            gaps=db_latency if isinstance(db_latency, Failure) else _measure(self._gaps),
         )
 
     def _newest_rows(self) -> dict[str, int | None]:
@@ -239,6 +250,15 @@ class Probe:
                 value = conn.execute(select(func.max(column))).scalar()
                 out[table] = None if value is None else int(value)
         return out
+
+    def _gaps(self) -> GapSummary:
+        now_ms = self._clock.time_ms()
+        with self.database.session() as session:
+            return GapRepository(session).summary(
+                now_ms - GAP_SECONDS_SPAN_MS,
+                now_ms,
+                recent_ms=now_ms - int(self.settings.health_gap_window_s * 1000),
+            )
 
     def _last_events(self) -> dict[str, int]:
         raw = self.cache.hgetall(keys.INGEST_LAST_EVENT.name())
@@ -299,6 +319,8 @@ def judge(m: Measurements, settings: Settings) -> HealthReport:
         check_memory(m, settings),
         check_beat(m),
     ]
+    if m.gaps is not None:
+        checks.append(check_gaps(m, settings))
     return HealthReport(m.time_ms, tuple(checks))
 
 
@@ -407,6 +429,22 @@ def check_beat(m: Measurements) -> Check:
     return Check("beat", Status.HEALTHY, "scheduling", {"holder": m.beat_holder})
 
 
+def check_gaps(m: Measurements, settings: Settings) -> Check:
+    if isinstance(m.gaps, Failure) or m.gaps is None:
+        error = m.gaps.error if isinstance(m.gaps, Failure) else "not measured"
+        return Check("gaps", Status.UNHEALTHY, f"cannot read the gaps: {error}")
+    window_s = settings.health_gap_window_s
+    recent = {stream: n for stream, n in m.gaps.unfilled.items() if n}
+    data = {"unfilled": recent, "window_s": window_s}
+    if recent:
+        total = sum(recent.values())
+        reason = (
+            f"{total} gap(s) not yet filled in the last {window_s:g} s: `hyperwatch gaps --open`"
+        )
+        return Check("gaps", Status.DEGRADED, reason, data)
+    return Check("gaps", Status.HEALTHY, "every recent gap filled", data)
+
+
 # --- as metric samples -----------------------------------------------------------------------
 
 # What the health snapshot exports (INGEST_LAG is the ingester's own gauge; it is only
@@ -418,6 +456,8 @@ SNAPSHOT_DEFS: tuple[MetricDef, ...] = (
     NEWEST_ROW_AGE,
     WORKERS_ALIVE,
     WORKER_MEMORY,
+    GAPS_UNFILLED,
+    GAP_SECONDS,
     HEALTH_STATUS,
 )
 
@@ -450,6 +490,12 @@ def _samples(m: Measurements, report: HealthReport, settings: Settings) -> Itera
         yield WORKERS_ALIVE.name, float(len(live)), {}
         for node, w in sorted(live.items()):
             yield WORKER_MEMORY.name, float(w.rss_bytes), {"node": node}
+    if isinstance(m.gaps, GapSummary):
+        for stream in ("trades", "userFills"):
+            yield GAPS_UNFILLED.name, float(m.gaps.unfilled.get(stream, 0)), {"stream": stream}
+            for status in ("open", "healed", "unrecoverable"):
+                value = m.gaps.seconds.get((stream, status), 0.0)
+                yield GAP_SECONDS.name, value, {"stream": stream, "status": status}
     for check in report.checks:
         yield HEALTH_STATUS.name, float(check.status), {"check": check.name}
     yield HEALTH_STATUS.name, float(report.status), {"check": "overall"}

@@ -156,6 +156,19 @@ WORKER_MEMORY = MetricDef(
     "Resident memory of a live worker node (main process + pool children).",
     ("node",),
 )
+GAPS_UNFILLED = MetricDef(
+    "hyperwatch_gaps_unfilled",
+    "gauge",
+    "Gaps not yet filled (open or partial) touching the last HEALTH_GAP_WINDOW_S, per stream.",
+    ("stream",),
+)
+GAP_SECONDS = MetricDef(
+    "hyperwatch_gap_seconds",
+    "gauge",
+    "Seconds of the last 24 h inside gaps, per stream and status (open, healed, "
+    "unrecoverable): the completeness ledger in one series (`hyperwatch gaps` per coin-hour).",
+    ("stream", "status"),
+)
 HEALTH_STATUS = MetricDef(
     "hyperwatch_health_status",
     "gauge",
@@ -192,6 +205,8 @@ ALL: tuple[MetricDef, ...] = (
     NEWEST_ROW_AGE,
     WORKERS_ALIVE,
     WORKER_MEMORY,
+    GAPS_UNFILLED,
+    GAP_SECONDS,
     HEALTH_STATUS,
 )
 

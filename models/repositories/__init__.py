@@ -7,7 +7,7 @@ from models.repositories.base import Repository
 from models.repositories.channels import ChannelRepository
 from models.repositories.dead_letters import DeadLetterRepository
 from models.repositories.fills import FillRepository
-from models.repositories.gaps import GapRepository, LedgerRow
+from models.repositories.gaps import GapRepository, GapSummary, LedgerRow
 from models.repositories.health_metrics import HealthMetricRepository
 from models.repositories.notifications import NotificationRepository
 from models.repositories.positions import PositionRepository
@@ -26,6 +26,7 @@ __all__ = [
     "DeadLetterRepository",
     "FillRepository",
     "GapRepository",
+    "GapSummary",
     "HealthMetricRepository",
     "LedgerRow",
     "NotificationRepository",

@@ -23,6 +23,12 @@ class Recorded(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class GapSummary:
+    unfilled: dict[str, int]  # stream → gaps open or partial
+    seconds: dict[tuple[str, str], float]  # (stream, open|healed|unrecoverable) → seconds
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerRow:
     """One coin-hour: what is stored and how much of the hour lay inside gaps."""
 
@@ -139,6 +145,26 @@ class GapRepository(Repository[Gap]):
             or_(Gap.to_ms.is_(None), Gap.to_ms >= since_ms),
         )
         return int(self.session.scalar(stmt) or 0)
+
+    def summary(self, since_ms: int, now_ms: int, recent_ms: int | None = None) -> GapSummary:
+        """The seconds of [since_ms, now_ms] inside gaps per (stream, status), and the gaps
+        not yet filled that touch [recent_ms, now_ms] (default: the same span) per stream:
+        what health and the gauges report."""
+        recent = since_ms if recent_ms is None else max(recent_ms, since_ms)
+        stmt = select(Gap.stream, Gap.status, Gap.from_ms, Gap.to_ms).where(
+            Gap.from_ms < now_ms, or_(Gap.to_ms.is_(None), Gap.to_ms > since_ms)
+        )
+        unfilled: dict[str, int] = {}
+        seconds: dict[tuple[str, str], float] = {}
+        for stream, status, from_ms, to_ms in self.session.execute(stmt):
+            touches_recent = to_ms is None or to_ms > recent
+            if status in ("open", "partial") and touches_recent:
+                unfilled[stream] = unfilled.get(stream, 0) + 1
+            span = min(now_ms, to_ms if to_ms is not None else now_ms) - max(since_ms, from_ms)
+            if span > 0:
+                slot = (stream, "open" if status == "partial" else status)
+                seconds[slot] = seconds.get(slot, 0.0) + span / 1000
+        return GapSummary(unfilled, seconds)
 
     def covered_by(self, stream: str, keys: Sequence[str], from_ms: int, to_ms: int) -> list[Gap]:
         """Unsettled, closed gaps of ``keys`` lying wholly inside [from_ms, to_ms]."""

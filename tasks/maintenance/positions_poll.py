@@ -49,7 +49,6 @@ SOURCE = "poll_positions"
 _ZERO = Decimal(0)
 
 
-
 class PollFailed(RuntimeError):
     """At least one wallet's state could not be fetched or parsed."""
 

@@ -118,3 +118,28 @@ def test_given_gaps_inside_and_across_a_window_when_covered_by_then_only_inside_
         )
         s.commit()
         assert [g.id for g in repo.covered_by("trades", ["ETH"], T0, T0 + HOUR)] == ["in"]
+
+
+def test_given_gaps_when_summarised_then_unfilled_counts_and_seconds_inside_the_span(
+    database: Database,
+) -> None:
+    with database.session() as s:
+        repo = GapRepository(s)
+        repo.record(
+            [
+                gap("open", from_ms=T0 + 10_000),  # still open: counts until now
+                gap("healed", from_ms=T0, to_ms=T0 + 4_000),
+                gap("old", from_ms=T0 - HOUR, to_ms=T0 - HOUR + 1),  # outside the span
+                {**gap("fills", key=WALLET, from_ms=T0, to_ms=T0 + 1_000), "stream": "userFills"},
+            ]
+        )
+        repo.settle("healed", "healed", "rest", 3)
+        s.commit()
+    with database.session() as s:
+        summary = GapRepository(s).summary(T0, T0 + 20_000)
+    assert summary.unfilled == {"trades": 1, "userFills": 1}
+    assert summary.seconds == {
+        ("trades", "open"): 10.0,
+        ("trades", "healed"): 4.0,
+        ("userFills", "open"): 1.0,
+    }

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.db import Database
+from models.repositories import GapRepository
 from runtime.health import SNAPSHOT_DEFS
 from runtime.heartbeat import heartbeat_path, worker_key
 from tasks.maintenance.beat_guard import LOCK_KEY
@@ -66,8 +67,31 @@ def test_given_every_dependency_fine_when_checked_then_healthy_and_exit_0(
     assert report["status"] == "healthy"
     assert {name: c["status"] for name, c in report["checks"].items()} == {
         name: "healthy"
-        for name in ("database", "redis", "queues", "ingest", "workers", "memory", "beat")
+        for name in ("database", "redis", "queues", "ingest", "workers", "memory", "beat", "gaps")
     }
+
+
+def test_given_a_recent_gap_not_yet_filled_when_checked_then_degraded_and_exit_1(
+    env: dict[str, str], cache: redis.Redis, pg_database: Database
+) -> None:
+    everything_running(cache)
+    now = time.time_ns() // 1_000_000
+    with pg_database.session() as s:
+        GapRepository(s).record(
+            [{"id": "g", "source": "i", "stream": "trades", "key": "BTC",
+              "from_ms": now - 5_000, "to_ms": now - 1_000, "ended_by": "closed"}]
+        )  # fmt: skip
+        s.commit()
+    result = health("--json")
+    report = json.loads(result.output)
+    assert result.exit_code == 1 and report["status"] == "degraded"
+    assert report["checks"]["gaps"]["status"] == "degraded"
+    assert "hyperwatch gaps --open" in report["checks"]["gaps"]["reason"]
+    # When healing fills it, health is back to healthy
+    with pg_database.session() as s:
+        GapRepository(s).settle("g", "healed", "rest", 0)
+        s.commit()
+    assert health("--json").exit_code == 0
     assert report["checks"]["workers"]["nodes"] == ["w1@h"]
 
 
