@@ -45,7 +45,7 @@ task_routes = {
 # --- serialization ---------------------------------------------------------------------------
 # JSON only: payloads are data from the feed, never pickles; Decimals travel as strings.
 # The ingester's batches are JSON too, under their own content type so workers decode them
-# with orjson (events.BATCH_CONTENT_TYPE; registered by tasks.app.create_app).
+# with orjson (events.BATCH_CONTENT_TYPE; registered by tasks.application.create_app).
 task_serializer = "json"
 accept_content = ["json", BATCH_CONTENT_TYPE]
 result_serializer = "json"

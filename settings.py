@@ -9,6 +9,7 @@ line naming the variable and what it expected; the CLI turns that into exit code
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,31 @@ ADDRESS_PATTERN = re.compile(r"^0x[0-9a-f]{40}$")
 # Hyperliquid coin names are case-sensitive and taken verbatim from `meta`; this only
 # rejects what can never be a coin (spaces, empty, lists), the ingester checks the rest.
 COIN_PATTERN = re.compile(r"^[A-Za-z0-9:/@#._-]{1,40}$")
+
+
+# The checkout: settings.py sits at its root (a top-level module of the project).
+PROJECT_DIR: Final = Path(__file__).resolve().parent
+SQLITE_FILE: Final = "hyperwatch.db"
+
+
+def default_data_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    """DATA_DIR's default: ``var/`` in the checkout, whatever the working directory.
+
+    Anchored to the project rather than the working directory, so that every command
+    (``hyperwatch health`` run from anywhere, the processes ``hyperwatch up`` starts) finds
+    the same SQLite file and heartbeats. An installed copy that is not a checkout (no
+    pyproject.toml beside settings.py) uses ``$XDG_DATA_HOME/hyperwatch`` instead
+    (``~/.local/share/hyperwatch``); images and units set ``DATA_DIR`` explicitly.
+    """
+    if (project_dir / "pyproject.toml").is_file():
+        return project_dir / "var"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hyperwatch"
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file (four slashes for an absolute path)."""
+    return f"sqlite:///{path}"
 
 
 class SettingsError(Exception):
@@ -98,11 +124,18 @@ class Settings(BaseSettings):
 
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Field(
-        Path("./var"), description="Where embedded files live (SQLite, heartbeats)."
+        # Not default_data_dir itself: pydantic would pass a one-argument factory the
+        # validated data.
+        default_factory=lambda: default_data_dir(),
+        description="Where embedded files live (SQLite, heartbeats, beat's schedule). A relative "
+        "path is relative to the working directory.",
+        json_schema_extra={"shown_default": "`var/` in the checkout (beside `settings.py`)"},
     )
     database_url: str = Field(
-        "sqlite:///./var/hyperwatch.db",
-        description="SQLAlchemy URL: postgresql+psycopg2://… in production, SQLite for a first run.",
+        "",
+        description="SQLAlchemy URL: postgresql+psycopg2://… in production, SQLite for a first run. "
+        "Unset or empty: SQLite in DATA_DIR.",
+        json_schema_extra={"shown_default": "`sqlite:///<DATA_DIR>/hyperwatch.db`"},
     )
     database_max_connections: int = Field(10, ge=1, le=1000, description="Pool size per process.")
     database_connection_timeout: int = Field(
@@ -401,6 +434,11 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, value: Any) -> Any:
+        return default_data_dir() if value is None or value == "" else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -452,6 +490,8 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
+        if not value:
+            return value  # the embedded default, filled in from DATA_DIR by _consistent
         try:
             url = make_url(value)
         except ArgumentError:
@@ -519,6 +559,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if not self.database_url:
+            self.database_url = sqlite_url(self.data_dir / SQLITE_FILE)
         if self.reconnect_max_s < self.reconnect_min_s:
             raise _FieldProblem(
                 "reconnect_max_s", f"at least RECONNECT_MIN_S ({self.reconnect_min_s})"

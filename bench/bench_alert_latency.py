@@ -52,7 +52,7 @@ from models.db import get_database  # noqa: E402
 from models.notification import Notification  # noqa: E402
 from models.repositories import ChannelRepository, UserRepository  # noqa: E402
 from settings import load_settings  # noqa: E402
-from tasks.app import create_app  # noqa: E402
+from tasks.application import create_app  # noqa: E402
 from tests.support.services import PostgresDatabase, RedisServer  # noqa: E402
 
 CELERY = str(ROOT / ".venv" / "bin" / "celery")

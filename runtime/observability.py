@@ -1,5 +1,8 @@
 """Sentry for every process, with secrets scrubbed before anything leaves; logging setup.
 
+Logging: :func:`quiet_routine_records` keeps per-task and per-request lines at DEBUG in
+every process, so the default level shows state changes and problems.
+
 ``init_sentry(settings, process)`` is called once per process type: the Celery worker's
 main process (``celeryd_init``; pool children inherit it through fork and the SDK restarts
 its transport thread per pid), beat (``beat_init``, which is what turns beat entries into
@@ -206,6 +209,60 @@ def _flush_sentry() -> None:
     sentry_sdk.flush(timeout=2.0)
 
 
+# --- routine records ------------------------------------------------------------------------
+# Lines that say "one more of the usual happened", once per message, schedule tick or HTTP
+# request: at the default level (INFO) they drown what matters (37 lines a second under
+# `hyperwatch up`), so they are demoted to DEBUG. State changes and problems keep their
+# level: a task's failure or retry, a worker's "ready", a lost connection. Keyed by logger,
+# matched on the unformatted message's start; the Celery texts are pinned against Celery's
+# own constants by a unit test.
+ROUTINE_MESSAGES: Final[dict[str, tuple[str, ...]]] = {
+    # Each task a worker takes off the queue (celery.app.trace.LOG_RECEIVED) …
+    "celery.worker.strategy": ("Task %(name)s[%(id)s] received",),
+    # … and each that returned (LOG_SUCCESS). Failures and retries are other messages.
+    "celery.app.trace": ("Task %(name)s[%(id)s] succeeded in",),
+    # Beat, for every entry it sends (every 5 s for the alerts tick).
+    "celery.beat": ("Scheduler: Sending due task",),
+    # Every HTTP request (the ingester's position polls, the worker's, deliveries); the
+    # callers log failures themselves.
+    "httpx": ("HTTP Request:",),
+}
+
+
+class RoutineRecords(logging.Filter):
+    """Demotes routine INFO records to DEBUG; drops them unless DEBUG is on.
+
+    "On" is the root logger's level, which ``--loglevel`` (Celery) or ``LOG_LEVEL`` (every
+    other process) sets, so ``LOG_LEVEL=DEBUG`` shows every task again, marked DEBUG.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not isinstance(record.msg, str):
+            return True
+        if not record.msg.startswith(self.prefixes):
+            return True
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def quiet_routine_records() -> None:
+    """Install :class:`RoutineRecords` on the loggers of :data:`ROUTINE_MESSAGES` (idempotent).
+
+    Called by every process at start (``tasks.application.create_app`` for the Celery ones,
+    :func:`configure_logging` and the ingester for the rest); a forked pool child inherits it.
+    """
+    for name, prefixes in ROUTINE_MESSAGES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RoutineRecords) for f in logger.filters):
+            logger.addFilter(RoutineRecords(prefixes))
+
+
 def configure_logging(settings: Settings, process: ProcessKind) -> None:
     """Root logging for non-Celery processes (Celery configures its own from ``--loglevel``).
 
@@ -221,3 +278,4 @@ def configure_logging(settings: Settings, process: ProcessKind) -> None:
     handler._hyperwatch = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    quiet_routine_records()

@@ -304,7 +304,7 @@ def _brpop_read(self: Any, **options: Any) -> bool:
 #
 # The body is Celery's task protocol v2 — ``[args, kwargs, embed]`` with the headers
 # ``celery.app.amqp.as_task_v2`` writes — so any Celery 5 worker that has registered
-# ``events.BATCH_CONTENT_TYPE`` (orjson-decoded JSON; ``tasks.app`` does) runs it. The
+# ``events.BATCH_CONTENT_TYPE`` (orjson-decoded JSON; ``tasks.application`` does) runs it. The
 # ingester builds it here, around a batch that is already JSON bytes, because Celery's
 # ``send_task`` would re-serialise every batch with the stdlib encoder (the largest single
 # cost per event at 100k trades/s) and would make the bounded buffer hold Python objects

@@ -12,7 +12,7 @@ Task contract (each task's docstring states its part of it):
   acknowledged; anything else is a bug: it raises (Sentry) and the message is acknowledged.
 - **One transaction** per message: a batch is stored whole or not at all.
 
-Tasks get the process's settings from their app (``tasks.app.HyperwatchCelery``) and the
+Tasks get the process's settings from their app (``tasks.application.HyperwatchCelery``) and the
 process's database from :func:`models.db.get_database` (one engine per process; pool
 children re-create their pools after fork).
 """
@@ -81,7 +81,7 @@ class HyperwatchTask(Task):
     def settings(self) -> Settings:
         settings = getattr(self.app, "settings", None)
         if not isinstance(settings, Settings):
-            raise RuntimeError(f"{self.name} needs an app built by tasks.app.create_app")
+            raise RuntimeError(f"{self.name} needs an app built by tasks.application.create_app")
         return settings
 
     def database(self) -> Database:

@@ -22,8 +22,11 @@ _TABLES = (
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Tests never read the developer's .env or write into the checkout's var/.
+    # Tests never read the developer's .env or write into the checkout's var/ (DATA_DIR's
+    # default is anchored to the checkout, not to the working directory; processes a test
+    # starts inherit this unless it builds their environment itself).
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "var"))
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from sqlalchemy import text
 
 from events import Trade
 from models.db import Database
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
     celery_settings,
     publisher,

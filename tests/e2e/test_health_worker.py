@@ -22,7 +22,7 @@ from models.db import Database
 from runtime.health import SNAPSHOT_DEFS
 from runtime.heartbeat import file_age, heartbeat_path
 from runtime.metrics_export import WORKER_DEFS, family_name
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
     celery_settings,
     publisher,

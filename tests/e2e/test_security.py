@@ -49,7 +49,7 @@ from domain.notify.egress import EgressRefused, resolve_target
 from models.db import Database
 from runtime import lifecycle
 from settings import load_settings
-from tasks.app import create_app
+from tasks.application import create_app
 from tests.integration.celery.support import REPO, wait_until
 from tests.integration.notify.receiver import Receiver, Reply, receiving
 from tests.support.sentry import SentryReceiver

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
     celery_settings,
     publisher,

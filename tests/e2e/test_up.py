@@ -149,7 +149,11 @@ def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_tr
     while count_rows(database_url, "position_snapshots") == 0 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert count_rows(database_url, "position_snapshots") > 0
-    # and Flower serves on its port
+    # and Flower serves on its port once the summary says everything runs (Flower starts
+    # last, after the worker answers a ping)
+    deadline = time.monotonic() + 30
+    while "[up] Ctrl-C to stop" not in output.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
     flower = f"http://127.0.0.1:{up_env['FLOWER_PORT']}/healthcheck"
     with urllib.request.urlopen(flower, timeout=5) as answer:
         assert answer.status == 200
@@ -163,7 +167,8 @@ def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_tr
     # Then every process drained and the supervisor exits 0
     log = output.read_text()
     assert code == 0, log[-4000:]
-    for name in ("migrate", "simulator", "worker", "beat", "flower", "ingester"):
+    # (Flower logs only warnings under `up`: a clean run has no [flower] line.)
+    for name in ("migrate", "simulator", "worker", "beat", "ingester"):
         assert re.search(rf"^\[{name}\] ", log, re.M), f"no output prefixed [{name}]"
     stopped = re.findall(r"^\[up\] (\w+) stopped \(exit code (-?\d+)\)$", log, re.M)
     assert stopped == [
@@ -173,9 +178,10 @@ def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_tr
         ("worker", "0"),
         ("flower", "0"),
     ]
-    # REMAP_SIGTERM=SIGQUIT reached the worker: SIGTERM started the cold (soft) shutdown,
-    # which sleeps WORKER_SOFT_SHUTDOWN_TIMEOUT_S only when a task was running
-    assert "[worker] worker: Cold shutdown (MainProcess)" in log
+    # REMAP_SIGTERM=SIGQUIT reached the worker: SIGTERM started Celery's cold (soft)
+    # shutdown, which sleeps WORKER_SOFT_SHUTDOWN_TIMEOUT_S only when a task was running
+    # (the supervisor rewords Celery's "Cold shutdown" line, workers/supervisor/wording.py)
+    assert "[worker] worker: soft shutdown (MainProcess)" in log
     assert "Warm shutdown" not in log
     # within the supervisor's budget: at worst the worker's 45 s soft wait plus teardown
     assert took < 60, f"drain took {took:.1f}s"
@@ -188,4 +194,5 @@ def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_tr
     # and no child outlived the supervisor
     pids = [int(p) for p in re.findall(r"^\[up\] started \w+ \(pid (\d+)\)$", log, re.M)]
     assert len(pids) == 5
+    assert log.splitlines()[-1] == "[up] all stopped"
     assert not [pid for pid in pids if alive(pid)]

@@ -60,6 +60,11 @@ FAKE_CHILD = textwrap.dedent(
             sys.exit(opts.get("exit_code", 0))
         signal.signal(signal.SIGTERM, on_term)
 
+    if "ready_file" in opts:
+        time.sleep(opts.get("ready_after", 0))
+        open(opts["ready_file"], "w").close()
+        record("ready")
+
     if "listen_after" in opts:
         time.sleep(opts["listen_after"])
         server = socket.socket()
@@ -75,21 +80,33 @@ FAKE_CHILD = textwrap.dedent(
 DRIVER = textwrap.dedent(
     """
     import json, os, sys
-    from workers.supervisor.child import ChildSpec, PrefixedOutput
+    from workers.supervisor.child import ChildSpec, Gate, PrefixedOutput
     from workers.supervisor.restart import RestartPolicy
     from workers.supervisor.supervisor import Supervisor
+
+    def gate(g):
+        if g is None:
+            return None
+        return Gate(
+            what=f"{g['file']} exists", ready=lambda: os.path.exists(g["file"]),
+            after=g.get("after"), timeout_s=g.get("timeout_s", 60),
+        )
 
     config = json.load(open(sys.argv[1]))
     specs = [
         ChildSpec(
             name=c["name"], argv=tuple(c["argv"]), env=dict(os.environ),
             stop_timeout_s=c.get("stop_timeout_s", 10), listens_on=c.get("listens_on"),
+            starts_after=gate(c.get("starts_after")),
         )
         for c in config["children"]
     ]
     policy = RestartPolicy(**config.get("policy", {}))
     output = PrefixedOutput(sys.stdout.buffer)
-    sys.exit(Supervisor(specs, config["stop_order"], output, policy, poll_s=0.05).run())
+    supervisor = Supervisor(
+        specs, config["stop_order"], output, policy, poll_s=0.05, summary=config["summary"]
+    )
+    sys.exit(supervisor.run())
     """
 )
 
@@ -107,7 +124,7 @@ class Run:
 
     def child(self, name: str, **opts: Any) -> dict[str, Any]:
         spec: dict[str, Any] = {
-            k: opts.pop(k) for k in ("stop_timeout_s", "listens_on") if k in opts
+            k: opts.pop(k) for k in ("stop_timeout_s", "listens_on", "starts_after") if k in opts
         }
         opts["events"] = str(self.events)
         argv = [sys.executable, str(self.dir / "fake_child.py"), name, json.dumps(opts)]
@@ -118,10 +135,18 @@ class Run:
         children: list[dict[str, Any]],
         stop_order: list[str],
         policy: dict[str, float] | None = None,
+        summary: list[str] | None = None,
     ) -> subprocess.Popen[bytes]:
         config = self.dir / "config.json"
         config.write_text(
-            json.dumps({"children": children, "stop_order": stop_order, "policy": policy or {}})
+            json.dumps(
+                {
+                    "children": children,
+                    "stop_order": stop_order,
+                    "policy": policy or {},
+                    "summary": summary or [],
+                }
+            )
         )
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         with self.output.open("wb") as out:
@@ -236,6 +261,9 @@ def test_given_children_when_sigterm_then_output_is_prefixed_and_they_stop_one_b
     assert run.first("a", "exit") < run.first("b", "term")
     assert "[up] SIGTERM received: stopping" in lines
     assert code == 0
+    # and the last line says so, once
+    assert lines[-1] == "[up] all stopped"
+    assert sum("all stopped" in line for line in lines) == 1
 
 
 def test_given_a_child_that_exits_nonzero_on_stop_when_stopping_then_exit_code_is_1(
@@ -249,6 +277,7 @@ def test_given_a_child_that_exits_nonzero_on_stop_when_stopping_then_exit_code_i
 
     assert code == 1
     assert "[up] a stopped (exit code 1)" in run.lines()
+    assert run.lines()[-1] == "[up] all stopped (exit code 1)"
     # the failure of one does not stop the others from being drained
     assert run.first("b", "exit")
 
@@ -379,6 +408,60 @@ def test_given_a_child_that_listens_when_starting_then_later_children_wait_for_i
     assert run.first("server", "listening") < run.first("client", "start")
     run.signal(signal.SIGTERM)
     assert run.wait(timeout=15) == 0
+
+
+def test_given_a_gated_child_when_starting_then_it_waits_and_the_summary_follows_everything(
+    run: Run,
+) -> None:
+    # Given "ui" that starts only once "backend" says it is ready (a file, 1 s after start)
+    ready = run.dir / "backend.ready"
+    run.start(
+        [
+            run.child("backend", ready_file=str(ready), ready_after=1.0),
+            run.child("ui", starts_after={"file": str(ready), "after": "backend"}),
+            run.child("other"),
+        ],
+        stop_order=["ui", "other", "backend"],
+        summary=["everything runs", "Ctrl-C to stop"],
+    )
+
+    # When start-up completes
+    wait_until(lambda: "[up] Ctrl-C to stop" in run.lines(), timeout=15)
+    wait_until(started(run, "backend", "ui", "other"))
+
+    # Then the gated child started after its gate opened, and the one after it waited too
+    assert run.first("backend", "ready") < run.first("ui", "start")
+    assert run.first("ui", "start") < run.first("other", "start")
+    # and the summary came once, after every child had started
+    lines = run.lines()
+    summary_at = lines.index("[up] everything runs")
+    assert lines[summary_at + 1] == "[up] Ctrl-C to stop"
+    assert [line for line in lines[:summary_at] if line.startswith("[up] started")] == [
+        line for line in lines if line.startswith("[up] started")
+    ]
+    assert len([line for line in lines if line.startswith("[up] started")]) == 3
+    run.signal(signal.SIGINT)
+    assert run.wait(timeout=15) == 0
+    assert run.lines()[-1] == "[up] all stopped"
+
+
+def test_given_a_gate_whose_child_dies_when_starting_then_the_gated_child_starts_anyway(
+    run: Run,
+) -> None:
+    never = run.dir / "never.ready"
+    run.start(
+        [
+            run.child("backend", crashes=1, crash_after=0.5),
+            run.child("ui", starts_after={"file": str(never), "after": "backend"}),
+        ],
+        stop_order=["ui", "backend"],
+    )
+
+    wait_until(started(run, "ui"), timeout=15)
+
+    assert "[up] backend exited before " + f"{never} exists; starting ui" in run.lines()
+    run.signal(signal.SIGTERM)
+    run.wait(timeout=15)
 
 
 def test_given_a_child_that_dies_before_listening_when_starting_then_nothing_else_starts(

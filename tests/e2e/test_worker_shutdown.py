@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from models.db import Database
 from settings import Settings
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
     broker,
     celery_settings,

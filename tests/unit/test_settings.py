@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import SettingsError, load_settings, redact_url
+from settings import PROJECT_DIR, SettingsError, default_data_dir, load_settings, redact_url
 
 
 def test_given_no_environment_when_loading_then_defaults_run_on_one_machine() -> None:
@@ -18,6 +18,47 @@ def test_given_no_environment_when_loading_then_defaults_run_on_one_machine() ->
     assert s.effective_broker_url == s.redis_url
     assert s.all_coins
     assert s.tracked_wallets == []
+
+
+def test_given_no_data_dir_when_loading_from_any_directory_then_sqlite_lives_in_the_checkout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given neither DATA_DIR nor DATABASE_URL, and a working directory outside the checkout
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # When settings load
+    s = load_settings()
+    # Then the data dir is var/ beside settings.py, and SQLite is in it (absolute paths)
+    assert s.data_dir == PROJECT_DIR / "var"
+    assert s.database_url == f"sqlite:///{PROJECT_DIR / 'var' / 'hyperwatch.db'}"
+    assert s.data_dir.is_absolute()
+
+
+def test_given_a_data_dir_when_loading_then_the_default_database_follows_it(tmp_path: Path) -> None:
+    assert load_settings(data_dir=tmp_path).database_url == f"sqlite:///{tmp_path}/hyperwatch.db"
+    assert load_settings(data_dir=tmp_path, database_url="").database_url.startswith(
+        f"sqlite:///{tmp_path}/"
+    )
+    url = "postgresql+psycopg2://postgres@127.0.0.1:5432/hw"
+    assert load_settings(data_dir=tmp_path, database_url=url).database_url == url
+
+
+def test_given_an_empty_data_dir_when_loading_then_the_default_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATA_DIR", "")
+    assert load_settings().data_dir == default_data_dir()
+
+
+def test_given_an_installed_copy_without_a_checkout_when_defaulting_then_xdg_data_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    assert default_data_dir(tmp_path / "site-packages") == tmp_path / "share" / "hyperwatch"
+    assert default_data_dir(PROJECT_DIR) == PROJECT_DIR / "var"
 
 
 def test_given_comma_lists_when_loading_then_they_are_parsed_and_normalised() -> None:

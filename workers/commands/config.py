@@ -42,12 +42,18 @@ def env_example() -> str:
         "",
     ]
     for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, list):
-            default = ",".join(default)
         description = field.description or ""
         if description:
             lines.append(f"# {description}")
+        shown = _shown_default(field)
+        if shown is not None:
+            # Where the project lives: described, and the variable left empty.
+            lines.append(f"# (default: {shown.replace('`', '')})")
+            lines.append(f"# {name.upper()}=")
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, list):
+            default = ",".join(default)
         lines.append(f"# {name.upper()}={'' if default is None else default}")
     return "\n".join(lines) + "\n"
 
@@ -140,7 +146,17 @@ def _accepts(name: str, field: FieldInfo) -> str:
     return ", ".join([kind, *bounds])
 
 
+def _shown_default(field: FieldInfo) -> str | None:
+    """A default that depends on where the project lives, in words (never a machine path)."""
+    extra = field.json_schema_extra
+    shown = extra.get("shown_default") if isinstance(extra, dict) else None
+    return str(shown) if shown is not None else None
+
+
 def _default(field: FieldInfo) -> str:
+    shown = _shown_default(field)
+    if shown is not None:
+        return shown
     default = field.get_default(call_default_factory=True)
     if default is None:
         return "unset"
@@ -168,8 +184,9 @@ def configuration_doc() -> str:
         "setting is an environment variable named after the field in upper case (names are",
         "case-insensitive); a `.env` file in the working directory is read too, and the",
         "environment wins over it. Every variable is optional: the defaults run the whole system",
-        "on one machine (SQLite under `./var/`, Redis on localhost). A bad value stops any",
-        "command with exit code 2 and one line naming the variable and what it expects, e.g.",
+        "on one machine (SQLite under `var/` in the checkout, Redis on localhost). A bad value",
+        "stops any command with exit code 2 and one line naming the variable and what it",
+        "expects, e.g.",
         "`hyperwatch: invalid setting WORKER_SOFT_SHUTDOWN_TIMEOUT_S: Input should be a valid",
         "number, unable to parse string as a number (got 'soon')`.",
         "",

@@ -16,7 +16,7 @@ import sentry_sdk
 
 from runtime import transport
 from runtime.hyperliquid.universe import UnknownCoin
-from runtime.observability import init_sentry
+from runtime.observability import init_sentry, quiet_routine_records
 from workers.context import UsageError, current_settings
 from workers.ingester.service import Ingester
 from workers.ingester.signals import SignalHandler
@@ -36,6 +36,8 @@ def ingest() -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+    # One line per REST poll (httpx) only at DEBUG; failures are logged by the poller.
+    quiet_routine_records()
     # Unhandled errors reach Sentry when SENTRY_DSN is set (scrubbed like every process's).
     init_sentry(settings, "ingester")
     ingester = Ingester(settings)

@@ -7,6 +7,10 @@ at the positions priority). When the budget cannot cover every wallet each inter
 simply stretches (logged once). A failed call yields *nothing* — never an empty position
 list, which downstream would read as "flat" and alert on (architecture, "what peers got
 wrong"). Parsed states go to the pipeline through its thread-safe inbox.
+
+Logging: a routine poll logs nothing at INFO (httpx's line per request is DEBUG, see
+``runtime.observability``); failures are WARNINGs (throttled), and the first success after
+a failure says so at INFO.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class PositionPoller(threading.Thread):
         self._client = httpx.Client(timeout=timeout_s)
         self._stop_event = threading.Event()
         self._throttle = LogThrottle(log, clock)
+        self._failing = False
         needed = len(wallets) * WEIGHT * 60.0 / interval_s
         weight_per_minute = int(budget.per_minute * SHARE[Priority.POSITIONS])
         if needed > weight_per_minute:
@@ -105,15 +110,20 @@ class PositionPoller(threading.Thread):
             response.raise_for_status()
             state = response.json()
         except (httpx.HTTPError, ValueError) as exc:
+            self._failing = True
             self._throttle.log(
                 logging.WARNING, "poll", "position poll of %s failed: %s", wallet, exc
             )
             return False
         pf = parse_clearinghouse_state(wallet, state, response.content, "clearinghouseState")
         if pf.kind != "data":
+            self._failing = True
             self._throttle.log(
                 logging.WARNING, "poll-bad", "bad clearinghouseState for %s: %s", wallet, pf.detail
             )
             return False
+        if self._failing:
+            self._failing = False
+            log.info("position polls answer again (%s)", wallet)
         self._deliver(wallet, pf)
         return True

@@ -11,6 +11,7 @@ import click
 from workers.context import UsageError
 from workers.simulator.config import SimulatorConfig
 from workers.simulator.faults import FaultPlan
+from workers.simulator.ledger import FILLS_KEPT
 from workers.simulator.runner import SimulatorServer
 from workers.simulator.universe import DEFAULT_COINS, DEFAULT_DELISTED
 
@@ -166,6 +167,14 @@ def _csv(value: str) -> tuple[str, ...]:
     help="Per-IP client message cap (0 = none).",
 )
 @click.option(
+    "--fills-kept",
+    default=FILLS_KEPT,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most recent fills kept per simulated wallet (what userFills and userFillsByTime "
+    "serve; the exchange keeps 10000). Bounds memory.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -197,6 +206,7 @@ def simulate(
     record_path: Path | None,
     replay_path: Path | None,
     max_messages_per_minute: int,
+    fills_kept: int,
     log_level: str,
 ) -> None:
     """Serve a Hyperliquid-compatible exchange (WebSocket /ws and POST /info) on one port."""
@@ -227,6 +237,7 @@ def simulate(
         record_path=record_path,
         replay_path=replay_path,
         max_messages_per_minute=max_messages_per_minute,
+        fills_kept=fills_kept,
     )
     try:
         server = SimulatorServer(config)

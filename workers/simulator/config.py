@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workers.simulator.faults import FaultPlan
+from workers.simulator.ledger import FILLS_KEPT
 from workers.simulator.market import sim_user_address
 from workers.simulator.universe import DEFAULT_COINS, DEFAULT_DELISTED, Universe, UniverseError
 
@@ -45,6 +46,7 @@ class SimulatorConfig:
     max_users_tracked: int = 10
     max_messages_per_minute: int = 2000
     max_queue_bytes: int = 64 << 20
+    fills_kept: int = FILLS_KEPT  # per simulated wallet (memory bound; see ledger.py)
 
     def validate(self) -> None:
         """Raise ValueError("option: what it expects") on the first bad option."""
@@ -66,6 +68,7 @@ class SimulatorConfig:
                 "start-time: ms since the epoch ≥ 0",
             ),
             (self.max_queue_bytes > 0, "max-queue-bytes: > 0"),
+            (self.fills_kept >= 1, "fills-kept: fills per wallet ≥ 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -93,7 +93,7 @@ class Exchange:
             self.source = GeneratedBlocks(generator, config.effective_block_ms, origin_ms=0)
         self.market = market
         self.contexts = AssetContexts(market, config.seed)
-        self.ledger = Ledger(self.universe, users)
+        self.ledger = Ledger(self.universe, users, fills_kept=config.fills_kept)
         window = max(1, config.replay_trades)
         self.recent: dict[str, deque[Trade]] = {
             s.name: deque(maxlen=window) for s in self.universe.specs

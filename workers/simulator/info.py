@@ -13,6 +13,9 @@
 * ``userFillsByTime`` (``user``, ``startTime``, optional ``endTime``, inclusive) → up to
   2000 fills, oldest first, so the last time is the next page's ``startTime``
 
+Both read the wallet's kept fills: the most recent ``--fills-kept`` (default 2000; the
+exchange keeps 10,000 reachable), so older pages come back empty sooner than live.
+
 A body that is not JSON is HTTP 400; an unknown ``type`` or a missing/ill-typed field is
 HTTP 422 with a text message, the way the exchange's JSON extractor answers.
 """

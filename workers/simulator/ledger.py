@@ -13,6 +13,8 @@ Contract:
   returns the ``clearinghouseState`` object of reference §2.9 (numbers as strings).
 * Funding is charged on each hour boundary (:meth:`Ledger.charge_funding`); positive
   ``cumFunding`` means paid.
+* Memory is bounded: each account keeps its ``fills_kept`` most recent fills (default
+  :data:`FILLS_KEPT`), older ones are dropped as new ones arrive.
 
 All arithmetic is Decimal; this path runs only for trades that touch a simulated user.
 """
@@ -34,7 +36,11 @@ TAKER_FEE = Decimal("0.00045")
 MAKER_FEE = Decimal("0.00015")
 DEFAULT_BALANCE = Decimal(100_000)
 DEFAULT_LEVERAGE = 10
-FILLS_KEPT = 10_000  # Hyperliquid serves only the 10,000 most recent fills
+# Fills kept per wallet, newest last. userFills answers at most the 2,000 most recent, and
+# each userFillsByTime page at most 2,000 (reference §7.5), so 2,000 serves every first page.
+# The exchange keeps 10,000 reachable; keeping that many costs ~30 MB per busy wallet in a
+# long run (dicts of strings), hence a small default and `hyperwatch simulate --fills-kept`.
+FILLS_KEPT = 2_000
 _USD_PLACES = 6
 _FIRST_OID = 400_000_000_000
 
@@ -54,6 +60,10 @@ class _Account:
     positions: dict[str, _Position] = field(default_factory=dict)
     fills: deque[Fill] = field(default_factory=lambda: deque(maxlen=FILLS_KEPT))
 
+    @classmethod
+    def keeping(cls, fills_kept: int) -> _Account:
+        return cls(fills=deque(maxlen=fills_kept))
+
 
 def _direction(start: Decimal, end: Decimal, buy: bool) -> str:
     if start > 0 and end < 0:
@@ -69,10 +79,16 @@ class Ledger:
     """Accounts of the simulated users. Not thread-safe; one event loop owns it."""
 
     def __init__(
-        self, universe: Universe, users: Iterable[str], leverage: int = DEFAULT_LEVERAGE
+        self,
+        universe: Universe,
+        users: Iterable[str],
+        leverage: int = DEFAULT_LEVERAGE,
+        fills_kept: int = FILLS_KEPT,
     ) -> None:
+        if fills_kept < 1:
+            raise ValueError("fills_kept must be at least 1")
         self.universe = universe
-        self.accounts: dict[str, _Account] = {user: _Account() for user in users}
+        self.accounts: dict[str, _Account] = {user: _Account.keeping(fills_kept) for user in users}
         self.leverage = leverage
         self._next_oid = _FIRST_OID
         self._taker_oids: dict[tuple[str, str], int] = {}

@@ -2,7 +2,9 @@
 
 ``plan`` decides what runs (pure), ``child`` runs one process with prefixed output,
 ``restart`` decides when to restart, ``supervisor`` is the loop and the shutdown order,
-``preflight`` checks Redis before anything starts, ``command`` is the click command.
+``preflight`` checks Redis before anything starts, ``readiness`` what a child waits for
+(Flower: the worker's ping), ``summary`` the block printed once all run, ``wording`` how
+Celery's shutdown prints read, ``command`` is the click command.
 """
 
 from __future__ import annotations

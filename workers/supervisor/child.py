@@ -8,6 +8,7 @@ so a SIGKILLed supervisor leaves no orphans — they shut down warm on their own
 
 Output: stdout and stderr are merged into one pipe and copied line by line, each line
 prefixed with ``[name] ``, to one shared binary stream under a lock, flushed per line.
+Blank lines are dropped and a child's ``rewords`` applied (``wording``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from workers.supervisor.wording import Reword, reword
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a child waits for before its first start (a restart does not wait again).
+
+    ``ready`` is polled until it returns True, for up to ``timeout_s``; the wait also ends
+    when the child named ``after`` (the one it waits on) exits. Either way the child then
+    starts: a gate orders start-up, it does not decide whether a child runs.
+    """
+
+    what: str  # for the operator, e.g. "the worker answers a ping"
+    ready: Callable[[], bool]
+    after: str | None = None
+    timeout_s: float = 60.0
+
 
 @dataclass(frozen=True)
 class ChildSpec:
@@ -36,6 +54,10 @@ class ChildSpec:
     stop_timeout_s: float = 10.0
     # A port the child serves; later children start only once it accepts connections.
     listens_on: int | None = None
+    # Started only once this holds (e.g. Flower, once the worker answers).
+    starts_after: Gate | None = None
+    # How some of its output lines are reworded or dropped (see wording.py).
+    rewords: tuple[Reword, ...] = ()
 
 
 class PrefixedOutput:
@@ -116,7 +138,9 @@ class Child:
         assert process is not None and process.stdout is not None
         with process.stdout:
             for raw in iter(process.stdout.readline, b""):
-                self._output.line(self.name, raw)
+                text = reword(raw.rstrip(b"\r\n"), self.spec.rewords)
+                if text is not None:
+                    self._output.line(self.name, text)
 
     def poll(self) -> int | None:
         """The exit code once the process has exited (negative: killed by that signal)."""

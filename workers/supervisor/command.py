@@ -16,6 +16,7 @@ from workers.context import current_settings
 from workers.supervisor.child import Child, ChildSpec, PrefixedOutput
 from workers.supervisor.plan import UpOptions, build_plan, flower_conf
 from workers.supervisor.preflight import Unreachable, require_redis
+from workers.supervisor.summary import summary_lines
 from workers.supervisor.supervisor import STOP_SIGNALS, Supervisor, describe
 
 
@@ -103,9 +104,10 @@ def up(
 ) -> None:
     """Run ingester, worker, beat and Flower (and the simulator) until SIGTERM or Ctrl-C.
 
-    Migrates the database first. The first SIGTERM/SIGINT drains every process in order
-    (ingester, simulator, beat, worker, Flower); a second one kills them at once. Exit 0 when
-    all drained cleanly, 1 on a failure, 2 on a bad setting, 3 after a forced kill.
+    Migrates the database first, then prints one block saying where everything is. The
+    first SIGTERM/SIGINT drains every process in order (ingester, simulator, beat, worker,
+    Flower) and ends with "all stopped"; a second one kills them at once. Exit 0 when all
+    drained cleanly, 1 on a failure, 2 on a bad setting, 3 after a forced kill.
     """
     settings = current_settings()
     options = UpOptions(
@@ -128,7 +130,9 @@ def up(
         raise DependencyUnreachable(str(exc)) from None
 
     output = PrefixedOutput(sys.stdout.buffer)
-    supervisor = Supervisor(plan.children, plan.stop_order, output)
+    supervisor = Supervisor(
+        plan.children, plan.stop_order, output, summary=summary_lines(settings, options)
+    )
     for warning in warnings:
         supervisor.say(f"warning: {warning}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)

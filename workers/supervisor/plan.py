@@ -8,6 +8,11 @@ The children are the same processes a deployment runs (docker-compose.yml, deplo
 the same environment contract: ``REMAP_SIGTERM=SIGQUIT`` (billiard reads it from the
 environment at import; it turns the worker's SIGTERM into a soft shutdown, see
 celeryconfig.py) and unbuffered output so log lines arrive as they are written.
+
+Output is for a person at a terminal: the supervisor prints one summary block once
+everything runs (``summary.py``), so Celery's start-up banners are off (``--quiet``) and
+Flower logs only warnings, unless ``LOG_LEVEL=DEBUG``. Per-task lines are DEBUG in every
+process anyway (``runtime.observability``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from typing import Literal
 
 from celeryconfig import QUEUE_NAMES
 from settings import Settings
-from workers.supervisor.child import ChildSpec
+from workers.supervisor import wording
+from workers.supervisor.child import ChildSpec, Gate
+from workers.supervisor.readiness import WorkerAnswersPing
 
 Feed = Literal["live", "sim"]
 
@@ -41,6 +48,15 @@ FLOWER_STOP_TIMEOUT_S = 10.0
 MIGRATE_TIMEOUT_S = 300.0
 # Above the soft-shutdown wait: the cancel, message restore and pool teardown that follow it.
 WORKER_STOP_MARGIN_S = 15.0
+# Flower waits this long for the worker's first answer, then starts anyway.
+FLOWER_WAITS_FOR_WORKER_S = 60.0
+# The worker's node name (`-n`): the default `hyperwatch health worker` looks for (its --node).
+WORKER_NODE = "celery@%h"
+# Flower's own logging (tornado) per LOG_LEVEL: its INFO lines are a start-up banner that
+# the summary replaces.
+# Bind addresses whose port the supervisor's check (127.0.0.1) reaches.
+_REACHABLE_FROM_LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0", "")
+FLOWER_LOGGING = {"DEBUG": "info", "INFO": "warning", "WARNING": "warning", "ERROR": "error"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,8 @@ def build_plan(
     settings: Settings, options: UpOptions, base_env: Mapping[str, str], python: str
 ) -> Plan:
     env = _common_env(settings, options, base_env)
-    celery = (python, "-m", "celery", "-A", "tasks")
+    quiet = () if settings.log_level == "DEBUG" else ("--quiet",)  # banners: see above
+    celery = (python, "-m", "celery", "-A", "tasks", *quiet)
     hyperwatch = (python, "-m", "workers.cli")
     log_level = settings.log_level
 
@@ -110,12 +127,17 @@ def build_plan(
         *celery, "worker",
         "-Q", ",".join(QUEUE_NAMES),
         "-c", str(options.worker_concurrency),
-        # The default node name `hyperwatch health worker` looks for (its --node).
-        "-n", "celery@%h",
+        "-n", WORKER_NODE,
         "--loglevel", log_level,
     )  # fmt: skip
     children.append(
-        ChildSpec("worker", worker, env, stop_timeout_s=worker_stop_timeout_s(settings))
+        ChildSpec(
+            "worker",
+            worker,
+            env,
+            stop_timeout_s=worker_stop_timeout_s(settings),
+            rewords=wording.CELERY_WORKER,
+        )
     )
     beat = (
         *celery, "beat",
@@ -124,9 +146,7 @@ def build_plan(
         "--schedule", str(settings.data_dir / "celerybeat-schedule"),
     )  # fmt: skip
     children.append(ChildSpec("beat", beat, env, stop_timeout_s=BEAT_STOP_TIMEOUT_S))
-    if options.flower:
-        children.append(_flower(settings, options, env, base_env, celery))
-    # The ingester starts last: everything that consumes what it publishes is already up.
+    # The ingester once everything that consumes what it publishes runs.
     children.append(
         ChildSpec(
             name="ingester",
@@ -135,6 +155,9 @@ def build_plan(
             stop_timeout_s=INGESTER_STOP_TIMEOUT_S,
         )
     )
+    # Flower last, once the worker answers: it inspects workers as soon as it starts.
+    if options.flower:
+        children.append(_flower(settings, options, env, base_env, celery))
     migrate = ChildSpec(
         name="migrate",
         argv=(*hyperwatch, "db", "upgrade"),
@@ -147,6 +170,13 @@ def build_plan(
         children=tuple(children),
         stop_order=tuple(n for n in STOP_ORDER if n in names),
     )
+
+
+def worker_node() -> str:
+    """The node name ``-n celery@%h`` gives the worker on this host."""
+    from celery.utils.nodenames import host_format
+
+    return str(host_format(WORKER_NODE))
 
 
 def _common_env(
@@ -215,4 +245,21 @@ def _flower(
     if options.flower_conf is not None:
         argv += (f"--conf={options.flower_conf}",)
     argv += (f"--address={settings.flower_address}", f"--port={settings.flower_port}")
-    return ChildSpec("flower", argv, flower_env, stop_timeout_s=FLOWER_STOP_TIMEOUT_S)
+    argv += (f"--logging={FLOWER_LOGGING[settings.log_level]}",)
+    worker_answers = Gate(
+        what="the worker answers a ping",
+        ready=WorkerAnswersPing(settings.effective_broker_url, worker_node()),
+        after="worker",
+        timeout_s=FLOWER_WAITS_FOR_WORKER_S,
+    )
+    # The summary (printed once every child started) names Flower's URL: wait until it
+    # answers there, when the supervisor can reach the address it binds.
+    reachable = settings.flower_address in _REACHABLE_FROM_LOOPBACK
+    return ChildSpec(
+        "flower",
+        argv,
+        flower_env,
+        stop_timeout_s=FLOWER_STOP_TIMEOUT_S,
+        listens_on=settings.flower_port if reachable else None,
+        starts_after=worker_answers,
+    )

@@ -3,7 +3,9 @@
 Contract (what ``hyperwatch up`` promises, see docs/OPERATIONS.md):
 
 * Start: children start in the given order; a child with ``listens_on`` must accept TCP
-  connections before the next one starts (the simulator, before the ingester dials it).
+  connections before the next one starts (the simulator, before the ingester dials it); a
+  child with ``starts_after`` waits for its gate first (Flower, until the worker answers).
+  Once all have started, the ``summary`` lines are printed, once.
 * A child that exits on its own is restarted per :class:`RestartPolicy`; when the policy
   gives up, everything is stopped and the exit code is 1 (2 if the child reported a bad
   setting).
@@ -16,6 +18,8 @@ Contract (what ``hyperwatch up`` promises, see docs/OPERATIONS.md):
   once and the exit code is 3 (``runtime.lifecycle.EXIT_FORCED``).
 * Exit 0 only when every child exited 0 after being asked to stop. Exit codes are those of
   ``runtime.lifecycle``, shared by every hyperwatch process.
+* The last line is ``all stopped`` (with the exit code when it is not 0), once every child
+  has exited.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Supervisor:
         policy: RestartPolicy | None = None,
         poll_s: float = 0.1,
         clock: Clock = SYSTEM_CLOCK,
+        summary: Sequence[str] = (),
     ) -> None:
         unknown = set(stop_order) - {s.name for s in specs}
         if unknown:
@@ -61,6 +66,7 @@ class Supervisor:
         self._clock = clock
         self._signals: list[int] = []
         self._exit_code = EXIT_OK
+        self._summary = list(summary)
 
     # --- public -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -68,17 +74,21 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
             if self._start_all():
+                for line in self._summary:
+                    self.say(line)
                 while not self._signals and self._exit_code == EXIT_OK:
                     self._tick()
                     time.sleep(self._poll_s)
             if self._signals:
                 self.say(f"{signal.Signals(self._signals[0]).name} received: stopping")
-            return self._stop_all()
+            code = self._stop_all()
+            self._say_all_stopped(code)
+            return code
         except Exception as exc:
             # A bug here must not leave the children running unsupervised.
             self.say(f"supervisor failed ({type(exc).__name__}: {exc}); stopping every child")
             self._exit_code = EXIT_FAILURE
-            self._stop_all()
+            self._say_all_stopped(self._stop_all())
             raise
         finally:
             for sig, handler in previous.items():
@@ -101,6 +111,8 @@ class Supervisor:
     # --- start ------------------------------------------------------------------------------
     def _start_all(self) -> bool:
         for child in self._children:
+            if child.spec.starts_after is not None and not self._signals:
+                self._wait_gate(child)
             if self._signals:
                 return False
             self._start(child)
@@ -112,6 +124,25 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         child.start()
         self.say(f"started {child.name} (pid {child.pid})")
+
+    def _wait_gate(self, child: Child) -> None:
+        """Until the child's gate opens, the child it waits on exits, or the gate times out."""
+        gate = child.spec.starts_after
+        assert gate is not None
+        awaited = next((c for c in self._children if c.name == gate.after), None)
+        deadline = self._clock.monotonic() + gate.timeout_s
+        while not self._signals:
+            if gate.ready():
+                return
+            if awaited is not None and awaited.poll() is not None:
+                self.say(f"{awaited.name} exited before {gate.what}; starting {child.name}")
+                return
+            if self._clock.monotonic() >= deadline:
+                self.say(
+                    f"no sign that {gate.what} after {gate.timeout_s:g}s; starting {child.name}"
+                )
+                return
+            time.sleep(self._poll_s)
 
     def _wait_listening(self, child: Child) -> bool:
         port = child.spec.listens_on
@@ -187,6 +218,9 @@ class Supervisor:
                 return -signal.SIGKILL
             time.sleep(self._poll_s)
 
+    def _say_all_stopped(self, code: int) -> None:
+        self.say("all stopped" if code == EXIT_OK else f"all stopped (exit code {code})")
+
     def _kill_all(self) -> int:
         sig = self._signals[-1]
         self.say(f"second signal ({signal.Signals(sig).name}): killing every child now")
@@ -205,5 +239,11 @@ def _accepts(port: int, host: str = "127.0.0.1") -> bool:
 def describe(specs: Sequence[ChildSpec]) -> list[dict[str, Any]]:
     """The plan as data (for ``hyperwatch up --dry-run``): names, commands, stop budgets."""
     return [
-        {"name": s.name, "argv": list(s.argv), "stop_timeout_s": s.stop_timeout_s} for s in specs
+        {
+            "name": s.name,
+            "argv": list(s.argv),
+            "stop_timeout_s": s.stop_timeout_s,
+            **({"starts_after": s.starts_after.what} if s.starts_after is not None else {}),
+        }
+        for s in specs
     ]

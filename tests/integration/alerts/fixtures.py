@@ -20,7 +20,7 @@ from celery.contrib.testing.worker import start_worker
 from models.db import Database
 from runtime import lifecycle
 from settings import Settings
-from tasks.app import HyperwatchCelery, create_app
+from tasks.application import HyperwatchCelery, create_app
 from tests.integration.notify.receiver import Receiver, receiving
 
 

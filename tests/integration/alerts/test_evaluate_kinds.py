@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from models.db import Database
 from settings import Settings
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tests.integration.alerts.support import (
     WALLET,
     add_alert,

@@ -18,7 +18,7 @@ from domain.notify.signing import IDEMPOTENCY_HEADER
 from models.db import Database
 from runtime import lifecycle
 from settings import Settings
-from tasks.app import create_app
+from tasks.application import create_app
 from tests.integration.alerts.support import (
     add_alert,
     add_channel,

@@ -16,7 +16,7 @@ from models.db import Database
 from models.repositories import UserRepository
 from models.tracked_wallet import TrackedWallet
 from settings import Settings
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tests.integration.alerts.support import (
     WALLET,
     add_alert,

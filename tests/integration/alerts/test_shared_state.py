@@ -18,7 +18,7 @@ from models.db import Database
 from runtime import lifecycle
 from settings import Settings
 from tasks.alerts.evaluate import Evaluator
-from tasks.app import HyperwatchCelery, create_app
+from tasks.application import HyperwatchCelery, create_app
 from tests.integration.alerts.support import (
     WALLET,
     add_alert,

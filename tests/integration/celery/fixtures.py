@@ -22,7 +22,7 @@ from celery.contrib.testing.worker import start_worker
 from models.db import Database
 from runtime import lifecycle
 from settings import Settings
-from tasks.app import HyperwatchCelery, create_app
+from tasks.application import HyperwatchCelery, create_app
 from tests.integration.celery.support import WorkerProcess, service_env
 
 

@@ -21,7 +21,7 @@ from models.db import Database
 from runtime import lifecycle
 from runtime.metrics_export import task_metrics
 from settings import Settings
-from tasks.app import HyperwatchCelery, create_app
+from tasks.application import HyperwatchCelery, create_app
 from tests.integration.celery.support import (
     T0,
     expected_bars,

@@ -24,7 +24,7 @@ from models import migrate
 from models.db import Database, get_database
 from runtime import lifecycle
 from settings import Settings
-from tasks.app import HyperwatchCelery, create_app
+from tasks.application import HyperwatchCelery, create_app
 from tests.integration.celery.fixtures import (  # noqa: F401 - fixtures
     broker,
     celery_settings,

@@ -8,7 +8,7 @@ import pytest
 
 from runtime import lifecycle
 from settings import Settings
-from tasks.app import HyperwatchCelery, create_app
+from tasks.application import HyperwatchCelery, create_app
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ from domain.notify.signing import (
 from models.db import Database
 from models.notification import Notification
 from settings import Settings
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tasks.notify.deliver import Deliverer
 from tasks.notify.outbox import redis_client as make_redis
 from tests.integration.alerts.support import (

@@ -11,7 +11,7 @@ import pytest
 
 from models.db import Database
 from settings import Settings
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tests.integration.alerts.support import SECRET, add_channel, add_user, wait_until
 from tests.integration.notify.receiver import Receiver
 from tests.integration.notify.support import outbox_row

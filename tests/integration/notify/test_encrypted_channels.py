@@ -17,7 +17,7 @@ from models.db import Database
 from models.repositories import ChannelRepository
 from models.secret_box import PREFIX, SecretUnavailable, box_for
 from settings import Settings, load_settings
-from tasks.app import HyperwatchCelery
+from tasks.application import HyperwatchCelery
 from tasks.notify.deliver import Deliverer
 from tasks.notify.outbox import redis_client as make_redis
 from tests.integration.alerts.support import SECRET, add_channel, add_user, wait_until

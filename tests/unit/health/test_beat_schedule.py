@@ -47,7 +47,7 @@ def test_the_required_jobs_are_scheduled_at_their_cadence(schedule: dict) -> Non
 
 def test_every_scheduled_task_is_registered_by_the_worker(schedule: dict) -> None:
     from settings import load_settings
-    from tasks.app import create_app
+    from tasks.application import create_app
 
     app = create_app(load_settings())
     app.loader.import_default_modules()

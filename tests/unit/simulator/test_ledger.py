@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from workers.simulator.ledger import DEFAULT_BALANCE, Ledger
+import pytest
+
+from workers.simulator.config import SimulatorConfig
+from workers.simulator.ledger import DEFAULT_BALANCE, FILLS_KEPT, Ledger
 from workers.simulator.universe import Universe
 
 ALICE = "0x" + "a1" * 20
@@ -189,3 +192,34 @@ def test_fills_are_kept_oldest_first() -> None:
     )
     assert [f["tid"] for f in book.fills(ALICE)] == [1, 2]
     assert book.fills(OTHER) == []
+
+
+def test_given_many_trades_when_applied_then_each_wallet_keeps_only_its_most_recent_fills() -> None:
+    # Given a ledger keeping 50 fills per wallet, for two wallets that trade with each other
+    book = Ledger(Universe.build(["BTC", "ETH"], ["MATIC"]), (ALICE, BOB), fills_kept=50)
+    # When 1,000 trades between them are applied
+    for tid in range(1, 1001):
+        buyer, seller = (ALICE, BOB) if tid % 2 else (BOB, ALICE)
+        book.apply([trade("B", "2000", "0.1", buyer, seller, tid=tid)])
+    # Then each keeps exactly the 50 newest, oldest first, and memory stays bounded
+    for user in (ALICE, BOB):
+        kept = book.fills(user)
+        assert len(kept) == 50
+        assert [f["tid"] for f in kept] == list(range(951, 1001))
+        assert book.accounts[user].fills.maxlen == 50
+
+
+def test_given_the_defaults_when_a_ledger_is_built_then_it_keeps_2000_fills_per_wallet() -> None:
+    assert FILLS_KEPT == 2000 == SimulatorConfig().fills_kept
+    book = ledger(ALICE)
+    for tid in range(1, FILLS_KEPT + 11):
+        book.apply([trade("B", "2000", "0.1", ALICE, OTHER, tid=tid)])
+    assert len(book.fills(ALICE)) == FILLS_KEPT
+    assert book.fills(ALICE)[0]["tid"] == 11
+
+
+def test_given_fills_kept_below_one_when_building_then_refused() -> None:
+    with pytest.raises(ValueError):
+        Ledger(Universe.build(["BTC"], []), (ALICE,), fills_kept=0)
+    with pytest.raises(ValueError, match="fills-kept"):
+        SimulatorConfig(fills_kept=0).validate()

@@ -9,14 +9,17 @@ import pytest
 from celeryconfig import QUEUE_NAMES
 from settings import Settings, load_settings
 from workers.simulator.config import SimulatorConfig
+from workers.supervisor import wording
 from workers.supervisor.child import ChildSpec
 from workers.supervisor.plan import (
     Plan,
     UpOptions,
     build_plan,
     flower_conf,
+    worker_node,
     worker_stop_timeout_s,
 )
+from workers.supervisor.readiness import WorkerAnswersPing
 
 PY = "/opt/py/bin/python"
 WALLET = "0x5b2e9c0d4a1f8e7b6c3d2a1908f7e6d5c4b3a291"
@@ -40,7 +43,7 @@ def test_given_live_feed_when_planning_then_four_processes_start_and_stop_in_dra
 ) -> None:
     plan = plan_for(settings)
 
-    assert plan.names() == ["worker", "beat", "flower", "ingester"]
+    assert plan.names() == ["worker", "beat", "ingester", "flower"]
     assert plan.stop_order == ("ingester", "beat", "worker", "flower")
 
 
@@ -62,7 +65,7 @@ def test_given_worker_when_planned_then_it_consumes_every_queue_and_outlasts_the
     worker = by_name(plan_for(settings, worker_concurrency=3), "worker")
 
     argv = list(worker.argv)
-    assert argv[1:6] == ["-m", "celery", "-A", "tasks", "worker"]
+    assert argv[1:7] == ["-m", "celery", "-A", "tasks", "--quiet", "worker"]
     assert argv[argv.index("-Q") + 1].split(",") == list(QUEUE_NAMES)
     assert argv[argv.index("-c") + 1] == "3"
     assert worker.stop_timeout_s == worker_stop_timeout_s(settings)
@@ -74,7 +77,7 @@ def test_given_beat_when_planned_then_its_state_file_lives_in_the_data_dir(
 ) -> None:
     beat = by_name(plan_for(settings), "beat")
 
-    assert beat.argv[1:6] == ("-m", "celery", "-A", "tasks", "beat")
+    assert beat.argv[1:7] == ("-m", "celery", "-A", "tasks", "--quiet", "beat")
     assert beat.argv[beat.argv.index("--schedule") + 1] == str(
         settings.data_dir / "celerybeat-schedule"
     )
@@ -194,3 +197,44 @@ def test_given_this_checkout_when_locating_flowerconfig_then_it_is_beside_celery
 
     assert found is not None
     assert found == Path(celeryconfig.__file__).resolve().parent / "flowerconfig.py"
+
+
+def test_given_flower_when_planned_then_it_starts_last_once_the_worker_answers_a_ping(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings, feed="sim", sim_port=1)
+
+    assert plan.names()[-1] == "flower"
+    assert by_name(plan, "flower").listens_on == settings.flower_port  # before the summary
+    gate = by_name(plan, "flower").starts_after
+    assert gate is not None
+    assert gate.after == "worker"
+    assert isinstance(gate.ready, WorkerAnswersPing)
+    assert gate.ready.node == worker_node()
+    assert gate.ready.broker_url == settings.effective_broker_url
+    assert worker_node().startswith("celery@")
+    assert "%" not in worker_node()
+    worker_argv = by_name(plan, "worker").argv
+    assert worker_argv[worker_argv.index("-n") + 1] == "celery@%h"
+
+
+@pytest.mark.parametrize(
+    ("level", "banners", "flower_logging"),
+    [("INFO", False, "warning"), ("WARNING", False, "warning"), ("DEBUG", True, "info")],
+)
+def test_given_a_log_level_when_planned_then_banners_and_flower_follow_it(
+    tmp_path: Path, level: str, banners: bool, flower_logging: str
+) -> None:
+    plan = plan_for(load_settings(data_dir=tmp_path, log_level=level))
+
+    for name in ("worker", "beat"):
+        spec = by_name(plan, name)
+        assert ("--quiet" not in spec.argv) is banners, name
+        assert spec.argv[spec.argv.index("--loglevel") + 1] == level
+    assert f"--logging={flower_logging}" in by_name(plan, "flower").argv
+
+
+def test_given_the_worker_when_planned_then_its_shutdown_lines_are_reworded(
+    settings: Settings,
+) -> None:
+    assert by_name(plan_for(settings), "worker").rewords == wording.CELERY_WORKER

@@ -10,7 +10,7 @@ import celeryconfig
 from events import BATCH_CONTENT_TYPE
 from runtime import lifecycle
 from settings import Settings
-from tasks.app import TASK_MODULES, HyperwatchCelery, create_app
+from tasks.application import TASK_MODULES, HyperwatchCelery, create_app
 
 PERSIST = [
     "hyperwatch.persist.trades",

@@ -11,7 +11,7 @@ import inspect
 import pytest
 from kombu.transport import redis as redis_transport
 
-import tasks.app
+import tasks.application
 from runtime import transport
 from workers.cli import main
 
@@ -122,11 +122,11 @@ def test_given_a_mismatch_when_a_celery_process_starts_then_it_exits_2_with_the_
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # celery -A tasks worker|beat|flower build the app through get_app.
-    monkeypatch.setattr(tasks.app, "_app", None)
+    monkeypatch.setattr(tasks.application, "_app", None)
     monkeypatch.setattr(transport, "kombu_version", lambda: "5.8.0")
 
     with pytest.raises(SystemExit) as exited:
-        tasks.app.get_app()
+        tasks.application.get_app()
 
     assert exited.value.code == 2
     err = capsys.readouterr().err

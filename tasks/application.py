@@ -32,7 +32,7 @@ import celeryconfig
 from events import register_batch_serializer
 from models.db import dispose_all
 from runtime import lifecycle, transport
-from runtime.observability import init_sentry
+from runtime.observability import init_sentry, quiet_routine_records
 from settings import Settings, SettingsError, load_settings
 from tasks.maintenance.hooks import install_operations
 
@@ -64,6 +64,9 @@ def create_app(settings: Settings) -> HyperwatchCelery:
     # instead of stopping the worker; TransportMismatch if the installed kombu is not the
     # one those patches were written against.
     transport.install()
+    # Per-task "received"/"succeeded" and beat's per-entry lines at DEBUG, in every Celery
+    # process of the app (worker, beat, Flower), however it was started.
+    quiet_routine_records()
     app = HyperwatchCelery("hyperwatch", set_as_current=True)
     app.settings = settings
     app.config_from_object(celeryconfig)
