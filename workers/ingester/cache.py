@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -102,12 +102,16 @@ class CacheWriter(threading.Thread):
         timeout_s: float = 2.0,
         journal: GapJournal | None = None,
         feed: str = "default",
+        on_journal: Callable[[list[Gap], dict[GapKey, int]], None] | None = None,
     ) -> None:
         super().__init__(name="ingest-cache", daemon=True)
         self._cache = cache
         self._journal = journal or GapJournal()
         self._gaps_open_key = keys.GAPS_OPEN.name(feed=feed)
         self._gaps_newest_key = keys.GAPS_NEWEST.name(feed=feed)
+        # The previous run's journal is read before this run writes its own over it.
+        self._on_journal = on_journal
+        self._journal_loaded = on_journal is None
         self._client = redis.Redis.from_url(
             redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
@@ -135,7 +139,7 @@ class CacheWriter(threading.Thread):
     def write_once(self) -> bool:
         """One pipelined write of everything that changed; False if Redis was unreachable."""
         mids, ctx, last = self._cache.take()
-        newest, gaps = self._journal.take()
+        newest, gaps = self._journal.take() if self._load_journal() else ({}, {})
         now_ms = self._clock.time_ms()
         self._update_lag(now_ms)
         pipe = self._client.pipeline(transaction=False)
@@ -166,6 +170,19 @@ class CacheWriter(threading.Thread):
         if not self.reachable:
             log.info("cache redis reachable")
         self.reachable = True
+        return True
+
+    def _load_journal(self) -> bool:
+        """True once the previous run's journal was read and handed over."""
+        if self._journal_loaded:
+            return True
+        try:
+            gaps, newest = self.load_gap_journal()
+        except (redis.RedisError, OSError):
+            return False  # the cache write below reports the outage
+        assert self._on_journal is not None
+        self._on_journal(gaps, newest)
+        self._journal_loaded = True
         return True
 
     def load_gap_journal(self) -> tuple[list[Gap], dict[GapKey, int]]:

@@ -13,7 +13,9 @@ What outlives the process (:class:`GapJournal`, written to Redis by the cache wr
 quarter second): the open gaps and the newest time seen per key. The next start restores
 the open gaps — so a gap opened before a SIGTERM during an outage is closed by the next
 run — and opens a ``crash`` gap for every key whose newest time was journaled but which
-had no open gap: the process ended without a disconnect (SIGKILL, OOM, power).
+had no open gap: the process ended without a disconnect (SIGKILL, OOM, power). Restoring
+never delays subscribing: the journal is read when Redis first answers, and a key that
+delivered events before that has its restored gap closed at its first event of this run.
 
 Gaps also record events dropped by the publisher's buffer overflow (``loss``): data that
 was received and then lost is a gap in exactly the same sense.
@@ -131,11 +133,15 @@ class GapTracker:
         self._last: dict[GapKey, int] = {}
         self._open: dict[GapKey, Gap] = {}
         self._journal = journal or GapJournal()
+        # First event time per key of this run, kept only until the journal is restored.
+        self._first: dict[GapKey, int] | None = {}
 
     def seen(self, stream: GapStream, key: str, first_ms: int, last_ms: int) -> Gap | None:
         """New events on ``key`` spanning [first_ms, last_ms]; returns the gap this closes."""
         k = (stream, key)
         previous = self._last.get(k)
+        if self._first is not None and k not in self._first:
+            self._first[k] = first_ms
         if previous is None or last_ms > previous:
             self._last[k] = last_ms
             self._journal.note_seen(stream, key, last_ms)
@@ -153,21 +159,36 @@ class GapTracker:
                 opened.append(self._open_gap(k, last, reason, now_ms))
         return opened
 
-    def restore(self, gaps: Iterable[Gap], newest: Mapping[GapKey, int], now_ms: int) -> list[Gap]:
+    def restore(
+        self, gaps: Iterable[Gap], newest: Mapping[GapKey, int], now_ms: int
+    ) -> tuple[list[Gap], list[Gap]]:
         """Take over a previous run's journal: its open gaps stay open (same ids); a key
         with a newest time but no open gap ended without a disconnect — a ``crash`` gap
-        opens from that time. Returns the crash gaps."""
+        opens from that time. A key this run has already seen closes its gap at once, at
+        its first event of this run. Returns (the gaps taken over, the crash gaps)."""
+        first = self._first or {}
+        self._first = None
+        kept: list[Gap] = []
         for gap in gaps:
             k = (gap.stream, gap.key)
-            if k not in self._open:
-                self._open[k] = gap
-            self._last[k] = max(self._last.get(k, gap.from_ms), gap.from_ms)
-        crashed = []
-        for k, last in newest.items():
-            self._last[k] = max(self._last.get(k, last), last)
-            if k not in self._open:
-                crashed.append(self._open_gap(k, last, "crash", now_ms))
-        return crashed
+            if k in self._open:
+                continue  # this run's own gap on the key covers the same hole, and more
+            self._open[k] = gap
+            kept.append(gap)
+        crashed = [
+            self._open_gap(k, last, "crash", now_ms)
+            for k, last in newest.items()
+            if k not in self._open
+        ]
+        for gap in (*kept, *crashed):
+            k = (gap.stream, gap.key)
+            if k in first:
+                self._open.pop(k)
+                gap.to_ms = max(first[k], gap.from_ms)
+                self._journal.closed(gap)
+            else:
+                self._last[k] = max(self._last.get(k, gap.from_ms), gap.from_ms)
+        return kept, crashed
 
     def open_gaps(self) -> list[Gap]:
         return list(self._open.values())

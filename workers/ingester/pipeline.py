@@ -71,6 +71,7 @@ class Pipeline:
         self._gaps = GapTracker(journal)
         self._flats = FlatTracker()
         self._inbox: queue.SimpleQueue[tuple[str, ParsedFrame]] = queue.SimpleQueue()
+        self._journals: queue.SimpleQueue[tuple[list[Gap], dict[GapKey, int]]] = queue.SimpleQueue()
         self._throttle = LogThrottle(log, clock)
         self._seq = 0
         self.session = SessionRecord(source, clock.time_ms())
@@ -79,18 +80,26 @@ class Pipeline:
         self._frames: dict[str, Any] = {}  # channel label → counter child, resolved once (hot path)
 
     # --- connection lifecycle -------------------------------------------------------------
+    def submit_journal(self, gaps: Sequence[Gap], newest: Mapping[GapKey, int]) -> None:
+        """From the cache writer thread, once: the previous run's gap journal."""
+        self._journals.put((list(gaps), dict(newest)))
+        self._due = self._clock.monotonic()
+
     def restore_gaps(self, gaps: Sequence[Gap], newest: Mapping[GapKey, int]) -> None:
-        """Take over the previous run's journal (see ``gaps``) before the first connect."""
-        crashed = self._gaps.restore(gaps, newest, self._clock.time_ms())
+        """Take over the previous run's journal (see ``gaps``); on the socket thread."""
+        kept, crashed = self._gaps.restore(gaps, newest, self._clock.time_ms())
         for gap in crashed:
             self._metrics.counter(GAPS).labels(gap.stream).inc()
-        if gaps or crashed:
+        for gap in (*kept, *crashed):
+            self.session.add_gap(gap)
+        if kept or crashed:
             log.warning(
                 "previous run left %d gap(s) open and %d key(s) ended without a disconnect "
                 "(crash gaps); the first new event per key closes them",
-                len(gaps),
+                len(kept),
                 len(crashed),
             )
+            self._gap_closed()  # send the session record now: the gaps reach the database
 
     def on_connected(self) -> None:
         """A new socket: a new session record, carrying every gap still open."""
@@ -266,6 +275,8 @@ class Pipeline:
         now = self._clock.monotonic()
         if now < self._due and self._inbox.empty():
             return self._due
+        while not self._journals.empty():
+            self.restore_gaps(*self._journals.get_nowait())
         while not self._inbox.empty():
             _user, pf = self._inbox.get_nowait()
             if pf.kind == "data":

@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 DRAIN_TIMEOUT_S = 6.0
-RESTORE_GAPS_WITHIN_S = 10.0
 INGEST_METRICS = (
     FRAMES, EVENTS, MALFORMED, DUPLICATES_DROPPED, SERVER_ERRORS, RECONNECTS, GAPS, CONNECTED,
     BATCHES_PUBLISHED, EVENTS_PUBLISHED, BUFFER_DEPTH, EVENTS_LOST, PUBLISH_LATENCY, INGEST_LAG,
@@ -184,9 +183,8 @@ class Ingester:
         )
         self.cache_writer = CacheWriter(
             cache, s.redis_url, self.id, self.metrics, self.clock, journal=journal,
-            feed=s.ingester_name,
+            feed=s.ingester_name, on_journal=self.pipeline.submit_journal,
         )  # fmt: skip
-        self._restore_gaps()
         poller = None
         if polled:
             budget = RestBudget(quick_redis(s.redis_url), s.rest_weight_per_minute, self.clock)
@@ -209,32 +207,6 @@ class Ingester:
         )  # fmt: skip
         self._supervise(socket_thread)
         return self._shutdown(socket_thread, poller)
-
-    def _restore_gaps(self) -> None:
-        """Take over the previous run's gap journal before the first connect. Redis being
-        away costs a bounded wait, not the ingest: data buffers while it is away, and a
-        hole the journal would have recorded is named in the log instead."""
-        delay = self.settings.reconnect_min_s
-        deadline = self.clock.monotonic() + RESTORE_GAPS_WITHIN_S
-        while not self.stop_event.is_set():
-            try:
-                gaps, newest = self.cache_writer.load_gap_journal()
-            except (redis.RedisError, OSError) as exc:
-                if self.clock.monotonic() + delay > deadline:
-                    log.error(
-                        "cannot read the gap journal of feed %r (%s): a hole the previous run "
-                        "left open is not recorded; check `hyperwatch gaps` after an archive "
-                        "import",
-                        self.settings.ingester_name,
-                        exc,
-                    )
-                    return
-                if self.stop_event.wait(delay):
-                    return
-                delay = min(delay * 2, 2.0)
-                continue
-            self.pipeline.restore_gaps(gaps, newest)
-            return
 
     def _socket_loop(self) -> None:
         try:

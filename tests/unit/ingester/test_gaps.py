@@ -85,8 +85,9 @@ def test_restore_keeps_old_open_gaps_and_opens_crash_gaps_for_the_rest() -> None
     # Given a previous run that left ETH's gap open and saw BTC up to 500 with no gap open
     old = Gap("trades", "ETH", 300, ended_by="shutdown", opened_at=301, id="kept")
     gaps = GapTracker()
-    crashed = gaps.restore([old], {("trades", "ETH"): 300, ("trades", "BTC"): 500}, 900)
+    kept, crashed = gaps.restore([old], {("trades", "ETH"): 300, ("trades", "BTC"): 500}, 900)
     # Then ETH's gap is the same gap, and BTC has a crash gap from 500
+    assert kept == [old]
     assert [(g.key, g.from_ms, g.ended_by, g.opened_at) for g in crashed] == [
         ("BTC", 500, "crash", 900)
     ]
@@ -94,6 +95,25 @@ def test_restore_keeps_old_open_gaps_and_opens_crash_gaps_for_the_rest() -> None
     # And the first new events close both
     assert gaps.seen("trades", "ETH", 1000, 1001) is old and old.to_ms == 1000
     assert gaps.seen("trades", "BTC", 1002, 1003) is crashed[0]
+
+
+def test_a_journal_read_late_closes_gaps_at_the_first_event_of_this_run() -> None:
+    # Given a run that saw BTC from t=2000 on before Redis answered
+    journal = GapJournal()
+    gaps = GapTracker(journal)
+    gaps.seen("trades", "BTC", 2000, 2100)
+    gaps.seen("trades", "BTC", 2200, 2300)
+    journal.take()
+    # When the previous run's journal (BTC newest 500, ETH open from 300) is restored
+    old = Gap("trades", "ETH", 300, id="eth")
+    kept, crashed = gaps.restore([old], {("trades", "BTC"): 500}, 2400)
+    # Then BTC's crash gap is closed at this run's first BTC event; ETH's stays open
+    assert [(g.key, g.from_ms, g.to_ms) for g in crashed] == [("BTC", 500, 2000)]
+    assert [g.id for g in gaps.open_gaps()] == ["eth"] and kept == [old]
+    assert journal.take()[1] == {"trades|BTC": None}
+    # And this run's own newest BTC time is kept, not the older journaled one
+    reopened = gaps.on_disconnect("closed", 2500)
+    assert [(g.key, g.from_ms) for g in reopened] == [("BTC", 2300)]
 
 
 def test_journal_field_names_round_trip_and_junk_is_refused() -> None:
