@@ -191,7 +191,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
         # When it is up and ingesting
         def started() -> bool:
             assert supervisor.poll() is None, log_path.read_text()[-4000:]
-            return "[up] started ingester" in log_path.read_text()
+            return "Ctrl-C to stop" in log_path.read_text()  # the summary: Flower started last
 
         wait_until(started, 60, interval=0.2, what="hyperwatch up started everything")
         cache = redis.Redis.from_url(secret_redis.url)

@@ -60,7 +60,10 @@ def spawn(
         worker_metrics_port=0,
         log_level="INFO",
     )
-    worker = WorkerProcess(tmp_path, env, name=name, queues=queues, concurrency=2)
+    # DEBUG: the per-task "succeeded" lines (DEBUG by default) show which worker took part
+    worker = WorkerProcess(
+        tmp_path, env, name=name, queues=queues, concurrency=2, extra_args=("--loglevel=DEBUG",)
+    )
     started.append(worker)
     return worker
 
