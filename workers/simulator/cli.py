@@ -152,6 +152,12 @@ def _csv(value: str) -> tuple[str, ...]:
     help="Write the ground truth (JSON lines) here.",
 )
 @click.option(
+    "--archive-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the ground truth as hourly archive files (node_fills_by_block/hourly/…) here.",
+)
+@click.option(
     "--replay",
     "replay_path",
     default=None,
@@ -195,6 +201,7 @@ def simulate(
     malformed_rate: float,
     duplicate_every: float,
     record_path: Path | None,
+    archive_dir: Path | None,
     replay_path: Path | None,
     max_messages_per_minute: int,
     log_level: str,
@@ -226,6 +233,7 @@ def simulate(
         faults=FaultPlan(drop_every, stall_every, stall_seconds, malformed_rate, duplicate_every),
         record_path=record_path,
         replay_path=replay_path,
+        archive_dir=archive_dir,
         max_messages_per_minute=max_messages_per_minute,
     )
     try:

@@ -41,6 +41,7 @@ class SimulatorConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     record_path: Path | None = None
     replay_path: Path | None = None
+    archive_dir: Path | None = None
     max_subscriptions: int = 1000
     max_users_tracked: int = 10
     max_messages_per_minute: int = 2000
@@ -79,6 +80,12 @@ class SimulatorConfig:
                 raise ValueError(f"user: 0x followed by 40 hex digits, got {address!r}")
         if self.replay_path is not None and not self.replay_path.is_file():
             raise ValueError(f"replay: no such capture file {str(self.replay_path)!r}")
+        if (
+            self.archive_dir is not None
+            and self.archive_dir.exists()
+            and not self.archive_dir.is_dir()
+        ):
+            raise ValueError(f"archive-dir: not a directory: {str(self.archive_dir)!r}")
         if (
             self.record_path is not None
             and self.replay_path is not None
