@@ -60,6 +60,11 @@ def insert_ignore_values(
     if _copy_if_all_new(conn, table, columns, values):
         if not returning:
             return len(values), []
+        width = len(returning)
+        if tuple(columns[:width]) == tuple(returning):
+            # The leading columns (a trade's key and what bars fold): a slice per row, a
+            # third of the cost of picking them.
+            return len(values), [tuple(row[:width]) for row in values]
         project = itemgetter(*(columns.index(c) for c in returning))
         return len(values), [tuple(project(row)) for row in values]
     returning_sql = ""

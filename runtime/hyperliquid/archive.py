@@ -50,9 +50,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, Final, Literal, NamedTuple, cast
 
@@ -514,7 +516,7 @@ class LineChunk:
 
 def iter_line_chunks(
     path: str | Path, *, skip: int = 0, label: str | None = None, chunk_size: int = _CHUNK
-) -> Iterator[LineChunk]:
+) -> Generator[LineChunk, None, None]:
     """The decompressed lines of an LZ4-frame file, in chunks, after the first ``skip``.
 
     Streams: reads ``chunk_size`` compressed bytes at a time, so memory stays bounded by a
@@ -658,6 +660,12 @@ class DecodeOutput:
 
 
 # Pending fill: (side, user, px, sz, crossed, hash, line).
+_ASK_FIELDS: Final = itemgetter("coin", "px", "sz", "side", "time", "tid", "crossed", "hash")
+_BID_FIELDS: Final = itemgetter("coin", "px", "sz", "side", "time", "tid", "crossed")
+_make_trade: Final = partial(tuple.__new__, Trade)  # Trade(*fields) without a Python frame
+# Bounds a fast-path price or size must lie within (a finite, positive, sane number); one
+# outside them goes the long way, whose checks decide.
+_HUGE: Final = Decimal("1e30")
 _Pending = tuple[str, str, Decimal, Decimal, bool, str, int]
 
 
@@ -733,18 +741,86 @@ class ArchiveDecoder:
     # --- per line --------------------------------------------------------------------
 
     def _block_line(self, line: bytes, line_no: int) -> None:
+        """One block. Its trades nearly always come as adjacent fills, ``B`` then ``A`` of
+        one tid (§3.6): such a pair is checked on what the trade takes from it — the ask's
+        coin, px, sz, time, tid, crossed and hash, both users, and the bid agreeing with the
+        ask on coin, px, sz, time and tid — and made into a trade at once. Anything else (a lone fill, another order, dust, a fill that
+        fails a check) goes through :meth:`_event` one fill at a time, which pairs it
+        across events and lines or refuses it with the reason."""
         obj = _load(line)
         events = obj.get("events") if type(obj) is dict else None
         if type(events) is not list:
             _block_envelope(obj)  # raises with the reason
             raise BadLine("events: expected a list")  # pragma: no cover - _block_envelope raised
-        failures = []
-        event_fill = self._event
-        for index, event in enumerate(events):
+        failures: list[str] = []
+        count = len(events)
+        wallets = self.wallets
+        append = self.out.trades.append
+        ask_fields, bid_fields, make = _ASK_FIELDS, _BID_FIELDS, _make_trade
+        paired = 0
+        index = 0
+        while index < count:
+            if index + 1 < count:
+                try:
+                    (buyer, bid), (seller, ask) = events[index], events[index + 1]
+                    coin, px, sz, side, time, tid, crossed, hash_ = ask_fields(ask)
+                    bid_coin, bid_px, bid_sz, bid_side, bid_time, bid_tid, bid_crossed = bid_fields(
+                        bid
+                    )
+                except (ValueError, TypeError, KeyError):
+                    pass
+                else:
+                    if (
+                        side == "A"
+                        and bid_side == "B"
+                        and tid == bid_tid
+                        and time == bid_time
+                        and coin == bid_coin
+                        and px == bid_px
+                        and sz == bid_sz
+                        and type(bid_crossed) is bool
+                        and type(tid) is int
+                        and tid > 0
+                        and type(time) is int
+                        and MIN_TIME_MS <= time <= MAX_TIME_MS
+                        and type(coin) is str
+                        and coin
+                        and type(px) is str
+                        and type(sz) is str
+                        and type(crossed) is bool
+                        and type(hash_) is str
+                        and hash_
+                        and type(buyer) is str
+                        and buyer
+                        and type(seller) is str
+                        and seller
+                    ):
+                        try:
+                            px_d, sz_d = Decimal(px), Decimal(sz)
+                            ok = _ZERO < px_d < _HUGE and _ZERO < sz_d < _HUGE
+                        except InvalidOperation:
+                            ok = False
+                        if ok:
+                            buyer, seller = buyer.lower(), seller.lower()
+                            append(make((coin, time, tid, px_d, sz_d, "A" if crossed else "B",
+                                         hash_, buyer, seller)))  # fmt: skip
+                            paired += 2
+                            if wallets and (buyer in wallets or seller in wallets):
+                                for offset, user in ((0, buyer), (1, seller)):
+                                    if user in wallets:
+                                        try:
+                                            fill = fill_from_event(events[index + offset])
+                                            self.out.fills.append(fill.to_event())
+                                        except BadLine as exc:
+                                            failures.append(f"event {index + offset}: {exc}")
+                            index += 2
+                            continue
             try:
-                event_fill(event, line_no)
+                self._event(events[index], line_no)
             except BadLine as exc:
                 failures.append(f"event {index}: {exc}")
+            index += 1
+        self.counts.fills += paired
         if failures:
             more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
             raise BadLine(failures[0] + more)
