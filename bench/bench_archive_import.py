@@ -47,7 +47,9 @@ START_MS = 1_754_006_400_000  # 2025-08-01T00:00:00Z
 COLUMNS = "coin, time, tid, px, sz, side, hash, buyer, seller"
 
 
-def generate(root: Path, trades: int, per_block: int, block_ms: float, level: int, seed: int) -> int:
+def generate(
+    root: Path, trades: int, per_block: int, block_ms: float, level: int, seed: int
+) -> int:
     """Write ``trades`` trades as hour files under ``root``; returns the trades written."""
     market = Market(Universe.build(COINS), seed=seed, trades_per_block=per_block)
     writer = HourlyArchiveWriter(root, compression_level=level)
@@ -156,9 +158,8 @@ def main() -> None:
 
         buffer = io.BytesIO()
         raw = engine.raw_connection()
-        raw.cursor().copy_expert(
-            f"COPY (SELECT {COLUMNS} FROM trade_snapshots) TO STDOUT", buffer
-        )  # fmt: skip
+        query = f"COPY (SELECT {COLUMNS} FROM trade_snapshots) TO STDOUT"  # noqa: S608
+        raw.cursor().copy_expert(query, buffer)
         raw.close()
         with engine.connect() as conn:
             low, high = conn.execute(text("SELECT min(time), max(time) FROM trade_snapshots")).one()
@@ -183,8 +184,12 @@ def main() -> None:
     print(f"plain COPY    : {copy_rate:12,.0f} rows/s    (same rows, same batch, same table)")
     print(f"ratio         : {rate / copy_rate:12.0%}")
     print(f"peak RSS      : {rss_mb:12,} MB  (the import process)")
-    print(f"rerun         : {after_rerun - trades:12,} rows added ({rerun_s:,.2f} s, files skipped)")
-    print(f"forced rerun  : {after_forced - trades:12,} rows added ({forced_s:,.2f} s, every row read)")
+    print(
+        f"rerun         : {after_rerun - trades:12,} rows added ({rerun_s:,.2f} s, files skipped)"
+    )
+    print(
+        f"forced rerun  : {after_forced - trades:12,} rows added ({forced_s:,.2f} s, every row read)"
+    )
 
 
 if __name__ == "__main__":

@@ -308,6 +308,7 @@ class ArchiveImporter:
         progress: Callable[[Progress], None] | None = None,
         pair_window: int = 10_000,
         max_bad_samples: int = 5,
+        read_size: int = 1 << 20,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -318,6 +319,7 @@ class ArchiveImporter:
         self.progress = progress
         self.pair_window = pair_window
         self.max_bad_samples = max_bad_samples
+        self.read_size = read_size  # compressed bytes read at a time (a chunk of lines)
         self._started = 0.0
         self._trades = 0
         self._bytes_before = 0
@@ -368,7 +370,9 @@ class ArchiveImporter:
         error: str | None = None
         try:
             try:
-                chunks = iter_line_chunks(file.path, skip=resume, label=file.key)
+                chunks = iter_line_chunks(
+                    file.path, skip=resume, label=file.key, chunk_size=self.read_size
+                )
                 for chunk in _prefetched(chunks):
                     decoder.feed(chunk)
                     out = decoder.out

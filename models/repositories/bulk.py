@@ -95,7 +95,8 @@ def _copy_if_all_new(
         try:
             cursor.copy_expert(
                 f"COPY {_quote(conn, table.name)} ({column_list}) FROM STDIN",
-                io.StringIO(copy_text(table, columns, values)),
+                io.BytesIO(copy_text(table, columns, values).encode()),
+                _COPY_READ,
             )
         except psycopg2.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT hw_copy_if_all_new")
@@ -141,13 +142,18 @@ def _stage_and_insert(
     with dbapi_conn.cursor() as cursor:
         cursor.copy_expert(
             f"COPY {stage} ({column_list}) FROM STDIN",
-            io.StringIO(copy_text(table, columns, values)),
+            io.BytesIO(copy_text(table, columns, values).encode()),
+            _COPY_READ,
         )
     return (
         f"INSERT INTO {_quote(conn, table.name)} ({column_list}) "  # noqa: S608 - identifiers only
         f"SELECT {column_list} FROM {stage} ON CONFLICT DO NOTHING"
     )
 
+
+# psycopg2 reads COPY input in pieces of this size. As bytes, in big pieces: reading a str
+# 8 KiB at a time cost more than writing it (0.4 µs a row).
+_COPY_READ = 1 << 20
 
 # COPY text format: \N is NULL; backslash, tab, newline and CR must be escaped in text.
 _NULL = "\\N"
