@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from models import migrate
 from models.partitions import DAY_MS, day_of, ensure_partitions
@@ -94,7 +94,7 @@ def run_import(url: str, archive: Path, batch: int, *extra: str) -> tuple[float,
     return seconds, max(peak, before) // 1024, proc.stdout
 
 
-def stored(engine) -> int:
+def stored(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM trade_snapshots")).scalar_one())
 
@@ -121,7 +121,7 @@ def plain_copy(url: str, rows: bytes, batch: int, days: set) -> float:
     return len(lines) / seconds
 
 
-def check_bars(engine, trades: int) -> None:
+def check_bars(engine: Engine, trades: int) -> None:
     with engine.connect() as conn:
         count, volume = conn.execute(
             text("SELECT sum(trade_count), sum(volume) FROM trade_bars")
