@@ -67,6 +67,7 @@ from settings import Settings
 
 HEAD_BYTES = 1 << 20
 DEFAULT_BATCH = 50_000
+_SLICE = 1_000  # lines fed to the decoder at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,15 +371,20 @@ class ArchiveImporter:
         error: str | None = None
         try:
             try:
+                step = min(_SLICE, self.batch_size)
                 chunks = iter_line_chunks(
                     file.path, skip=resume, label=file.key, chunk_size=self.read_size
                 )
                 for chunk in _prefetched(chunks):
-                    decoder.feed(chunk)
-                    out = decoder.out
-                    if len(out.trades) >= self.batch_size or len(out.fills) >= self.batch_size:
-                        carried = self._submit(writer, decoder, carried, result, file.key)
-                    self._report(index, count, file.key, chunk.offset)
+                    # A chunk is what one read decompressed to (up to a 4 MiB LZ4 block and
+                    # more); feeding it in slices keeps batches near batch_size.
+                    for start in range(0, len(chunk.lines), step):
+                        lines = chunk.lines[start : start + step]
+                        decoder.feed(LineChunk(chunk.first + start, lines, chunk.offset))
+                        out = decoder.out
+                        if len(out.trades) >= self.batch_size or len(out.fills) >= self.batch_size:
+                            carried = self._submit(writer, decoder, carried, result, file.key)
+                        self._report(index, count, file.key, chunk.offset)
             except ArchiveError as exc:
                 error = str(exc)
             else:
