@@ -68,6 +68,18 @@ from settings import Settings
 HEAD_BYTES = 1 << 20
 DEFAULT_BATCH = 50_000
 _SLICE = 1_000  # lines fed to the decoder at a time
+_FILL_FORMATS = ("node_fills", "node_fills_by_block")
+
+
+def hour_of(key: str) -> tuple[str, int] | None:
+    """(YYYYMMDD, hour) of an ``…/hourly/{YYYYMMDD}/{H}.lz4`` key, else None."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[-3] != "hourly":
+        return None
+    date, stem = parts[-2], parts[-1].split(".")[0]
+    if not (len(date) == 8 and date.isdigit() and stem.isdigit()):
+        return None
+    return date, int(stem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +147,7 @@ def tracked_wallets(settings: Settings, session: Session) -> frozenset[str]:
 class FileResult:
     key: str
     format: str
-    status: str  # "done", "skipped" (done before), "failed"
+    status: str  # "done", "skipped" (done before), "failed", "superseded" (see _superseded)
     resumed_from: int = 0  # lines skipped as already imported
     lines_done: int = 0  # lines of the file accounted for, this run and before
     lines_read: int = 0  # lines read this run
@@ -332,12 +344,34 @@ class ArchiveImporter:
         self._trades = 0
         self._bytes_before = 0
         self._bytes_total = sum(f.size for f in files)
+        fills_hours = {
+            hour
+            for f in files
+            if format_from_path(f.key) in _FILL_FORMATS and (hour := hour_of(f.key)) is not None
+        }
         for index, file in enumerate(files, 1):
-            summary.files.append(self._import_file(file, index, len(files)))
+            if self._superseded(file, fills_hours):
+                summary.files.append(FileResult(file.key, "node_trades", "superseded"))
+            else:
+                summary.files.append(self._import_file(file, index, len(files)))
             self._bytes_before += file.size
         summary.seconds = time.perf_counter() - self._started
         self._report(len(files), len(files), "", 0, final=True)
         return summary
+
+    def _superseded(self, file: ArchiveFile, fills_hours: set[tuple[str, int]]) -> bool:
+        """A node_trades hour that node_fills also covers (2025-05-25 h14-23): its trades
+        would be stored twice, once under their real tid (from the fills) and once under a
+        synthetic one. The fills win — in this run's files or among the files imported."""
+        hour = hour_of(file.key)
+        if hour is None or format_from_path(file.key) != "node_trades":
+            return False
+        if hour in fills_hours:
+            return True
+        date, h = hour
+        keys = [f"{fmt}/hourly/{date}/{h}.lz4" for fmt in _FILL_FORMATS]
+        with self.database.session() as session:
+            return ArchiveImportRepository(session).any_done(keys)
 
     def _report(self, index: int, count: int, key: str, offset: int, final: bool = False) -> None:
         if self.progress is not None:

@@ -49,6 +49,13 @@ class ArchiveImportRepository(Repository[ArchiveImport]):
             )
         ).first()
 
+    def any_done(self, keys: Sequence[str]) -> bool:
+        """Whether a file under any of ``keys`` has been imported completely."""
+        stmt = select(ArchiveImport.id).where(
+            ArchiveImport.key.in_(list(keys)), ArchiveImport.status == "done"
+        )
+        return self.session.scalars(stmt.limit(1)).first() is not None
+
     def start(
         self, identity: FileIdentity, fmt: str, path: str, restart: bool = False
     ) -> ArchiveImport:

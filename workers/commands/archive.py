@@ -66,11 +66,13 @@ class ProgressLine:
 
 def summary_lines(summary: ImportSummary) -> list[str]:
     done, skipped, failed = (summary.count(s) for s in ("done", "skipped", "failed"))
+    superseded = summary.count("superseded")
     resumed = sum(1 for f in summary.files if f.resumed_from and f.status != "skipped")
     derived = summary.total("trades")
     lines = [
         f"files: {len(summary.files)} ({done} imported, {skipped} already done, {failed} failed"
         + (f", {resumed} resumed" if resumed else "")
+        + (f", {superseded} node_trades hours skipped: node_fills has them" if superseded else "")
         + ")",
         f"lines: {summary.total('lines_read'):,} read",
         f"trades: {summary.total('trades_new'):,} new, {summary.total('trades_duplicate'):,} "

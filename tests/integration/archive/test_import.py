@@ -324,3 +324,28 @@ def test_given_a_path_that_does_not_exist_when_imported_then_usage_error(tmp_pat
     result = CliRunner().invoke(cli, ["archive", "import", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "no such file or directory" in result.output
+
+
+def test_given_node_trades_hour_also_in_node_fills_when_imported_then_fills_win(
+    tmp_path: Path, pg_database: Database
+) -> None:
+    """2025-05-25 h14-23 exist as node_trades and node_fills: storing both would keep each
+    trade twice (real tid and synthetic tid)."""
+    _user, ask = orjson.loads(samples.NODE_FILL)
+    bid = {**ask, "side": "B", "crossed": False, "oid": 7, "dir": "Open Long"}
+    fills = [orjson.dumps(["0x" + "12" * 20, bid]), samples.NODE_FILL]
+    write(tmp_path / "a/node_fills/hourly/20250525/14.lz4", fills)
+    write(tmp_path / "a/node_trades/hourly/20250525/14.lz4", list(samples.NODE_TRADES))
+    write(tmp_path / "b/node_trades/hourly/20250525/15.lz4", list(samples.NODE_TRADES))
+    summary = import_dir(pg_database, tmp_path / "a")
+    assert [(f.key, f.status) for f in summary.files] == [
+        ("node_trades/hourly/20250525/14.lz4", "superseded"),
+        ("node_fills/hourly/20250525/14.lz4", "done"),
+    ]
+    assert count(pg_database, TradeSnapshot) == 1
+    write(tmp_path / "c/node_trades/hourly/20250525/14.lz4", list(samples.NODE_TRADES))
+    later = import_dir(pg_database, tmp_path / "b", tmp_path / "c")
+    assert sorted((f.key, f.status) for f in later.files) == [
+        ("node_trades/hourly/20250525/14.lz4", "superseded"),  # node_fills imported before
+        ("node_trades/hourly/20250525/15.lz4", "done"),
+    ]
