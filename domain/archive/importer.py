@@ -7,8 +7,9 @@ One file at a time, in the exchange's order (legacy formats first, then by date 
    ``lines_done`` (``force`` reads it again from the start).
 2. The main thread streams the file (``runtime.hyperliquid.archive``): LZ4 chunks → lines →
    trades (one per tid, derived from its two fills) and the fills of tracked wallets.
-3. Every ``batch_size`` trades, a batch goes to a writer thread, which stores it in one
-   transaction: ``TradeRepository.add_batch(fold_bars=True)`` (COPY, idempotent on
+3. Every ``batch_size`` trades, the main thread renders the batch's COPY text and folds
+   its bars (``TradeRepository.prepare``) and hands it to a writer thread, which stores it
+   in one transaction: ``TradeRepository.add_batch(fold_bars=True)`` (COPY, idempotent on
    (coin, time, tid); only the new trades are folded into their 1-minute bars),
    ``FillRepository.add_batch`` (idempotent on (user, tid)) and the file's progress row.
    Parsing the next batch overlaps with PostgreSQL storing this one; at most two batches
@@ -42,7 +43,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from events import Fill, Trade
+from events import Fill
 from models.db import Database
 from models.repositories import (
     ArchiveImportRepository,
@@ -51,6 +52,7 @@ from models.repositories import (
     TradeRepository,
 )
 from models.repositories.archive_imports import BatchProgress, FileIdentity
+from models.repositories.trades import PreparedTrades
 from runtime.hyperliquid.archive import (
     ArchiveDecoder,
     ArchiveError,
@@ -204,7 +206,7 @@ class Progress:
 
 @dataclass(slots=True)
 class _Batch:
-    trades: list[Trade]
+    trades: PreparedTrades
     fills: list[Fill]
     progress: BatchProgress
     finish: str | None = None  # "done" / "failed": mark the file in the same transaction
@@ -453,18 +455,20 @@ class ArchiveImporter:
         result.bad_lines += len(now)
         room = self.max_bad_samples - len(result.bad_samples)
         result.bad_samples += [f"{key}:{b.line}: {b.reason}" for b in now[: max(0, room)]]
-        times = [t.time for t in out.trades]
+        # COPY text and bar deltas are made here, so the writer thread mostly waits on
+        # PostgreSQL while this thread parses the next batch.
+        prepared = TradeRepository.prepare(out.trades)
         self._trades += len(out.trades)
         result.trades += len(out.trades)
         writer.submit(
             _Batch(
-                out.trades,
+                prepared,
                 out.fills,
                 BatchProgress(
                     lines_done=lines_done,
                     bad_lines=[f"line {b.line}: {b.reason}" for b in now],
-                    min_time=min(times) if times else None,
-                    max_time=max(times) if times else None,
+                    min_time=prepared.min_time,
+                    max_time=prepared.max_time,
                 ),
                 finish=finish,
                 error=result.error,

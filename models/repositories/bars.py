@@ -125,7 +125,11 @@ class BarRepository:
         Idempotency comes from the caller passing only trades that were new in this
         transaction (``TradeRepository.add_batch(...).new_rows``).
         """
-        deltas = fold(new_trades)
+        return self.merge(fold(new_trades))
+
+    def merge(self, deltas: list[BarDelta]) -> int:
+        """Add folded deltas (:func:`fold` of new trades only) to their bars; returns bars
+        touched."""
         if not deltas:
             return 0
         if self.session.get_bind().dialect.name == "postgresql":

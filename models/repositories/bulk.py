@@ -50,15 +50,25 @@ def insert_ignore_values(
     columns: Sequence[str],
     values: Values,
     returning: Sequence[str] = (),
+    *,
+    copy_data: bytes | None = None,
+    returning_if_all_new: bool = True,
 ) -> tuple[int, list[tuple[Any, ...]]]:
-    """:func:`insert_ignore` for rows given as tuples in the order of ``columns``."""
+    """:func:`insert_ignore` for rows given as tuples in the order of ``columns``.
+
+    ``copy_data``: the rows as COPY text, rendered ahead (``copy_text(...).encode()``, on
+    another thread, say); rendered here otherwise. ``returning_if_all_new=False``: when
+    every row was new, return no rows (the caller has them).
+    """
     if not values:
         return 0, []
     if session.get_bind().dialect.name != "postgresql":
         return _sqlite_insert(session, table, columns, values, returning)
     conn = session.connection()
-    if _copy_if_all_new(conn, table, columns, values):
-        if not returning:
+    if copy_data is None:
+        copy_data = copy_text(table, columns, values).encode()
+    if _copy_if_all_new(conn, table, columns, copy_data):
+        if not returning or not returning_if_all_new:
             return len(values), []
         width = len(returning)
         if tuple(columns[:width]) == tuple(returning):
@@ -70,7 +80,7 @@ def insert_ignore_values(
     returning_sql = ""
     if returning:
         returning_sql = " RETURNING " + ", ".join(_quote(conn, c) for c in returning)
-    result = conn.execute(text(_stage_and_insert(conn, table, columns, values) + returning_sql))
+    result = conn.execute(text(_stage_and_insert(conn, table, columns, copy_data) + returning_sql))
     if returning:
         new_rows = [tuple(r) for r in result]
         return len(new_rows), new_rows
@@ -78,7 +88,7 @@ def insert_ignore_values(
 
 
 def _copy_if_all_new(
-    conn: Connection, table: Table, columns: Sequence[str], values: Values
+    conn: Connection, table: Table, columns: Sequence[str], copy_data: bytes
 ) -> bool:
     """COPY straight into ``table`` under a savepoint; False (rolled back) on a duplicate.
 
@@ -95,7 +105,7 @@ def _copy_if_all_new(
         try:
             cursor.copy_expert(
                 f"COPY {_quote(conn, table.name)} ({column_list}) FROM STDIN",
-                io.BytesIO(copy_text(table, columns, values).encode()),
+                io.BytesIO(copy_data),
                 _COPY_READ,
             )
         except psycopg2.errors.UniqueViolation:
@@ -123,9 +133,9 @@ def _sqlite_insert(
 
 
 def _stage_and_insert(
-    conn: Connection, table: Table, columns: Sequence[str], values: Values
+    conn: Connection, table: Table, columns: Sequence[str], copy_data: bytes
 ) -> str:
-    """COPY ``values`` into the table's staging table; returns the INSERT that moves them."""
+    """COPY the rows into the table's staging table; returns the INSERT that moves them."""
     stage = _quote(conn, f"_stage_{table.name}")
     column_list = ", ".join(_quote(conn, c) for c in columns)
     # The staging table is temporary (this connection only) and emptied at commit, so a
@@ -142,7 +152,7 @@ def _stage_and_insert(
     with dbapi_conn.cursor() as cursor:
         cursor.copy_expert(
             f"COPY {stage} ({column_list}) FROM STDIN",
-            io.BytesIO(copy_text(table, columns, values).encode()),
+            io.BytesIO(copy_data),
             _COPY_READ,
         )
     return (
