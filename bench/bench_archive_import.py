@@ -75,10 +75,12 @@ def cached_archive(args: argparse.Namespace) -> Path:
     return root
 
 
-def run_import(url: str, archive: Path, batch: int, *extra: str) -> tuple[float, int, str]:
-    """The CLI in a child process: (seconds, peak RSS in MB of that child, stdout)."""
+def run_import(url: str, archive: Path, batch: int, *extra: str) -> tuple[float, int, float, str]:
+    """The CLI in a child process: (seconds, peak RSS in MB of that child, its CPU seconds,
+    stdout)."""
     env = {**os.environ, "DATABASE_URL": url}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "workers.cli", "archive", "import", str(archive),
@@ -90,8 +92,9 @@ def run_import(url: str, archive: Path, batch: int, *extra: str) -> tuple[float,
         raise SystemExit(f"import failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
     # ru_maxrss of children is the largest child so far: run the import first (the bench's
     # other children are smaller) and report it only when it grew.
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) // 1024, proc.stdout
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    return seconds, max(usage.ru_maxrss, before) // 1024, cpu, proc.stdout
 
 
 def stored(engine: Engine) -> int:
@@ -151,7 +154,7 @@ def main() -> None:
             migrate.upgrade(load_settings(database_url=url))
         engine = create_engine(imported_db.url)
 
-        seconds, rss_mb, out = run_import(imported_db.url, archive, args.batch)
+        seconds, rss_mb, cpu, out = run_import(imported_db.url, archive, args.batch)
         trades = stored(engine)
         print(out.rstrip())
         check_bars(engine, trades)
@@ -166,9 +169,9 @@ def main() -> None:
         days = {day_of(d * DAY_MS) for d in range(low // DAY_MS, high // DAY_MS + 1)}
         copy_rate = plain_copy(copy_db.url, buffer.getvalue(), args.batch, days)
 
-        rerun_s, _, _ = run_import(imported_db.url, archive, args.batch)
+        rerun_s, _, _, _ = run_import(imported_db.url, archive, args.batch)
         after_rerun = stored(engine)
-        forced_s, _, _ = run_import(imported_db.url, archive, args.batch, "--force")
+        forced_s, _, _, _ = run_import(imported_db.url, archive, args.batch, "--force")
         after_forced = stored(engine)
         check_bars(engine, trades)
         engine.dispose()
@@ -181,6 +184,7 @@ def main() -> None:
     print(f"machine: {platform.machine()} cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
     print(f"archive: {len(files)} hour files, {size / 1e6:,.1f} MB LZ4, {trades:,} trades")
     print(f"import        : {rate:12,.0f} trades/s  ({seconds:,.2f} s, batch {args.batch:,})")
+    print(f"import CPU    : {cpu / trades * 1e6:12.2f} µs/trade (the import process, all threads)")
     print(f"plain COPY    : {copy_rate:12,.0f} rows/s    (same rows, same batch, same table)")
     print(f"ratio         : {rate / copy_rate:12.0%}")
     print(f"peak RSS      : {rss_mb:12,} MB  (the import process)")
