@@ -13,7 +13,7 @@
 4. Reruns the import (files skipped as done) and a forced rerun (every row read again and
    found stored): both must add 0 rows. Checks counts and bars against the trades.
 
-    .venv/bin/python bench/bench_archive_import.py [--trades 2000000] [--batch 50000]
+    .venv/bin/python bench/bench_archive_import.py [--trades 2000000] [--batch 50000] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trades", type=int, default=2_000_000)
     parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument("--jobs", type=int, default=1, help="archive import --jobs")
     parser.add_argument("--per-block", type=int, default=4, help="trades per block")
     parser.add_argument("--block-ms", type=float, default=70.0)
     parser.add_argument("--level", type=int, default=9, help="LZ4 level of the generated files")
@@ -154,7 +155,8 @@ def main() -> None:
             migrate.upgrade(load_settings(database_url=url))
         engine = create_engine(imported_db.url)
 
-        seconds, rss_mb, cpu, out = run_import(imported_db.url, archive, args.batch)
+        jobs = ("--jobs", str(args.jobs))
+        seconds, rss_mb, cpu, out = run_import(imported_db.url, archive, args.batch, *jobs)
         trades = stored(engine)
         print(out.rstrip())
         check_bars(engine, trades)
@@ -183,11 +185,14 @@ def main() -> None:
     print()
     print(f"machine: {platform.machine()} cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
     print(f"archive: {len(files)} hour files, {size / 1e6:,.1f} MB LZ4, {trades:,} trades")
-    print(f"import        : {rate:12,.0f} trades/s  ({seconds:,.2f} s, batch {args.batch:,})")
+    print(
+        f"import        : {rate:12,.0f} trades/s  ({seconds:,.2f} s, batch {args.batch:,}, "
+        f"jobs {args.jobs})"
+    )
     print(f"import CPU    : {cpu / trades * 1e6:12.2f} µs/trade (the import process, all threads)")
     print(f"plain COPY    : {copy_rate:12,.0f} rows/s    (same rows, same batch, same table)")
     print(f"ratio         : {rate / copy_rate:12.0%}")
-    print(f"peak RSS      : {rss_mb:12,} MB  (the import process)")
+    print(f"peak RSS      : {rss_mb:12,} MB  (the import process; with --jobs, the largest)")
     print(
         f"rerun         : {after_rerun - trades:12,} rows added ({rerun_s:,.2f} s, files skipped)"
     )

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing
 import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from models.repositories import (
     TradeRepository,
 )
 from models.repositories.archive_imports import BatchProgress, FileIdentity
+from models.repositories.snapshots import BulkResult
 from models.repositories.trades import PreparedTrades
 from runtime.hyperliquid.archive import (
     ArchiveDecoder,
@@ -204,75 +206,45 @@ class Progress:
         return self.trades / self.elapsed if self.elapsed > 0 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Task:
+    """One file to read: everything a decoding process needs (picklable)."""
+
+    path: str
+    key: str
+    format: ArchiveFormat
+    import_id: int
+    resume: int
+    wallets: frozenset[str]
+    batch_size: int
+    read_size: int
+    pair_window: int
+    max_bad_samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class _FileEnd:
+    status: str  # "done" / "failed"
+    error: str | None
+    lines_read: int
+    unpaired_fills: int
+    skipped_dust: int
+
+
 @dataclass(slots=True)
 class _Batch:
+    """What one transaction stores for one file (picklable: crosses processes with --jobs)."""
+
+    key: str
+    import_id: int
     trades: PreparedTrades
     fills: list[Fill]
     progress: BatchProgress
-    finish: str | None = None  # "done" / "failed": mark the file in the same transaction
-    error: str | None = None
-
-
-class _Writer:
-    """Stores batches on a thread of its own, in submission order, one transaction each."""
-
-    def __init__(self, database: Database, import_id: int, result: FileResult) -> None:
-        self.database = database
-        self.import_id = import_id
-        self.result = result
-        self.error: BaseException | None = None
-        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, batch: _Batch) -> None:
-        if self.error is not None:
-            raise self.error
-        self._queue.put(batch)
-
-    def close(self) -> None:
-        """Wait for every submitted batch; raises the writer's error, if any."""
-        self._queue.put(None)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            if self.error is not None:
-                continue  # drain: the submitter learns of the error on its next call
-            try:
-                self._write(batch)
-            except BaseException as exc:
-                self.error = exc
-
-    def _write(self, batch: _Batch) -> None:
-        with self.database.session() as session:
-            trades = TradeRepository(session).add_batch(batch.trades, fold_bars=True)
-            fills = FillRepository(session).add_batch(batch.fills)
-            progress = BatchProgress(
-                lines_done=batch.progress.lines_done,
-                trades_new=trades.new,
-                trades_duplicate=trades.duplicates,
-                fills_new=fills.new,
-                fills_duplicate=fills.duplicates,
-                bad_lines=batch.progress.bad_lines,
-                min_time=batch.progress.min_time,
-                max_time=batch.progress.max_time,
-            )
-            repository = ArchiveImportRepository(session)
-            repository.record(self.import_id, progress)
-            if batch.finish is not None:
-                repository.finish(self.import_id, batch.finish, batch.error)
-        result = self.result
-        result.trades_new += trades.new
-        result.trades_duplicate += trades.duplicates
-        result.fills_new += fills.new
-        result.fills_duplicate += fills.duplicates
-        result.lines_done = batch.progress.lines_done
+    derived: int  # trades in it
+    bad_lines: int  # counted with it (those up to progress.lines_done)
+    bad_samples: list[str]  # "key:line: reason", the first few of the file
+    offset: int  # compressed bytes of the file read so far
+    end: _FileEnd | None = None  # the file's last batch: mark it done/failed with it
 
 
 _DONE = object()
@@ -310,8 +282,170 @@ def _prefetched(chunks: Generator[LineChunk, None, None], depth: int = 2) -> Ite
                 slots.get(timeout=0.05)
 
 
+def file_batches(task: _Task, ship: bool = False) -> Iterator[_Batch]:
+    """Read one file from ``task.resume`` on and yield its batches, the last one with the
+    file's end (done, or failed with the error). Pure of the database: runs in the importing
+    process or in a decoding process (``ship``: leave the trades out of the batch, which
+    then carries their COPY text and bar deltas only)."""
+    decoder = ArchiveDecoder(task.format, task.wallets, task.pair_window)
+    carried: list[BadLineReport] = []  # bad lines past the resume line: a later batch
+    samples = 0
+    offset = 0
+
+    def batch(end: _FileEnd | None = None) -> _Batch:
+        nonlocal carried, samples
+        out = decoder.take()
+        lines_done = decoder.resume_line()
+        bad = carried + out.bad
+        now = [b for b in bad if b.line <= lines_done]
+        carried = [b for b in bad if b.line > lines_done]
+        room = max(0, task.max_bad_samples - samples)
+        sample_lines = [f"{task.key}:{b.line}: {b.reason}" for b in now[:room]]
+        samples += len(sample_lines)
+        # COPY text and bar deltas are made here, so the thread (or process) that writes
+        # mostly waits on PostgreSQL while this one parses the next batch.
+        prepared = TradeRepository.prepare(out.trades)
+        if ship:
+            prepared = replace(prepared, trades=())
+        return _Batch(
+            task.key,
+            task.import_id,
+            prepared,
+            out.fills,
+            BatchProgress(
+                lines_done=lines_done,
+                bad_lines=[f"line {b.line}: {b.reason}" for b in now],
+                min_time=prepared.min_time,
+                max_time=prepared.max_time,
+            ),
+            derived=len(out.trades),
+            bad_lines=len(now),
+            bad_samples=sample_lines,
+            offset=offset,
+            end=end,
+        )
+
+    error: str | None = None
+    step = min(_SLICE, task.batch_size)
+    chunks = iter_line_chunks(
+        task.path, skip=task.resume, label=task.key, chunk_size=task.read_size
+    )
+    try:
+        for chunk in _prefetched(chunks):
+            offset = chunk.offset
+            # A chunk is what one read decompressed to (up to a 4 MiB LZ4 block and more);
+            # feeding it in slices keeps batches near batch_size.
+            for start in range(0, len(chunk.lines), step):
+                decoder.feed(
+                    LineChunk(chunk.first + start, chunk.lines[start : start + step], offset)
+                )
+                out = decoder.out
+                if len(out.trades) >= task.batch_size or len(out.fills) >= task.batch_size:
+                    yield batch()
+    except ArchiveError as exc:
+        error = str(exc)
+    else:
+        decoder.finish()
+    counts = decoder.counts
+    yield batch(
+        _FileEnd(
+            "failed" if error else "done", error, counts.lines, counts.unpaired_fills,
+            counts.skipped_dust,
+        )
+    )  # fmt: skip
+
+
+def store(database: Database, batch: _Batch) -> tuple[BulkResult, BulkResult]:
+    """One batch in one transaction: trades (bars folded from the new ones), fills, and the
+    file's progress row — so the row never claims lines whose rows are not stored."""
+    with database.session() as session:
+        trades = TradeRepository(session).add_batch(batch.trades, fold_bars=True)
+        fills = FillRepository(session).add_batch(batch.fills)
+        repository = ArchiveImportRepository(session)
+        repository.record(
+            batch.import_id,
+            replace(
+                batch.progress,
+                trades_new=trades.new,
+                trades_duplicate=trades.duplicates,
+                fills_new=fills.new,
+                fills_duplicate=fills.duplicates,
+            ),
+        )
+        if batch.end is not None:
+            repository.finish(batch.import_id, batch.end.status, batch.end.error)
+    return trades, fills
+
+
+def _account(result: FileResult, batch: _Batch, trades: BulkResult, fills: BulkResult) -> None:
+    result.trades += batch.derived
+    result.trades_new += trades.new
+    result.trades_duplicate += trades.duplicates
+    result.fills_new += fills.new
+    result.fills_duplicate += fills.duplicates
+    result.bad_lines += batch.bad_lines
+    result.bad_samples += batch.bad_samples
+    result.lines_done = batch.progress.lines_done
+    if batch.end is not None:
+        result.status, result.error = batch.end.status, batch.end.error
+        result.lines_read = batch.end.lines_read
+        result.unpaired_fills = batch.end.unpaired_fills
+        result.skipped_dust = batch.end.skipped_dust
+
+
+class _Writer:
+    """Stores batches on a thread of its own, in submission order, one transaction each."""
+
+    def __init__(self, database: Database, result: FileResult) -> None:
+        self.database = database
+        self.result = result
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: _Batch) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        """Wait for every submitted batch; raises the writer's error, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self.error is not None:
+                continue  # drain: the submitter learns of the error on its next call
+            try:
+                _account(self.result, batch, *store(self.database, batch))
+            except BaseException as exc:
+                self.error = exc
+
+
+def _decode_process(tasks: Any, results: Any) -> None:
+    """A decoding process (``jobs`` > 1): files from ``tasks`` → batches on ``results``."""
+    while (task := tasks.get()) is not None:
+        try:
+            for batch in file_batches(task, ship=True):
+                results.put(batch)
+        except BaseException as exc:  # reported as the file's failure; the process goes on
+            results.put(("crash", task.key, f"{task.key}: {type(exc).__name__}: {exc}"))
+
+
 class ArchiveImporter:
-    """Imports archive files; see the module docstring. Not thread-safe; one run at a time."""
+    """Imports archive files; see the module docstring. Not thread-safe; one run at a time.
+
+    ``jobs`` > 1 (PostgreSQL only) parses that many files at once in processes of their
+    own, which hand their batches — COPY text and bar deltas, made there — to this process
+    to store: parsing is what limits one process.
+    """
 
     def __init__(
         self,
@@ -324,9 +458,12 @@ class ArchiveImporter:
         pair_window: int = 10_000,
         max_bad_samples: int = 5,
         read_size: int = 1 << 20,
+        jobs: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if jobs < 1:
+            raise ValueError("jobs must be at least 1")
         self.database = database
         self.wallets = frozenset(w.lower() for w in wallets)
         self.batch_size = batch_size
@@ -335,6 +472,7 @@ class ArchiveImporter:
         self.pair_window = pair_window
         self.max_bad_samples = max_bad_samples
         self.read_size = read_size  # compressed bytes read at a time (a chunk of lines)
+        self.jobs = jobs if database.dialect == "postgresql" else 1
         self._started = 0.0
         self._trades = 0
         self._bytes_before = 0
@@ -351,15 +489,50 @@ class ArchiveImporter:
             for f in files
             if format_from_path(f.key) in _FILL_FORMATS and (hour := hour_of(f.key)) is not None
         }
-        for index, file in enumerate(files, 1):
+        pending: list[tuple[_Task, FileResult, ArchiveFile]] = []
+        for file in files:
             if self._superseded(file, fills_hours):
                 summary.files.append(FileResult(file.key, "node_trades", "superseded"))
+                self._bytes_before += file.size
+                continue
+            task, result = self._begin(file)
+            summary.files.append(result)
+            if task is None:
+                self._bytes_before += file.size
             else:
-                summary.files.append(self._import_file(file, index, len(files)))
-            self._bytes_before += file.size
+                pending.append((task, result, file))
+        if self.jobs > 1 and len(pending) > 1:
+            self._run_processes(pending)
+        else:
+            for index, (task, result, file) in enumerate(pending, 1):
+                self._run_here(task, result, file, index, len(pending))
+                self._bytes_before += file.size
         summary.seconds = time.perf_counter() - self._started
-        self._report(len(files), len(files), "", 0, final=True)
+        self._report(len(pending), len(pending), "", 0, final=True)
         return summary
+
+    def _begin(self, file: ArchiveFile) -> tuple[_Task | None, FileResult]:
+        """The file's progress row (created or found); a task unless there is nothing to do."""
+        try:
+            fmt = detect_format(file)
+            ident = identity(file)
+        except (ArchiveError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ArchiveError) else f"{file.key}: {exc}"
+            return None, FileResult(file.key, "?", "failed", error=message)
+        with self.database.session() as session:
+            row = ArchiveImportRepository(session).start(
+                ident, fmt, str(file.path), restart=self.force
+            )
+            import_id, status, resume = row.id, row.status, row.lines_done
+        result = FileResult(file.key, fmt, "partial", resumed_from=resume, lines_done=resume)
+        if status == "done":
+            result.status = "skipped"
+            return None, result
+        task = _Task(
+            str(file.path), file.key, fmt, import_id, resume, self.wallets, self.batch_size,
+            self.read_size, self.pair_window, self.max_bad_samples,
+        )  # fmt: skip
+        return task, result
 
     def _superseded(self, file: ArchiveFile, fills_hours: set[tuple[str, int]]) -> bool:
         """A node_trades hour that node_fills also covers (2025-05-25 h14-23): its trades
@@ -384,94 +557,71 @@ class ArchiveImporter:
                 )
             )  # fmt: skip
 
-    def _import_file(self, file: ArchiveFile, index: int, count: int) -> FileResult:
+    def _run_here(
+        self, task: _Task, result: FileResult, file: ArchiveFile, index: int, count: int
+    ) -> None:
+        """Parse on this thread, store on a writer thread: the two overlap."""
         started = time.perf_counter()
+        writer = _Writer(self.database, result)
         try:
-            fmt = detect_format(file)
-            ident = identity(file)
-        except (ArchiveError, OSError) as exc:
-            message = str(exc) if isinstance(exc, ArchiveError) else f"{file.key}: {exc}"
-            return FileResult(file.key, "?", "failed", error=message)
-        with self.database.session() as session:
-            row = ArchiveImportRepository(session).start(
-                ident, fmt, str(file.path), restart=self.force
-            )
-            import_id, status, resume = row.id, row.status, row.lines_done
-        result = FileResult(file.key, fmt, "done", resumed_from=resume, lines_done=resume)
-        if status == "done":
-            result.status = "skipped"
-            return result
-        decoder = ArchiveDecoder(fmt, self.wallets, self.pair_window)
-        writer = _Writer(self.database, import_id, result)
-        carried: list[BadLineReport] = []  # bad lines past the resume line: next batch
-        error: str | None = None
-        try:
-            try:
-                step = min(_SLICE, self.batch_size)
-                chunks = iter_line_chunks(
-                    file.path, skip=resume, label=file.key, chunk_size=self.read_size
-                )
-                for chunk in _prefetched(chunks):
-                    # A chunk is what one read decompressed to (up to a 4 MiB LZ4 block and
-                    # more); feeding it in slices keeps batches near batch_size.
-                    for start in range(0, len(chunk.lines), step):
-                        lines = chunk.lines[start : start + step]
-                        decoder.feed(LineChunk(chunk.first + start, lines, chunk.offset))
-                        out = decoder.out
-                        if len(out.trades) >= self.batch_size or len(out.fills) >= self.batch_size:
-                            carried = self._submit(writer, decoder, carried, result, file.key)
-                        self._report(index, count, file.key, chunk.offset)
-            except ArchiveError as exc:
-                error = str(exc)
-            else:
-                decoder.finish()
-            result.status = "failed" if error else "done"
-            result.error = error
-            self._submit(writer, decoder, carried, result, file.key, finish=result.status)
+            for batch in file_batches(task):
+                writer.submit(batch)
+                self._trades += batch.derived
+                self._report(index, count, file.key, batch.offset)
         finally:
             writer.close()
-        result.lines_read = decoder.counts.lines
-        result.unpaired_fills = decoder.counts.unpaired_fills
-        result.skipped_dust = decoder.counts.skipped_dust
         result.seconds = time.perf_counter() - started
-        return result
 
-    def _submit(
-        self,
-        writer: _Writer,
-        decoder: ArchiveDecoder,
-        carried: list[BadLineReport],
-        result: FileResult,
-        key: str,
-        finish: str | None = None,
-    ) -> list[BadLineReport]:
-        """Hand what the decoder has to the writer; returns the bad lines held back (those
-        after the resume line are read again by a resumed run, so counted then)."""
-        out = decoder.take()
-        lines_done = decoder.resume_line()
-        bad = carried + out.bad
-        now = [b for b in bad if b.line <= lines_done]
-        later = [b for b in bad if b.line > lines_done]
-        result.bad_lines += len(now)
-        room = self.max_bad_samples - len(result.bad_samples)
-        result.bad_samples += [f"{key}:{b.line}: {b.reason}" for b in now[: max(0, room)]]
-        # COPY text and bar deltas are made here, so the writer thread mostly waits on
-        # PostgreSQL while this thread parses the next batch.
-        prepared = TradeRepository.prepare(out.trades)
-        self._trades += len(out.trades)
-        result.trades += len(out.trades)
-        writer.submit(
-            _Batch(
-                prepared,
-                out.fills,
-                BatchProgress(
-                    lines_done=lines_done,
-                    bad_lines=[f"line {b.line}: {b.reason}" for b in now],
-                    min_time=prepared.min_time,
-                    max_time=prepared.max_time,
-                ),
-                finish=finish,
-                error=result.error,
-            )
-        )
-        return later
+    def _run_processes(self, pending: list[tuple[_Task, FileResult, ArchiveFile]]) -> None:
+        """Parse ``jobs`` files at once in processes of their own; store here, each file's
+        batches in order (a process sends a file's batches in order)."""
+        context = multiprocessing.get_context("spawn")  # this process has threads: no fork
+        tasks = context.Queue()
+        results = context.Queue(maxsize=2 * self.jobs)
+        for task, _, _ in pending:
+            tasks.put(task)
+        workers = [
+            context.Process(target=_decode_process, args=(tasks, results), daemon=True)
+            for _ in range(min(self.jobs, len(pending)))
+        ]
+        for _ in workers:
+            tasks.put(None)
+        for worker in workers:
+            worker.start()
+        by_key = {task.key: (result, file) for task, result, file in pending}
+        offsets: dict[str, int] = {}
+        open_files = set(by_key)
+        started = time.perf_counter()
+        try:
+            while open_files:
+                try:
+                    item = results.get(timeout=1.0)
+                except queue.Empty:
+                    if not any(w.is_alive() for w in workers):
+                        break  # a process died without a word: its file stays partial
+                    continue
+                if isinstance(item, tuple):  # ("crash", key, message)
+                    _, key, message = item
+                    result = by_key[key][0]
+                    result.status, result.error = "failed", message
+                    open_files.discard(key)
+                    continue
+                result, file = by_key[item.key]
+                _account(result, item, *store(self.database, item))
+                self._trades += item.derived
+                offsets[item.key] = item.offset
+                if item.end is not None:
+                    open_files.discard(item.key)
+                    offsets[item.key] = file.size
+                    result.seconds = time.perf_counter() - started
+                self._report(
+                    len(by_key) - len(open_files), len(by_key), item.key, sum(offsets.values())
+                )
+        finally:
+            for worker in workers:
+                if worker.is_alive():
+                    worker.terminate()
+                worker.join()
+        for key in open_files:  # the rows stay partial: a rerun resumes them
+            result = by_key[key][0]
+            result.status, result.error = "failed", f"{key}: the decoding process stopped"

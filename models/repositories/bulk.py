@@ -53,23 +53,28 @@ def insert_ignore_values(
     *,
     copy_data: bytes | None = None,
     returning_if_all_new: bool = True,
+    count: int | None = None,
 ) -> tuple[int, list[tuple[Any, ...]]]:
     """:func:`insert_ignore` for rows given as tuples in the order of ``columns``.
 
     ``copy_data``: the rows as COPY text, rendered ahead (``copy_text(...).encode()``, on
     another thread, say); rendered here otherwise. ``returning_if_all_new=False``: when
-    every row was new, return no rows (the caller has them).
+    every row was new, return no rows (the caller has them). ``count``: the rows
+    ``copy_data`` holds, when ``values`` is left empty (PostgreSQL only).
     """
-    if not values:
+    rows = len(values) if count is None else count
+    if not rows:
         return 0, []
     if session.get_bind().dialect.name != "postgresql":
+        if len(values) != rows:
+            raise ValueError("SQLite stores rows given as values, not as COPY text")
         return _sqlite_insert(session, table, columns, values, returning)
     conn = session.connection()
     if copy_data is None:
         copy_data = copy_text(table, columns, values).encode()
     if _copy_if_all_new(conn, table, columns, copy_data):
         if not returning or not returning_if_all_new:
-            return len(values), []
+            return rows, []
         width = len(returning)
         if tuple(columns[:width]) == tuple(returning):
             # The leading columns (a trade's key and what bars fold): a slice per row, a

@@ -22,9 +22,13 @@ _FOLDED = ("coin", "time", "tid", "px", "sz", "side")
 @dataclass(frozen=True, slots=True)
 class PreparedTrades:
     """Trades with the Python half of storing them done ahead (:meth:`TradeRepository.prepare`):
-    their COPY text, their 1-minute bar deltas as if all were new, their time span."""
+    their COPY text, their 1-minute bar deltas as if all were new, their time span.
+
+    ``trades`` may be left out (``()``) to send a batch to another process cheaply; it is
+    then storable on PostgreSQL only (``count`` says how many rows ``copy_data`` holds)."""
 
     trades: Sequence[Trade]
+    count: int
     copy_data: bytes
     bars: list[BarDelta]
     min_time: int | None
@@ -43,6 +47,7 @@ class TradeRepository(SnapshotWriter):
         times = [t.time for t in trades]
         return PreparedTrades(
             trades,
+            len(trades),
             copy_text(cls.table, _COLUMNS, trades).encode(),
             fold(t[:6] for t in trades),
             min(times) if times else None,
@@ -63,7 +68,8 @@ class TradeRepository(SnapshotWriter):
             prepared, rows = trades, trades.trades
         else:
             rows = trades
-        if not rows:
+        count = prepared.count if prepared is not None else len(rows)
+        if not count:
             return BulkResult(0, 0)
         low, high = (prepared.min_time, prepared.max_time) if prepared else (None, None)
         if low is not None and high is not None:
@@ -79,15 +85,16 @@ class TradeRepository(SnapshotWriter):
             returning=_FOLDED if fold_bars else (),
             copy_data=prepared.copy_data if prepared is not None else None,
             returning_if_all_new=prepared is None,
+            count=count,
         )
         bars = 0
         if fold_bars:
             bar_repository = BarRepository(self.session)
-            if prepared is not None and new == len(rows):
+            if prepared is not None and new == count:
                 bars = bar_repository.merge(prepared.bars)  # all new: folded ahead
             else:
                 bars = bar_repository.fold_in(new_rows)
-        return BulkResult(new, len(rows) - new, bars)
+        return BulkResult(new, count - new, bars)
 
     def for_coin(self, coin: str, since_ms: int = 0, limit: int = 1000) -> list[TradeSnapshot]:
         stmt = (

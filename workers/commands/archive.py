@@ -105,12 +105,20 @@ def archive() -> None:
 )
 @click.option("--force", is_flag=True, help="Read files imported before again, from the start.")
 @click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Files parsed at once, each in a process of its own (PostgreSQL): for machines "
+    "with cores to spare; parsing is what limits one process.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show progress on stderr (default: a bar on a terminal, a line every 10 s elsewhere).",
 )
 def import_archive(
-    paths: tuple[Path, ...], batch_size: int, force: bool, progress: bool | None
+    paths: tuple[Path, ...], batch_size: int, force: bool, jobs: int, progress: bool | None
 ) -> None:
     """Import archive files and directory trees of them (*.lz4): trades, tracked wallets'
     fills and 1-minute bars. Idempotent, resumable per file."""
@@ -131,7 +139,7 @@ def import_archive(
         with database.session() as session:
             wallets = tracked_wallets(settings, session)
         importer = ArchiveImporter(
-            database, wallets, batch_size=batch_size, force=force, progress=reporter
+            database, wallets, batch_size=batch_size, force=force, progress=reporter, jobs=jobs
         )
         summary = importer.run(files)
     except DBAPIError as exc:

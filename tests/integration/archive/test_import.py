@@ -167,6 +167,21 @@ def test_given_simulator_archive_when_imported_then_database_equals_ground_truth
     assert count(pg_database, UserFill) == len(truth.fills)
 
 
+def test_given_simulator_archive_when_imported_by_two_processes_then_equal_to_ground_truth(
+    sim_run: tuple[GroundTruth, Path], pg_database: Database
+) -> None:
+    truth, archive = sim_run
+    users = truth.start["users"] if truth.start else []
+    summary = import_dir(pg_database, archive, wallets=users, batch_size=1_000, jobs=2)
+    assert [f.status for f in summary.files] == ["done", "done"]
+    assert summary.total("trades_new") == summary.total("trades") == len(truth.trades)
+    assert_equals_truth(pg_database, truth)
+    assert fill_rows(pg_database) == truth_fills(truth)
+    forced = import_dir(pg_database, archive, wallets=users, force=True, jobs=2)
+    assert forced.total("trades_new") == 0 and forced.total("trades_duplicate") == len(truth.trades)
+    assert_equals_truth(pg_database, truth)
+
+
 def test_given_ground_truth_when_converted_then_same_bytes_as_written_live(
     sim_run: tuple[GroundTruth, Path], tmp_path: Path
 ) -> None:
