@@ -553,7 +553,10 @@ def _chunks(handle: Any, name: str, skip: int, chunk_size: int) -> Iterator[Line
 
     def read() -> bytes:
         nonlocal offset, eof
-        data = b"" if eof else handle.read(chunk_size)
+        try:
+            data = b"" if eof else handle.read(chunk_size)
+        except OSError as exc:
+            raise ArchiveError(f"{name}: read error: {exc.strerror or exc}") from None
         offset += len(data)
         eof = not data
         return bytes(data)
