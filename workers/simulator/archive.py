@@ -202,12 +202,15 @@ class ArchiveSink:
                 self.error = exc
 
     def close(self, timeout: float = 60.0) -> ArchiveStats:
-        """Write what is queued, close the current hour's file; idempotent."""
+        """Write what is queued and close the current hour's file; idempotent. A writer
+        still busy after ``timeout`` is left alone (the process is about to end; the last
+        hour's file is then cut short, as a killed node's would be)."""
         if not self._closed:
             self._closed = True
             self._queue.put(None)
             self._thread.join(timeout)
-            self.writer.close()
+            if not self._thread.is_alive():
+                self.writer.close()
         return self.writer.stats
 
 

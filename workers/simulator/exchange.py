@@ -417,9 +417,10 @@ class Exchange:
         )
         self.close_recorder()
 
-    def close_recorder(self) -> None:
-        """Close the ground truth (stop line) and the archive files (what is queued first)."""
+    def close_recorder(self, archive_timeout: float = 60.0) -> None:
+        """Close the ground truth (stop line) and the archive files (what is queued first,
+        for at most ``archive_timeout`` seconds)."""
         if self.recorder is not None:
             self.recorder.close(self.clock.now_ms())
         if self.archive is not None:
-            self.archive.close()
+            self.archive.close(archive_timeout)
