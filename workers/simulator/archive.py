@@ -19,7 +19,10 @@ hour's file. Everything is a function of the block sequence: the same run writte
 (:func:`write_from_ground_truth`) gives the same bytes.
 
 Live, the exchange hands each block to :class:`ArchiveSink`, which writes on a thread of its
-own: the block pump pays one queue put per block.
+own: the block pump pays one queue put per block. The writer costs about 16 µs a trade at
+LZ4 level 9 (compression, which releases the GIL, is most of it) and 7 µs at level 1, so
+it keeps up with about 60,000 and 145,000 trades/s; past that its queue fills and the
+simulator slows down rather than drop ground truth (``--archive-level``).
 """
 
 from __future__ import annotations

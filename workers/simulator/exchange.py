@@ -121,7 +121,9 @@ class Exchange:
         )
         self.recorder = GroundTruthWriter(config.record_path) if config.record_path else None
         # The ground truth as hourly archive files, written on a thread of its own.
-        self.archive = ArchiveSink(config.archive_dir) if config.archive_dir else None
+        self.archive = (
+            ArchiveSink(config.archive_dir, config.archive_level) if config.archive_dir else None
+        )
         self.info = InfoService(
             self.universe, self.contexts, self.ledger, self.recent, self.clock.now_ms
         )
