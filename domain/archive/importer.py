@@ -127,16 +127,12 @@ def detect_format(file: ArchiveFile) -> ArchiveFormat:
     fmt = format_from_path(file.path)
     if fmt is not None:
         return fmt
-    for chunk in iter_line_chunks(file.path, label=file.key):
-        for line in chunk.lines:
-            if line.strip():
-                sniffed = format_from_line(line)
-                if sniffed is None:
-                    break
-                return sniffed
-        else:
-            continue
-        break
+    lines = (line for chunk in iter_line_chunks(file.path, label=file.key) for line in chunk.lines)
+    first = next((line for line in lines if line.strip()), None)
+    lines.close()
+    fmt = format_from_line(first) if first is not None else None
+    if fmt is not None:
+        return fmt
     raise ArchiveError(
         f"{file.key}: unknown archive format (no node_trades, node_fills or "
         "node_fills_by_block directory in the path, and the first line is none of them)"

@@ -364,3 +364,21 @@ def test_given_node_trades_hour_also_in_node_fills_when_imported_then_fills_win(
         ("node_trades/hourly/20250525/14.lz4", "superseded"),  # node_fills imported before
         ("node_trades/hourly/20250525/15.lz4", "done"),
     ]
+
+
+def test_given_files_without_a_format_directory_when_imported_then_format_from_content(
+    tmp_path: Path, database: Database
+) -> None:
+    write(tmp_path / "downloads" / "a.lz4", [b"", block(1), block(2)])
+    write(tmp_path / "downloads" / "b.lz4", list(samples.NODE_TRADES))
+    write(
+        tmp_path / "downloads" / "c.lz4",
+        [b'{"time": "2024-01-01T12:00:01.138942031", "ver_num": 1}'],
+    )
+    summary = import_dir(database, tmp_path / "downloads")
+    by_name = {Path(f.key).name: f for f in summary.files}
+    assert (by_name["a.lz4"].format, by_name["a.lz4"].trades_new) == ("node_fills_by_block", 2)
+    assert (by_name["b.lz4"].format, by_name["b.lz4"].trades_new) == ("node_trades", 2)
+    assert by_name["c.lz4"].status == "failed" and "unknown archive format" in (
+        by_name["c.lz4"].error or ""
+    )
