@@ -843,40 +843,42 @@ class ArchiveDecoder:
         plainly well-formed goes through :func:`fill_from_event`, which refuses it with the
         reason (or accepts it: the two agree)."""
         self.counts.fills += 1
-        if type(event) is list and len(event) == 2:
+        try:
             user, fill = event
-            if type(fill) is dict and type(user) is str and user:
-                get = fill.get
-                coin, px, sz, side = get("coin"), get("px"), get("sz"), get("side")
-                time, tid, crossed, hash_ = get("time"), get("tid"), get("crossed"), get("hash")
-                if (
-                    type(coin) is str
-                    and coin
-                    and type(px) is str
-                    and type(sz) is str
-                    and (side == "B" or side == "A")
-                    and type(time) is int
-                    and MIN_TIME_MS <= time <= MAX_TIME_MS
-                    and type(tid) is int
-                    and tid >= 0
-                    and type(crossed) is bool
-                    and type(hash_) is str
-                    and hash_
-                ):
-                    try:
-                        px_d, sz_d = Decimal(px), Decimal(sz)
-                    except InvalidOperation:
-                        pass
-                    else:
-                        if px_d.is_finite() and sz_d.is_finite() and px_d > 0 and sz_d >= 0:
-                            user = user.lower()
-                            self._pair(
-                                coin, time, tid, side, user, px_d, sz_d, crossed, hash_, line_no
-                            )
-                            if user in self.wallets:
-                                # Tracked: every field matters; the typed parser checks them.
-                                self.out.fills.append(fill_from_event(event).to_event())
-                            return
+            coin, px, sz, side, time, tid, crossed, hash_ = _ASK_FIELDS(fill)
+        except (ValueError, TypeError, KeyError):
+            pass  # the typed parser below says what is wrong
+        else:
+            if (
+                type(event) is list
+                and type(fill) is dict
+                and type(user) is str
+                and user
+                and type(coin) is str
+                and coin
+                and type(px) is str
+                and type(sz) is str
+                and (side == "B" or side == "A")
+                and type(time) is int
+                and MIN_TIME_MS <= time <= MAX_TIME_MS
+                and type(tid) is int
+                and tid >= 0
+                and type(crossed) is bool
+                and type(hash_) is str
+                and hash_
+            ):
+                try:
+                    px_d, sz_d = Decimal(px), Decimal(sz)
+                except InvalidOperation:
+                    pass
+                else:
+                    if px_d.is_finite() and sz_d.is_finite() and px_d > 0 and sz_d >= 0:
+                        user = user.lower()
+                        self._pair(coin, time, tid, side, user, px_d, sz_d, crossed, hash_, line_no)
+                        if user in self.wallets:
+                            # Tracked: every field matters; the typed parser checks them.
+                            self.out.fills.append(fill_from_event(event).to_event())
+                        return
         record = fill_from_event(event)  # raises with the reason, or accepts it
         self._pair(
             record.coin, record.time, record.tid, record.side, record.user, record.px,

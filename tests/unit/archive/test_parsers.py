@@ -436,3 +436,13 @@ def test_given_hour_files_when_sorted_then_hours_are_integers_and_legacy_first()
         "node_fills_by_block/hourly/20250727/9.lz4",
         "node_fills_by_block/hourly/20250727/10.lz4",
     ]
+
+
+def test_given_block_fills_out_of_order_when_decoded_then_paired_by_key() -> None:
+    (buyer, bid), (seller, ask) = sample_events()
+    other_bid, other_ask = {**bid, "tid": 9}, {**ask, "tid": 9}
+    events = [[seller, ask], [buyer, other_bid], [buyer, bid], [seller, other_ask]]
+    out, counts = decode("node_fills_by_block", [block_line(events)])
+    assert sorted(t.tid for t in out.trades) == [9, TID]
+    assert {(t.buyer, t.seller, t.side) for t in out.trades} == {(BUYER, SELLER, "B")}
+    assert counts.fills == 4 and counts.unpaired_fills == 0
