@@ -382,3 +382,53 @@ def test_given_files_without_a_format_directory_when_imported_then_format_from_c
     assert by_name["c.lz4"].status == "failed" and "unknown archive format" in (
         by_name["c.lz4"].error or ""
     )
+
+
+def test_given_import_killed_mid_file_when_rerun_then_every_trade_once_and_bars_exact(
+    tmp_path: Path, postgres_url: str, pg_database: Database
+) -> None:
+    """SIGKILL, not a polite stop: the transaction in flight is lost whole, the progress
+    row with it, and the rerun resumes after the last committed batch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from workers.simulator.archive import HourlyArchiveWriter
+    from workers.simulator.market import Market
+    from workers.simulator.universe import Universe
+
+    market = Market(Universe.build(("BTC", "ETH", "SOL")), seed=5, trades_per_block=5)
+    writer = HourlyArchiveWriter(tmp_path / "arch", compression_level=1)
+    expected = []
+    for index in range(24_000):  # 120,000 trades over 28 minutes: one hour file
+        block = market.make_block(START_MS + 1_500 + index * 70)  # from 00:00:00
+        ordered = [t for coin_trades in block.by_coin.values() for t in coin_trades]
+        writer.block(block.time, ordered)
+        expected += [(t["coin"], t["time"], t["tid"]) for t in ordered]
+    writer.close()
+    argv = [sys.executable, "-m", "workers.cli", "archive", "import", str(tmp_path / "arch"),
+            "--batch-size", "2000", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": postgres_url}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and count(pg_database, TradeSnapshot) < 20_000:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = count(pg_database, TradeSnapshot)
+    assert 0 < stored < len(expected)
+    with pg_database.session() as s:
+        (row,) = s.scalars(select(ArchiveImport))
+        assert (row.status, row.trades_new) == ("partial", stored)
+
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "1 resumed" in rerun.stdout and "0 already stored" in rerun.stdout
+    with pg_database.session() as s:
+        keys = sorted(s.execute(select(TradeSnapshot.coin, TradeSnapshot.time, TradeSnapshot.tid)))
+        bar_count = s.scalar(select(func.sum(TradeBar.trade_count)))
+        (row,) = s.scalars(select(ArchiveImport))
+    assert [tuple(k) for k in keys] == sorted(expected)
+    assert bar_count == len(expected)
+    assert (row.status, row.trades_new, row.trades_duplicate) == ("done", len(expected), 0)
