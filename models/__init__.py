@@ -5,6 +5,7 @@ rely on that).
 """
 
 from models.alert import Alert
+from models.archive_import import ArchiveImport
 from models.asset_context import AssetContextSnapshot
 from models.base import Base
 from models.dead_letter import DeadLetter
@@ -21,6 +22,7 @@ from models.user import User
 
 __all__ = [
     "Alert",
+    "ArchiveImport",
     "AssetContextSnapshot",
     "Base",
     "DeadLetter",

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "wallets": "workers.commands.wallets:wallets",
     "notifications": "workers.commands.notifications:notifications",
     "channels": "workers.commands.channels:channels",
+    "archive": "workers.commands.archive:archive",
     "gaps": "workers.commands.gaps:gaps",
 }
 

@@ -2,8 +2,8 @@
 
 Only trades a batch actually inserted are folded in, inside the same transaction as the
 insert, so a replayed batch adds nothing. Merging is order-independent: open/close keep the
-(time, tid) of their trade and the earliest/latest wins. PostgreSQL merges in one atomic
-``ON CONFLICT DO UPDATE`` with exact NUMERIC arithmetic; SQLite (one writer at a time, and
+(time, tid) of their trade and the earliest/latest wins. PostgreSQL merges a whole batch in
+one ``INSERT … VALUES … ON CONFLICT DO UPDATE`` with exact NUMERIC arithmetic; SQLite (one writer at a time, and
 the trade insert already holds the write lock) merges in Python with Decimal.
 """
 
@@ -15,8 +15,8 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import case, func, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from psycopg2.extras import execute_values
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.trade import TradeBar
@@ -55,6 +55,14 @@ class BarDelta:
         self.buy_volume += other.buy_volume
         self.sell_volume += other.sell_volume
         self.trade_count += other.trade_count
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The bar's values in the order of :data:`BAR_COLUMNS`."""
+        return (
+            self.coin, self.minute, self.open, self.high, self.low, self.close,
+            self.open_key[0], self.open_key[1], self.close_key[0], self.close_key[1],
+            self.volume, self.buy_volume, self.sell_volume, self.volume_delta, self.trade_count,
+        )  # fmt: skip
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -117,7 +125,11 @@ class BarRepository:
         Idempotency comes from the caller passing only trades that were new in this
         transaction (``TradeRepository.add_batch(...).new_rows``).
         """
-        deltas = fold(new_trades)
+        return self.merge(fold(new_trades))
+
+    def merge(self, deltas: list[BarDelta]) -> int:
+        """Add folded deltas (:func:`fold` of new trades only) to their bars; returns bars
+        touched."""
         if not deltas:
             return 0
         if self.session.get_bind().dialect.name == "postgresql":
@@ -127,9 +139,14 @@ class BarRepository:
         return len(deltas)
 
     def _merge_postgres(self, deltas: list[BarDelta]) -> None:
-        # Sorted keys: concurrent workers lock bar rows in the same order (no deadlock).
-        rows = [d.as_row() for d in sorted(deltas, key=lambda d: (d.coin, d.minute))]
-        self.session.execute(_postgres_merge_statement(), rows)
+        # One statement for the whole batch (an executemany is a round trip per bar: 0.1 to
+        # 0.2 ms each, most of a batch's time once it spans many coins and minutes). Rows in
+        # key order: concurrent workers lock bar rows in the same order (no deadlock).
+        rows = [d.as_tuple() for d in sorted(deltas, key=lambda d: (d.coin, d.minute))]
+        dbapi_conn = self.session.connection().connection.driver_connection
+        assert dbapi_conn is not None
+        with dbapi_conn.cursor() as cursor:
+            execute_values(cursor, _postgres_merge_sql(), rows, page_size=len(rows))
 
     def _merge_python(self, deltas: list[BarDelta]) -> None:
         for delta in deltas:
@@ -164,30 +181,31 @@ class BarRepository:
         return out
 
 
+BAR_COLUMNS = (
+    "coin", "minute", "open", "high", "low", "close", "open_time", "open_tid", "close_time",
+    "close_tid", "volume", "buy_volume", "sell_volume", "volume_delta", "trade_count",
+)  # fmt: skip
+
+
 @cache
-def _postgres_merge_statement() -> Any:
-    """The bar upsert, built once: constructing it (the ``excluded`` alias and its column
-    proxies) cost more than executing it, per batch."""
-    stmt = pg_insert(TradeBar)
-    ex = stmt.excluded
-    t = TradeBar.__table__.c
-    earlier = tuple_(ex.open_time, ex.open_tid) < tuple_(t.open_time, t.open_tid)
-    later = tuple_(ex.close_time, ex.close_tid) > tuple_(t.close_time, t.close_tid)
-    return stmt.on_conflict_do_update(
-        index_elements=["coin", "minute"],
-        set_={
-            "open": case((earlier, ex.open), else_=t.open),
-            "open_time": case((earlier, ex.open_time), else_=t.open_time),
-            "open_tid": case((earlier, ex.open_tid), else_=t.open_tid),
-            "close": case((later, ex.close), else_=t.close),
-            "close_time": case((later, ex.close_time), else_=t.close_time),
-            "close_tid": case((later, ex.close_tid), else_=t.close_tid),
-            "high": func.greatest(t.high, ex.high),
-            "low": func.least(t.low, ex.low),
-            "volume": t.volume + ex.volume,
-            "buy_volume": t.buy_volume + ex.buy_volume,
-            "sell_volume": t.sell_volume + ex.sell_volume,
-            "volume_delta": t.volume_delta + ex.volume_delta,
-            "trade_count": t.trade_count + ex.trade_count,
-        },
+def _postgres_merge_sql() -> str:
+    """The bar upsert: one ``INSERT … VALUES %s ON CONFLICT DO UPDATE`` for a whole batch
+    (``execute_values`` fills in the rows). Every SET expression reads the stored row's
+    values as they were; open/close move only to an earlier/later (time, tid)."""
+    table = TradeBar.__tablename__
+    earlier = f"(EXCLUDED.open_time, EXCLUDED.open_tid) < ({table}.open_time, {table}.open_tid)"
+    later = f"(EXCLUDED.close_time, EXCLUDED.close_tid) > ({table}.close_time, {table}.close_tid)"
+    sets = [
+        *(f"{c} = CASE WHEN {earlier} THEN EXCLUDED.{c} ELSE {table}.{c} END"
+          for c in ("open", "open_time", "open_tid")),
+        *(f"{c} = CASE WHEN {later} THEN EXCLUDED.{c} ELSE {table}.{c} END"
+          for c in ("close", "close_time", "close_tid")),
+        f"high = GREATEST({table}.high, EXCLUDED.high)",
+        f"low = LEAST({table}.low, EXCLUDED.low)",
+        *(f"{c} = {table}.{c} + EXCLUDED.{c}"
+          for c in ("volume", "buy_volume", "sell_volume", "volume_delta", "trade_count")),
+    ]  # fmt: skip
+    return (
+        f"INSERT INTO {table} ({', '.join(BAR_COLUMNS)}) VALUES %s "  # noqa: S608 - fixed names
+        f"ON CONFLICT (coin, minute) DO UPDATE SET {', '.join(sets)}"
     )

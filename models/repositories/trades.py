@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Table, select
 
 from events import Trade
-from models.repositories.bars import BarRepository
-from models.repositories.bulk import insert_ignore_values
+from models.partitions import DAY_MS
+from models.repositories.bars import BarDelta, BarRepository, fold
+from models.repositories.bulk import copy_text, insert_ignore_values
 from models.repositories.snapshots import BulkResult, SnapshotWriter
 from models.trade import TradeSnapshot
 
@@ -17,26 +19,82 @@ _COLUMNS = Trade._fields
 _FOLDED = ("coin", "time", "tid", "px", "sz", "side")
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedTrades:
+    """Trades with the Python half of storing them done ahead (:meth:`TradeRepository.prepare`):
+    their COPY text, their 1-minute bar deltas as if all were new, their time span.
+
+    ``trades`` may be left out (``()``) to send a batch to another process cheaply; it is
+    then storable on PostgreSQL only (``count`` says how many rows ``copy_data`` holds)."""
+
+    trades: Sequence[Trade]
+    count: int
+    copy_data: bytes
+    bars: list[BarDelta]
+    min_time: int | None
+    max_time: int | None
+
+
 class TradeRepository(SnapshotWriter):
     table: Table = TradeSnapshot.__table__  # type: ignore[assignment]
     partitioned = True
 
-    def add_batch(self, trades: Sequence[Trade], *, fold_bars: bool = False) -> BulkResult:
-        """Store trades; idempotency key (coin, time, tid).
+    @classmethod
+    def prepare(cls, trades: Sequence[Trade]) -> PreparedTrades:
+        """Pure, any thread: what :meth:`add_batch` would compute in Python before and after
+        writing. A bulk loader prepares batch k+1 while batch k is being written, so the
+        writing thread mostly waits on the database."""
+        times = [t.time for t in trades]
+        return PreparedTrades(
+            trades,
+            len(trades),
+            copy_text(cls.table, _COLUMNS, trades).encode(),
+            fold(t[:6] for t in trades),
+            min(times) if times else None,
+            max(times) if times else None,
+        )
+
+    def add_batch(
+        self, trades: Sequence[Trade] | PreparedTrades, *, fold_bars: bool = False
+    ) -> BulkResult:
+        """Store trades (or :meth:`prepare`-d trades); idempotency key (coin, time, tid).
 
         With ``fold_bars`` the trades that were new — only those, so a replay adds nothing —
         are folded into their 1-minute bars in the same transaction, and ``bars`` counts
         the bars touched.
         """
-        if not trades:
+        prepared: PreparedTrades | None = None
+        if isinstance(trades, PreparedTrades):
+            prepared, rows = trades, trades.trades
+        else:
+            rows = trades
+        count = prepared.count if prepared is not None else len(rows)
+        if not count:
             return BulkResult(0, 0)
-        self._ensure_days(t.time for t in trades)
+        low, high = (prepared.min_time, prepared.max_time) if prepared else (None, None)
+        if low is not None and high is not None:
+            self._ensure_days([*range(low, high, DAY_MS), high])  # a time in every day
+        else:
+            self._ensure_days(t.time for t in rows)
         # A Trade is a tuple in the order of _COLUMNS: the trades are the rows.
         new, new_rows = insert_ignore_values(
-            self.session, self.table, _COLUMNS, trades, returning=_FOLDED if fold_bars else ()
+            self.session,
+            self.table,
+            _COLUMNS,
+            rows,
+            returning=_FOLDED if fold_bars else (),
+            copy_data=prepared.copy_data if prepared is not None else None,
+            returning_if_all_new=prepared is None,
+            count=count,
         )
-        bars = BarRepository(self.session).fold_in(new_rows) if fold_bars else 0
-        return BulkResult(new, len(trades) - new, bars)
+        bars = 0
+        if fold_bars:
+            bar_repository = BarRepository(self.session)
+            if prepared is not None and new == count:
+                bars = bar_repository.merge(prepared.bars)  # all new: folded ahead
+            else:
+                bars = bar_repository.fold_in(new_rows)
+        return BulkResult(new, count - new, bars)
 
     def for_coin(self, coin: str, since_ms: int = 0, limit: int = 1000) -> list[TradeSnapshot]:
         stmt = (

@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal as D
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from events import AssetContext, Fill, Position, Trade
@@ -355,3 +356,32 @@ def test_given_text_with_copy_control_characters_when_bulk_stored_then_read_back
         (row,) = TradeRepository(s).for_coin("ETH")
     assert row.hash == nasty
     assert row.buyer is None
+
+
+def test_given_prepared_trades_when_stored_then_same_rows_and_bars_as_plain_ones(database) -> None:
+    """TradeRepository.prepare (COPY text and bars made ahead, on another thread) stores
+    exactly what add_batch stores from the trades, duplicates included."""
+    from models.repositories.trades import PreparedTrades
+
+    def trade(i: int) -> Trade:
+        return Trade("ETH", 1_700_000_000_000 + i * 7_000, 500 + i, D(100 + i % 5), D("0.5"),
+                     "B" if i % 2 else "A", "0x" + "ab" * 32, "0xb", "0xs")  # fmt: skip
+
+    first, second = [trade(i) for i in range(20)], [trade(i) for i in range(10, 40)]
+    with database.session() as s:
+        assert (
+            TradeRepository(s).add_batch(TradeRepository.prepare(first), fold_bars=True).new == 20
+        )
+        result = TradeRepository(s).add_batch(TradeRepository.prepare(second), fold_bars=True)
+        assert (result.new, result.duplicates) == (20, 10)
+        prepared_bars = BarRepository(s).bars("ETH")
+        prepared = TradeRepository(s).keys()
+        s.execute(text("DELETE FROM trade_snapshots"))
+        s.execute(text("DELETE FROM trade_bars"))
+    with database.session() as s:
+        TradeRepository(s).add_batch(first, fold_bars=True)
+        TradeRepository(s).add_batch(second, fold_bars=True)
+        assert BarRepository(s).bars("ETH") == prepared_bars
+        assert TradeRepository(s).keys() == prepared
+        assert sum(b["trade_count"] for b in prepared_bars) == 40
+    assert isinstance(TradeRepository.prepare(first), PreparedTrades)

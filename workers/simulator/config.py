@@ -42,6 +42,8 @@ class SimulatorConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     record_path: Path | None = None
     replay_path: Path | None = None
+    archive_dir: Path | None = None
+    archive_level: int = 9
     max_subscriptions: int = 1000
     max_users_tracked: int = 10
     max_messages_per_minute: int = 2000
@@ -82,6 +84,14 @@ class SimulatorConfig:
                 raise ValueError(f"user: 0x followed by 40 hex digits, got {address!r}")
         if self.replay_path is not None and not self.replay_path.is_file():
             raise ValueError(f"replay: no such capture file {str(self.replay_path)!r}")
+        if (
+            self.archive_dir is not None
+            and self.archive_dir.exists()
+            and not self.archive_dir.is_dir()
+        ):
+            raise ValueError(f"archive-dir: not a directory: {str(self.archive_dir)!r}")
+        if not 0 <= self.archive_level <= 16:
+            raise ValueError("archive-level: an LZ4 level 0-16")
         if (
             self.record_path is not None
             and self.replay_path is not None

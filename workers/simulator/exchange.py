@@ -12,10 +12,11 @@ Contract:
 * :meth:`Exchange.run` releases blocks on schedule and, per block: appends the trades to
   each coin's recent-trades window, sends one ``trades`` frame per coin (serialised once,
   shared by all subscribers), records the ground truth, derives simulated users' fills
-  and pushes ``userFills`` and ``clearinghouseState`` to their subscribers. Contexts push
+  and pushes ``userFills`` and ``clearinghouseState`` to their subscribers; with an archive
+  directory, hands the block and its fills to the archive writer's thread. Contexts push
   every ``ctx_interval`` per coin, ``allMids`` every ``mids_interval``.
 * :meth:`Exchange.shutdown` flushes queued frames to clients, closes them (1001) and
-  closes the ground-truth file with its stop line.
+  closes the ground-truth file with its stop line and the archive's last hour file.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import orjson
 from aiohttp import web
 
 from runtime.clock import SYSTEM_CLOCK, Clock
+from workers.simulator.archive import ArchiveSink
 from workers.simulator.config import SimulatorConfig
 from workers.simulator.connection import Connection
 from workers.simulator.contexts import AssetContexts
@@ -106,6 +108,10 @@ class Exchange:
             self.clock,
         )
         self.recorder = GroundTruthWriter(config.record_path) if config.record_path else None
+        # The ground truth as hourly archive files, written on a thread of its own.
+        self.archive = (
+            ArchiveSink(config.archive_dir, config.archive_level) if config.archive_dir else None
+        )
         self.info = InfoService(
             self.universe, self.contexts, self.ledger, self.recent, self.clock.time_ms
         )
@@ -259,10 +265,15 @@ class Exchange:
                 self.recorder.trade_frame(data, len(trades))
         self.stats.trades_generated += len(block.trades)
         self.stats.blocks_generated += 1
-        if self.ledger.accounts:
-            self._settle(block)
+        fills = self._settle(block) if self.ledger.accounts else []
+        if self.archive is not None:
+            # In the ground truth's order (by coin), so a later conversion of the ground
+            # truth writes the same bytes.
+            trades = [t for coin_trades in block.by_coin.values() for t in coin_trades]
+            self.archive.put(block.time, trades, fills)
 
-    def _settle(self, block: Block) -> None:
+    def _settle(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        """Funding at hour boundaries; the simulated users' fills of ``block``, pushed."""
         hour = block.time // _HOUR_MS
         if self._funding_hour is not None and hour > self._funding_hour:
             rates = {s.name: self.contexts.funding(s.name) for s in self.universe.listed}
@@ -275,7 +286,7 @@ class Exchange:
         self._funding_hour = hour
         fills = self.ledger.apply(block.trades)
         if not fills:
-            return
+            return fills
         self.stats.fills_generated += len(fills)
         if self.recorder is not None:
             self.recorder.fills(fills)
@@ -293,6 +304,7 @@ class Exchange:
                 )
             if self.hub.has_subscribers(f"chs:{user}"):
                 self.hub.publish(f"chs:{user}", self._chs_frame(user))
+        return fills
 
     async def _pump(self) -> None:
         loop_start = self.clock.monotonic()
@@ -394,6 +406,10 @@ class Exchange:
         )
         self.close_recorder()
 
-    def close_recorder(self) -> None:
+    def close_recorder(self, archive_timeout: float = 60.0) -> None:
+        """Close the ground truth (stop line) and the archive files (what is queued first,
+        for at most ``archive_timeout`` seconds)."""
         if self.recorder is not None:
             self.recorder.close(self.clock.time_ms())
+        if self.archive is not None:
+            self.archive.close(archive_timeout)

@@ -116,7 +116,7 @@ class SimulatorServer:
                 return
             server = holder.get("server")
             if server is not None:
-                server.exchange.close_recorder()
+                server.exchange.close_recorder(archive_timeout=1.0)
             os._exit(1)
 
         for signum in (signal.SIGTERM, signal.SIGINT):
