@@ -46,6 +46,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from domain.archive.coverage import heal_covered_gaps
 from events import Fill
 from models.db import Database
 from models.repositories import (
@@ -170,6 +171,7 @@ class FileResult:
 class ImportSummary:
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    gaps_healed: int = 0  # gaps the completely imported files cover (domain/archive/coverage)
 
     def total(self, name: str) -> int:
         return sum(int(getattr(f, name)) for f in self.files)
@@ -505,6 +507,7 @@ class ArchiveImporter:
             for index, (task, result, file) in enumerate(pending, 1):
                 self._run_here(task, result, file, index, len(pending))
                 self._bytes_before += file.size
+        summary.gaps_healed = heal_covered_gaps(self.database, self.wallets)
         summary.seconds = time.perf_counter() - self._started
         self._report(len(pending), len(pending), "", 0, final=True)
         return summary

@@ -166,18 +166,22 @@ class GapRepository(Repository[Gap]):
                 seconds[slot] = seconds.get(slot, 0.0) + span / 1000
         return GapSummary(unfilled, seconds)
 
-    def covered_by(self, stream: str, keys: Sequence[str], from_ms: int, to_ms: int) -> list[Gap]:
-        """Unsettled, closed gaps of ``keys`` lying wholly inside [from_ms, to_ms]."""
-        if not keys:
-            return []
+    def covered_by(
+        self, stream: str, keys: Sequence[str] | None, from_ms: int, to_ms: int
+    ) -> list[Gap]:
+        """Unsettled, closed gaps lying wholly inside [from_ms, to_ms], of ``keys`` (None:
+        of any key)."""
         stmt = select(Gap).where(
             Gap.stream == stream,
-            Gap.key.in_(list(keys)),
             Gap.status.in_(("open", "partial")),
             Gap.to_ms.is_not(None),
             Gap.from_ms >= from_ms,
             Gap.to_ms <= to_ms,
         )
+        if keys is not None:
+            if not keys:
+                return []
+            stmt = stmt.where(Gap.key.in_(list(keys)))
         return list(self.session.scalars(stmt))
 
     def ledger(

@@ -81,6 +81,7 @@ def summary_lines(summary: ImportSummary) -> list[str]:
         f"fills of tracked wallets: {summary.total('fills_new'):,} new, "
         f"{summary.total('fills_duplicate'):,} already stored",
         f"bad lines: {summary.total('bad_lines'):,}",
+        f"gaps healed: {summary.gaps_healed:,} (`hyperwatch gaps` for what remains)",
     ]
     lines += [f"  {sample}" for sample in summary.bad_samples[:5]]
     lines += [f"failed: {f.error}" for f in summary.failed]

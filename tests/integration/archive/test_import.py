@@ -22,7 +22,7 @@ from domain.archive.importer import Progress
 from models.archive_import import ArchiveImport
 from models.db import Database
 from models.fill import UserFill
-from models.repositories import TradeRepository
+from models.repositories import GapRepository, TradeRepository
 from models.repositories.bars import fold
 from models.trade import TradeBar, TradeSnapshot
 from runtime.hyperliquid.archive import SYNTHETIC_TID_BASE, open_lz4_writer
@@ -432,3 +432,46 @@ def test_given_import_killed_mid_file_when_rerun_then_every_trade_once_and_bars_
     assert [tuple(k) for k in keys] == sorted(expected)
     assert bar_count == len(expected)
     assert (row.status, row.trades_new, row.trades_duplicate) == ("done", len(expected), 0)
+
+
+# --- gaps the archive covers ---------------------------------------------------------------
+
+
+def test_given_gaps_when_the_archive_covering_them_is_imported_then_they_are_healed(
+    sim_run: tuple[GroundTruth, Path], pg_database: Database
+) -> None:
+    truth, archive = sim_run
+    users = truth.start["users"] if truth.start else []
+    first, last = truth.trades[0].time, truth.trades[-1].time
+    coin = truth.trades[len(truth.trades) // 2].coin
+    mid = (first + last) // 2
+    gap = {"source": "t", "stream": "trades", "key": coin, "ended_by": "closed"}
+    with pg_database.session() as s:
+        GapRepository(s).record(
+            [
+                {**gap, "id": "inside", "from_ms": mid - 300, "to_ms": mid + 300},
+                {**gap, "id": "still-open", "from_ms": mid},
+                {**gap, "id": "beyond", "from_ms": last - 100, "to_ms": last + 3_600_000},
+                {**gap, "id": "fills", "stream": "userFills", "key": users[0],
+                 "from_ms": mid - 300, "to_ms": mid + 300},
+            ]
+        )  # fmt: skip
+        s.commit()
+
+    summary = import_dir(pg_database, archive, wallets=users)
+
+    assert summary.gaps_healed == 2
+    with pg_database.session() as s:
+        rows = {g.id: g for g in GapRepository(s).listing()}
+        in_window = s.scalar(
+            select(func.count()).where(
+                TradeSnapshot.coin == coin,
+                TradeSnapshot.time >= mid - 300,
+                TradeSnapshot.time <= mid + 300,
+            )
+        )
+    assert (rows["inside"].status, rows["inside"].healed_by) == ("healed", "archive")
+    assert in_window and rows["inside"].filled == in_window
+    assert rows["fills"].status == "healed"
+    # an open gap's end is unknown, and a window past the archive's last hour is not covered
+    assert rows["still-open"].status == "open" and rows["beyond"].status == "open"
