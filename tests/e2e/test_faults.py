@@ -23,10 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.archive import ArchiveImporter, discover
 from models import migrate
+from models.db import get_database
 from settings import load_settings
 from tests.support.services import PostgresCluster, RedisServer
-from tests.support.stack import Stack, StackConfig, compare, wait_until
+from tests.support.stack import Stack, StackConfig, compare, compare_complete, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -159,4 +161,105 @@ def test_given_steady_stream_when_every_fault_is_injected_then_database_equals_g
     assert comparison.mismatched == [], comparison.mismatched[:10]
     assert comparison.bar_errors == [], comparison.bar_errors[:10]
     assert comparison.expected > 5_000
+    assert all(code == 0 for code in codes.values()), codes
+
+
+def _gaps(url: str) -> list[dict[str, object]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT stream, key, from_ms, to_ms, ended_by, status, healed_by FROM gaps")
+            ).mappings()
+            return [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def test_given_ingester_kills_and_a_stop_during_an_outage_when_the_archive_is_imported_then_the_record_is_complete(
+    tmp_path: Path, private_services: tuple[RedisServer, PostgresCluster, str]
+) -> None:
+    redis_server, _cluster, url = private_services
+    archive = tmp_path / "archive"
+    config = StackConfig(
+        rate=300,
+        replay_trades=20,  # a short replay: the holes below are real, only the archive fills them
+        visibility_timeout_s=8,
+        sim_args=("--archive-dir", str(archive), "--archive-level", "1"),
+    )
+    stack = Stack(tmp_path, url, redis_server, config)
+    started = time.monotonic()
+    try:
+        # Given the pipeline running on a steady stream (trades flow before the ingester is up)
+        stack.start_simulator()
+        stack.start_worker()
+        time.sleep(1)
+        stack.start_ingester(name="ingester-1")
+        _progress(stack, 3)
+
+        # When the ingester is SIGKILLed mid-stream and started again 2 s later
+        assert stack.ingester is not None
+        stack.ingester.process.kill()
+        stack.ingester.process.wait()
+        time.sleep(2)
+        stack.start_ingester(name="ingester-2")
+        _progress(stack, 3)
+
+        # … and stopped with SIGTERM while the feed is in an outage (a stall: the socket is
+        # open and silent), then started again after it
+        _sim_fault(stack, kind="stall", seconds=6)
+        time.sleep(2)
+        assert stack.ingester.stop() == 0
+        time.sleep(3)
+        stack.start_ingester(name="ingester-3")
+        _progress(stack, 3)
+
+        # … and everything stops; the simulator writes its archive as it stops
+        codes = stack.stop_all()
+        stack.wait_drained(180)
+        codes |= stack.stop_workers()
+        gaps = _gaps(url)
+
+        # Then each interruption left gap rows: the kill a crash gap per coin, the stop one
+        # opened at shutdown; both closed by the next start
+        closed = [g for g in gaps if g["to_ms"] is not None]
+        assert {g["key"] for g in closed if g["ended_by"] == "crash"} == {"BTC", "ETH", "SOL"}
+        assert {g["key"] for g in closed if g["ended_by"] == "shutdown"} == {"BTC", "ETH", "SOL"}
+        before = compare_complete(url, stack.truth_path)
+        assert before.missing, "the holes were real: trades are missing before the import"
+
+        # When the simulator's archive for the run is imported
+        settings = load_settings(database_url=url)
+        summary = ArchiveImporter(get_database(settings), ()).run(discover([archive]))
+        get_database(settings).dispose()
+
+        # Then the database equals the exchange's whole ground truth, and the gaps are healed
+        comparison = compare_complete(url, stack.truth_path)
+        after = _gaps(url)
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.close()
+
+    report = {
+        "before_import": before.summary(),
+        "after_import": comparison.summary(),
+        "gaps": len(after),
+        "gaps_healed_by_archive": summary.gaps_healed,
+        "seconds": round(time.monotonic() - started, 1),
+        "exit_codes": codes,
+    }
+    print("\nCOMPLETENESS", json.dumps(report, indent=2))
+    assert summary.failed == [] and summary.total("bad_lines") == 0
+    assert comparison.missing == [], comparison.missing[:10]
+    assert comparison.extra == [], comparison.extra[:10]
+    assert comparison.mismatched == [], comparison.mismatched[:10]
+    assert comparison.bar_errors == [], comparison.bar_errors[:10]
+    assert comparison.stored == comparison.produced > 5_000
+    # every closed gap is healed; only the final stop's gaps stay open (nothing after them)
+    assert [g for g in after if g["to_ms"] is not None and g["status"] != "healed"] == []
+    assert {g["ended_by"] for g in after if g["to_ms"] is None} <= {"shutdown"}
     assert all(code == 0 for code in codes.values()), codes
