@@ -196,9 +196,10 @@ POISON: tuple[Poison, ...] = (
     Poison("NUMERIC overflow", "persist.trades", trades_with(px="1e200000"),
            "NumericValueOutOfRange: value overflows numeric format"),
     # a size NUMERIC holds, whose bar (28-digit context) it does not: the trades are inserted,
-    # then the bar upsert fails in the same transaction — which must take the trades with it
+    # then the bar upsert (one statement on the raw driver cursor) fails in the same
+    # transaction — which must take the trades with it
     Poison("NUMERIC overflow after the insert", "persist.trades", trades_with(sz="9" * 131_072),
-           "DataError: value overflows numeric format"),
+           "NumericValueOutOfRange: value overflows numeric format"),
     Poison("BIGINT overflow", "persist.fills", good("fills", {**FILL, "tid": 2**63}),
            "out of range for type bigint"),
     Poison("INTEGER overflow", "persist.positions",

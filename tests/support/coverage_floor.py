@@ -18,8 +18,8 @@ from pathlib import Path
 
 import coverage
 
-LINE_FLOOR = 85.0
-BRANCH_FLOOR = 75.0
+LINE_FLOOR = 93.0  # measured 95.3 % (2026-12-05)
+BRANCH_FLOOR = 85.0  # measured 87.6 %
 
 
 def totals(data_file: str) -> tuple[float, float, int, int]:

@@ -81,10 +81,10 @@ def summary_lines(summary: ImportSummary) -> list[str]:
         f"fills of tracked wallets: {summary.total('fills_new'):,} new, "
         f"{summary.total('fills_duplicate'):,} already stored",
         f"bad lines: {summary.total('bad_lines'):,}",
-        f"gaps healed: {summary.gaps_healed:,} (`hyperwatch gaps` for what remains)",
     ]
     lines += [f"  {sample}" for sample in summary.bad_samples[:5]]
     lines += [f"failed: {f.error}" for f in summary.failed]
+    lines.append(f"gaps healed: {summary.gaps_healed:,} (`hyperwatch gaps` shows what remains)")
     rate = derived / summary.seconds if summary.seconds > 0 else 0.0
     lines.append(f"time: {summary.seconds:,.1f} s ({rate:,.0f} trades/s)")
     return [one_line(line) for line in lines]

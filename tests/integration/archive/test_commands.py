@@ -108,5 +108,6 @@ def test_given_a_summary_when_printed_then_counts_samples_and_failures() -> None
         "bad lines: 1",
         "  a:3: not JSON: x",
         "failed: c: truncated\\x1b[2J",
+        "gaps healed: 0 (`hyperwatch gaps` shows what remains)",
         "time: 2.0 s (4 trades/s)",
     ]
