@@ -12,8 +12,11 @@ Contract:
 * :meth:`Exchange.run` releases blocks on schedule and, per block: appends the trades to
   each coin's recent-trades window, sends one ``trades`` frame per coin (serialised once,
   shared by all subscribers), records the ground truth, derives simulated users' fills
-  and pushes ``userFills`` and ``clearinghouseState`` to their subscribers. Contexts push
-  every ``ctx_interval`` per coin, ``allMids`` every ``mids_interval``.
+  and pushes ``userFills`` and ``clearinghouseState`` to their subscribers. The first block
+  of each hour settles the hour's funding: a ``fundingHistory`` row per coin and the
+  wallets' charges, at one rate. (Candles are folded by the block source as it makes the
+  trades.) Contexts push every ``ctx_interval`` per coin, ``allMids`` every
+  ``mids_interval``.
 * :meth:`Exchange.shutdown` flushes queued frames to clients, closes them (1001) and
   closes the ground-truth file with its stop line.
 """
@@ -259,20 +262,27 @@ class Exchange:
                 self.recorder.trade_frame(data, len(trades))
         self.stats.trades_generated += len(block.trades)
         self.stats.blocks_generated += 1
+        hour = block.time // _HOUR_MS
+        if hour != self._funding_hour:
+            self._new_hour(block.time, hour)
         if self.ledger.accounts:
             self._settle(block)
 
-    def _settle(self, block: Block) -> None:
-        hour = block.time // _HOUR_MS
+    def _new_hour(self, time_ms: int, hour: int) -> None:
+        """The first block of an hour settles the last one's funding: history row, charges."""
         if self._funding_hour is not None and hour > self._funding_hour:
-            rates = {s.name: self.contexts.funding(s.name) for s in self.universe.listed}
-            oracle = {
-                s.name: px
-                for s in self.universe.listed
-                if (px := self.contexts.oracle_px(s.name)) is not None
-            }
-            self.ledger.charge_funding(rates, oracle)
-        self._funding_hour = hour
+            rates = self.contexts.settle_funding(time_ms)
+            if self.ledger.accounts:
+                oracle = {
+                    s.name: px
+                    for s in self.universe.listed
+                    if (px := self.contexts.oracle_px(s.name)) is not None
+                }
+                self.ledger.charge_funding(rates, oracle)
+        if self._funding_hour is None or hour > self._funding_hour:
+            self._funding_hour = hour
+
+    def _settle(self, block: Block) -> None:
         fills = self.ledger.apply(block.trades)
         if not fills:
             return
