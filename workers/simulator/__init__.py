@@ -1,5 +1,13 @@
 """``hyperwatch simulate``: a Hyperliquid-compatible exchange for demos, tests and benchmarks.
 
+One port serves the WebSocket (``/ws``: trades, contexts, mids, wallets' fills and states)
+and ``POST /info`` (:mod:`~workers.simulator.info`): ``meta``, ``metaAndAssetCtxs``,
+``allMids``, ``recentTrades``, ``l2Book``, ``candleSnapshot``, ``fundingHistory``,
+``clearinghouseState``, ``userFills``, ``userFillsByTime``, and the start-up reads of stock
+clients (``spotMeta``, ``spotMetaAndAssetCtxs``, ``perpDexs``). Everything REST answers is
+derived from the simulator's own market: candles from the trades it generated
+(:mod:`~workers.simulator.candles`), funding rows from the rates it charges each hour.
+
 Public API (see :mod:`workers.simulator.runner` and :mod:`workers.simulator.groundtruth`)::
 
     SimulatorConfig, SimulatorServer, SimulatorHandle, SimulatorProcess

@@ -7,12 +7,21 @@ random stream, so contexts never perturb the trade sequence); day volumes are a 
 baseline plus what the source has actually traded. Delisted coins answer with the shape
 Hyperliquid gives them: zero volume and open interest, ``premium``/``midPx``/``impactPxs``
 null.
+
+Funding history (``fundingHistory``, reference §7.6): :meth:`AssetContexts.settle_funding`
+closes a funding hour, recording each listed coin's rate and premium at that moment (the
+same rate the ledger charges the simulated wallets) as one row; each coin keeps its
+:data:`FUNDING_KEPT` most recent rows. :meth:`AssetContexts.funding_history` answers a time
+range, inclusive, oldest first, at most :data:`MAX_FUNDING_ROWS` rows (page on with the last
+row's time as the next start).
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from workers.simulator.market import MarketView
@@ -24,6 +33,8 @@ FUNDING_CAP = Decimal("0.04")  # hourly cap
 _PREMIUM_STEP = Decimal("0.00002")
 _PREMIUM_LIMIT = Decimal("0.001")
 _PREMIUM_PLACES = 10
+FUNDING_KEPT = 2_000  # hourly rows per coin: about 83 days
+MAX_FUNDING_ROWS = 500  # rows per fundingHistory answer, as on Hyperliquid
 
 
 class _CoinCtx:
@@ -39,7 +50,7 @@ class _CoinCtx:
 class AssetContexts:
     """Context state per coin; :meth:`step` once per push interval, :meth:`ctx` to read."""
 
-    def __init__(self, market: MarketView, seed: int) -> None:
+    def __init__(self, market: MarketView, seed: int, funding_kept: int = FUNDING_KEPT) -> None:
         self.market = market
         self._rng = random.Random(seed ^ 0x5EED_C7C7)
         self._state: dict[str, _CoinCtx] = {}
@@ -53,6 +64,10 @@ class AssetContexts:
             self._state[spec.name] = _CoinCtx(
                 oi, quantize(day_ntl / spec.base_px, spec.sz_decimals), day_ntl
             )
+        # (time, rate, premium) per settled hour, oldest first.
+        self._funding: dict[str, deque[tuple[int, Decimal, Decimal]]] = {
+            name: deque(maxlen=funding_kept) for name in self._state
+        }
 
     def step(self) -> None:
         """Advance premium and open interest by one random step for every listed coin."""
@@ -72,6 +87,25 @@ class AssetContexts:
             return Decimal(0)
         rate = BASE_FUNDING + state.premium / 8
         return quantize(max(-FUNDING_CAP, min(FUNDING_CAP, rate)), _PREMIUM_PLACES)
+
+    def settle_funding(self, time_ms: int) -> dict[str, Decimal]:
+        """Close a funding hour at ``time_ms``: one history row per listed coin; the rates."""
+        rates: dict[str, Decimal] = {}
+        for name, state in self._state.items():
+            rate = rates[name] = self.funding(name)
+            self._funding[name].append((time_ms, rate, quantize(state.premium, _PREMIUM_PLACES)))
+        return rates
+
+    def funding_history(
+        self, coin: str, start: int, end: int, limit: int = MAX_FUNDING_ROWS
+    ) -> list[dict[str, Any]]:
+        """``fundingHistory`` rows of ``coin`` with ``start <= time <= end``, oldest first."""
+        rows = self._funding.get(coin, ())
+        chosen = islice((row for row in rows if start <= row[0] <= end), limit)
+        return [
+            {"coin": coin, "fundingRate": dec_str(rate), "premium": dec_str(premium), "time": t}
+            for t, rate, premium in chosen
+        ]
 
     def oracle_px(self, coin: str) -> Decimal | None:
         spec = self.market.universe.get(coin)

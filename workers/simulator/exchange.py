@@ -13,8 +13,11 @@ Contract:
   each coin's recent-trades window, sends one ``trades`` frame per coin (serialised once,
   shared by all subscribers), records the ground truth, derives simulated users' fills
   and pushes ``userFills`` and ``clearinghouseState`` to their subscribers; with an archive
-  directory, hands the block and its fills to the archive writer's thread. Contexts push
-  every ``ctx_interval`` per coin, ``allMids`` every ``mids_interval``.
+  directory, hands the block and its fills to the archive writer's thread. The first block
+  of each hour settles the hour's funding: a ``fundingHistory`` row per coin and the
+  wallets' charges, at one rate. (Candles are folded by the block source as it makes the
+  trades.) Contexts push every ``ctx_interval`` per coin, ``allMids`` every
+  ``mids_interval``.
 * :meth:`Exchange.shutdown` flushes queued frames to clients, closes them (1001) and
   closes the ground-truth file with its stop line and the archive's last hour file.
 """
@@ -265,6 +268,9 @@ class Exchange:
                 self.recorder.trade_frame(data, len(trades))
         self.stats.trades_generated += len(block.trades)
         self.stats.blocks_generated += 1
+        hour = block.time // _HOUR_MS
+        if hour != self._funding_hour:
+            self._new_hour(block.time, hour)
         fills = self._settle(block) if self.ledger.accounts else []
         if self.archive is not None:
             # In the ground truth's order (by coin), so a later conversion of the ground
@@ -272,18 +278,22 @@ class Exchange:
             trades = [t for coin_trades in block.by_coin.values() for t in coin_trades]
             self.archive.put(block.time, trades, fills)
 
-    def _settle(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
-        """Funding at hour boundaries; the simulated users' fills of ``block``, pushed."""
-        hour = block.time // _HOUR_MS
+    def _new_hour(self, time_ms: int, hour: int) -> None:
+        """The first block of an hour settles the last one's funding: history row, charges."""
         if self._funding_hour is not None and hour > self._funding_hour:
-            rates = {s.name: self.contexts.funding(s.name) for s in self.universe.listed}
-            oracle = {
-                s.name: px
-                for s in self.universe.listed
-                if (px := self.contexts.oracle_px(s.name)) is not None
-            }
-            self.ledger.charge_funding(rates, oracle)
-        self._funding_hour = hour
+            rates = self.contexts.settle_funding(time_ms)
+            if self.ledger.accounts:
+                oracle = {
+                    s.name: px
+                    for s in self.universe.listed
+                    if (px := self.contexts.oracle_px(s.name)) is not None
+                }
+                self.ledger.charge_funding(rates, oracle)
+        if self._funding_hour is None or hour > self._funding_hour:
+            self._funding_hour = hour
+
+    def _settle(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        """The simulated users' fills of ``block``, recorded and pushed."""
         fills = self.ledger.apply(block.trades)
         if not fills:
             return fills

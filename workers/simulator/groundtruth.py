@@ -43,10 +43,15 @@ from typing import IO, Any
 import orjson
 
 from events import Trade as TradeEvent
+from workers.simulator.candles import MinuteBars
 from workers.simulator.market import Block, Trade
+from workers.simulator.money import to_units
 from workers.simulator.universe import CoinSpec, Universe, coin_spec
 
 _LINE = orjson.OPT_APPEND_NEWLINE
+# Replayed prices and sizes are folded into candles as integer units of 10^-8: exact for
+# every number Hyperliquid prints (at most 6 price decimals on perps, 8 on spot).
+_REPLAY_DECIMALS = 8
 _BUFFER = 1 << 20
 
 
@@ -257,6 +262,10 @@ class ReplayBlocks:
         self._held: GroundTruthTrade | None = next(self._trades, None)
         self._last: dict[str, Decimal] = {}
         self._volume: dict[str, tuple[Decimal, Decimal]] = {}
+        self._bars = {
+            s.name: MinuteBars(s.name, _REPLAY_DECIMALS, _REPLAY_DECIMALS)
+            for s in self.universe.specs
+        }
         self.trades_replayed = 0
 
     def _release_ms(self, trade: GroundTruthTrade) -> float:
@@ -290,6 +299,10 @@ class ReplayBlocks:
         self._last[trade.coin] = px
         base, ntl = self._volume.get(trade.coin, (Decimal(0), Decimal(0)))
         self._volume[trade.coin] = (base + sz, ntl + px * sz)
+        bars = self._bars.get(trade.coin)
+        if bars is not None:
+            units = to_units(px, _REPLAY_DECIMALS)
+            bars.fold(trade.time, units, units, to_units(sz, _REPLAY_DECIMALS), 1)
         self.trades_replayed += 1
 
     # --- MarketView --------------------------------------------------------------------
@@ -309,3 +322,6 @@ class ReplayBlocks:
 
     def volumes(self, coin: str) -> tuple[Decimal, Decimal]:
         return self._volume.get(coin, (Decimal(0), Decimal(0)))
+
+    def candles(self, coin: str) -> MinuteBars | None:
+        return self._bars.get(coin)

@@ -5,16 +5,32 @@
 * ``meta`` → ``{"universe": [...], "marginTables": [...]}``
 * ``metaAndAssetCtxs`` → ``[meta, ctxs]``, ctxs joined to the universe by index (delisted
   coins included, with their null fields)
+* ``spotMeta`` → ``{"universe": [], "tokens": [USDC]}`` (no spot pairs);
+  ``spotMetaAndAssetCtxs`` → ``[spotMeta, []]``; ``perpDexs`` → ``[null]`` (only the
+  default dex). These are what stock clients ask at start-up.
 * ``allMids`` → flat ``{coin: mid}`` (no ``mids`` wrapper, unlike the WS frame)
 * ``recentTrades`` (``coin``) → the latest trades of the coin, oldest first; null for a
   coin the exchange does not list
+* ``l2Book`` (``coin``, optional ``nSigFigs``, ``mantissa``) → ``{coin, time, levels:
+  [bids, asks]}``, up to 20 levels a side around the market's touch (:mod:`.book`); null
+  for a coin the exchange does not list
+* ``candleSnapshot`` (``req``: ``coin``, ``interval``, ``startTime``, optional ``endTime``)
+  → the bars overlapping the range, oldest first, folded from the trades the simulator
+  generated (:mod:`.candles`: the 5,000 most recent 1m bars are kept, larger intervals
+  are aggregated from them)
+* ``fundingHistory`` (``coin``, ``startTime``, optional ``endTime``, inclusive) → up to 500
+  hourly rows ``{coin, fundingRate, premium, time}`` of the rates the contexts settled
+  each hour (and the ledger charged), oldest first, so the last time is the next page's
+  ``startTime``
 * ``clearinghouseState`` (``user``) → the §2.9 inner object (empty for unknown wallets)
 * ``userFills`` (``user``) → up to 2000 most recent fills, newest first
 * ``userFillsByTime`` (``user``, ``startTime``, optional ``endTime``, inclusive) → up to
   2000 fills, oldest first, so the last time is the next page's ``startTime``
 
-Both read the wallet's kept fills: the most recent ``--fills-kept`` (default 2000; the
-exchange keeps 10,000 reachable), so older pages come back empty sooner than live.
+Both fill reads use the wallet's kept fills: the most recent ``--fills-kept`` (default 2000; the
+exchange keeps 10,000 reachable), so older pages come back empty sooner than live. A
+``dex`` field (always the default dex here) and ``aggregateByTime`` are accepted and
+ignored. An omitted ``endTime`` means now.
 
 A body that is not JSON is HTTP 400; an unknown ``type`` or a missing/ill-typed field is
 HTTP 422 with a text message, the way the exchange's JSON extractor answers.
@@ -29,10 +45,12 @@ from typing import Any
 
 import orjson
 
+from workers.simulator.book import MANTISSAS, SIG_FIGS, l2_book
+from workers.simulator.candles import INTERVALS
 from workers.simulator.contexts import AssetContexts
 from workers.simulator.ledger import Ledger
 from workers.simulator.market import Trade
-from workers.simulator.universe import Universe
+from workers.simulator.universe import Universe, spot_meta
 
 MAX_FILLS = 2000
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -49,14 +67,35 @@ def _unprocessable(detail: str) -> InfoError:
     return InfoError(422, f"Failed to deserialize the JSON body into the target type: {detail}")
 
 
-def _field(body: Mapping[str, Any], name: str, kind: type, required: bool = True) -> Any:
+def _field(
+    body: Mapping[str, Any], name: str, kind: type, required: bool = True, within: str = ""
+) -> Any:
     value = body.get(name)
     if value is None:
         if required:
-            raise _unprocessable(f"missing field `{name}`")
+            raise _unprocessable(
+                f"{within}: missing field `{name}`" if within else f"missing field `{name}`"
+            )
         return None
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise _unprocessable(f"{name}: invalid type, expected {kind.__name__}")
+        path = f"{within}.{name}" if within else name
+        raise _unprocessable(f"{path}: invalid type, expected {kind.__name__}")
+    return value
+
+
+def _time(body: Mapping[str, Any], name: str, required: bool = True, within: str = "") -> Any:
+    value: int | None = _field(body, name, int, required, within)
+    if value is not None and value < 0:
+        path = f"{within}.{name}" if within else name
+        raise _unprocessable(f"{path}: invalid value: integer `{value}`, expected u64")
+    return value
+
+
+def _choice(body: Mapping[str, Any], name: str, allowed: tuple[Any, ...], kind: type) -> Any:
+    value = _field(body, name, kind, required=False)
+    if value is not None and value not in allowed:
+        expected = ", ".join(str(a) for a in allowed)
+        raise _unprocessable(f"{name}: invalid value `{value}`, expected one of {expected}")
     return value
 
 
@@ -86,8 +125,14 @@ class InfoService:
         self._handlers: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "meta": lambda _b: self.universe.meta(),
             "metaAndAssetCtxs": self._meta_and_ctxs,
+            "spotMeta": lambda _b: spot_meta(),
+            "spotMetaAndAssetCtxs": lambda _b: [spot_meta(), []],
+            "perpDexs": lambda _b: [None],
             "allMids": lambda _b: self.contexts.mids(),
             "recentTrades": self._recent_trades,
+            "l2Book": self._l2_book,
+            "candleSnapshot": self._candle_snapshot,
+            "fundingHistory": self._funding_history,
             "clearinghouseState": self._clearinghouse_state,
             "userFills": self._user_fills,
             "userFillsByTime": self._user_fills_by_time,
@@ -129,6 +174,39 @@ class InfoService:
         if self.universe.get(coin) is None:
             return None
         return list(self.recent.get(coin, ()))
+
+    def _l2_book(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        coin: str = _field(body, "coin", str)
+        n_sig_figs: int | None = _choice(body, "nSigFigs", SIG_FIGS, int)
+        mantissa: int | None = _choice(body, "mantissa", MANTISSAS, int)
+        if mantissa is not None and n_sig_figs != 5:
+            raise _unprocessable("mantissa: only allowed with nSigFigs 5")
+        spec = self.universe.get(coin)
+        if spec is None:
+            return None
+        touch = self.contexts.market.best_bid_ask(coin)
+        return l2_book(spec, touch, self.now_ms(), n_sig_figs, mantissa)
+
+    def _candle_snapshot(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        req: dict[str, Any] = _field(body, "req", dict)
+        coin: str = _field(req, "coin", str, within="req")
+        interval: str = _field(req, "interval", str, within="req")
+        if interval not in INTERVALS:
+            raise _unprocessable(
+                f"req.interval: unknown variant `{interval}`, expected one of {', '.join(INTERVALS)}"
+            )
+        start: int = _time(req, "startTime", within="req")
+        end: int | None = _time(req, "endTime", required=False, within="req")
+        bars = self.contexts.market.candles(coin)
+        if bars is None:
+            return []
+        return bars.snapshot(interval, start, end if end is not None else self.now_ms())
+
+    def _funding_history(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        coin: str = _field(body, "coin", str)
+        start: int = _time(body, "startTime")
+        end: int | None = _time(body, "endTime", required=False)
+        return self.contexts.funding_history(coin, start, end if end is not None else self.now_ms())
 
     def _clearinghouse_state(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.ledger.clearinghouse_state(_user(body), self.contexts.marks(), self.now_ms())

@@ -13,6 +13,8 @@ Contract:
 * Prices walk in integer ticks of the coin's price scale; sizes are integer units of
   ``szDecimals``. Both become exact strings once (and prices are cached), so the hot path
   does integer work and dict building only.
+* Each sweep is folded into its coin's 1m bar (:class:`~workers.simulator.candles.MinuteBars`)
+  as it is made: a few integer comparisons per sweep, never a walk over history.
 * Some trades involve a simulated user (taker or maker) with probability ``user_share``;
   the ledger turns those into fills. The draw happens whether or not users exist, so adding
   users changes addresses in the stream, not prices, sizes or tids.
@@ -28,6 +30,7 @@ from decimal import Decimal
 from itertools import accumulate
 from typing import Any, Protocol
 
+from workers.simulator.candles import MinuteBars
 from workers.simulator.money import to_units, units_str
 from workers.simulator.universe import CoinSpec, Universe, activity_weight
 
@@ -69,6 +72,9 @@ class MarketView(Protocol):
     def volumes(self, coin: str) -> tuple[Decimal, Decimal]:
         """(base units, USD notional) traded since start."""
 
+    def candles(self, coin: str) -> MinuteBars | None:
+        """The coin's 1m bars folded from every trade released so far (None: never listed)."""
+
 
 class TidSequence:
     """Unique 50-bit trade ids that look random: an invertible mix of a counter."""
@@ -95,6 +101,7 @@ class _Book:
 
     __slots__ = (
         "band",
+        "bars",
         "base",
         "bid",
         "ceiling",
@@ -123,6 +130,7 @@ class _Book:
         self.px_cache: dict[int, str] = {}
         self.vol = 0  # size units
         self.ntl = 0  # size units * price ticks
+        self.bars = MinuteBars(spec.name, spec.px_decimals, spec.sz_decimals)
 
     def px(self, ticks: int) -> str:
         text = self.px_cache.get(ticks)
@@ -213,6 +221,7 @@ class Market:
         coin = book.spec.name
         sizes = book.sizes
         vol = ntl = 0
+        first = level
         for index in range(length):
             if index and rnd() < 0.5:
                 level += step
@@ -240,6 +249,8 @@ class Market:
             ntl += units * level
         book.vol += vol
         book.ntl += ntl
+        # A sweep's prices move one way, so its first and last level bound it: O(1) per sweep.
+        book.bars.fold(time_ms, first, level, vol, length)
         self._move(book, level, buy, rnd())
 
     def _address(self, draw: float) -> str:
@@ -282,3 +293,7 @@ class Market:
             return Decimal(0), Decimal(0)
         szd = book.spec.sz_decimals
         return Decimal(book.vol).scaleb(-szd), Decimal(book.ntl).scaleb(-szd - book.px_decimals)
+
+    def candles(self, coin: str) -> MinuteBars | None:
+        book = self._books.get(coin)
+        return None if book is None else book.bars

@@ -4,7 +4,8 @@ A coin is named exactly as it will appear on the wire (names are case-sensitive,
 Hyperliquid). Prices follow Hyperliquid's rule of at most five significant figures and at
 most ``6 - szDecimals`` decimals, so a coin's price scale is fixed by its base price.
 Delisted coins stay in ``meta`` with ``isDelisted: true`` (their index must not move) and
-never trade.
+never trade. There is one perp dex (the default one) and no spot pair: ``spotMeta`` lists
+only the USDC token.
 """
 
 from __future__ import annotations
@@ -133,6 +134,25 @@ class Universe:
                 for lev in tables
             ],
         }
+
+
+# The spot side: the simulator lists no spot pairs, only the collateral token every perp
+# settles in (Hyperliquid's token 0), in the shape clients parse at start-up.
+USDC_TOKEN: dict[str, Any] = {
+    "name": "USDC",
+    "szDecimals": 8,
+    "weiDecimals": 8,
+    "index": 0,
+    "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054",
+    "isCanonical": True,
+    "evmContract": None,
+    "fullName": None,
+}
+
+
+def spot_meta() -> dict[str, Any]:
+    """The ``spotMeta`` answer: the USDC token and no spot pairs."""
+    return {"universe": [], "tokens": [dict(USDC_TOKEN)]}
 
 
 def activity_weight(name: str) -> int:

@@ -80,3 +80,32 @@ def test_unknown_type_is_422_with_a_message(start_sim) -> None:
 def test_not_json_is_400(start_sim) -> None:
     status, body = http_post(start_sim().info_url, b"{oops")
     assert status == 400 and body.startswith("Failed to parse the request body as JSON")
+
+
+def test_bad_candle_and_funding_requests_are_422_with_the_field(start_sim) -> None:
+    url = start_sim().info_url
+    status, body = http_post(
+        url, {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "2m", "startTime": 0}}
+    )
+    assert status == 422 and "req.interval: unknown variant `2m`" in body
+    status, body = http_post(url, {"type": "candleSnapshot", "coin": "BTC", "interval": "1m"})
+    assert status == 422 and "missing field `req`" in body
+    status, body = http_post(url, {"type": "fundingHistory", "coin": "BTC"})
+    assert status == 422 and "missing field `startTime`" in body
+    status, body = http_post(url, {"type": "l2Book", "coin": "BTC", "nSigFigs": 9})
+    assert status == 422 and "nSigFigs" in body
+
+
+def test_info_over_the_websocket_post_serves_candles(start_sim, clients) -> None:
+    sim = start_sim()
+    deadline = time.monotonic() + 5
+    while sim.stats()["trades_generated"] < 50 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    client = clients(sim.ws_url)
+    payload = {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m", "startTime": 0}}
+    client.send({"method": "post", "id": 7, "request": {"type": "info", "payload": payload}})
+    reply = client.recv_until(lambda m: m.get("channel") == "post")
+    response = reply["data"]["response"]
+    assert reply["data"]["id"] == 7 and response["type"] == "info"
+    assert response["payload"]["type"] == "candleSnapshot"
+    assert response["payload"]["data"] and response["payload"]["data"][0]["s"] == "BTC"
