@@ -33,6 +33,7 @@ from models.gap import Gap
 from models.repositories import FillRepository, GapRepository, TradeRepository
 from runtime.clock import Clock, SystemClock
 from runtime.hyperliquid import decoders
+from runtime.hyperliquid.rest import InfoCallFailed, post_info
 from runtime.metrics_export import count_rows
 from runtime.redis_clients import quick_redis
 from runtime.rest_budget import BASE_WEIGHT, Priority, RestBudget, items_weight
@@ -118,16 +119,9 @@ class Healer:
 
     def post(self, body: dict[str, Any]) -> Any:
         try:
-            response = self.http.post(self.settings.hl_info_url, json=body)
-            response.raise_for_status()
-            return response.json()
-        except httpx.HTTPStatusError as exc:
-            status = exc.response.status_code
-            raise HealFailed(f"{body['type']}: HTTP {status}: {exc.response.text[:200]}") from None
-        except httpx.HTTPError as exc:
-            raise HealFailed(f"{body['type']}: {type(exc).__name__}: {exc}") from None
-        except ValueError as exc:
-            raise HealFailed(f"{body['type']}: reply is not JSON: {exc}") from None
+            return post_info(self.http, self.settings.hl_info_url, body)
+        except InfoCallFailed as exc:
+            raise HealFailed(f"{body['type']}: {exc}") from None
 
     def heal_trades(self, w: Window) -> tuple[str, int]:
         """``recentTrades`` for the coin; the trades inside the window are stored."""

@@ -36,6 +36,7 @@ from models.repositories import PositionRepository, TrackedWalletRepository
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.hyperliquid.positions import flat_position
 from runtime.hyperliquid.protocol import parse_clearinghouse_state
+from runtime.hyperliquid.rest import InfoCallFailed, post_info
 from runtime.metrics_export import count_rows
 from runtime.redis_clients import quick_redis
 from runtime.rest_budget import Priority, RestBudget
@@ -137,17 +138,9 @@ class PositionPoller:
         """(state time, positions, complete) for one wallet; raises PollFailed."""
         body = {"type": "clearinghouseState", "user": user, "dex": ""}
         try:
-            response = self.http.post(self.settings.hl_info_url, json=body)
-            response.raise_for_status()
-            state = response.json()
-        except httpx.HTTPStatusError as exc:
-            raise PollFailed(
-                f"HTTP {exc.response.status_code}: {exc.response.text[:200]}"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise PollFailed(f"{type(exc).__name__}: {exc}") from None
-        except ValueError as exc:
-            raise PollFailed(f"reply is not JSON: {exc}") from None
+            state = post_info(self.http, self.settings.hl_info_url, body)
+        except InfoCallFailed as exc:
+            raise PollFailed(str(exc)) from None
         parsed = parse_clearinghouse_state(user, state, channel="clearinghouseState")
         if parsed.kind != "data" or parsed.time_ms is None:
             raise PollFailed(f"malformed clearinghouse state: {parsed.detail[:200]}")
