@@ -44,6 +44,7 @@ from workers.ingester.wire import batch_json
 log = logging.getLogger(__name__)
 
 SESSION_EVERY_S = 10.0
+GAP_CLOSE_SEND_S = 0.25
 
 
 class Pipeline:
@@ -118,9 +119,11 @@ class Pipeline:
         self.publish_session()
 
     def _gap_closed(self) -> None:
-        """Send the session record at the next tick: healing starts when the worker sees the
-        close, and REST's recent trades reach back only seconds."""
-        self._session_due = self._due = self._clock.monotonic()
+        """Send the session record within a quarter second: healing starts when the worker
+        sees the close, and REST's recent trades reach back only seconds. (Not at once: after
+        a reconnect every key closes its gap within moments, and one record carries them all.)"""
+        self._session_due = min(self._session_due, self._clock.monotonic() + GAP_CLOSE_SEND_S)
+        self._due = min(self._due, self._session_due)
 
     def publish_session(self) -> None:
         self._outbox.put_session(self.session.id, self.session.to_json())

@@ -174,3 +174,23 @@ def test_session_record_repeats_every_period() -> None:
     clock.advance(SESSION_EVERY_S)
     pipe.tick()
     assert list(outbox.take_sessions()) == [pipe.session.id]
+
+
+def test_closed_gaps_reach_the_worker_within_a_quarter_second_in_one_record() -> None:
+    # Given BTC and ETH seen, a drop, a reconnect, and the session records sent so far taken
+    pipe, outbox, clock, _ = make()
+    pipe.on_frame(trades_frame("BTC", [1], time=1000), 1)
+    pipe.on_frame(trades_frame("ETH", [2], time=1000), 1)
+    pipe.on_disconnected("closed")
+    pipe.on_connected()
+    outbox.take_sessions()
+    # When both coins' first new trades close their gaps
+    pipe.on_frame(trades_frame("BTC", [3], time=2000), 2)
+    pipe.on_frame(trades_frame("ETH", [4], time=2000), 2)
+    pipe.tick()
+    assert outbox.take_sessions() == {}  # not one record per close …
+    clock.advance(0.25)
+    pipe.tick()
+    # Then one record carries both closes, a quarter second later (not the 10 s cadence)
+    (record,) = (orjson.loads(v) for v in outbox.take_sessions().values())
+    assert sorted((g["key"], g["to_ms"]) for g in record["gaps"]) == [("BTC", 2000), ("ETH", 2000)]
