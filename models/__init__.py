@@ -15,6 +15,7 @@ from models.health_metric import HealthMetric
 from models.notification import Notification
 from models.notification_channel import NotificationChannel
 from models.position import PositionSnapshot
+from models.rest_history import FundingRate, RestBar
 from models.session import Session
 from models.tracked_wallet import TrackedWallet
 from models.trade import TradeBar, TradeSnapshot
@@ -26,11 +27,13 @@ __all__ = [
     "AssetContextSnapshot",
     "Base",
     "DeadLetter",
+    "FundingRate",
     "Gap",
     "HealthMetric",
     "Notification",
     "NotificationChannel",
     "PositionSnapshot",
+    "RestBar",
     "Session",
     "TrackedWallet",
     "TradeBar",

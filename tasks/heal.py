@@ -8,7 +8,10 @@ shared REST budget at the highest priority (``runtime.rest_budget``):
   trades inside the window are stored through the same idempotent repository as live
   data (key (coin, time, tid), bars folded from new rows only). If the answer reaches back
   to the gap's start the window is proven complete: ``healed``; otherwise ``partial`` —
-  REST can never reach further back, only an archive import can finish it.
+  REST can never reach further back, only an archive import can finish it. A partial gap
+  keeps what REST does serve for it: the ``candleSnapshot`` 1m candles of the minutes
+  wholly inside it (``rest_bars``, apart from the trade bars), and for a window spanning
+  an hour, that hour's ``fundingHistory`` rate (``funding_rates``).
 - a wallet's ``userFills`` gap: ``userFillsByTime`` from the gap's start to its end,
   paged (at most 2,000 a page, bounds inclusive, so a page boundary is re-read and the
   key (user, tid) absorbs it). All pages read: ``healed``.
@@ -20,6 +23,7 @@ are done, so it is seen; when the budget runs out the rest waits for the next ru
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +34,13 @@ from celery import Task, shared_task
 from events import Fill, Trade
 from models.db import Database, get_database
 from models.gap import Gap
-from models.repositories import FillRepository, GapRepository, TradeRepository
-from runtime.clock import Clock, SystemClock
+from models.repositories import (
+    FillRepository,
+    GapRepository,
+    RestHistoryRepository,
+    TradeRepository,
+)
+from runtime.clock import Clock, SystemClock, utc_now
 from runtime.hyperliquid import decoders
 from runtime.hyperliquid.rest import InfoCallFailed, post_info
 from runtime.metrics_export import count_rows
@@ -42,6 +51,8 @@ from settings import Settings
 log = logging.getLogger(__name__)
 
 HEAL_LIMIT = 50  # gaps a run looks at; the rest wait for the next run
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
 FILLS_PAGE = 2000  # userFillsByTime's most per call (reference §7.5)
 
 
@@ -124,7 +135,8 @@ class Healer:
             raise HealFailed(f"{body['type']}: {exc}") from None
 
     def heal_trades(self, w: Window) -> tuple[str, int]:
-        """``recentTrades`` for the coin; the trades inside the window are stored."""
+        """``recentTrades`` for the coin; the trades inside the window are stored. What it
+        cannot reach back to gets the window's 1m candles and hourly funding rates."""
         answer = self.post({"type": "recentTrades", "coin": w.key})
         if answer is None:  # the exchange's answer for a coin it has no trades of
             answer = []
@@ -135,7 +147,72 @@ class Healer:
         inside = [t for t in trades if w.from_ms <= t.time <= w.to_ms and t.coin == w.key]
         new = self._store_trades(inside)
         reaches_back = bool(trades) and min(t.time for t in trades) <= w.from_ms
+        if not reaches_back:
+            self.keep_candles(w)
+        self.keep_funding(w)
         return ("healed" if reaches_back else "partial"), new
+
+    def keep_candles(self, w: Window) -> int:
+        """``candleSnapshot`` 1m of the minutes wholly inside the window, into ``rest_bars``
+        (never into ``trade_bars``: models/rest_history.py says why). Supplementary: no
+        budget or a failed call leaves the gap as it is."""
+        first = -(-w.from_ms // MINUTE_MS) * MINUTE_MS  # the first minute starting inside
+        last = (w.to_ms // MINUTE_MS) * MINUTE_MS  # minutes must also end inside
+        if first >= last or not self.budget.take(BASE_WEIGHT, Priority.HEAL):
+            return 0
+        req = {"coin": w.key, "interval": "1m", "startTime": first, "endTime": last - 1}
+        try:
+            answer = self.post({"type": "candleSnapshot", "req": req})
+        except HealFailed as exc:
+            log.warning("candles for gap %s not kept: %s", w.id, exc)
+            return 0
+        rows = []
+        for candle in answer if isinstance(answer, list) else []:
+            try:
+                row = _candle_row(w.key, candle, utc_now(self.clock))
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning("candleSnapshot %s: malformed candle skipped: %s", w.key, exc)
+                continue
+            if first <= row["minute"] and row["minute"] + MINUTE_MS <= w.to_ms:
+                rows.append(row)
+        self.budget.charge(items_weight(len(rows), per=60))
+        with self.database.session() as session:
+            new = RestHistoryRepository(session).add_bars(rows)
+            session.commit()
+        return new
+
+    def keep_funding(self, w: Window) -> int:
+        """``fundingHistory`` for the hours the window spans, into ``funding_rates``."""
+        if w.from_ms // HOUR_MS == w.to_ms // HOUR_MS:
+            return 0  # funding settles on the hour: a window inside one hour holds none
+        if not self.budget.take(BASE_WEIGHT, Priority.HEAL):
+            return 0
+        body = {"type": "fundingHistory", "coin": w.key, "startTime": w.from_ms, "endTime": w.to_ms}
+        try:
+            answer = self.post(body)
+        except HealFailed as exc:
+            log.warning("funding for gap %s not kept: %s", w.id, exc)
+            return 0
+        rows = []
+        for item in answer if isinstance(answer, list) else []:
+            try:
+                rows.append(
+                    {
+                        "coin": decoders.coin_name(item["coin"]),
+                        "time": decoders.nat(item["time"]),
+                        "rate": decoders.dec(item["fundingRate"]),
+                        "premium": decoders.opt_dec(item.get("premium")),
+                    }
+                )
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning("fundingHistory %s: malformed row skipped: %s", w.key, exc)
+        self.budget.charge(items_weight(len(rows)))
+        with self.database.session() as session:
+            new = RestHistoryRepository(session).add_funding(
+                [r for r in rows if r["coin"] == w.key]
+            )
+            session.commit()
+        return new
 
     def heal_fills(self, w: Window) -> tuple[str, int]:
         """``userFillsByTime`` over the window, page by page."""
@@ -180,6 +257,23 @@ class Healer:
             session.commit()
         count_rows("user_fills", result.new, result.duplicates)
         return result.new
+
+
+def _candle_row(coin: str, c: dict[str, Any], fetched_at: dt.datetime) -> dict[str, Any]:
+    """A ``candleSnapshot`` element (reference §2.6: strings for prices and volume)."""
+    if c.get("s", coin) != coin or c.get("i", "1m") != "1m":
+        raise ValueError(f"not a 1m candle of {coin}: {c.get('s')!r} {c.get('i')!r}")
+    return {
+        "coin": coin,
+        "minute": decoders.nat(c["t"]),
+        "open": decoders.dec(c["o"]),
+        "high": decoders.dec(c["h"]),
+        "low": decoders.dec(c["l"]),
+        "close": decoders.dec(c["c"]),
+        "volume": decoders.dec(c["v"]),
+        "trade_count": decoders.nat(c["n"]),
+        "fetched_at": fetched_at,
+    }
 
 
 def _decoded(items: list[Any], decode: Any, what: str) -> list[Any]:

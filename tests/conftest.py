@@ -16,7 +16,7 @@ from tests.support.services import PostgresDatabase, RedisServer
 _TABLES = (
     "notifications", "alerts", "tracked_wallets", "notification_channels", "users",
     "trade_snapshots", "trade_bars", "asset_context_snapshots", "position_snapshots",
-    "user_fills", "sessions", "health_metrics", "dead_letters", "gaps", "archive_imports",
+    "user_fills", "sessions", "health_metrics", "dead_letters", "gaps", "archive_imports", "rest_bars", "funding_rates",
 )  # fmt: skip
 
 

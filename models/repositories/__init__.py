@@ -12,6 +12,7 @@ from models.repositories.gaps import GapRepository, GapSummary, LedgerRow
 from models.repositories.health_metrics import HealthMetricRepository
 from models.repositories.notifications import NotificationRepository
 from models.repositories.positions import PositionRepository
+from models.repositories.rest_history import RestHistoryRepository
 from models.repositories.sessions import SessionRepository
 from models.repositories.snapshots import BulkResult
 from models.repositories.trades import TradeRepository
@@ -34,6 +35,7 @@ __all__ = [
     "NotificationRepository",
     "PositionRepository",
     "Repository",
+    "RestHistoryRepository",
     "SessionRepository",
     "TrackedWalletRepository",
     "TradeRepository",
