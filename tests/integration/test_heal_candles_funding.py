@@ -4,10 +4,8 @@ a real PostgreSQL and Redis, and an /info stub serving exactly the answers under
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from decimal import Decimal as D
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from models.trade import TradeBar
 from runtime.rest_budget import RestBudget
 from settings import load_settings
 from tasks.heal import Healer
+from tests.support.info_stub import InfoStub
 
 pytestmark = pytest.mark.integration
 
@@ -63,35 +62,11 @@ ANSWERS: dict[str, Any] = {
 }
 
 
-class InfoStub:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append(body)
-                reply = json.dumps(ANSWERS[body["type"]]).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/info"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-
 @pytest.fixture()
 def info() -> Iterator[InfoStub]:
-    stub = InfoStub()
+    stub = InfoStub(lambda body: (200, json.dumps(ANSWERS[body["type"]]).encode()))
     yield stub
-    stub.server.shutdown()
-    stub.server.server_close()
+    stub.close()
 
 
 @pytest.fixture()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from decimal import Decimal as D
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from runtime.clock import ManualClock
 from runtime.rest_budget import RestBudget
 from settings import Settings, load_settings
 from tasks.maintenance.positions_poll import PollFailed, PositionPoller, poll_positions
+from tests.support.info_stub import InfoStub as SharedInfoStub
 
 A, B, C = (f"0x{c * 40}" for c in "abc")
 T = 1_787_052_702_115
@@ -57,30 +56,12 @@ def state(*entries: Any, time_ms: int = T) -> bytes:
     ).encode()  # fmt: skip
 
 
-class InfoStub:
+class InfoStub(SharedInfoStub):
     """POST /info answering per user from ``replies``; records every request body."""
 
     def __init__(self) -> None:
         self.replies: dict[str, tuple[int, bytes]] = {}
-        self.requests: list[dict[str, Any]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append(body)
-                status, reply = stub.replies.get(body.get("user"), (200, state()))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/info"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        super().__init__(lambda body: self.replies.get(str(body.get("user")), (200, state())))
 
     def users(self) -> list[str]:
         return [r["user"] for r in self.requests]
@@ -90,8 +71,7 @@ class InfoStub:
 def info() -> Iterator[InfoStub]:
     stub = InfoStub()
     yield stub
-    stub.server.shutdown()
-    stub.server.server_close()
+    stub.close()
 
 
 @pytest.fixture()
