@@ -178,10 +178,34 @@ class Settings(BaseSettings):
         max_length=64,
         pattern=r"^[A-Za-z0-9_.-]+$",
         description=(
-            "Stable name of this ingester's feed. Its open gaps and newest times per key are "
-            "kept in Redis under it, so the next start (after a crash or deploy) closes them; "
-            "ingesters running side by side need distinct names."
+            "Stable name of this ingester's feed. Ingesters with the same name (and shard) "
+            "share one lease: one publishes, the others stand by and take over. The feed's "
+            "open gaps and newest published times are kept in Redis under it, so the next "
+            "leader (a standby, or the next start after a crash or deploy) resumes from them."
         ),
+    )
+    ingest_lease_ttl_s: float = Field(
+        1.5,
+        ge=0.5,
+        le=30,
+        description=(
+            "Life of the feed's leadership lease, renewed six times per TTL. A standby takes "
+            "over at most about this long after the leader dies or is cut off from Redis."
+        ),
+    )
+    ingest_standby_buffer_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds of batches a standby ingester holds to publish from when it takes over: "
+            "more than the takeover time plus the leader's usual publish backlog."
+        ),
+    )
+    ingest_standby_buffer_max_events: int = Field(
+        600_000,
+        ge=1000,
+        description="Cap on the events a standby holds (about 100 bytes each).",
     )
     ping_interval_s: float = Field(
         20.0, gt=0, le=50, description="Application ping cadence (server idles out at 60 s)."

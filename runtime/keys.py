@@ -89,10 +89,36 @@ GAPS_OPEN: Final = Key(
 GAPS_NEWEST: Final = Key(
     "hw:gaps:newest:{feed}",
     "hash",
-    "ingester (workers.ingester.cache, from the gap journal)",
+    "the feed's leading ingester (workers.ingester.cache, fenced by INGEST_LEASE)",
     "none",
-    "stream|key → ms of the newest event seen; a key without an open gap at the next start "
-    "ended without a disconnect (a crash gap opens from here)",
+    "stream|key → ms of the newest event *published*, and field `*` → the newest over every "
+    "key: the feed's record is complete up to there. The next leader (a standby taking over, "
+    "or the next start) resumes from it; a key without an open gap then opens a crash gap "
+    "unless the new leader's own buffer reaches back that far",
+)
+
+# --- ingesters of one feed: leadership ----------------------------------------------------
+INGEST_LEASE: Final = Key(
+    "hw:ingest:lease:{feed}",
+    "string",
+    "ingester (workers.ingester.lease)",
+    "INGEST_LEASE_TTL_S, renewed by the leader several times a second",
+    "`token:owner` of the ingester that publishes the feed; token from INGEST_FENCE",
+)
+INGEST_FENCE: Final = Key(
+    "hw:ingest:fence:{feed}",
+    "string",
+    "ingester (workers.ingester.lease)",
+    "none",
+    "counter: the fencing token, incremented at every acquisition; journal writes carry it",
+)
+INGEST_CANDIDATES: Final = Key(
+    "hw:ingest:candidates:{feed}",
+    "hash",
+    "ingester (workers.ingester.lease)",
+    "a day after the last write; stale fields are ignored (and trimmed by the leader)",
+    "owner → JSON {ms, ready, leading}: each ingester of the feed, every lease cycle; a "
+    "leader stopping hands over (no shutdown gaps) only when another one is ready",
 )
 
 # --- workers → ingester: end-to-end confirmations ------------------------------------------

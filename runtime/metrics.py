@@ -94,6 +94,27 @@ EVENTS_LOST = MetricDef(
     "Events dropped because the buffer overflowed.",
     ("kind",),
 )
+LEADER = MetricDef(
+    "hyperwatch_ingest_leader",
+    "gauge",
+    "1 while this ingester holds its feed's lease and publishes; 0 while it stands by.",
+)
+TAKEOVERS = MetricDef(
+    "hyperwatch_ingest_takeovers_total",
+    "counter",
+    "Times this ingester took its feed's lease (the first start included).",
+)
+LEASE_LOST = MetricDef(
+    "hyperwatch_ingest_lease_lost_total",
+    "counter",
+    "Times this ingester stopped leading without choosing to.",
+    ("reason",),
+)
+STANDBY_HELD = MetricDef(
+    "hyperwatch_ingest_standby_held_events",
+    "gauge",
+    "Events a standby holds to publish from if it takes over.",
+)
 PUBLISH_LATENCY = MetricDef(
     "hyperwatch_ingest_publish_seconds",
     "histogram",
@@ -189,6 +210,10 @@ ALL: tuple[MetricDef, ...] = (
     EVENTS_PUBLISHED,
     BUFFER_DEPTH,
     EVENTS_LOST,
+    LEADER,
+    TAKEOVERS,
+    LEASE_LOST,
+    STANDBY_HELD,
     PUBLISH_LATENCY,
     INGEST_LAG,
     ROWS_STORED,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -25,7 +25,8 @@ from runtime import keys
 from runtime.clock import Clock
 from runtime.lifecycle import join_in_slices
 from runtime.metrics import INGEST_LAG, Metrics
-from workers.ingester.gaps import Gap, GapJournal, GapKey, parse_field
+from workers.ingester.gaps import GapJournal
+from workers.ingester.lease import Leadership, fenced_journal_write
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +103,13 @@ class CacheWriter(threading.Thread):
         timeout_s: float = 2.0,
         journal: GapJournal | None = None,
         feed: str = "default",
-        on_journal: Callable[[list[Gap], dict[GapKey, int]], None] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         super().__init__(name="ingest-cache", daemon=True)
         self._cache = cache
         self._journal = journal or GapJournal()
-        self._gaps_open_key = keys.GAPS_OPEN.name(feed=feed)
-        self._gaps_newest_key = keys.GAPS_NEWEST.name(feed=feed)
-        # The previous run's journal is read before this run writes its own over it.
-        self._on_journal = on_journal
-        self._journal_loaded = on_journal is None
+        self._feed = feed
+        self._leadership = leadership or Leadership.sole()
         self._client = redis.Redis.from_url(
             redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
@@ -139,7 +137,6 @@ class CacheWriter(threading.Thread):
     def write_once(self) -> bool:
         """One pipelined write of everything that changed; False if Redis was unreachable."""
         mids, ctx, last = self._cache.take()
-        newest, gaps = self._journal.take() if self._load_journal() else ({}, {})
         now_ms = self._clock.time_ms()
         self._update_lag(now_ms)
         pipe = self._client.pipeline(transaction=False)
@@ -149,20 +146,12 @@ class CacheWriter(threading.Thread):
             pipe.hset(CTX_KEY, mapping={c: orjson.dumps(event_to_wire(v)) for c, v in ctx.items()})
         if last:
             pipe.hset(LAST_EVENT_KEY, mapping={k: v for k, v in last.items()})
-        if newest:
-            pipe.hset(self._gaps_newest_key, mapping=newest)  # type: ignore[arg-type]
-        opened = {name: doc for name, doc in gaps.items() if doc is not None}
-        if opened:
-            pipe.hset(self._gaps_open_key, mapping=opened)  # type: ignore[arg-type]
-        closed = [name for name, doc in gaps.items() if doc is None]
-        if closed:
-            pipe.hdel(self._gaps_open_key, *closed)
         pipe.set(self._hb_key, now_ms, ex=HEARTBEAT_TTL_S)
         try:
             pipe.execute()
+            self._write_journal()
         except (redis.RedisError, OSError) as exc:
             self._cache.give_back(mids, ctx, last)
-            self._journal.give_back(newest, gaps)
             if self.reachable:
                 log.warning("cache redis unreachable, will retry: %s", exc)
             self.reachable = False
@@ -172,37 +161,20 @@ class CacheWriter(threading.Thread):
         self.reachable = True
         return True
 
-    def _load_journal(self) -> bool:
-        """True once the previous run's journal was read and handed over."""
-        if self._journal_loaded:
-            return True
+    def _write_journal(self) -> None:
+        """The gap journal, fenced by the lease: only the feed's leader writes it (a
+        standby's holes are its own, and its newest times are not the feed's record)."""
+        newest, gaps = self._journal.take()
+        leadership = self._leadership
+        if not (newest or gaps) or not leadership.leading:
+            return
         try:
-            gaps, newest = self.load_gap_journal()
+            written = fenced_journal_write(self._client, self._feed, leadership.fence, newest, gaps)
         except (redis.RedisError, OSError):
-            return False  # the cache write below reports the outage
-        assert self._on_journal is not None
-        self._on_journal(gaps, newest)
-        self._journal_loaded = True
-        return True
-
-    def load_gap_journal(self) -> tuple[list[Gap], dict[GapKey, int]]:
-        """The previous run's open gaps and newest times per key (raises RedisError)."""
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hgetall(self._gaps_open_key)
-        pipe.hgetall(self._gaps_newest_key)
-        raw_open, raw_newest = pipe.execute()
-        gaps = []
-        for name, doc in raw_open.items():
-            try:
-                gaps.append(Gap.from_wire(orjson.loads(doc)))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                log.error("unreadable gap journal entry %r dropped: %r", name, doc[:200])
-        newest: dict[GapKey, int] = {}
-        for name, ms in raw_newest.items():
-            key = parse_field(name.decode() if isinstance(name, bytes) else name)
-            if key is not None and str(ms.decode() if isinstance(ms, bytes) else ms).isdigit():
-                newest[key] = int(ms)
-        return gaps, newest
+            self._journal.give_back(newest, gaps)
+            raise
+        if not written:
+            log.warning("gap journal write refused: this ingester no longer holds the lease")
 
     def _update_lag(self, now_ms: int) -> None:
         gauge = self._metrics.gauge(INGEST_LAG)

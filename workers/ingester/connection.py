@@ -46,6 +46,10 @@ class FrameSink(Protocol):
 
     def on_disconnected(self, reason: str) -> None: ...
 
+    def on_healthy(self, received_ms: int) -> None:
+        """Every subscription acknowledged and data flowing on this connection."""
+        ...
+
     def tick(self) -> float:
         """Do time-based work; return the monotonic time it next wants a call."""
         ...
@@ -201,6 +205,7 @@ class Connection:
                 if not healthy and self._registry.all_acked:
                     healthy = True
                     self._policy.on_healthy()
+                    sink.on_healthy(clock.time_ms())
             elif kind == "pong":
                 ping_out = None
             elif kind == "ack":

@@ -10,12 +10,15 @@ healing (REST, archives) fills what it can. A gap still open when the next conne
 stays open (one gap, not two).
 
 What outlives the process (:class:`GapJournal`, written to Redis by the cache writer every
-quarter second): the open gaps and the newest time seen per key. The next start restores
-the open gaps — so a gap opened before a SIGTERM during an outage is closed by the next
-run — and opens a ``crash`` gap for every key whose newest time was journaled but which
-had no open gap: the process ended without a disconnect (SIGKILL, OOM, power). Restoring
-never delays subscribing: the journal is read when Redis first answers, and a key that
-delivered events before that has its restored gap closed at its first event of this run.
+quarter second, and only by the feed's leader — see ``lease``): the open gaps, and the
+newest event time *published* per key plus over all keys (``through``). Whoever leads next
+— a standby taking over, or the next start — calls :meth:`GapTracker.take_over` with that
+journal: the feed's record is complete up to ``through`` (less a margin for the journal's
+lag and arrival order), and from there on it is the new leader's to publish. If its own
+buffer reaches back that far nothing is missing; otherwise each key gets a gap from where
+the record ends to where the new leader's coverage begins (``takeover``), or, when it has
+received nothing yet, an open ``crash`` gap that its first event closes. Open gaps the
+previous leader left are closed the same way. Taking over never delays subscribing.
 
 Gaps also record events dropped by the publisher's buffer overflow (``loss``): data that
 was received and then lost is a gap in exactly the same sense.
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -49,6 +52,9 @@ class Gap:
     ended_by: str = "closed"
     opened_at: int = 0
     id: str = field(default_factory=_new_id)
+    # False for a leader's shutdown gaps when it hands over to a ready standby: they stay in
+    # the journal only, and the standby records them unless its buffer covers them.
+    recorded: bool = True
 
     def to_wire(self) -> dict[str, Any]:
         """The session record's gap shape (``coin`` for trades, ``user`` for userFills)."""
@@ -64,6 +70,9 @@ class Gap:
             "opened_at": self.opened_at,
         }
 
+    def journal_doc(self) -> bytes:
+        return orjson.dumps({**self.to_wire(), "recorded": self.recorded})
+
     @classmethod
     def from_wire(cls, doc: Mapping[str, Any]) -> Gap:
         return cls(
@@ -74,6 +83,7 @@ class Gap:
             ended_by=str(doc.get("ended_by") or "closed"),
             opened_at=int(doc.get("opened_at") or 0),
             id=str(doc["id"]),
+            recorded=bool(doc.get("recorded", True)),
         )
 
 
@@ -86,24 +96,72 @@ def parse_field(name: str) -> GapKey | None:
     return (stream, key) if sep and stream in STREAMS and key else None
 
 
-class GapJournal:
-    """Changes to persist: newest times seen and open gaps. Thread-safe.
+THROUGH_FIELD = "*"  # the journal's newest-published field over all keys
 
-    The socket thread records; the cache writer takes the changes every cycle and writes
-    them in its one pipelined round trip (or gives them back when Redis is away).
+
+@dataclass(slots=True)
+class JournalState:
+    """What the feed's previous leader left: open gaps and how far its record reaches."""
+
+    open_gaps: list[Gap] = field(default_factory=list)
+    newest: dict[GapKey, int] = field(default_factory=dict)
+    through: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.open_gaps and not self.newest and self.through is None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def parse_journal(
+    raw_open: Mapping[Any, Any], raw_newest: Mapping[Any, Any], log: Any
+) -> JournalState:
+    """The journal hashes as Redis returns them; unreadable entries are logged and skipped."""
+    state = JournalState()
+    for name, doc in raw_open.items():
+        try:
+            state.open_gaps.append(Gap.from_wire(orjson.loads(doc)))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.error("unreadable gap journal entry %r dropped: %r", name, doc[:200])
+    for name, ms in raw_newest.items():
+        text, value = _text(name), _text(ms)
+        if not value.isdigit():
+            continue
+        if text == THROUGH_FIELD:
+            state.through = int(value)
+        elif (key := parse_field(text)) is not None:
+            state.newest[key] = int(value)
+    if state.through is None and state.newest:  # a journal from before `*` was written
+        state.through = max(state.newest.values())
+    return state
+
+
+class GapJournal:
+    """Changes to persist: newest times published and open gaps. Thread-safe.
+
+    The publisher notes what it published, the socket thread opens and closes gaps; the
+    cache writer takes the changes every cycle and writes them in one fenced round trip
+    (or gives them back when Redis is away). Newest times only ever grow.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[str, int] = {}
+        self._newest: dict[str, int] = {}
         self._open: dict[str, bytes | None] = {}  # None: the gap closed, delete it
 
-    def note_seen(self, stream: GapStream, key: str, ms: int) -> None:
+    def note_published(self, newest: Mapping[str, int]) -> None:
+        """Journal fields (``stream|key`` and ``*``) → newest event time just published."""
         with self._lock:
-            self._seen[journal_field(stream, key)] = ms
+            mine = self._newest
+            for name, ms in newest.items():
+                if ms > mine.get(name, -1):
+                    mine[name] = ms
 
     def opened(self, gap: Gap) -> None:
-        doc = orjson.dumps(gap.to_wire())
+        doc = gap.journal_doc()
         with self._lock:
             self._open[journal_field(gap.stream, gap.key)] = doc
 
@@ -113,17 +171,28 @@ class GapJournal:
 
     def take(self) -> tuple[dict[str, int], dict[str, bytes | None]]:
         with self._lock:
-            taken = (self._seen, self._open)
-            self._seen, self._open = {}, {}
+            taken = (self._newest, self._open)
+            self._newest, self._open = {}, {}
             return taken
 
-    def give_back(self, seen: dict[str, int], open_: dict[str, bytes | None]) -> None:
+    def give_back(self, newest: dict[str, int], open_: dict[str, bytes | None]) -> None:
         """Re-queue what a failed write did not store, unless newer changes arrived."""
         with self._lock:
-            for name, ms in seen.items():
-                self._seen.setdefault(name, ms)
+            for name, ms in newest.items():
+                if ms > self._newest.get(name, -1):
+                    self._newest[name] = ms
             for name, doc in open_.items():
                 self._open.setdefault(name, doc)
+
+
+@dataclass(slots=True)
+class TakenOver:
+    """What :meth:`GapTracker.take_over` decided: the gaps to record, and from when the new
+    leader publishes (``cutoff``; None: everything it holds)."""
+
+    cutoff: int | None
+    record: list[Gap]
+    covered: bool
 
 
 class GapTracker:
@@ -133,68 +202,103 @@ class GapTracker:
         self._last: dict[GapKey, int] = {}
         self._open: dict[GapKey, Gap] = {}
         self._journal = journal or GapJournal()
-        # First event time per key of this run, kept only until the journal is restored.
-        self._first: dict[GapKey, int] | None = {}
+        self._first: dict[GapKey, int] = {}  # first event time per key of this run
 
     def seen(self, stream: GapStream, key: str, first_ms: int, last_ms: int) -> Gap | None:
         """New events on ``key`` spanning [first_ms, last_ms]; returns the gap this closes."""
         k = (stream, key)
         previous = self._last.get(k)
-        if self._first is not None and k not in self._first:
+        if k not in self._first:
             self._first[k] = first_ms
         if previous is None or last_ms > previous:
             self._last[k] = last_ms
-            self._journal.note_seen(stream, key, last_ms)
         gap = self._open.pop(k, None)
         if gap is not None:
             gap.to_ms = max(first_ms, gap.from_ms)
             self._journal.closed(gap)
         return gap
 
-    def on_disconnect(self, reason: str, now_ms: int) -> list[Gap]:
+    def on_disconnect(self, reason: str, now_ms: int, recorded: bool = True) -> list[Gap]:
         """The connection ended: open a gap for every key seen and not already open."""
         opened = []
         for k, last in self._last.items():
             if k not in self._open:
-                opened.append(self._open_gap(k, last, reason, now_ms))
+                opened.append(self._open_gap(k, last, reason, now_ms, recorded))
         return opened
 
-    def restore(
-        self, gaps: Iterable[Gap], newest: Mapping[GapKey, int], now_ms: int
-    ) -> tuple[list[Gap], list[Gap]]:
-        """Take over a previous run's journal: its open gaps stay open (same ids); a key
-        with a newest time but no open gap ended without a disconnect — a ``crash`` gap
-        opens from that time. A key this run has already seen closes its gap at once, at
-        its first event of this run. Returns (the gaps taken over, the crash gaps)."""
-        first = self._first or {}
-        self._first = None
-        kept: list[Gap] = []
-        for gap in gaps:
+    def take_over(
+        self, prev: JournalState, coverage_ms: int | None, now_ms: int, margin_ms: int
+    ) -> TakenOver:
+        """Become the feed's leader after ``prev`` (see the module docstring).
+
+        ``coverage_ms``: the exchange time from which this ingester holds, unbroken, what it
+        received (None: nothing yet). Its own open gaps (a socket down right now) are real
+        holes and are recorded; its gaps that closed before the cutoff were covered by the
+        previous leader's record and are not.
+        """
+        cutoff = None if prev.through is None else prev.through - margin_ms
+        covered = coverage_ms is not None and cutoff is not None and coverage_ms <= cutoff
+        record: list[Gap] = []
+        for gap in prev.open_gaps:
             k = (gap.stream, gap.key)
-            if k in self._open:
-                continue  # this run's own gap on the key covers the same hole, and more
-            self._open[k] = gap
-            kept.append(gap)
-        crashed = [
-            self._open_gap(k, last, "crash", now_ms)
-            for k, last in newest.items()
-            if k not in self._open
-        ]
-        for gap in (*kept, *crashed):
-            k = (gap.stream, gap.key)
-            if k in first:
-                self._open.pop(k)
-                gap.to_ms = max(first[k], gap.from_ms)
+            own = self._open.get(k)
+            if own is not None:
+                # One hole seen from both ingesters: keep the previous leader's row (its id
+                # may be in the database already), from the earlier start.
+                gap.from_ms = min(gap.from_ms, own.from_ms)
+                self._open[k] = gap
+            elif coverage_ms is not None and coverage_ms <= gap.from_ms:
+                if not gap.recorded:
+                    self._journal.closed(gap)  # handed over and covered: never a hole
+                    continue
+                gap.to_ms = gap.from_ms  # its row is open in the database: end it
+                self._journal.closed(gap)
+            elif coverage_ms is not None:
+                gap.to_ms = coverage_ms
+                self._journal.closed(gap)
+            elif k in self._first:
+                gap.to_ms = max(self._first[k], gap.from_ms)
                 self._journal.closed(gap)
             else:
+                self._open[k] = gap
                 self._last[k] = max(self._last.get(k, gap.from_ms), gap.from_ms)
-        return kept, crashed
+            gap.recorded = True
+            record.append(gap)
+        handled = {(g.stream, g.key) for g in prev.open_gaps}
+        if cutoff is not None and not covered:
+            reason = "takeover" if coverage_ms is not None else "crash"
+            for k, newest in prev.newest.items():
+                if k in handled or k in self._open:
+                    continue
+                start = max(newest, cutoff)
+                end = coverage_ms if coverage_ms is not None else self._first.get(k)
+                if end is not None and end <= start:
+                    continue  # this run holds the key from before the record ends
+                gap = self._open_gap(k, start, reason, now_ms, True)
+                if end is not None:
+                    self._open.pop(k)
+                    gap.to_ms = end
+                    self._journal.closed(gap)
+                else:
+                    self._last[k] = max(self._last.get(k, start), start)
+                record.append(gap)
+        for gap in self._open.values():  # this run's own open gaps, now the feed's
+            if gap not in record:
+                gap.recorded = True
+                self._journal.opened(gap)
+                record.append(gap)
+        return TakenOver(cutoff, record, covered)
 
     def open_gaps(self) -> list[Gap]:
         return list(self._open.values())
 
-    def _open_gap(self, k: GapKey, from_ms: int, reason: str, now_ms: int) -> Gap:
-        gap = Gap(k[0], k[1], from_ms, ended_by=reason, opened_at=now_ms)
+    def is_open(self, gap: Gap) -> bool:
+        return self._open.get((gap.stream, gap.key)) is gap
+
+    def _open_gap(
+        self, k: GapKey, from_ms: int, reason: str, now_ms: int, recorded: bool = True
+    ) -> Gap:
+        gap = Gap(k[0], k[1], from_ms, ended_by=reason, opened_at=now_ms, recorded=recorded)
         self._open[k] = gap
         self._journal.opened(gap)
         return gap

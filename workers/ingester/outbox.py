@@ -112,15 +112,34 @@ class Outbox:
         :class:`~workers.ingester.publisher.Publisher`); they count toward the bound like
         any other envelope and are never dropped ahead of older unsent ones.
         """
+        for env in envelopes:
+            env.meta["replay"] = True
+        self.put_front(envelopes)
+
+    def put_front(self, envelopes: list[Envelope]) -> None:
+        """Put envelopes at the head, in their order (a standby's held batches when it
+        takes over come before what it built since)."""
         if not envelopes:
             return
         with self._cond:
             for env in reversed(envelopes):
                 env.sent = 0
-                env.meta["replay"] = True
                 self._items.appendleft(env)
                 self._events += env.count
             self._cond.notify()
+
+    def take_all(self, timeout_s: float) -> list[Envelope]:
+        """Remove and return every queued envelope (a standby holds them instead of
+        sending); waits up to ``timeout_s`` for one."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout_s)
+            taken = list(self._items)
+            self._items.clear()
+            self._events = 0
+            self._inflight = None
+            self._cond.notify_all()
+            return taken
 
     def release(self) -> None:
         """The in-flight send failed; the envelope stays at the head and may be dropped."""

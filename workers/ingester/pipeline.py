@@ -9,13 +9,18 @@ parse faster. Encoding a finished batch to JSON bytes happens here too (cheap wi
 
 The pipeline also owns the connection's :class:`SessionRecord`, and turns outbox overflow
 into counted, logged loss with gap records.
+
+Leader or standby (see ``lease``): the pipeline works the same either way — a standby
+builds the same batches, which its publisher holds instead of sending — except that only
+the leader sends session records and journals gaps: a standby's holes are its own, not
+the feed's, until it takes over (:meth:`submit_takeover`).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from events import Event, EventKind, Fill, Position, Trade, decode_batch
@@ -35,7 +40,15 @@ from workers.ingester.batcher import Batcher, Ready
 from workers.ingester.broker import ROUTES
 from workers.ingester.cache import LatestCache
 from workers.ingester.dedup import FillDedup, TradeDedup
-from workers.ingester.gaps import Gap, GapJournal, GapKey, GapStream, GapTracker
+from workers.ingester.gaps import (
+    THROUGH_FIELD,
+    GapJournal,
+    GapStream,
+    GapTracker,
+    JournalState,
+    journal_field,
+)
+from workers.ingester.lease import Leadership
 from workers.ingester.outbox import Envelope, Outbox
 from workers.ingester.session import SessionRecord
 from workers.ingester.throttle import LogThrottle
@@ -45,6 +58,10 @@ log = logging.getLogger(__name__)
 
 SESSION_EVERY_S = 10.0
 GAP_CLOSE_SEND_S = 0.25
+# A new leader publishes what it holds from the previous leader's journaled newest time
+# less this: the journal is written every quarter second, and streams of different keys
+# arrive in slightly different orders. Copies inside it cost only duplicates.
+TAKEOVER_MARGIN_MS = 2_000
 
 
 class Pipeline:
@@ -60,6 +77,7 @@ class Pipeline:
         clock: Clock,
         dedup_size: int,
         journal: GapJournal | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.source = source
         self._batcher = batcher
@@ -72,7 +90,11 @@ class Pipeline:
         self._gaps = GapTracker(journal)
         self._flats = FlatTracker()
         self._inbox: queue.SimpleQueue[tuple[str, ParsedFrame]] = queue.SimpleQueue()
-        self._journals: queue.SimpleQueue[tuple[list[Gap], dict[GapKey, int]]] = queue.SimpleQueue()
+        self._takeovers: queue.SimpleQueue[JournalState] = queue.SimpleQueue()
+        self.leadership = leadership or Leadership.sole()
+        self.handover = False  # set by a leader stopping while a standby is ready
+        self._connected = False
+        self._covered_since: int | None = None  # exchange ms: receiving, subscribed, since
         self._throttle = LogThrottle(log, clock)
         self._seq = 0
         self.session = SessionRecord(source, clock.time_ms())
@@ -80,30 +102,47 @@ class Pipeline:
         self._due = self._session_due  # earliest time tick() has work
         self._frames: dict[str, Any] = {}  # channel label → counter child, resolved once (hot path)
 
-    # --- connection lifecycle -------------------------------------------------------------
-    def submit_journal(self, gaps: Sequence[Gap], newest: Mapping[GapKey, int]) -> None:
-        """From the cache writer thread, once: the previous run's gap journal."""
-        self._journals.put((list(gaps), dict(newest)))
+    # --- leadership -----------------------------------------------------------------------
+    def submit_takeover(self, previous: JournalState) -> None:
+        """From the lease thread: this ingester now holds the lease after ``previous``."""
+        self._takeovers.put(previous)
         self._due = self._clock.monotonic()
 
-    def restore_gaps(self, gaps: Sequence[Gap], newest: Mapping[GapKey, int]) -> None:
-        """Take over the previous run's journal (see ``gaps``); on the socket thread."""
-        kept, crashed = self._gaps.restore(gaps, newest, self._clock.time_ms())
-        for gap in crashed:
-            self._metrics.counter(GAPS).labels(gap.stream).inc()
-        for gap in (*kept, *crashed):
+    def take_over(self, previous: JournalState) -> None:
+        """Become the feed's leader (on the socket thread): settle the gaps against the
+        previous leader's journal, then let the publisher send from the cutoff."""
+        coverage = None
+        if self._connected and self._covered_since is not None:
+            coverage = max(self._covered_since, self.leadership.evicted_newest_ms)
+        now_ms = self._clock.time_ms()
+        result = self._gaps.take_over(previous, coverage, now_ms, TAKEOVER_MARGIN_MS)
+        cutoff = result.cutoff
+        # This socket's own gaps: still open, or ended after the previous record does.
+        self.session.gaps = [
+            g
+            for g in self.session.gaps
+            if self._gaps.is_open(g)
+            or (g.to_ms is not None and (cutoff is None or g.to_ms > cutoff))
+        ]
+        for gap in result.record:
+            if gap.opened_at == now_ms:
+                self._metrics.counter(GAPS).labels(gap.stream).inc()
             self.session.add_gap(gap)
-        if kept or crashed:
-            log.warning(
-                "previous run left %d gap(s) open and %d key(s) ended without a disconnect "
-                "(crash gaps); the first new event per key closes them",
-                len(kept),
-                len(crashed),
-            )
-            self._gap_closed()  # send the session record now: the gaps reach the database
+        self.leadership.promote(cutoff)
+        log.warning(
+            "leading the feed now: publishing from %s; %d gap(s) recorded%s",
+            "the start of the buffer" if cutoff is None else f"{cutoff} ms (exchange time)",
+            len(result.record),
+            " (the buffer covers the handover)" if result.covered else "",
+        )
+        self.publish_session()
+        if result.record:
+            self._gap_closed()
 
+    # --- connection lifecycle -------------------------------------------------------------
     def on_connected(self) -> None:
         """A new socket: a new session record, carrying every gap still open."""
+        self._connected = True
         self.session = SessionRecord(self.source, self._clock.time_ms())
         for gap in self._gaps.open_gaps():
             self.session.add_gap(gap)
@@ -111,12 +150,23 @@ class Pipeline:
 
     def on_disconnected(self, reason: str) -> None:
         """The socket ended: every key seen has an open gap from now, recorded at once."""
+        self._connected = False
         now_ms = self._clock.time_ms()
-        for gap in self._gaps.on_disconnect(reason, now_ms):
+        # A leader handing over keeps its shutdown gaps in the journal only: the standby
+        # taking over records them unless its own buffer covers them (it usually does).
+        recorded = not (self.handover and reason == "shutdown")
+        for gap in self._gaps.on_disconnect(reason, now_ms, recorded):
             self._metrics.counter(GAPS).labels(gap.stream).inc()
-            self.session.add_gap(gap)
+            if recorded:
+                self.session.add_gap(gap)
         self.session.end(now_ms, reason)
         self.publish_session()
+
+    def on_healthy(self, received_ms: int) -> None:
+        """Every subscription acknowledged and data flowing: from here on this ingester
+        holds everything the exchange sends (until the next disconnect, which opens gaps)."""
+        if self._covered_since is None:
+            self._covered_since = received_ms
 
     def _gap_closed(self) -> None:
         """Send the session record within a quarter second: healing starts when the worker
@@ -126,7 +176,8 @@ class Pipeline:
         self._due = min(self._due, self._session_due)
 
     def publish_session(self) -> None:
-        self._outbox.put_session(self.session.id, self.session.to_json())
+        if self.leadership.leading:  # a standby's sessions and gaps are not the feed's
+            self._outbox.put_session(self.session.id, self.session.to_json())
         self._session_due = self._clock.monotonic() + SESSION_EVERY_S
         self._due = min(self._due, self._session_due)
 
@@ -241,6 +292,8 @@ class Pipeline:
             self._seq += 1
             body = batch_json(batch.kind, batch.events, self.source, self._seq)
             env = Envelope(batch.kind, self._seq, len(batch.events), body, ROUTES[batch.kind])
+            if batch.kind == "trades" or batch.kind == "fills":
+                env.meta["newest"] = _newest_per_key(batch.kind, batch.events)
             for lost in self._outbox.put(env):
                 self._lost(lost)
 
@@ -278,8 +331,8 @@ class Pipeline:
         now = self._clock.monotonic()
         if now < self._due and self._inbox.empty():
             return self._due
-        while not self._journals.empty():
-            self.restore_gaps(*self._journals.get_nowait())
+        while not self._takeovers.empty():
+            self.take_over(self._takeovers.get_nowait())
         while not self._inbox.empty():
             _user, pf = self._inbox.get_nowait()
             if pf.kind == "data":
@@ -295,3 +348,18 @@ class Pipeline:
         """Everything pending goes to the outbox now (shutdown)."""
         self.tick()
         self._emit(self._batcher.flush_all())
+
+
+def _newest_per_key(kind: str, events: Sequence[Event]) -> dict[str, int]:
+    """Journal field → newest event time in a trades or fills batch, plus ``*`` over all:
+    what the journal's newest times advance by once the batch is published."""
+    stream: GapStream = "trades" if kind == "trades" else "userFills"
+    by_key: dict[str, int] = {}
+    for e in events:
+        key = e.coin if stream == "trades" else e.user  # type: ignore[union-attr]
+        t = e.time
+        if t > by_key.get(key, -1):
+            by_key[key] = t
+    newest = {journal_field(stream, key): t for key, t in by_key.items()}
+    newest[THROUGH_FIELD] = max(by_key.values(), default=0)
+    return newest

@@ -14,7 +14,15 @@ when an outage begins, puts them back at the head of the outbox: they are sent a
 the broker returns, and the workers' idempotent writes absorb the copies that did arrive. While the broker is unreachable it retries with capped
 exponential backoff (each attempt bounded by the client's socket timeouts), logging the
 outage once and its end once. :meth:`stop` ends the thread after the current attempt; what
-is still queued is reported by the caller. A bug (any exception other than the broker's
+is still queued is reported by the caller.
+
+Standing by (``lease``): while this ingester does not lead its feed, the thread moves
+every envelope from the outbox into a held buffer of the last ``hold_window_s`` (at most
+``hold_max_events``) instead of sending it, and remembers the newest event time it had to
+drop from there (the gap accounting at a takeover needs it). When it is promoted it puts
+the held envelopes that reach past the previous leader's record (the cutoff) back at the
+head of the outbox and publishes as a leader. After a successful send of a trades or fills
+batch it notes the batch's newest event times in the gap journal: the feed's record. A bug (any exception other than the broker's
 own connection errors) is stored in :attr:`failure` and ends the thread, and the service
 then exits non-zero.
 """
@@ -32,14 +40,22 @@ from runtime.lifecycle import join_in_slices
 from runtime.metrics import (
     BATCHES_PUBLISHED,
     BUFFER_DEPTH,
+    EVENTS_LOST,
     EVENTS_PUBLISHED,
     PUBLISH_LATENCY,
+    STANDBY_HELD,
     Metrics,
 )
 from runtime.retry import RetryPolicy
 from workers.ingester.broker import PERSIST_SESSION, BrokerClient
 from workers.ingester.confirm import AwaitingConfirmation
+from workers.ingester.gaps import THROUGH_FIELD, GapJournal
+from workers.ingester.lease import Leadership
 from workers.ingester.outbox import Envelope, Outbox
+
+# At a takeover, state batches (mids, contexts, positions) held for less than this are
+# published too: they are snapshots, so only the latest few seconds matter.
+STATE_TAKEOVER_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +92,11 @@ class Publisher(threading.Thread):
         replay_max_events: int = 100_000,
         confirmations: ConfirmationCheck | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        leadership: Leadership | None = None,
+        journal: GapJournal | None = None,
+        hold_window_s: float = 10.0,
+        hold_max_events: int = 600_000,
+        outage_max_events: int = 500_000,
     ) -> None:
         super().__init__(name="ingest-publisher", daemon=True)
         self._clock = clock
@@ -97,6 +118,13 @@ class Publisher(threading.Thread):
         self._recent_events = 0
         self._confirmations = confirmations
         self._next_confirm_check = 0.0
+        self.leadership = leadership or Leadership.sole()
+        self._journal = journal
+        self._hold_window_s = hold_window_s
+        self._hold_max_events = hold_max_events
+        self._outage_max_events = outage_max_events
+        self._held: deque[tuple[float, Envelope]] = deque()
+        self._held_events = 0
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop_event.set()
@@ -113,6 +141,13 @@ class Publisher(threading.Thread):
             self._client.close()
 
     def _step(self) -> None:
+        leadership = self.leadership
+        if not leadership.leading:
+            self._hold()
+            return
+        promoted, cutoff = leadership.take_promotion()
+        if promoted:
+            self._publish_held(cutoff)
         self._check_confirmations()
         sessions = self._outbox.take_sessions()
         if sessions:
@@ -152,7 +187,71 @@ class Publisher(threading.Thread):
         if not env.meta.get("replay"):
             self._metrics.counter(BATCHES_PUBLISHED).labels(env.kind).inc()
             self._metrics.counter(EVENTS_PUBLISHED).labels(env.kind).inc(env.count)
+        newest = env.meta.get("newest")
+        if newest is not None and self._journal is not None:
+            self._journal.note_published(newest)
         return True
+
+    # --- standing by ------------------------------------------------------------------------
+    def _hold(self) -> None:
+        taken = self._outbox.take_all(timeout_s=0.2)
+        now = self._clock.monotonic()
+        for env in taken:
+            self._held.append((now, env))
+            self._held_events += env.count
+        # Between taking the lease and the promotion nothing may be dropped: the gap
+        # accounting has read how far back the buffer reaches.
+        if not self.leadership.awaiting_promotion:
+            self._evict_held(now)
+        self._metrics.gauge(STANDBY_HELD).set(self._held_events)
+        self._metrics.gauge(BUFFER_DEPTH).set(0)
+
+    def _evict_held(self, now: float) -> None:
+        """Trim the held buffer. While another ingester leads, to the standby window; while
+        nobody does that this one can see (Redis unreachable, the lease free), everything
+        up to the outage bound is kept, like a leader's buffer in a broker outage, and what
+        overflows it is counted as lost (the takeover then records the gap)."""
+        held = self._held
+        other_leads = self.leadership.other_leads
+        limit = self._hold_max_events if other_leads else self._outage_max_events
+        while held and (
+            (other_leads and now - held[0][0] > self._hold_window_s) or self._held_events > limit
+        ):
+            _, env = held.popleft()
+            self._held_events -= env.count
+            if not other_leads:
+                self._metrics.counter(EVENTS_LOST).labels(env.kind).inc(env.count)
+                log.error(
+                    "no leader reachable and %d events held: dropped %s batch seq=%d, %d "
+                    "events LOST", limit, env.kind, env.seq, env.count,
+                )  # fmt: skip
+            newest = env.meta.get("newest")
+            if newest is not None:
+                ld = self.leadership
+                ld.evicted_newest_ms = max(ld.evicted_newest_ms, newest[THROUGH_FIELD])
+
+    def _publish_held(self, cutoff_ms: int | None) -> None:
+        """Promoted: what the held buffer has past the previous leader's record goes first."""
+        now = self._clock.monotonic()
+        chosen: list[Envelope] = []
+        for held_at, env in self._held:
+            newest = env.meta.get("newest")
+            if cutoff_ms is None:
+                chosen.append(env)
+            elif newest is not None:
+                if newest[THROUGH_FIELD] >= cutoff_ms:
+                    chosen.append(env)
+            elif now - held_at <= STATE_TAKEOVER_S:
+                chosen.append(env)
+        held_events = self._held_events
+        self._held.clear()
+        self._held_events = 0
+        self._metrics.gauge(STANDBY_HELD).set(0)
+        self._outbox.put_front(chosen)
+        log.warning(
+            "publishing %d held batch(es) (%d events) of %d held events from the takeover cutoff",
+            len(chosen), sum(e.count for e in chosen), held_events,
+        )  # fmt: skip
 
     def _check_confirmations(self) -> None:
         check = self._confirmations

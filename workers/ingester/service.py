@@ -42,10 +42,14 @@ from runtime.metrics import (
     FRAMES,
     GAPS,
     INGEST_LAG,
+    LEADER,
+    LEASE_LOST,
     MALFORMED,
     PUBLISH_LATENCY,
     RECONNECTS,
     SERVER_ERRORS,
+    STANDBY_HELD,
+    TAKEOVERS,
     Metrics,
 )
 from runtime.redis_clients import quick_redis
@@ -60,6 +64,7 @@ from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.connection import Connection
 from workers.ingester.gaps import GapJournal
 from workers.ingester.health import HealthServer, Probe
+from workers.ingester.lease import Leadership, LeaseKeeper
 from workers.ingester.outbox import Outbox
 from workers.ingester.pacing import per_minute
 from workers.ingester.pipeline import Pipeline
@@ -75,6 +80,7 @@ DRAIN_TIMEOUT_S = 6.0
 INGEST_METRICS = (
     FRAMES, EVENTS, MALFORMED, DUPLICATES_DROPPED, SERVER_ERRORS, RECONNECTS, GAPS, CONNECTED,
     BATCHES_PUBLISHED, EVENTS_PUBLISHED, BUFFER_DEPTH, EVENTS_LOST, PUBLISH_LATENCY, INGEST_LAG,
+    LEADER, TAKEOVERS, LEASE_LOST, STANDBY_HELD,
 )  # fmt: skip
 
 
@@ -155,6 +161,7 @@ class Ingester:
         self.outbox = Outbox(s.ingest_buffer_max_events)
         cache = LatestCache()
         journal = GapJournal()
+        self.leadership = Leadership()
         self.pipeline = Pipeline(
             self.id,
             Batcher(s.ingest_batch_size, s.ingest_batch_ms, self.clock),
@@ -164,6 +171,7 @@ class Ingester:
             self.clock,
             s.ingest_dedup_size,
             journal,
+            self.leadership,
         )
         policy = ReconnectPolicy(
             s.reconnect_min_s, s.reconnect_max_s, s.max_connects_per_minute, self.clock
@@ -180,10 +188,21 @@ class Ingester:
             replay_max_events=s.ingest_outage_replay_max_events,
             confirmations=self._confirmation_check(),
             clock=self.clock,
+            leadership=self.leadership,
+            journal=journal,
+            hold_window_s=s.ingest_standby_buffer_s,
+            hold_max_events=s.ingest_standby_buffer_max_events,
+            outage_max_events=s.ingest_buffer_max_events,
         )
         self.cache_writer = CacheWriter(
             cache, s.redis_url, self.id, self.metrics, self.clock, journal=journal,
-            feed=s.ingester_name, on_journal=self.pipeline.submit_journal,
+            feed=s.ingester_name, leadership=self.leadership,
+        )  # fmt: skip
+        self.lease = LeaseKeeper(
+            quick_redis(s.redis_url, timeout_s=s.ingest_lease_ttl_s / 3),
+            s.ingester_name, self.id, s.ingest_lease_ttl_s, self.leadership, self.clock,
+            self.metrics, ready=lambda: self.connection.subscribed,
+            on_acquired=self.pipeline.submit_takeover,
         )  # fmt: skip
         poller = None
         if polled:
@@ -198,6 +217,7 @@ class Ingester:
         )
         self.publisher.start()
         self.cache_writer.start()
+        self.lease.start()
         if poller is not None:
             poller.start()
         socket_thread.start()
@@ -218,7 +238,12 @@ class Ingester:
     def _supervise(self, socket_thread: threading.Thread) -> None:
         # Wake twice a second: signal handlers run on this thread between waits.
         while not self.stop_event.wait(0.5):
-            failure = self._failure or self.publisher.failure or self.cache_writer.failure
+            failure = (
+                self._failure
+                or self.publisher.failure
+                or self.cache_writer.failure
+                or self.lease.failure
+            )
             if failure is None and not socket_thread.is_alive():
                 failure = RuntimeError("socket thread ended unexpectedly")
             if failure is not None:
@@ -228,6 +253,12 @@ class Ingester:
 
     def _shutdown(self, socket_thread: threading.Thread, poller: PositionPoller | None) -> int:
         log.info("ingester stopping: closing the socket and flushing batches")
+        leading = self.leadership.leading
+        if leading and self.lease.others_ready:
+            # Hand over: a ready standby's buffer covers the time from our last publish,
+            # so the socket's close is no hole in the feed (see ``lease``).
+            self.pipeline.handover = True
+            log.info("another ingester of the feed is ready: handing over to it")
         # Every wait here is sliced: a second SIGTERM must end the process at once
         # (runtime.lifecycle.SIGNAL_SLICE_S says why).
         join_in_slices(socket_thread, 5.0)
@@ -235,7 +266,8 @@ class Ingester:
             poller.stop()
         if not socket_thread.is_alive():
             self.pipeline.flush_all()
-        drained = wait_in_slices(
+        leading = self.leadership.leading
+        drained = not leading or wait_in_slices(
             self.outbox.wait_empty, lambda: self.outbox.wait_empty(0), DRAIN_TIMEOUT_S
         )
         self.publisher.stop()
@@ -245,8 +277,9 @@ class Ingester:
                 self.metrics.counter(EVENTS_LOST).labels(env.kind).inc(env.count)
             lost = sum(env.count for env in left)
             log.error("broker unreachable at shutdown: %d buffered events LOST", lost)
-        self.cache_writer.stop()
+        self.cache_writer.stop()  # its last cycle journals what was published, fenced
         self.cache_writer.close()
+        self.lease.stop(release=True)
         if self.health is not None:
             self.health.stop()
         if self._failure is not None:
@@ -264,8 +297,9 @@ class Ingester:
             checks=lambda: {
                 "connected": self.connection.connected,
                 "subscribed": self.connection.subscribed,
-                "broker": self.publisher.reachable,
+                "broker": self.publisher.reachable or not self.leadership.leading,
                 "cache": self.cache_writer.reachable,
+                "lease": self.lease.reachable,
             },
         )
         self.health = HealthServer(
