@@ -14,7 +14,7 @@ import click
 from runtime.lifecycle import EXIT_FAILURE
 from workers.context import current_settings
 from workers.supervisor.child import Child, ChildSpec, PrefixedOutput
-from workers.supervisor.plan import UpOptions, build_plan, flower_conf
+from workers.supervisor.plan import MAX_INGESTERS, PlanError, UpOptions, build_plan, flower_conf
 from workers.supervisor.preflight import Unreachable, require_redis
 from workers.supervisor.summary import summary_lines
 from workers.supervisor.supervisor import STOP_SIGNALS, Supervisor, describe
@@ -78,6 +78,14 @@ def run_once(spec: ChildSpec, output: PrefixedOutput) -> tuple[int | None, bool]
     help="Worker pool processes (each opens up to DATABASE_MAX_CONNECTIONS).",
 )
 @click.option(
+    "--ingesters",
+    type=click.IntRange(1, MAX_INGESTERS),
+    default=1,
+    show_default=True,
+    help="Ingesters for the one feed: one leads, the others stand by to take over. Each "
+    "gets its own health port: INGESTER_HEALTH_PORT, then the ports after it.",
+)
+@click.option(
     "--sim-users",
     type=click.IntRange(0, 50),
     default=2,
@@ -98,6 +106,7 @@ def up(
     feed: str,
     flower: bool,
     worker_concurrency: int,
+    ingesters: int,
     sim_users: int,
     sim_rate: float,
     dry_run: bool,
@@ -105,9 +114,9 @@ def up(
     """Run ingester, worker, beat and Flower (and the simulator) until SIGTERM or Ctrl-C.
 
     Migrates the database first, then prints one block saying where everything is. The
-    first SIGTERM/SIGINT drains every process in order (ingester, simulator, beat, worker,
-    Flower) and ends with "all stopped"; a second one kills them at once. Exit 0 when all
-    drained cleanly, 1 on a failure, 2 on a bad setting, 3 after a forced kill.
+    first SIGTERM/SIGINT drains every process in order (the ingesters, simulator, beat,
+    worker, Flower) and ends with "all stopped"; a second one kills them at once. Exit 0
+    when all drained cleanly, 1 on a failure, 2 on a bad setting, 3 after a forced kill.
     """
     settings = current_settings()
     options = UpOptions(
@@ -118,8 +127,12 @@ def up(
         sim_users=sim_users,
         sim_rate=sim_rate,
         sim_port=_free_port() if feed == "sim" else 0,
+        ingesters=ingesters,
     )
-    plan = build_plan(settings, options, os.environ, sys.executable)
+    try:
+        plan = build_plan(settings, options, os.environ, sys.executable)
+    except PlanError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--ingesters'") from None
     if dry_run:
         steps = describe([plan.migrate, *plan.children])
         click.echo(json.dumps({"start": steps, "stop_order": list(plan.stop_order)}, indent=2))

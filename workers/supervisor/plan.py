@@ -9,6 +9,10 @@ the same environment contract: ``REMAP_SIGTERM=SIGQUIT`` (billiard reads it from
 environment at import; it turns the worker's SIGTERM into a soft shutdown, see
 celeryconfig.py) and unbuffered output so log lines arrive as they are written.
 
+``--ingesters N`` runs N ingesters for the one feed (``ingester``, ``ingester-2``, …): the
+same command and environment, ``INGESTER_NAME`` included, so one leads and the others stand
+by; each gets its own health port (``ingester_health_ports``).
+
 Output is for a person at a terminal: the supervisor prints one summary block once
 everything runs (``summary.py``), so Celery's start-up banners are off (``--quiet``) and
 Flower logs only warnings, unless ``LOG_LEVEL=DEBUG``. Per-task lines are DEBUG in every
@@ -33,8 +37,14 @@ Feed = Literal["live", "sim"]
 # Stop order: the ingester first so it flushes its last batches while the broker is up;
 # the simulator after it, so the ingester does not see its feed vanish and reconnect while
 # draining; beat before the worker so nothing new is scheduled into a draining worker;
-# Flower last, so it shows the drain.
+# Flower last, so it shows the drain. "ingester" stands for every ingester (--ingesters N,
+# see ingester_stop_order).
 STOP_ORDER = ("ingester", "simulator", "beat", "worker", "flower")
+
+# `--ingesters N`: hot standbys for one feed. They share the environment, INGESTER_NAME
+# included (one of them leads and publishes, the others stand by), and differ only in their
+# health port: INGESTER_HEALTH_PORT, then the ports after it.
+MAX_INGESTERS = 8
 
 SIM_HOST = "127.0.0.1"
 SIM_DEFAULT_COINS = ("BTC", "ETH", "SOL")
@@ -59,6 +69,10 @@ _REACHABLE_FROM_LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0", "")
 FLOWER_LOGGING = {"DEBUG": "info", "INFO": "warning", "WARNING": "warning", "ERROR": "error"}
 
 
+class PlanError(ValueError):
+    """Options that cannot make a plan; the message is one line for the operator."""
+
+
 @dataclass(frozen=True)
 class UpOptions:
     feed: Feed = "live"
@@ -70,6 +84,13 @@ class UpOptions:
     sim_users: int = 2
     sim_rate: float = 50.0
     sim_port: int = 0  # the port the simulator gets (chosen free by the command)
+    ingesters: int = 1  # ingester processes for the one feed (hot standbys beyond the first)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.ingesters <= MAX_INGESTERS:
+            raise PlanError(
+                f"--ingesters must be between 1 and {MAX_INGESTERS}, not {self.ingesters}"
+            )
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,47 @@ def sim_coins(settings: Settings) -> list[str]:
     return list(SIM_DEFAULT_COINS) if settings.all_coins else list(settings.coins)
 
 
+def ingester_names(count: int) -> list[str]:
+    """The ingester children in start order: ``ingester``, ``ingester-2``, … ``ingester-N``."""
+    return ["ingester", *(f"ingester-{k}" for k in range(2, count + 1))]
+
+
+def ingester_stop_order(count: int) -> list[str]:
+    """The last started first: the first ingester, the one most likely to lead, stops last,
+    so stopping the others (standbys) makes no leader hand over to a process about to stop."""
+    return list(reversed(ingester_names(count)))
+
+
+def ingester_health_ports(settings: Settings, options: UpOptions) -> dict[str, int]:
+    """Each ingester's health port (ingester k: INGESTER_HEALTH_PORT + k - 1); {} when off.
+
+    Raises :class:`PlanError` when the ports run past 65535 or an added one (ingester-2 on)
+    is a port another process of the plan listens on (the worker's metrics, Flower).
+    """
+    base = settings.ingester_health_port
+    if not base:
+        return {}
+    count = options.ingesters
+    last = base + count - 1
+    if last > 65535:
+        raise PlanError(
+            f"{count} ingesters need health ports {base}-{last}, past 65535: lower "
+            "INGESTER_HEALTH_PORT (or set it to 0 to turn the ingesters' health servers off)"
+        )
+    ports = {name: base + k for k, name in enumerate(ingester_names(count))}
+    taken = {"WORKER_METRICS_PORT": settings.worker_metrics_port}
+    if options.flower:
+        taken["FLOWER_PORT"] = settings.flower_port
+    for name, port in list(ports.items())[1:]:
+        for variable, other in taken.items():
+            if port == other:
+                raise PlanError(
+                    f"{name}'s health port would be {port}, which is {variable}: "
+                    f"move INGESTER_HEALTH_PORT or {variable}"
+                )
+    return ports
+
+
 def build_plan(
     settings: Settings, options: UpOptions, base_env: Mapping[str, str], python: str
 ) -> Plan:
@@ -146,15 +208,21 @@ def build_plan(
         "--schedule", str(settings.data_dir / "celerybeat-schedule"),
     )  # fmt: skip
     children.append(ChildSpec("beat", beat, env, stop_timeout_s=BEAT_STOP_TIMEOUT_S))
-    # The ingester once everything that consumes what it publishes runs.
-    children.append(
-        ChildSpec(
-            name="ingester",
-            argv=(*hyperwatch, "ingest"),
-            env=env,
-            stop_timeout_s=INGESTER_STOP_TIMEOUT_S,
+    # The ingester once everything that consumes what it publishes runs; with
+    # --ingesters N, N of them: the same command and environment, each its own health port.
+    ports = ingester_health_ports(settings, options)
+    for name in ingester_names(options.ingesters):
+        ingester_env = env
+        if options.ingesters > 1 and name in ports:
+            ingester_env = {**env, "INGESTER_HEALTH_PORT": str(ports[name])}
+        children.append(
+            ChildSpec(
+                name=name,
+                argv=(*hyperwatch, "ingest"),
+                env=ingester_env,
+                stop_timeout_s=INGESTER_STOP_TIMEOUT_S,
+            )
         )
-    )
     # Flower last, once the worker answers: it inspects workers as soon as it starts.
     if options.flower:
         children.append(_flower(settings, options, env, base_env, celery))
@@ -165,11 +233,13 @@ def build_plan(
         stop_timeout_s=MIGRATE_TIMEOUT_S,
     )
     names = {c.name for c in children}
-    return Plan(
-        migrate=migrate,
-        children=tuple(children),
-        stop_order=tuple(n for n in STOP_ORDER if n in names),
-    )
+    stop_order = [
+        name
+        for step in STOP_ORDER
+        for name in (ingester_stop_order(options.ingesters) if step == "ingester" else [step])
+        if name in names
+    ]
+    return Plan(migrate=migrate, children=tuple(children), stop_order=tuple(stop_order))
 
 
 def worker_node() -> str:

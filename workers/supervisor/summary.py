@@ -7,7 +7,7 @@ Pure: settings and options in, lines out. Never a secret: URLs are redacted
 from __future__ import annotations
 
 from settings import Settings, redact_url
-from workers.supervisor.plan import SIM_HOST, UpOptions
+from workers.supervisor.plan import SIM_HOST, UpOptions, ingester_health_ports
 
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
 
@@ -37,27 +37,24 @@ def _flower(settings: Settings, options: UpOptions) -> str:
     return f"{url}  (no login: FLOWER_BASIC_AUTH is not set, so it listens on this machine only)"
 
 
-def _metrics(settings: Settings) -> str:
+def _metrics(settings: Settings, options: UpOptions) -> str:
     parts = []
     if settings.worker_metrics_port:
         parts.append(
             "worker "
             + _http(settings.worker_metrics_host, settings.worker_metrics_port, "/metrics")
         )
-    if settings.ingester_health_port:
-        parts.append(
-            "ingester "
-            + _http(settings.ingester_health_host, settings.ingester_health_port, "/metrics")
-        )
+    for name, port in ingester_health_ports(settings, options).items():
+        parts.append(f"{name} " + _http(settings.ingester_health_host, port, "/metrics"))
     return ", ".join(parts) if parts else "off (WORKER_METRICS_PORT=0, INGESTER_HEALTH_PORT=0)"
 
 
-def _health(settings: Settings) -> str:
-    command = "`hyperwatch health` for everything"
-    if not settings.ingester_health_port:
-        return command
-    base = _http(settings.ingester_health_host, settings.ingester_health_port)
-    return f"ingester {base}/healthz and /readyz; {command}"
+def _health(settings: Settings, options: UpOptions) -> str:
+    parts = [
+        f"{name} {_http(settings.ingester_health_host, port)}/healthz and /readyz"
+        for name, port in ingester_health_ports(settings, options).items()
+    ]
+    return "; ".join([*parts, "`hyperwatch health` for everything"])
 
 
 def _redis(settings: Settings) -> str:
@@ -73,8 +70,8 @@ def summary_lines(settings: Settings, options: UpOptions) -> list[str]:
     """One block: what runs, every address, where data lives, how to stop."""
     rows = [
         ("Flower", _flower(settings, options)),
-        ("metrics", _metrics(settings)),
-        ("health", _health(settings)),
+        ("metrics", _metrics(settings, options)),
+        ("health", _health(settings, options)),
         ("database", redact_url(settings.database_url)),
         ("Redis", _redis(settings)),
         ("data dir", str(settings.data_dir)),

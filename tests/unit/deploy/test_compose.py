@@ -23,6 +23,8 @@ from tests.unit.deploy.conftest import (
 )
 
 APP_SERVICES = ("ingester", "worker", "beat", "flower")
+# Services only a profile starts that run hyperwatch with the app services' contract.
+PROFILE_APP_SERVICES = ("ingester-standby",)
 
 
 def seconds(duration: str) -> float:
@@ -72,7 +74,7 @@ def test_given_app_services_when_they_start_then_migration_completed_and_redis_i
     assert migrate["command"] == ["migrate"]
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in APP_SERVICES:
+    for name in (*APP_SERVICES, *PROFILE_APP_SERVICES):
         depends = service(compose, name)["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
@@ -81,7 +83,7 @@ def test_given_app_services_when_they_start_then_migration_completed_and_redis_i
 def test_given_app_services_when_stopped_then_their_grace_period_outlasts_the_soft_shutdown(
     compose: dict[str, Any],
 ) -> None:
-    for name in (*APP_SERVICES, "simulator"):
+    for name in (*APP_SERVICES, *PROFILE_APP_SERVICES, "simulator"):
         grace = seconds(service(compose, name)["stop_grace_period"])
         assert grace > soft_shutdown_default_s(), name
         assert grace == 60, name
@@ -127,6 +129,39 @@ def test_given_the_ingester_when_checked_then_it_probes_healthz_on_its_health_po
     assert "http://127.0.0.1:8001/healthz" in probe
 
 
+def test_given_the_ha_profile_when_up_then_a_standby_ingester_follows_the_same_feed(
+    compose: dict[str, Any],
+) -> None:
+    ingester = service(compose, "ingester")
+    standby = service(compose, "ingester-standby")
+
+    # Only on request: `docker compose up` without --profile ha runs what it ran before.
+    assert standby["profiles"] == ["ha"]
+    assert "profiles" not in ingester
+    # The same process of the same feed: image, command, dependencies, stop budget, and
+    # the environment (INGESTER_NAME included, so they share the lease) but the health port.
+    for key in ("image", "command", "depends_on", "stop_grace_period", "restart"):
+        assert standby[key] == ingester[key], key
+    assert standby["environment"]["INGESTER_NAME"] == ingester["environment"]["INGESTER_NAME"]
+    assert {**standby["environment"], "INGESTER_HEALTH_PORT": "8001"} == ingester["environment"]
+    # Its own health port, exposed and probed.
+    port = standby["environment"]["INGESTER_HEALTH_PORT"]
+    assert port == "8002"
+    assert standby["expose"] == [port]
+    assert f"http://127.0.0.1:{port}/healthz" in " ".join(standby["healthcheck"]["test"])
+    assert {k: v for k, v in standby["healthcheck"].items() if k != "test"} == {
+        k: v for k, v in ingester["healthcheck"].items() if k != "test"
+    }
+
+
+def test_given_no_profile_when_up_then_the_default_services_are_unchanged(
+    compose: dict[str, Any],
+) -> None:
+    default = {name for name, svc in compose["services"].items() if "profiles" not in svc}
+
+    assert default == {"redis", "postgres", "migrate", "ingester", "worker", "beat", "flower"}
+
+
 def test_given_flower_when_configured_then_basic_auth_is_required_from_the_environment(
     compose: dict[str, Any],
 ) -> None:
@@ -151,12 +186,12 @@ def test_given_every_hyperwatch_service_when_started_then_its_role_is_one_the_en
     compose: dict[str, Any],
 ) -> None:
     roles = entrypoint_roles()
-    for name in ("migrate", *APP_SERVICES, "simulator"):
+    for name in ("migrate", *APP_SERVICES, *PROFILE_APP_SERVICES, "simulator"):
         assert service(compose, name)["command"][0] in roles, name
         assert service(compose, name)["image"].startswith("hyperwatch:"), name
 
 
-@pytest.mark.parametrize("name", ["migrate", *APP_SERVICES])
+@pytest.mark.parametrize("name", ["migrate", *APP_SERVICES, *PROFILE_APP_SERVICES])
 def test_given_service_environment_when_read_then_every_variable_is_a_known_setting(
     compose: dict[str, Any], name: str
 ) -> None:

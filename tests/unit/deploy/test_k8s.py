@@ -99,6 +99,51 @@ def test_given_the_ingester_when_probed_then_liveness_is_healthz_and_readiness_r
     assert config["INGESTER_HEALTH_HOST"] == "0.0.0.0"
 
 
+def test_given_the_ingester_when_deployed_then_a_pair_rolls_surge_first_on_different_nodes(
+    k8s_documents: list[Doc],
+) -> None:
+    ingester = find(k8s_documents, "Deployment", "hyperwatch-ingester")
+    labels = ingester["spec"]["template"]["metadata"]["labels"]
+
+    # A leader and a standby of one feed (one ConfigMap, so one INGESTER_NAME).
+    assert ingester["spec"]["replicas"] == 2
+    assert "INGESTER_NAME" not in env_of(container(ingester, "ingester"))
+    # A new pod is ready before an old one gets SIGTERM.
+    strategy = ingester["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    # Preferably on different nodes, never unschedulable for want of a second node.
+    anti = pod(ingester)["affinity"]["podAntiAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti
+    (preferred,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    term = preferred["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+    assert 1 <= preferred["weight"] <= 100
+
+
+def test_given_a_node_drain_when_evicting_ingesters_then_the_budget_keeps_one(
+    k8s_documents: list[Doc],
+) -> None:
+    pdb = find(k8s_documents, "PodDisruptionBudget", "hyperwatch-ingester")
+    ingester = find(k8s_documents, "Deployment", "hyperwatch-ingester")
+
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["__file__"] == "ingester-pdb.yaml"
+    assert set(pdb["spec"]) == {"minAvailable", "selector"}
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["minAvailable"] < ingester["spec"]["replicas"]
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    targets = [
+        d
+        for d in deployments(k8s_documents)
+        if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    ]
+    assert targets == [ingester]
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert "ingester-pdb.yaml" in kustomization["resources"]
+
+
 def test_given_the_worker_when_deployed_then_sigterm_is_remapped_and_liveness_reads_the_heartbeat(
     k8s_documents: list[Doc],
 ) -> None:

@@ -13,6 +13,10 @@ from celeryconfig import QUEUE_NAMES
 from tests.unit.deploy.conftest import SYSTEMD, soft_shutdown_default_s
 
 SERVICES = ("ingester", "worker", "beat", "flower")
+# Every long-running unit: the services plus the template for several ingesters on one host
+# (hyperwatch-ingester@.service, instances enabled one by one).
+UNITS = (*SERVICES, "ingester@")
+SETTINGS_FILE = "/etc/hyperwatch/hyperwatch.env"
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -42,7 +46,7 @@ def environment(svc: dict[str, list[str]]) -> dict[str, str]:
     return dict(p.split("=", 1) for p in pairs)
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", UNITS)
 def test_given_a_unit_when_stopped_then_sigterm_goes_to_the_main_process_with_time_to_drain(
     name: str,
 ) -> None:
@@ -55,19 +59,20 @@ def test_given_a_unit_when_stopped_then_sigterm_goes_to_the_main_process_with_ti
     assert timeout == 60
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", UNITS)
 def test_given_a_unit_when_started_then_sigterm_is_remapped_and_settings_come_from_a_file(
     name: str,
 ) -> None:
     svc = service(name)
 
     assert environment(svc)["REMAP_SIGTERM"] == "SIGQUIT"
-    assert svc["EnvironmentFile"] == ["/etc/hyperwatch/hyperwatch.env"]
+    # The shared settings first; the template adds its instance's file after them.
+    assert svc["EnvironmentFile"][0] == SETTINGS_FILE
     assert environment(svc)["DATA_DIR"] == "/var/lib/hyperwatch"
     assert svc["StateDirectory"] == ["hyperwatch"]
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", UNITS)
 def test_given_a_crash_when_supervised_by_systemd_then_it_restarts_except_on_a_bad_setting(
     name: str,
 ) -> None:
@@ -78,7 +83,7 @@ def test_given_a_crash_when_supervised_by_systemd_then_it_restarts_except_on_a_b
     assert svc["User"] == ["hyperwatch"]
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", UNITS)
 def test_given_a_unit_when_started_then_it_runs_the_process_itself_after_the_migration(
     name: str,
 ) -> None:
@@ -91,6 +96,30 @@ def test_given_a_unit_when_started_then_it_runs_the_process_itself_after_the_mig
     assert "hyperwatch-migrate.service" in unit["Unit"]["Requires"][0].split()
     assert "hyperwatch-migrate.service" in unit["Unit"]["After"][0].split()
     assert unit["Install"]["WantedBy"] == ["hyperwatch.target"]
+    assert unit["Unit"]["PartOf"] == ["hyperwatch.target"]
+
+
+def test_given_the_ingester_template_when_instantiated_then_only_its_env_file_differs() -> None:
+    single = parse_unit(SYSTEMD / "hyperwatch-ingester.service")
+    template = parse_unit(SYSTEMD / "hyperwatch-ingester@.service")
+
+    # The instance's own file, optional, read after the shared one so it overrides it
+    # (its health port): %i is any name, so nothing can be derived from it in the unit.
+    assert template["Service"]["EnvironmentFile"] == [
+        SETTINGS_FILE,
+        "-/etc/hyperwatch/ingester-%i.env",
+    ]
+    assert "%i" in template["Unit"]["Description"][0]
+    # Everything else — command, user, hardening, stop and restart semantics — as the
+    # single ingester's unit.
+    for section in ("Unit", "Service"):
+        ignored = {"Description", "EnvironmentFile"}
+        assert {k: v for k, v in template[section].items() if k not in ignored} == {
+            k: v for k, v in single[section].items() if k not in ignored
+        }, section
+    assert template["Service"]["EnvironmentFile"][:1] == single["Service"]["EnvironmentFile"]
+    assert template["Install"] == single["Install"]
+    assert "INGESTER_HEALTH_PORT" not in environment(template["Service"])
 
 
 def test_given_the_worker_unit_when_started_then_it_consumes_every_queue() -> None:

@@ -12,10 +12,13 @@ from workers.simulator.config import SimulatorConfig
 from workers.supervisor import wording
 from workers.supervisor.child import ChildSpec
 from workers.supervisor.plan import (
+    MAX_INGESTERS,
     Plan,
+    PlanError,
     UpOptions,
     build_plan,
     flower_conf,
+    ingester_health_ports,
     worker_node,
     worker_stop_timeout_s,
 )
@@ -238,3 +241,92 @@ def test_given_the_worker_when_planned_then_its_shutdown_lines_are_reworded(
     settings: Settings,
 ) -> None:
     assert by_name(plan_for(settings), "worker").rewords == wording.CELERY_WORKER
+
+
+def test_given_one_ingester_when_planned_then_its_environment_is_the_shared_one(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings)
+
+    assert [n for n in plan.names() if n.startswith("ingester")] == ["ingester"]
+    assert "INGESTER_HEALTH_PORT" not in by_name(plan, "ingester").env
+    assert by_name(plan, "ingester").env == by_name(plan, "worker").env
+
+
+def test_given_three_ingesters_when_planned_then_each_runs_the_same_command_on_its_own_port(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, ingester_health_port=8101)
+    env = {"PATH": "/bin", "INGESTER_NAME": "btc-feed", "INGESTER_HEALTH_PORT": "8101"}
+
+    plan = plan_for(settings, env, feed="sim", sim_port=4321, ingesters=3)
+
+    names = ["ingester", "ingester-2", "ingester-3"]
+    assert plan.names() == ["simulator", "worker", "beat", *names, "flower"]
+    specs = [by_name(plan, n) for n in names]
+    assert {s.argv for s in specs} == {(PY, "-m", "workers.cli", "ingest")}
+    assert [s.env["INGESTER_HEALTH_PORT"] for s in specs] == ["8101", "8102", "8103"]
+    assert by_name(plan, "worker").env["INGESTER_HEALTH_PORT"] == "8101"  # the shared one
+    for spec in specs:
+        # One feed, one lease: everything but the health port is the shared environment.
+        assert {**spec.env, "INGESTER_HEALTH_PORT": "8101"} == by_name(plan, "worker").env
+        assert spec.env["INGESTER_NAME"] == "btc-feed"
+        assert spec.env["HL_WS_URL"] == "ws://127.0.0.1:4321/ws"
+        assert spec.stop_timeout_s == by_name(plan, "ingester").stop_timeout_s
+
+
+def test_given_several_ingesters_when_stopping_then_they_all_stop_first_the_last_started_first(
+    settings: Settings,
+) -> None:
+    plan = plan_for(settings, feed="sim", sim_port=1, ingesters=3)
+
+    assert plan.stop_order == (
+        "ingester-3", "ingester-2", "ingester", "simulator", "beat", "worker", "flower",
+    )  # fmt: skip
+    assert sorted(plan.stop_order) == sorted(plan.names())
+
+
+def test_given_health_servers_off_when_several_ingesters_then_none_gets_a_port(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, ingester_health_port=0)
+
+    plan = plan_for(settings, ingesters=2)
+
+    assert ingester_health_ports(settings, UpOptions(ingesters=2)) == {}
+    for name in ("ingester", "ingester-2"):
+        assert "INGESTER_HEALTH_PORT" not in by_name(plan, name).env
+
+
+@pytest.mark.parametrize("count", [0, -1, MAX_INGESTERS + 1])
+def test_given_an_ingester_count_out_of_range_when_planning_then_it_is_refused(
+    count: int,
+) -> None:
+    with pytest.raises(PlanError, match=f"between 1 and {MAX_INGESTERS}, not {count}"):
+        UpOptions(ingesters=count)
+
+
+def test_given_ports_past_65535_when_planning_then_it_names_the_setting_to_lower(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, ingester_health_port=65534)
+
+    assert plan_for(settings, ingesters=2).names().count("ingester-2") == 1
+    with pytest.raises(PlanError, match="65534-65536, past 65535: lower INGESTER_HEALTH_PORT"):
+        plan_for(settings, ingesters=3)
+
+
+def test_given_an_added_port_another_process_uses_when_planning_then_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, ingester_health_port=9000, worker_metrics_port=9002, flower_port=9001
+    )
+
+    with pytest.raises(
+        PlanError, match="ingester-2's health port would be 9001, which is FLOWER_PORT"
+    ):
+        plan_for(settings, ingesters=2)
+    assert "ingester-2" in plan_for(settings, ingesters=2, flower=False).names()
+    with pytest.raises(PlanError, match="ingester-3's health port would be 9002, which is WORKER_"):
+        plan_for(settings, ingesters=3, flower=False)

@@ -58,3 +58,16 @@ def test_given_servers_off_when_summarised_then_it_says_so(tmp_path: Path) -> No
     assert "Flower    off (--no-flower)" in text
     assert "metrics   off" in text
     assert "health    `hyperwatch health`" in text
+
+
+def test_given_two_ingesters_when_summarised_then_each_health_port_is_named(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, ingester_health_port=8001)
+
+    text = "\n".join(summary_lines(settings, UpOptions(ingesters=2)))
+
+    assert "ingester http://127.0.0.1:8001/metrics" in text
+    assert "ingester-2 http://127.0.0.1:8002/metrics" in text
+    assert "ingester http://127.0.0.1:8001/healthz and /readyz" in text
+    assert "ingester-2 http://127.0.0.1:8002/healthz and /readyz" in text
