@@ -16,8 +16,8 @@ newest event time *published* per key plus over all keys (``through``). Whoever 
 journal: the feed's record is complete up to ``through`` (less a margin for the journal's
 lag and arrival order), and from there on it is the new leader's to publish. If its own
 buffer reaches back that far nothing is missing; otherwise each key gets a gap from where
-the record ends to where the new leader's coverage begins (``takeover``), or, when it has
-received nothing yet, an open ``crash`` gap that its first event closes. Open gaps the
+the record ends to where the new leader's coverage begins, or, when it has received nothing
+yet, an open gap that its first event closes (``crash`` gaps, either way). Open gaps the
 previous leader left are closed the same way. Taking over never delays subscribing.
 
 Gaps also record events dropped by the publisher's buffer overflow (``loss``): data that
@@ -266,7 +266,9 @@ class GapTracker:
             record.append(gap)
         handled = {(g.stream, g.key) for g in prev.open_gaps}
         if cutoff is not None and not covered:
-            reason = "takeover" if coverage_ms is not None else "crash"
+            # The previous leader stopped publishing without a handover this ingester's
+            # buffer could cover: a crash, a kill, a partition — the same hole to the record.
+            reason = "crash"
             for k, newest in prev.newest.items():
                 if k in handled or k in self._open:
                     continue

@@ -33,6 +33,7 @@ buffer covers them).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -232,6 +233,8 @@ class LeaseKeeper(threading.Thread):
         write) so a standby takes over now instead of after the TTL."""
         self._stop_event.set()
         join_in_slices(self, timeout_s)
+        with contextlib.suppress(redis.RedisError, OSError):
+            self._client.hdel(self._candidates_key, self.owner)  # no longer a candidate
         if release and self._leadership.fence is not None:
             fence = self._leadership.fence
             self._leadership.lost()
@@ -320,7 +323,7 @@ class LeaseKeeper(threading.Thread):
         pipe.expire(self._candidates_key, CANDIDATES_TTL_S)
         pipe.hgetall(self._candidates_key)
         _, _, everyone = pipe.execute()
-        fresh_ms = 3 * self._ttl_ms
+        fresh_ms = self._ttl_ms  # six advertisements per TTL: one missed is not "gone"
         ready, stale = False, []
         for owner, doc in everyone.items():
             name = owner.decode() if isinstance(owner, bytes) else owner

@@ -167,9 +167,9 @@ def test_a_standby_that_dropped_part_of_its_buffer_records_the_part() -> None:
     # Then every key has a closed gap up to where the buffer now begins
     spans = sorted((g.key, g.from_ms, g.to_ms, g.ended_by) for g in result.record)
     assert spans == [
-        ("BTC", 49_900, 60_000, "takeover"),
+        ("BTC", 49_900, 60_000, "crash"),
         ("ETH", 49_000, 60_000, "closed"),
-        ("SOL", 48_000, 60_000, "takeover"),
+        ("SOL", 48_000, 60_000, "crash"),
     ]
     assert gaps.open_gaps() == [] and not result.covered
 
