@@ -14,7 +14,6 @@ nothing missing, nothing doubled, bars consistent, and no gap recorded but the f
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,16 +22,13 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from models import migrate
-from runtime import keys
 from settings import load_settings
-from tests.support.proxy import TcpProxy
-from tests.support.services import PostgresCluster, RedisServer, free_port
-from tests.support.stack import IngesterProcess, Stack, StackConfig, compare, wait_until
+from tests.support.ingesters import IngesterPair
+from tests.support.services import PostgresCluster, RedisServer
+from tests.support.stack import Stack, StackConfig, compare, wait_until
 
 pytestmark = pytest.mark.e2e
 
-FEED = "failover"
-LEASE_TTL_S = 1.5
 TAKEOVER_LIMIT_S = 2.0
 
 
@@ -47,75 +43,6 @@ def private_services() -> Iterator[tuple[RedisServer, str]]:
     finally:
         redis_server.close()
         cluster.close()
-
-
-class Pair:
-    """The feed's ingesters, each behind its own proxy to Redis."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.serial = 0
-        self.running: dict[str, tuple[IngesterProcess, TcpProxy]] = {}
-
-    def start(self) -> str:
-        self.serial += 1
-        name = f"ingester-{self.serial}"
-        proxy = TcpProxy(self.stack.redis_server.port).start()
-        url = f"redis://{proxy.url_netloc}/0"
-        env = self.stack.env(
-            ingester_health_port=free_port(),
-            ingester_name=FEED,
-            ingest_lease_ttl_s=LEASE_TTL_S,
-            redis_url=url,
-            broker_url=url,
-        )
-        process = IngesterProcess(self.stack.workdir, env, name=name).wait_ready()
-        self.running[name] = (process, proxy)
-        return name
-
-    def lease_owner(self) -> str | None:
-        value = self.stack.redis.get(keys.INGEST_LEASE.name(feed=FEED))
-        if value is None:
-            return None
-        pid = int(value.decode().rsplit("-", 1)[1])
-        for name, (process, _) in self.running.items():
-            if process.process.pid == pid:
-                return name
-        return f"pid {pid}"
-
-    def leader(self, timeout: float = 10.0) -> str:
-        wait_until(lambda: self.lease_owner() in self.running, timeout, "a leader")
-        owner = self.lease_owner()
-        assert owner is not None
-        return owner
-
-    def wait_takeover(self, old: str) -> tuple[str, float]:
-        """The new leader and seconds since ``started`` until it held the lease."""
-        started = time.monotonic()
-        while True:
-            owner = self.lease_owner()
-            if owner is not None and owner != old and owner in self.running:
-                return owner, time.monotonic() - started
-            assert time.monotonic() - started < 15, "no takeover within 15 s"
-            time.sleep(0.01)
-
-    def kill(self, name: str) -> None:
-        process, proxy = self.running.pop(name)
-        process.process.send_signal(signal.SIGKILL)
-        process.process.wait(10)
-        process.stop()
-        proxy.close()
-
-    def stop_all(self) -> dict[str, int]:
-        codes = {}
-        # The standby first: the leader then has no one to hand over to and records the
-        # final stop's gaps, which are the only ones allowed.
-        leader = self.lease_owner()
-        for name in sorted(self.running, key=lambda n: n == leader):
-            process, proxy = self.running.pop(name)
-            codes[name] = process.stop()
-            proxy.close()
-        return codes
 
 
 def _gap_rows(url: str) -> list[dict[str, object]]:
@@ -157,7 +84,7 @@ def test_given_two_ingesters_when_the_leader_is_killed_or_cut_off_then_the_stand
     redis_server, url = private_services
     config = StackConfig(rate=300, replay_trades=20)
     stack = Stack(tmp_path, url, redis_server, config)
-    pair = Pair(stack)
+    pair = IngesterPair(stack)
     takeovers: list[dict[str, object]] = []
     try:
         # Given the pipeline with two ingesters of one feed, one leading
