@@ -102,8 +102,10 @@ class Leadership:
 
     def __init__(self, sole: bool = False) -> None:
         self._lock = threading.Lock()
+        self.sole = sole
         self.leading = sole
         self.fence: str | None = None
+        self._settling = 0  # pipelines still to settle their gaps before publishing
         self._promotions: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self.evicted_newest_ms = 0  # newest event time a standby dropped from its buffer
         # Another ingester holds the lease (as last read): a standby then keeps only its
@@ -116,14 +118,21 @@ class Leadership:
         """Always leading, never fenced: one ingester with no lease (tests, tools)."""
         return cls(sole=True)
 
-    def acquired(self, fence: str) -> None:
+    def acquired(self, fence: str, parties: int = 1) -> None:
+        """The lease is ours; ``parties`` pipelines (one per connection) must settle their
+        gaps (:meth:`promote`) before the publisher sends anything."""
         with self._lock:
             self.fence = fence
+            self._settling = parties
             self.generation += 1
 
     def promote(self, cutoff_ms: int | None) -> None:
-        """Publish from ``cutoff_ms`` (exchange time; None: everything held) on."""
+        """One pipeline has settled; once all have, publish from ``cutoff_ms`` (exchange
+        time; None: everything held) on. Every pipeline computes the same cutoff."""
         with self._lock:
+            self._settling -= 1
+            if self._settling > 0:
+                return
             self._promotions.put(cutoff_ms)
             self.leading = True
             self.generation += 1

@@ -92,6 +92,9 @@ class Pipeline:
         self._inbox: queue.SimpleQueue[tuple[str, ParsedFrame]] = queue.SimpleQueue()
         self._takeovers: queue.SimpleQueue[JournalState] = queue.SimpleQueue()
         self.leadership = leadership or Leadership.sole()
+        # The lease value this pipeline settled its gaps under: it sends session records
+        # only while that is still the lease (a sole pipeline has no lease, hence None).
+        self._settled_fence: str | None = None if self.leadership.sole else ""
         self.handover = False  # set by a leader stopping while a standby is ready
         self._connected = False
         self._covered_since: int | None = None  # exchange ms: receiving, subscribed, since
@@ -128,6 +131,7 @@ class Pipeline:
             if gap.opened_at == now_ms:
                 self._metrics.counter(GAPS).labels(gap.stream).inc()
             self.session.add_gap(gap)
+        self._settled_fence = self.leadership.fence
         self.leadership.promote(cutoff)
         log.warning(
             "leading the feed now: publishing from %s; %d gap(s) recorded%s",
@@ -138,6 +142,12 @@ class Pipeline:
         self.publish_session()
         if result.record:
             self._gap_closed()
+
+    @property
+    def leads(self) -> bool:
+        """This pipeline speaks for the feed: the lease is held and its gaps are settled."""
+        ld = self.leadership
+        return ld.leading and ld.fence == self._settled_fence
 
     # --- connection lifecycle -------------------------------------------------------------
     def on_connected(self) -> None:
@@ -176,7 +186,7 @@ class Pipeline:
         self._due = min(self._due, self._session_due)
 
     def publish_session(self) -> None:
-        if self.leadership.leading:  # a standby's sessions and gaps are not the feed's
+        if self.leads:  # a standby's sessions and gaps are not the feed's
             self._outbox.put_session(self.session.id, self.session.to_json())
         self._session_due = self._clock.monotonic() + SESSION_EVERY_S
         self._due = min(self._due, self._session_due)
