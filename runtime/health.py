@@ -148,6 +148,25 @@ class Measurements:
     workers: dict[str, WorkerBeat] | Failure
     beat_holder: str | Failure | None
     gaps: GapSummary | Failure | None = None  # None: not measured (older snapshots)
+    feeds: dict[str, FeedLeadership] | Failure | None = None  # None: not measured
+
+
+@dataclass(frozen=True, slots=True)
+class IngesterSeen:
+    """One ingester as it last advertised itself in its feed's candidates hash."""
+
+    owner: str
+    time_ms: int
+    ready: bool
+    leading: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLeadership:
+    """A feed's lease holder (``token:owner``, None: nobody) and its ingesters."""
+
+    holder: str | None
+    ingesters: tuple[IngesterSeen, ...]
 
 
 @dataclass(frozen=True)
@@ -241,6 +260,7 @@ class Probe:
             workers=cache_read(self._workers),
             beat_holder=cache_read(self._beat_holder),
             gaps=db_latency if isinstance(db_latency, Failure) else _measure(self._gaps),
+            feeds=cache_read(self._feeds),
         )
 
     def _newest_rows(self) -> dict[str, int | None]:
@@ -259,6 +279,32 @@ class Probe:
                 now_ms,
                 recent_ms=now_ms - int(self.settings.health_gap_window_s * 1000),
             )
+
+    def _feeds(self) -> dict[str, FeedLeadership]:
+        prefix = keys.INGEST_CANDIDATES.prefix
+        feeds: dict[str, FeedLeadership] = {}
+        for raw_key in self.cache.scan_iter(match=keys.INGEST_CANDIDATES.pattern, count=500):
+            feed = _text(raw_key).removeprefix(prefix)
+            seen = []
+            for owner, doc in self.cache.hgetall(raw_key).items():
+                try:
+                    info = json.loads(doc)
+                    seen.append(
+                        IngesterSeen(
+                            _text(owner),
+                            int(info["ms"]),
+                            bool(info["ready"]),
+                            bool(info["leading"]),
+                        )
+                    )
+                except (ValueError, KeyError, TypeError):
+                    continue  # junk in the hash says nothing about who runs
+            holder = self.cache.get(keys.INGEST_LEASE.name(feed=feed))
+            feeds[feed] = FeedLeadership(
+                None if holder is None else _text(holder),
+                tuple(sorted(seen, key=lambda i: i.owner)),
+            )
+        return feeds
 
     def _last_events(self) -> dict[str, int]:
         raw = self.cache.hgetall(keys.INGEST_LAST_EVENT.name())
@@ -321,6 +367,8 @@ def judge(m: Measurements, settings: Settings) -> HealthReport:
     ]
     if m.gaps is not None:
         checks.append(check_gaps(m, settings))
+    if m.feeds is not None:
+        checks.append(check_ingesters(m))
     return HealthReport(m.time_ms, tuple(checks))
 
 
@@ -443,6 +491,42 @@ def check_gaps(m: Measurements, settings: Settings) -> Check:
         )
         return Check("gaps", Status.DEGRADED, reason, data)
     return Check("gaps", Status.HEALTHY, "every recent gap filled", data)
+
+
+# An ingester advertises itself several times a second; one unheard of for this long has
+# stopped (or lost Redis) and no longer counts as a leader or standby.
+INGESTER_FRESH_MS = 10_000
+
+
+def check_ingesters(m: Measurements) -> Check:
+    """Who leads each feed and who stands by (``workers/ingester/lease.py``)."""
+    if isinstance(m.feeds, Failure) or m.feeds is None:
+        error = m.feeds.error if isinstance(m.feeds, Failure) else "not measured"
+        return Check("leaders", Status.UNHEALTHY, f"cannot read the leases: {error}")
+    data: dict[str, Any] = {}
+    leaderless = []
+    for feed, state in sorted(m.feeds.items()):
+        live = [i for i in state.ingesters if m.time_ms - i.time_ms <= INGESTER_FRESH_MS]
+        if not live:
+            continue  # a feed nobody runs any more
+        leader = state.holder.split(":", 1)[1] if state.holder else None
+        data[feed] = {
+            "leader": leader,
+            "standbys": [i.owner for i in live if i.owner != leader],
+            "ready": sum(i.ready for i in live),
+        }
+        if leader is None:
+            leaderless.append(feed)
+    if leaderless:
+        reason = f"no ingester leads feed(s) {', '.join(leaderless)}: nothing is published"
+        return Check("leaders", Status.DEGRADED, reason, {"feeds": data})
+    if not data:
+        return Check("leaders", Status.HEALTHY, "no ingester has advertised itself", {"feeds": {}})
+    without_standby = [f for f, d in data.items() if not d["standbys"]]
+    reason = f"{len(data)} feed(s) led"
+    if without_standby:
+        reason += f"; without a standby: {', '.join(without_standby)}"
+    return Check("leaders", Status.HEALTHY, reason, {"feeds": data})
 
 
 # --- as metric samples -----------------------------------------------------------------------

@@ -102,7 +102,7 @@ class Leadership:
 
     def __init__(self, sole: bool = False) -> None:
         self._lock = threading.Lock()
-        self.sole = sole
+        self.is_sole = sole
         self.leading = sole
         self.fence: str | None = None
         self._settling = 0  # pipelines still to settle their gaps before publishing

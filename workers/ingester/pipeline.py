@@ -94,7 +94,7 @@ class Pipeline:
         self.leadership = leadership or Leadership.sole()
         # The lease value this pipeline settled its gaps under: it sends session records
         # only while that is still the lease (a sole pipeline has no lease, hence None).
-        self._settled_fence: str | None = None if self.leadership.sole else ""
+        self._settled_fence: str | None = None if self.leadership.is_sole else ""
         self.handover = False  # set by a leader stopping while a standby is ready
         self._connected = False
         self._covered_since: int | None = None  # exchange ms: receiving, subscribed, since

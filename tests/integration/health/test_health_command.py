@@ -67,7 +67,17 @@ def test_given_every_dependency_fine_when_checked_then_healthy_and_exit_0(
     assert report["status"] == "healthy"
     assert {name: c["status"] for name, c in report["checks"].items()} == {
         name: "healthy"
-        for name in ("database", "redis", "queues", "ingest", "workers", "memory", "beat", "gaps")
+        for name in (
+            "database",
+            "redis",
+            "queues",
+            "ingest",
+            "workers",
+            "memory",
+            "beat",
+            "gaps",
+            "leaders",
+        )
     }
 
 

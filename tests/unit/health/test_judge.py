@@ -203,3 +203,34 @@ def test_queue_keys_cover_every_kombu_priority_list() -> None:
         "ingest\x06\x166",
         "ingest\x06\x169",
     ]
+
+
+def test_given_feeds_when_judged_then_their_leaders_and_standbys_are_shown(
+    settings: Settings,
+) -> None:
+    from runtime.health import FeedLeadership, IngesterSeen
+
+    a = IngesterSeen("h1-10", NOW - 300, True, True)
+    b = IngesterSeen("h2-20", NOW - 200, True, False)
+    gone = IngesterSeen("h3-30", NOW - 60_000, True, False)  # stopped a minute ago
+    feeds = {
+        "default": FeedLeadership("7:h1-10", (a, b, gone)),
+        "old": FeedLeadership(None, (gone,)),  # nobody runs it any more: not a problem
+    }
+    check = next(c for c in judge(healthy(feeds=feeds), settings).checks if c.name == "leaders")
+    assert check.status is Status.HEALTHY
+    assert check.data["feeds"] == {
+        "default": {"leader": "h1-10", "standbys": ["h2-20"], "ready": 2}
+    }
+    # a feed whose ingesters run but none leads publishes nothing
+    leaderless = {"default": FeedLeadership(None, (b,))}
+    assert status_of(healthy(feeds=leaderless), settings, "leaders") is Status.DEGRADED
+    assert status_of(healthy(feeds=Failure("ConnectionError: x")), settings, "leaders") is (
+        Status.UNHEALTHY
+    )
+    # one leader and no standby is healthy, and says so
+    alone = {"default": FeedLeadership("7:h1-10", (a,))}
+    reason = next(
+        c.reason for c in judge(healthy(feeds=alone), settings).checks if c.name == "leaders"
+    )
+    assert "without a standby: default" in reason
