@@ -10,9 +10,12 @@ not mistaken for silence.
 
 Two verdicts, checked in this order by the socket loop:
 
-- :meth:`StreamWatch.dead`: no watched stream has delivered for ``silence_s`` (counted
-  from the first acknowledgement of one): the socket is dead, reconnect — what the loop
-  always did for ``activeAssetCtx``.
+- :meth:`StreamWatch.dead`: no watched stream has delivered for the threshold of the
+  fastest one (see below; ``silence_s`` for ``activeAssetCtx`` unless that is under three
+  seconds), counted from the first acknowledgement of one: the socket is dead, reconnect
+  — what the loop always did for ``activeAssetCtx``. A socket carrying only slower streams
+  (wallets and ``allMids``) waits for their longer threshold: a slow cadence is not a dead
+  socket.
 - :meth:`StreamWatch.due`: one stream has been silent for its threshold, ``silence_s`` or
   :data:`SLACK_PERIODS` of its cadence, whichever is longer, and *another* watched stream
   delivered after that threshold passed: the socket is alive and only this stream is not.
@@ -77,6 +80,7 @@ class StreamWatch:
         self._last: dict[StreamKey, float] = {}  # last delivery (or ack, or resubscribe)
         self._threshold: dict[StreamKey, float] = {}
         self._newest: float | None = None  # newest delivery of any watched stream
+        self._dead_after = silence_s
         self.silent: dict[StreamKey, Subscription] = {}
 
     def threshold(self, sub: Subscription) -> float:
@@ -87,7 +91,11 @@ class StreamWatch:
         self._last.clear()
         self._threshold.clear()
         self._newest = None
+        self._dead_after = self.silence_s
         self.silent.clear()
+
+    def _thresholds_changed(self) -> None:
+        self._dead_after = min(self._threshold.values(), default=self.silence_s)
 
     def acked(self, sub: Subscription, now: float) -> None:
         """``sub`` was acknowledged: its silence counts from now (watched channels only)."""
@@ -97,6 +105,7 @@ class StreamWatch:
         self._subs[key] = sub
         self._last[key] = now
         self._threshold[key] = self.threshold(sub)
+        self._thresholds_changed()
         if self._newest is None:
             self._newest = now  # the socket's silence counts from its first watched ack
 
@@ -116,10 +125,12 @@ class StreamWatch:
         self._last.pop(key, None)
         self._threshold.pop(key, None)
         self.silent.pop(key, None)
+        self._thresholds_changed()
 
     def dead(self, now: float) -> bool:
-        """Every watched stream silent for ``silence_s``: the socket itself is gone."""
-        return self._newest is not None and now - self._newest > self.silence_s
+        """Every watched stream silent past the fastest one's threshold: the socket itself
+        is gone."""
+        return self._newest is not None and now - self._newest > self._dead_after
 
     def due(self, now: float) -> list[Subscription]:
         """Streams silent past their threshold while another delivered since; each is

@@ -46,11 +46,26 @@ def test_given_every_stream_silent_when_watched_then_the_socket_is_dead_not_resu
     watch.delivered(ctx("ETH"), 0.5)
     watch.delivered(ctx("BTC"), 1.0)
     # A stall: nothing after t=1. No stream is resubscribed (nothing delivered after any
-    # threshold passed); the socket is dead once silence_s has passed since the last frame
+    # threshold passed); the socket is dead once the contexts' threshold (3 s, three
+    # pushes) has passed since the last frame
     for t in (2.5, 3.0, 3.4, 3.6, 4.0):
         assert watch.due(t) == []
-    assert not watch.dead(3.0) and watch.dead(3.01)
+    assert not watch.dead(4.0) and watch.dead(4.01)
     assert watch.silent_names() == []
+
+
+def test_given_the_default_silence_when_a_socket_goes_quiet_then_dead_after_it() -> None:
+    watch = watch_of(BTC, MIDS, silence_s=15.0)
+    watch.delivered(ctx("BTC"), 1.0)
+    assert not watch.dead(16.0) and watch.dead(16.01)
+
+
+def test_given_only_wallets_and_mids_when_quiet_then_their_slower_threshold_applies() -> None:
+    chs = {"type": "clearinghouseState", "user": "0x" + "a" * 40}
+    watch = watch_of(chs, MIDS, silence_s=15.0)  # thresholds: 30 s and 15 s
+    assert not watch.dead(15.0) and watch.dead(15.01)
+    watch.forget(MIDS)
+    assert not watch.dead(30.0) and watch.dead(30.01)
 
 
 def test_given_trades_and_fills_when_silent_then_never_watched() -> None:
