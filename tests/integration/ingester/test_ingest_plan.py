@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -82,3 +86,27 @@ def test_given_too_many_coins_for_the_limits_when_planning_then_exit_2_naming_th
     assert code == 2
     assert "INGEST_SUBSCRIPTIONS_PER_CONNECTION" in err and "8 planned" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_given_too_many_coins_when_the_ingester_starts_then_it_exits_2_before_connecting(
+    sim: SimulatorHandle, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "HL_INFO_URL": sim.info_url,
+        "HL_WS_URL": "ws://127.0.0.1:9/ws",
+        "INGEST_SUBSCRIPTIONS_PER_CONNECTION": "10",
+        "INGESTER_HEALTH_PORT": "0",
+        "DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "ingest"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hyperwatch: ") and "INGEST_SUBSCRIPTIONS_PER_CONNECTION" in last
