@@ -155,8 +155,8 @@ def test_given_coins_all_when_a_coin_is_listed_and_another_delisted_then_subscri
 
     # Then XRP was subscribed within one meta refresh (plus the round trips), on the live
     # socket, and ETH unsubscribed the same way, without a reconnect
-    assert took < refresh_s + 0.5, took
-    assert dropped < refresh_s + 0.5, dropped
+    assert took < refresh_s + 1.0, took
+    assert dropped < refresh_s + 1.0, dropped
     assert changes == {"listed": 1.0, "delisted": 1.0}
     assert reconnects == 0
     assert coins_now == ["BTC", "SOL", "XRP"]
@@ -192,8 +192,9 @@ def test_given_one_silent_context_stream_when_the_socket_lives_then_it_is_resubs
         sim.stop()
     published = read_queues(private_redis.url)
 
-    # Then it was resubscribed after its threshold, once, counted, and the socket stayed up
-    assert 2.5 < took < 5.0, took
+    # Then it was resubscribed after its threshold (3 s from its last push, which came up
+    # to a second before the fault), once, counted, and the socket stayed up
+    assert 1.9 < took < 5.0, took
     assert resubscribes == {"activeAssetCtx": 1.0}
     assert reconnects == 0 and len(published.sessions()) == 1
     assert silent_now == []
