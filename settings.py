@@ -58,6 +58,22 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+MAX_SHARDS: Final = 64
+_SHARD = re.compile(r"^\s*(\d{1,3})\s*/\s*(\d{1,3})\s*$")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` as (i, N); ValueError unless 0 <= i < N <= MAX_SHARDS."""
+    match = _SHARD.match(text)
+    expected = f"i/N with 0 <= i < N <= {MAX_SHARDS} (e.g. 0/1, 2/4), got {text!r}"
+    if match is None:
+        raise ValueError(expected)
+    index, count = int(match[1]), int(match[2])
+    if not 0 <= index < count <= MAX_SHARDS:
+        raise ValueError(expected)
+    return index, count
+
+
 class SettingsError(Exception):
     """A setting has a value the system cannot run with. ``str()`` is one line."""
 
@@ -172,6 +188,25 @@ class Settings(BaseSettings):
         le=15,
         description="Wallets followed over WebSocket; the rest are polled over REST.",
     )
+    ingest_shard: str = Field(
+        "0/1",
+        description="This ingester's shard as i/N (0 <= i < N <= 64): it takes the coins and tracked wallets a "
+        "stable hash (CRC-32 of the name) puts in shard i of N; run one ingester per shard, each with its own "
+        "INGESTER_NAME.",
+    )
+    ingest_subscriptions_per_connection: int = Field(
+        200,
+        ge=2,
+        le=1000,
+        description="Most subscriptions planned on one WebSocket; more open further connections "
+        "(`hyperwatch ingest --plan` shows the plan).",
+    )
+    ingest_meta_refresh_s: float = Field(
+        60.0,
+        ge=0,
+        description="With COINS=all, re-read meta this often (s) to subscribe new listings and drop delisted "
+        "coins without a restart (0 = never).",
+    )
     ingester_name: str = Field(
         "default",
         min_length=1,
@@ -216,7 +251,8 @@ class Settings(BaseSettings):
     stream_silence_s: float = Field(
         15.0,
         gt=0,
-        description="activeAssetCtx pushes every second; this long without one → reconnect.",
+        description="activeAssetCtx pushes every second: one stream with a steady cadence silent this long (at "
+        "least 3 of its periods) while the socket's others deliver → resubscribed; all of them → reconnect.",
     )
     reconnect_min_s: float = Field(0.25, gt=0, description="First reconnect backoff.")
     reconnect_max_s: float = Field(30.0, gt=0, description="Backoff ceiling.")
@@ -480,6 +516,12 @@ class Settings(BaseSettings):
             raise ValueError(f"coin names as Hyperliquid spells them, got {bad[0]!r}")
         return value
 
+    @field_validator("ingest_shard")
+    @classmethod
+    def _shard(cls, value: str) -> str:
+        index, count = parse_shard(value)  # raises ValueError naming the rule
+        return f"{index}/{count}"
+
     @field_validator("tracked_wallets")
     @classmethod
     def _wallets(cls, value: list[str]) -> list[str]:
@@ -601,6 +643,19 @@ class Settings(BaseSettings):
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """INGEST_SHARD as (index, count)."""
+        return parse_shard(self.ingest_shard)
+
+    @property
+    def feed(self) -> str:
+        """The feed this ingester serves: INGESTER_NAME, and its shard when there are several.
+        Ingesters of one feed share a lease (one publishes) and a gap journal, so two
+        shards can never take each other for a standby even under one INGESTER_NAME."""
+        index, count = self.shard
+        return self.ingester_name if count == 1 else f"{self.ingester_name}.shard{index}of{count}"
 
     @property
     def all_coins(self) -> bool:

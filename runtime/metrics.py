@@ -128,6 +128,30 @@ INGEST_LAG = MetricDef(
     "Now minus the newest event time seen, per stream.",
     ("stream",),
 )
+PLANNED_CONNECTIONS = MetricDef(
+    "hyperwatch_ingest_planned_connections",
+    "gauge",
+    "WebSocket connections this ingester's subscription plan uses (the exchange allows 10 per IP).",
+)
+PLANNED_SUBSCRIPTIONS = MetricDef(
+    "hyperwatch_ingest_planned_subscriptions",
+    "gauge",
+    "Subscriptions planned per connection, new listings included (the exchange allows 1000 per IP).",
+    ("connection",),
+)
+STREAM_RESUBSCRIBES = MetricDef(
+    "hyperwatch_ingest_stream_resubscribes_total",
+    "counter",
+    "Streams unsubscribed and subscribed again after going silent while their socket delivered.",
+    ("channel",),
+)
+LISTING_CHANGES = MetricDef(
+    "hyperwatch_ingest_listing_changes_total",
+    "counter",
+    "Coins added to (listed) or dropped from (delisted) the live subscriptions after a meta "
+    "refresh, or left out for want of room (unplaced).",
+    ("change",),
+)
 
 # --- workers --------------------------------------------------------------------------------
 ROWS_STORED = MetricDef("hyperwatch_rows_stored_total", "counter", "New rows written.", ("table",))
@@ -216,6 +240,10 @@ ALL: tuple[MetricDef, ...] = (
     STANDBY_HELD,
     PUBLISH_LATENCY,
     INGEST_LAG,
+    PLANNED_CONNECTIONS,
+    PLANNED_SUBSCRIPTIONS,
+    STREAM_RESUBSCRIBES,
+    LISTING_CHANGES,
     ROWS_STORED,
     ROWS_DUPLICATE,
     TASK_DURATION,

@@ -68,6 +68,13 @@ def test_given_comma_lists_when_loading_then_they_are_parsed_and_normalised() ->
     assert s.tracked_wallets == [wallet.lower()]
 
 
+def test_given_a_shard_when_loading_then_it_is_normalised_and_parsed() -> None:
+    assert load_settings().shard == (0, 1)
+    s = load_settings(ingest_shard=" 3 / 8 ")
+    assert s.ingest_shard == "3/8" and s.shard == (3, 8)
+    assert load_settings(ingest_shard="63/64").shard == (63, 64)
+
+
 def test_given_broker_url_when_loading_then_it_overrides_redis_url() -> None:
     s = load_settings(broker_url="redis://broker:6379/1")
     assert s.effective_broker_url == "redis://broker:6379/1"
@@ -89,6 +96,18 @@ def test_given_broker_url_when_loading_then_it_overrides_redis_url() -> None:
         ({"flower_basic_auth": "justauser"}, "FLOWER_BASIC_AUTH", "user:password"),
         ({"log_level": "chatty"}, "LOG_LEVEL", "DEBUG"),
         ({"reconnect_min_s": 5, "reconnect_max_s": 1}, "RECONNECT_MAX_S", "at least"),
+        ({"ingest_shard": "2/2"}, "INGEST_SHARD", "0 <= i < N <= 64"),
+        ({"ingest_shard": "0/0"}, "INGEST_SHARD", "got '0/0'"),
+        ({"ingest_shard": "0/65"}, "INGEST_SHARD", "got '0/65'"),
+        ({"ingest_shard": "-1/4"}, "INGEST_SHARD", "i/N"),
+        ({"ingest_shard": "1"}, "INGEST_SHARD", "i/N"),
+        ({"ingest_shard": "one/two"}, "INGEST_SHARD", "i/N"),
+        (
+            {"ingest_subscriptions_per_connection": 1},
+            "INGEST_SUBSCRIPTIONS_PER_CONNECTION",
+            "greater than or equal to 2",
+        ),
+        ({"ingest_meta_refresh_s": -1}, "INGEST_META_REFRESH_S", "greater than or equal to 0"),
     ],
 )
 def test_given_bad_value_when_loading_then_one_line_names_the_variable(
@@ -138,6 +157,7 @@ def test_given_tier_when_asking_quota_then_tier_settings_are_used() -> None:
     [
         ({"DATABASE_URL": "foo://bar"}, "DATABASE_URL"),
         ({"DATABASE_MAX_CONNECTIONS": "ten"}, "DATABASE_MAX_CONNECTIONS"),
+        ({"INGEST_SHARD": "4/4"}, "INGEST_SHARD"),
     ],
 )
 def test_given_bad_env_when_cli_starts_then_exit_2_and_one_line(
@@ -162,3 +182,8 @@ def test_given_settings_object_when_generating_env_example_then_checked_in_file_
 
     checked_in = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     assert checked_in == env_example(), "run: hyperwatch config env-example > .env.example"
+
+
+def test_each_shard_is_a_feed_of_its_own() -> None:
+    assert load_settings(ingester_name="main").feed == "main"
+    assert load_settings(ingester_name="main", ingest_shard="2/4").feed == "main.shard2of4"

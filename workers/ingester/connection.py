@@ -5,19 +5,29 @@ returns within about ``MAX_WAIT_S`` of that (plus a close handshake bounded by
 ``CLOSE_TIMEOUT_S``). It never raises for anything the network or the exchange does:
 refused connects, resets, silent 1006 closes, error frames, dead sockets all end in a
 reconnect under :class:`ReconnectPolicy`. A socket is declared dead when no pong answers
-a ping within ``pong_timeout_s``, or when ``activeAssetCtx`` — pushed about once a second
-per coin even on idle markets — is silent for ``stream_silence_s`` after being
-acknowledged. ``trades`` silence is never a signal: quiet coins trade rarely.
+a ping within ``pong_timeout_s``, or when every stream with a steady cadence on it
+(``activeAssetCtx``, pushed about once a second per coin even on idle markets; ``allMids``;
+``clearinghouseState``) is silent for ``stream_silence_s`` after being acknowledged. One
+such stream silent while the others deliver is resubscribed instead (unsubscribe, then
+subscribe, paced like every message), counted per channel and shown in health: see
+``watch``. ``trades`` silence is never a signal: quiet coins trade rarely.
+
+A process may run several connections, each on its own thread with its own registry and
+sink; they share the subscribe bucket and the connect window (per-IP limits). Other
+threads change what one subscribes only through :meth:`Connection.add` and
+:meth:`Connection.drop`, applied by its loop.
 
 Frames are handed to the :class:`FrameSink` on this thread (see ``pipeline`` for why).
 Between frames the loop wakes at least every ``MAX_WAIT_S`` for pings, paced subscribes,
-batch deadlines and the stop flag.
+batch deadlines, subscription changes and the stop flag.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import orjson
@@ -25,10 +35,17 @@ import websocket
 
 from runtime.clock import Clock
 from runtime.hyperliquid.protocol import ParsedFrame
-from runtime.metrics import CONNECTED, RECONNECTS, SERVER_ERRORS, Metrics
+from runtime.metrics import CONNECTED, RECONNECTS, SERVER_ERRORS, STREAM_RESUBSCRIBES, Metrics
 from workers.ingester.backoff import ReconnectPolicy
-from workers.ingester.subscriptions import SubscriptionRegistry, subscribe_message
+from workers.ingester.subscriptions import (
+    UNSUBSCRIBE,
+    Subscription,
+    SubscriptionRegistry,
+    already_unsubscribed,
+    subscribe_message,
+)
 from workers.ingester.throttle import LogThrottle
+from workers.ingester.watch import StreamWatch, stream_name
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +53,7 @@ MAX_WAIT_S = 0.25
 MIN_WAIT_S = 0.002
 CLOSE_TIMEOUT_S = 1.0
 SUSPECT_WINDOW_S = 2.0  # a close this soon after a subscribe points at that subscribe
+WATCH_EVERY_S = 0.25  # silent streams are looked for this often, not on every frame
 _PING = orjson.dumps({"method": "ping"})
 
 
@@ -72,6 +90,8 @@ class Connection:
         pong_timeout_s: float,
         stream_silence_s: float,
         connect_timeout_s: float = 10.0,
+        name: str = "",
+        on_state: Callable[[], None] | None = None,
     ) -> None:
         self._url = url
         self._registry = registry
@@ -84,6 +104,12 @@ class Connection:
         self._silence_s = stream_silence_s
         self._connect_timeout_s = connect_timeout_s
         self._throttle = LogThrottle(log, clock)
+        # Several sockets log side by side: a tag tells them apart (none when alone).
+        self.name = name
+        self._tag = f"[{name}] " if name else ""
+        self._on_state = on_state
+        self._changes: queue.SimpleQueue[tuple[str, list[Subscription]]] = queue.SimpleQueue()
+        self.watch = StreamWatch(stream_silence_s)
         self.connected = False
         self.last_loop = clock.monotonic()  # liveness: the loop moved at this time
 
@@ -91,21 +117,48 @@ class Connection:
     def subscribed(self) -> bool:
         return self.connected and self._registry.all_acked
 
+    @property
+    def registry(self) -> SubscriptionRegistry:
+        return self._registry
+
+    @property
+    def silent_streams(self) -> list[str]:
+        """Streams found silent and not delivering since (any thread may read this)."""
+        return self.watch.silent_names()
+
+    def add(self, subs: list[Subscription]) -> None:
+        """Subscribe ``subs`` from now on, on the live socket too (any thread)."""
+        self._changes.put(("add", list(subs)))
+
+    def drop(self, subs: list[Subscription]) -> None:
+        """Unsubscribe ``subs`` and forget them (any thread)."""
+        self._changes.put(("drop", list(subs)))
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            delay = self._policy.delay_s()
+            delay = self._policy.backoff_s()
             if delay > 0:
-                log.info("reconnecting in %.2f s", delay)
+                log.info("%sreconnecting in %.2f s", self._tag, delay)
                 if self._wait(stop, delay):
                     return
-            self._policy.on_attempt()
+            # The connects-per-minute cap is per IP: every socket of the process takes its
+            # slot from one shared window.
+            while (limit_wait := self._policy.try_attempt()) > 0:
+                log.info("%sconnects-per-minute cap reached: waiting %.2f s", self._tag, limit_wait)
+                if self._wait(stop, limit_wait):
+                    return
             try:
                 ws = websocket.create_connection(
                     self._url, timeout=self._connect_timeout_s, skip_utf8_validation=True
                 )
             except (websocket.WebSocketException, OSError) as exc:
                 self._throttle.log(
-                    logging.WARNING, "connect", "connect to %s failed: %s", self._url, exc
+                    logging.WARNING,
+                    "connect",
+                    "%sconnect to %s failed: %s",
+                    self._tag,
+                    self._url,
+                    exc,
                 )
                 self._policy.on_closed()
                 self._metrics.counter(RECONNECTS).labels("connect_failed").inc()
@@ -119,6 +172,7 @@ class Connection:
         end = self._clock.monotonic() + seconds
         while not stop.is_set():
             self.last_loop = self._clock.monotonic()
+            self._apply_changes()
             self._sink.tick()
             left = end - self._clock.monotonic()
             if left <= 0:
@@ -128,10 +182,15 @@ class Connection:
 
     def _session(self, ws: websocket.WebSocket, stop: threading.Event) -> str:
         self._policy.on_connected()
+        self._apply_changes()
         self._registry.start_connection()
+        self.watch.start_connection()
         self.connected = True
         log.info(
-            "connected to %s; subscribing to %d streams", self._url, len(self._registry.desired)
+            "%sconnected to %s; subscribing to %d streams",
+            self._tag,
+            self._url,
+            len(self._registry.desired),
         )
         self._sink.on_connected()
         try:
@@ -139,14 +198,14 @@ class Connection:
         except SocketDead as exc:
             reason = str(exc)
         except (websocket.WebSocketException, OSError) as exc:
-            log.warning("socket error: %s: %s", type(exc).__name__, exc)
+            log.warning("%ssocket error: %s: %s", self._tag, type(exc).__name__, exc)
             reason = "socket_error"
         finally:
             self.connected = False
-            self._metrics.gauge(CONNECTED).set(0)
+            self._state_changed()
         self._close(ws)
         if reason != "shutdown":
-            log.warning("connection ended: %s", reason)
+            log.warning("%sconnection ended: %s", self._tag, reason)
         self._sink.on_disconnected(reason)
         self._policy.on_closed()
         return reason
@@ -160,12 +219,12 @@ class Connection:
     def _serve(self, ws: websocket.WebSocket, stop: threading.Event) -> str:
         clock = self._clock
         sink = self._sink
+        watch = self.watch
         now = clock.monotonic()
         next_ping = now + self._ping_interval_s
+        next_watch = now + WATCH_EVERY_S
         ping_out: float | None = None  # oldest unanswered ping
         last_frame = now
-        ctx_watch: float | None = None  # when activeAssetCtx silence starts to count
-        last_ctx = now
         last_sub: float | None = None
         healthy = False  # subscribed and delivering: tells the reconnect policy once
         while True:
@@ -173,6 +232,7 @@ class Connection:
                 return "shutdown"
             now = clock.monotonic()
             self.last_loop = now
+            self._apply_changes()
             if self._send_subscriptions(ws):
                 last_sub = now
             if now >= next_ping:
@@ -184,8 +244,11 @@ class Connection:
             # megabytes of data in the ordered stream, and that is not a dead socket.
             if ping_out is not None and now - max(ping_out, last_frame) > self._pong_timeout_s:
                 raise SocketDead("pong_timeout")
-            if ctx_watch is not None and now - max(last_ctx, ctx_watch) > self._silence_s:
+            if watch.dead(now):
                 raise SocketDead("silence")
+            if now >= next_watch:
+                next_watch = now + WATCH_EVERY_S
+                self._resubscribe_silent(now)
             sink_due = sink.tick()
             ws.settimeout(self._wait_s(now, next_ping, sink_due))
             try:
@@ -200,8 +263,7 @@ class Connection:
             last_frame = clock.monotonic()
             kind = pf.kind
             if kind == "data":
-                if pf.channel == "activeAssetCtx":
-                    last_ctx = last_frame
+                watch.delivered(pf, last_frame)
                 if not healthy and self._registry.all_acked:
                     healthy = True
                     self._policy.on_healthy()
@@ -209,10 +271,35 @@ class Connection:
             elif kind == "pong":
                 ping_out = None
             elif kind == "ack":
-                if self._on_ack(pf) and ctx_watch is None:
-                    ctx_watch = last_frame
+                self._on_ack(pf, last_frame)
             elif kind == "error":
-                self._on_error(pf)
+                self._on_error(pf, last_frame)
+
+    def _resubscribe_silent(self, now: float) -> None:
+        for sub in self.watch.due(now):
+            if not self._registry.resubscribe(sub):
+                continue
+            channel = str(sub.get("type"))
+            self._metrics.counter(STREAM_RESUBSCRIBES).labels(channel).inc()
+            self._throttle.log(
+                logging.WARNING,
+                f"silent:{channel}",
+                "%s%s silent for %.0f s while the socket delivers: resubscribing",
+                self._tag,
+                stream_name(sub),
+                self.watch.threshold(sub),
+            )
+
+    def _apply_changes(self) -> None:
+        """Subscriptions added or dropped by other threads (new listings, delistings)."""
+        changes = self._changes
+        while not changes.empty():
+            op, subs = changes.get_nowait()
+            for sub in subs:
+                if op == "add":
+                    self._registry.desire(sub)
+                elif self._registry.undesire(sub):
+                    self.watch.forget(sub)
 
     def _wait_s(self, now: float, *deadlines: float) -> float:
         wait = min(MAX_WAIT_S, *(d - now for d in deadlines))
@@ -223,36 +310,58 @@ class Connection:
 
     def _send_subscriptions(self, ws: websocket.WebSocket) -> bool:
         sent = False
-        while (sub := self._registry.next_to_send()) is not None:
-            ws.send(subscribe_message(sub))
+        while (message := self._registry.next_message()) is not None:
+            method, sub = message
+            ws.send(subscribe_message(sub, method))
             sent = True
         return sent
 
-    def _on_ack(self, pf: ParsedFrame) -> bool:
-        """Record an ack; True if it acknowledged an activeAssetCtx subscription."""
+    def _on_ack(self, pf: ParsedFrame, now: float) -> None:
+        if pf.ack_method == UNSUBSCRIBE:
+            log.debug("%sunsubscribed: %s", self._tag, pf.ack)
+            return
         if pf.ack_method != "subscribe":
-            return False
+            return
         sub = self._registry.on_ack(pf.ack)
         if sub is None:
-            log.debug("ack for a subscription we did not send: %s", pf.ack)
-            return False
+            log.debug("%sack for a subscription we did not send: %s", self._tag, pf.ack)
+            return
+        self.watch.acked(sub, now)
         self._mark_subscribed()
-        return sub.get("type") == "activeAssetCtx"
 
-    def _on_error(self, pf: ParsedFrame) -> None:
+    def _on_error(self, pf: ParsedFrame, now: float) -> None:
         message = pf.error or ""
         self._metrics.counter(SERVER_ERRORS).inc()
-        if self._registry.on_error(message) is not None:
+        sub = self._registry.on_error(message)
+        if sub is not None:
+            self.watch.acked(sub, now)
             self._mark_subscribed()
             return
+        if already_unsubscribed(message):
+            # A resubscribe of a stream the exchange had already dropped: the subscribe
+            # that follows it restores the stream.
+            log.debug("%s%s", self._tag, message)
+            return
         self._throttle.log(
-            logging.WARNING, f"error:{message[:40]}", "exchange error frame: %s", message
+            logging.WARNING,
+            f"error:{message[:40]}",
+            "%sexchange error frame: %s",
+            self._tag,
+            message,
         )
 
     def _mark_subscribed(self) -> None:
         if self._registry.all_acked:
-            self._metrics.gauge(CONNECTED).set(1)
-            log.info("subscribed: %d streams acknowledged", self._registry.acked_count())
+            self._state_changed()
+            log.info(
+                "%ssubscribed: %d streams acknowledged", self._tag, self._registry.acked_count()
+            )
+
+    def _state_changed(self) -> None:
+        if self._on_state is not None:
+            self._on_state()
+        else:
+            self._metrics.gauge(CONNECTED).set(1 if self.subscribed else 0)
 
     def _closed(self, reason: str, last_sub: float | None) -> str:
         # The exchange closes the whole socket, without an error frame, on a bad
@@ -261,5 +370,7 @@ class Connection:
         recent = last_sub is not None and self._clock.monotonic() - last_sub < SUSPECT_WINDOW_S
         if pending and recent:
             names = ", ".join(orjson.dumps(s).decode() for s in pending[:20])
-            log.warning("socket closed right after subscribing; unacknowledged: %s", names)
+            log.warning(
+                "%ssocket closed right after subscribing; unacknowledged: %s", self._tag, names
+            )
         return reason

@@ -5,7 +5,9 @@
 - ``/readyz`` 200 when connected, every subscription acknowledged, and the broker and
   cache Redis reachable; 503 otherwise, with the failing parts named. Not ready is not
   dead: during an exchange or Redis outage the process is doing its job (buffering,
-  reconnecting) and must not be restarted.
+  reconnecting) and must not be restarted. Ready but not whole — a stream gone silent on
+  a live socket, being resubscribed — is ``"status": "degraded"`` with the detail listed
+  (``silent_streams``), still 200: the rest of the feed is flowing.
 - ``/metrics`` the Prometheus text of the ingester's registry.
 
 A stdlib threading server on a daemon thread; handlers only read flags and counters.
@@ -17,8 +19,9 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -33,6 +36,8 @@ class Probe:
 
     loop_age_s: Callable[[], float]
     checks: Callable[[], dict[str, bool]]
+    # Detail shown on /readyz; any truthy value makes the status "degraded" (still 200).
+    degraded: Callable[[], dict[str, Any]] = field(default=lambda: {})
 
 
 class HealthServer:
@@ -66,14 +71,17 @@ def _handler(probe: Probe, registry: CollectorRegistry) -> type[BaseHTTPRequestH
                 self._json(age < LIVENESS_S, {"loop_age_s": round(age, 3)})
             elif path == "/readyz":
                 checks = probe.checks()
-                self._json(all(checks.values()), checks)
+                detail = probe.degraded()
+                ready = all(checks.values())
+                status = "degraded" if ready and any(detail.values()) else None
+                self._json(ready, {**checks, **detail}, status)
             elif path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             else:
                 self._send(404, b"not found\n", "text/plain")
 
-        def _json(self, ok: bool, detail: Mapping[str, object]) -> None:
-            body = json.dumps({"status": "ok" if ok else "fail", **detail}).encode()
+        def _json(self, ok: bool, detail: Mapping[str, object], status: str | None = None) -> None:
+            body = json.dumps({"status": status or ("ok" if ok else "fail"), **detail}).encode()
             self._send(200 if ok else 503, body, "application/json")
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:

@@ -203,6 +203,7 @@ class LeaseKeeper(threading.Thread):
         metrics: Metrics,
         ready: Callable[[], bool],
         on_acquired: Callable[[JournalState], None],
+        parties: int = 1,
     ) -> None:
         super().__init__(name="ingest-lease", daemon=True)
         self._client = client
@@ -216,6 +217,7 @@ class LeaseKeeper(threading.Thread):
         self._metrics = metrics
         self._ready = ready
         self._on_acquired = on_acquired
+        self._parties = parties  # pipelines that settle their gaps at each takeover
         self._lease_key = keys.INGEST_LEASE.name(feed=feed)
         self._fence_key = keys.INGEST_FENCE.name(feed=feed)
         self._candidates_key = keys.INGEST_CANDIDATES.name(feed=feed)
@@ -311,7 +313,7 @@ class LeaseKeeper(threading.Thread):
         except (redis.RedisError, OSError):
             self._client.eval(_RELEASE, 1, self._lease_key, fence)  # try again next cycle
             raise
-        self._leadership.acquired(fence)
+        self._leadership.acquired(fence, self._parties)
         self._metrics.counter(TAKEOVERS).inc()
         log.warning("took the lease of feed %s (token %s)", self.feed, int(token))
         self._on_acquired(previous)

@@ -30,6 +30,7 @@ class Envelope:
     targets: tuple[Target, ...]
     sent: int = 0  # targets already published, so a retry does not send one twice
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the pipeline that numbered it: seq is unique per source only
 
 
 class Outbox:

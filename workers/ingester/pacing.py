@@ -10,11 +10,14 @@ quick first burst.
 
 from __future__ import annotations
 
+import threading
+
 from runtime.clock import Clock
 
 
 class TokenBucket:
-    """Not thread-safe: one owner thread. Never blocks; callers wait ``wait_s()`` themselves."""
+    """Thread-safe: the ingester's sockets, each on its own thread, share one bucket because
+    the exchange counts messages across them. Never blocks; callers wait ``wait_s()``."""
 
     def __init__(self, rate_per_s: float, capacity: float, clock: Clock) -> None:
         if rate_per_s <= 0 or capacity < 1:
@@ -24,6 +27,7 @@ class TokenBucket:
         self._clock = clock
         self._tokens = capacity
         self._at = clock.monotonic()
+        self._lock = threading.Lock()
 
     def _refill(self) -> None:
         now = self._clock.monotonic()
@@ -32,16 +36,18 @@ class TokenBucket:
 
     def try_take(self, n: float = 1.0) -> bool:
         """Take ``n`` tokens if available now."""
-        self._refill()
-        if self._tokens >= n:
-            self._tokens -= n
-            return True
-        return False
+        with self._lock:
+            self._refill()
+            if self._tokens >= n:
+                self._tokens -= n
+                return True
+            return False
 
     def wait_s(self, n: float = 1.0) -> float:
         """Seconds until ``n`` tokens will be available (0 if they are)."""
-        self._refill()
-        missing = n - self._tokens
+        with self._lock:
+            self._refill()
+            missing = n - self._tokens
         return 0.0 if missing <= 0 else missing / self.rate
 
 

@@ -301,7 +301,14 @@ class Pipeline:
         for batch in ready:
             self._seq += 1
             body = batch_json(batch.kind, batch.events, self.source, self._seq)
-            env = Envelope(batch.kind, self._seq, len(batch.events), body, ROUTES[batch.kind])
+            env = Envelope(
+                batch.kind,
+                self._seq,
+                len(batch.events),
+                body,
+                ROUTES[batch.kind],
+                source=self.source,
+            )
             if batch.kind == "trades" or batch.kind == "fills":
                 env.meta["newest"] = _newest_per_key(batch.kind, batch.events)
             for lost in self._outbox.put(env):

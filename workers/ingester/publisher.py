@@ -61,12 +61,13 @@ log = logging.getLogger(__name__)
 
 
 class ConfirmationCheck:
-    """Reads worker confirmations for this ingester's batches (``confirmed(seqs)``)."""
+    """Reads worker confirmations for this ingester's batches: ``confirmed(source, seqs)``
+    per pipeline source (an ingester with several sockets has one source each)."""
 
     def __init__(
         self,
         awaiting: AwaitingConfirmation,
-        confirmed: Callable[[list[int]], set[int]],
+        confirmed: Callable[[str, list[int]], set[int]],
         errors: tuple[type[BaseException], ...],
         every_s: float = 1.0,
         quiet: Callable[[], bool] = lambda: True,
@@ -262,16 +263,23 @@ class Publisher(threading.Thread):
         due = check.awaiting.due()
         if not due:
             return
+        by_source: dict[str, list[int]] = {}
+        for env in due:
+            by_source.setdefault(env.source, []).append(env.seq)
         try:
-            done = check.confirmed([env.seq for env in due])
+            done = {
+                (source, seq)
+                for source, seqs in by_source.items()
+                for seq in check.confirmed(source, seqs)
+            }
             if len(done) < len(due) and not check.quiet():
                 check.awaiting.settle(done)
                 return  # workers are behind or a killed one's message awaits redelivery
         except check.errors as exc:
             log.debug("confirmations unreadable, will retry: %s", exc)
             return
-        lost = [env for env in due if env.seq not in done]
-        check.awaiting.settle({env.seq for env in due})
+        lost = [env for env in due if (env.source, env.seq) not in done]
+        check.awaiting.settle({(env.source, env.seq) for env in due})
         if lost:
             log.warning(
                 "%d batch(es) (%d events) published over %.0f s ago were never confirmed "

@@ -1,8 +1,13 @@
 """``hyperwatch ingest`` as an object: build the parts, run them, shut down in order.
 
-Threads: the socket loop (connection + pipeline), the publisher (broker), the cache
-writer, the optional REST poller and health server. The main thread only supervises:
-it waits for a signal or a failed thread, so signals are handled promptly.
+Threads: one socket loop per planned connection (connection + its own registry and
+pipeline, see ``planner``), the publisher (broker), the cache writer, the optional REST
+poller, meta refresher (``listings``) and health server. The sockets share the outbox,
+the latest-state cache, the gap journal, the subscribe bucket and the connect window;
+each pipeline stamps its batches with its own source id (the first the ingester's id,
+the others ``<id>.c<n>``) and the publisher reads confirmations per source. The main
+thread only supervises: it waits for a signal or a failed thread, so signals are handled
+promptly.
 
 Process contract:
 - SIGTERM or SIGINT (see ``signals``): stop reading, close the socket (the session record
@@ -14,6 +19,8 @@ Process contract:
 - A thread dying of an unexpected exception: logged, sent to Sentry when it is set up,
   orderly shutdown as above, exit 1 so the supervisor restarts the process.
 - An unknown coin in COINS: :class:`UnknownCoin` before anything starts (the CLI: exit 2).
+- Coins and wallets that do not fit the exchange's per-IP limits: :class:`PlanError`
+  before anything starts (the CLI: exit 2).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 
 import httpx
 import redis
@@ -44,11 +52,15 @@ from runtime.metrics import (
     INGEST_LAG,
     LEADER,
     LEASE_LOST,
+    LISTING_CHANGES,
     MALFORMED,
+    PLANNED_CONNECTIONS,
+    PLANNED_SUBSCRIPTIONS,
     PUBLISH_LATENCY,
     RECONNECTS,
     SERVER_ERRORS,
     STANDBY_HELD,
+    STREAM_RESUBSCRIBES,
     TAKEOVERS,
     Metrics,
 )
@@ -56,21 +68,30 @@ from runtime.redis_clients import quick_redis
 from runtime.rest_budget import RestBudget
 from runtime.retry import RetryPolicy
 from settings import Settings
-from workers.ingester.backoff import ReconnectPolicy
+from workers.ingester.backoff import ConnectWindow, ReconnectPolicy
 from workers.ingester.batcher import Batcher
 from workers.ingester.broker import BrokerClient
 from workers.ingester.cache import CacheWriter, LatestCache
 from workers.ingester.confirm import AwaitingConfirmation
 from workers.ingester.connection import Connection
-from workers.ingester.gaps import GapJournal
+from workers.ingester.gaps import Gap, GapJournal, GapKey, JournalState
 from workers.ingester.health import HealthServer, Probe
 from workers.ingester.lease import Leadership, LeaseKeeper
+from workers.ingester.listings import MetaRefresher
 from workers.ingester.outbox import Outbox
 from workers.ingester.pacing import per_minute
 from workers.ingester.pipeline import Pipeline
+from workers.ingester.planner import (
+    ListingChanges,
+    LivePlan,
+    Plan,
+    plan_subscriptions,
+    shard_coins,
+    shard_wallets,
+)
 from workers.ingester.poller import PositionPoller
 from workers.ingester.publisher import ConfirmationCheck, Publisher
-from workers.ingester.subscriptions import SubscriptionRegistry, desired_subscriptions
+from workers.ingester.subscriptions import SubscriptionRegistry, coin_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +102,7 @@ INGEST_METRICS = (
     FRAMES, EVENTS, MALFORMED, DUPLICATES_DROPPED, SERVER_ERRORS, RECONNECTS, GAPS, CONNECTED,
     BATCHES_PUBLISHED, EVENTS_PUBLISHED, BUFFER_DEPTH, EVENTS_LOST, PUBLISH_LATENCY, INGEST_LAG,
     LEADER, TAKEOVERS, LEASE_LOST, STANDBY_HELD,
+    PLANNED_CONNECTIONS, PLANNED_SUBSCRIPTIONS, STREAM_RESUBSCRIBES, LISTING_CHANGES,
 )  # fmt: skip
 
 
@@ -110,34 +132,45 @@ class Ingester:
         self.stop_event = threading.Event()
         self.coins: list[str] = []
         self.health: HealthServer | None = None
+        self.connections: list[Connection] = []
+        self.pipelines: list[Pipeline] = []
+        self.live_plan: LivePlan | None = None
+        self.refresher: MetaRefresher | None = None
         self._failure: BaseException | None = None
 
     def _confirmation_check(self) -> ConfirmationCheck:
         s = self.settings
         client = quick_redis(s.redis_url)
         broker = quick_redis(s.effective_broker_url)
-        source = self.id  # the batches' `source`, as Pipeline stamps them
+        # Per the envelope's source: the pipelines' ids (self.id, self.id.c1, ...).
         return ConfirmationCheck(
             AwaitingConfirmation(
                 s.ingest_confirm_timeout_s, s.ingest_confirm_max_events, self.clock
             ),
-            lambda seqs: confirmed(client, source, seqs),
+            lambda source, seqs: confirmed(client, source, seqs),
             (redis.RedisError,),
             quiet=lambda: broker_is_quiet(broker),
         )
 
-    def resolve(self) -> list[str]:
-        """Resolve and validate COINS against ``/info`` (raises UnknownCoin); retries while
-        the exchange is unreachable, until stopped."""
+    def source_id(self, index: int) -> str:
+        """The batches' ``source`` of connection ``index``'s pipeline."""
+        return self.id if index == 0 else f"{self.id}.c{index}"
+
+    def resolve(self, retry: bool = True) -> list[str]:
+        """Resolve and validate COINS against ``/info`` (raises UnknownCoin) and keep this
+        shard's; retries while the exchange is unreachable, until stopped (``retry=False``:
+        raises InfoUnavailable instead)."""
         s = self.settings
         schedule = RetryPolicy(base_s=s.reconnect_min_s, cap_s=s.reconnect_max_s, jitter=0)
         failures = 0
         with httpx.Client(timeout=10.0) as client:
             while True:
                 try:
-                    self.coins = resolve_coins(s.coins, client, s.hl_info_url)
+                    self.coins = shard_coins(resolve_coins(s.coins, client, s.hl_info_url), s.shard)
                     return self.coins
                 except InfoUnavailable as exc:
+                    if not retry:
+                        raise
                     failures += 1
                     delay = schedule.next_delay(failures)
                     log.warning(
@@ -146,6 +179,20 @@ class Ingester:
                     if self.stop_event.wait(delay):
                         return []
 
+    def make_plan(self) -> Plan:
+        """This shard's coins and wallets spread over sockets (raises PlanError)."""
+        s = self.settings
+        wallets = shard_wallets(s.tracked_wallets, s.shard)
+        return plan_subscriptions(
+            self.coins,
+            wallets[: s.ws_user_limit],
+            s.ingest_subscriptions_per_connection,
+            shard=s.shard,
+            polled=wallets[s.ws_user_limit :],
+            ping_interval_s=s.ping_interval_s,
+            subscribe_messages_per_minute=s.subscribe_messages_per_minute,
+        )
+
     def run(self) -> int:
         """Run until stopped (signal or :attr:`stop_event`); returns the exit code."""
         s = self.settings
@@ -153,33 +200,13 @@ class Ingester:
             self.resolve()
         if self.stop_event.is_set():
             return EXIT_OK
-        ws_wallets = s.tracked_wallets[: s.ws_user_limit]
-        polled = s.tracked_wallets[s.ws_user_limit :]
-        registry = SubscriptionRegistry(per_minute(s.subscribe_messages_per_minute, self.clock))
-        for sub in desired_subscriptions(self.coins, ws_wallets):
-            registry.desire(sub)
+        plan = self.make_plan()  # PlanError before anything starts
+        polled = list(plan.polled)
         self.outbox = Outbox(s.ingest_buffer_max_events)
         cache = LatestCache()
         journal = GapJournal()
         self.leadership = Leadership()
-        self.pipeline = Pipeline(
-            self.id,
-            Batcher(s.ingest_batch_size, s.ingest_batch_ms, self.clock),
-            self.outbox,
-            cache,
-            self.metrics,
-            self.clock,
-            s.ingest_dedup_size,
-            journal,
-            self.leadership,
-        )
-        policy = ReconnectPolicy(
-            s.reconnect_min_s, s.reconnect_max_s, s.max_connects_per_minute, self.clock
-        )
-        self.connection = Connection(
-            s.hl_ws_url, registry, policy, self.pipeline, self.clock, self.metrics,
-            s.ping_interval_s, s.pong_timeout_s, s.stream_silence_s,
-        )  # fmt: skip
+        self._build_connections(plan, cache, journal)
         self.publisher = Publisher(
             self.outbox,
             BrokerClient(s.effective_broker_url),
@@ -196,46 +223,166 @@ class Ingester:
         )
         self.cache_writer = CacheWriter(
             cache, s.redis_url, self.id, self.metrics, self.clock, journal=journal,
-            feed=s.ingester_name, leadership=self.leadership,
+            feed=s.feed, leadership=self.leadership,
         )  # fmt: skip
         self.lease = LeaseKeeper(
             quick_redis(s.redis_url, timeout_s=s.ingest_lease_ttl_s / 3),
-            s.ingester_name, self.id, s.ingest_lease_ttl_s, self.leadership, self.clock,
-            self.metrics, ready=lambda: self.connection.subscribed,
-            on_acquired=self.pipeline.submit_takeover,
+            s.feed, self.id, s.ingest_lease_ttl_s, self.leadership, self.clock,
+            self.metrics, ready=lambda: all(c.subscribed for c in self.connections),
+            on_acquired=self._take_over, parties=len(self.pipelines),
         )  # fmt: skip
         poller = None
-        if polled:
+        budget = None
+        if polled or self._refreshes_meta():
             budget = RestBudget(quick_redis(s.redis_url), s.rest_weight_per_minute, self.clock)
+        if polled:
+            assert budget is not None
             poller = PositionPoller(
                 polled, s.hl_info_url, s.position_poll_interval_s, budget,
                 self.pipeline.submit_positions, self.clock,
             )  # fmt: skip
+        if self._refreshes_meta():
+            assert self.live_plan is not None
+            self.refresher = MetaRefresher(
+                s.hl_info_url, s.ingest_meta_refresh_s, s.shard, self.live_plan,
+                self._apply_listings, budget, self.clock,
+            )  # fmt: skip
         self._start_health()  # OSError if the port is taken: before any thread starts
-        socket_thread = threading.Thread(
-            target=self._socket_loop, name="ingest-socket", daemon=True
-        )
+        socket_threads = [
+            threading.Thread(
+                target=self._socket_loop,
+                args=(connection,),
+                name="ingest-socket" if index == 0 else f"ingest-socket-c{index}",
+                daemon=True,
+            )
+            for index, connection in enumerate(self.connections)
+        ]
         self.publisher.start()
         self.cache_writer.start()
         self.lease.start()
         if poller is not None:
             poller.start()
-        socket_thread.start()
+        for thread in socket_threads:
+            thread.start()
+        if self.refresher is not None:
+            self.refresher.start()
         log.info(
-            "ingester %s: %d coins, %d WS wallets, %d polled wallets, batches of %d events / %d ms",
-            self.id, len(self.coins), len(ws_wallets), len(polled), s.ingest_batch_size, s.ingest_batch_ms,
+            "ingester %s (shard %s): %d coins, %d WS wallets, %d polled wallets on %d socket(s), "
+            "batches of %d events / %d ms",
+            self.id, s.ingest_shard, len(self.coins), len(plan.users), len(polled),
+            len(self.connections), s.ingest_batch_size, s.ingest_batch_ms,
         )  # fmt: skip
-        self._supervise(socket_thread)
-        return self._shutdown(socket_thread, poller)
+        self._supervise(socket_threads)
+        return self._shutdown(socket_threads, poller)
 
-    def _socket_loop(self) -> None:
+    def _refreshes_meta(self) -> bool:
+        s = self.settings
+        return s.all_coins and s.ingest_meta_refresh_s > 0
+
+    def _build_connections(self, plan: Plan, cache: LatestCache, journal: GapJournal) -> None:
+        """One connection per planned socket, each with its own registry and pipeline; the
+        subscribe bucket and the connect window are shared (the exchange counts per IP)."""
+        s = self.settings
+        bucket = per_minute(s.subscribe_messages_per_minute, self.clock)
+        window = ConnectWindow(s.max_connects_per_minute, self.clock)
+        several = len(plan.connections) > 1
+        self.connections, self.pipelines = [], []
+        # Which pipeline takes a previous run's journal entry: the one now owning the key.
+        self._journal_owner: dict[GapKey, int] = {}
+        for planned in plan.connections:
+            registry = SubscriptionRegistry(bucket)
+            for sub in planned.subscriptions:
+                registry.desire(sub)
+            pipeline = Pipeline(
+                self.source_id(planned.index),
+                Batcher(s.ingest_batch_size, s.ingest_batch_ms, self.clock),
+                self.outbox,
+                cache,
+                self.metrics,
+                self.clock,
+                s.ingest_dedup_size,
+                journal,
+                self.leadership,
+            )
+            policy = ReconnectPolicy(
+                s.reconnect_min_s, s.reconnect_max_s, s.max_connects_per_minute, self.clock,
+                window=window,
+            )  # fmt: skip
+            connection = Connection(
+                s.hl_ws_url, registry, policy, pipeline, self.clock, self.metrics,
+                s.ping_interval_s, s.pong_timeout_s, s.stream_silence_s,
+                name=f"c{planned.index}" if several else "", on_state=self._connection_state,
+            )  # fmt: skip
+            self.pipelines.append(pipeline)
+            self.connections.append(connection)
+            for coin in planned.coins:
+                self._journal_owner[("trades", coin)] = planned.index
+            for user in planned.users:
+                self._journal_owner[("userFills", user)] = planned.index
+        # The first socket's parts under the names a single-socket ingester always had.
+        self.pipeline, self.connection = self.pipelines[0], self.connections[0]
+        self.live_plan = LivePlan(plan)
+        self._publish_plan_metrics()
+
+    def _publish_plan_metrics(self) -> None:
+        assert self.live_plan is not None
+        self.metrics.gauge(PLANNED_CONNECTIONS).set(len(self.connections))
+        per = self.metrics.gauge(PLANNED_SUBSCRIPTIONS)
+        for index, load in list(self.live_plan.loads.items()):
+            per.labels(str(index)).set(load)
+
+    def _connection_state(self) -> None:
+        """CONNECTED is 1 only while every socket is open and subscribed."""
+        up = bool(self.connections) and all(c.subscribed for c in self.connections)
+        self.metrics.gauge(CONNECTED).set(1 if up else 0)
+
+    def _take_over(self, previous: JournalState) -> None:
+        """From the lease thread: this ingester leads now. Each pipeline settles the keys it
+        owns (the first one those no socket has any more, as a single socket always did);
+        the feed's record reaches the same point for all of them."""
+        gaps_for: dict[int, list[Gap]] = {}
+        newest_for: dict[int, dict[GapKey, int]] = {}
+        for gap in previous.open_gaps:
+            gaps_for.setdefault(self._journal_owner.get((gap.stream, gap.key), 0), []).append(gap)
+        for key, ms in previous.newest.items():
+            newest_for.setdefault(self._journal_owner.get(key, 0), {})[key] = ms
+        for index, pipeline in enumerate(self.pipelines):
+            # Every pipeline takes part, keys or not: the publisher waits for all of them.
+            pipeline.submit_takeover(
+                JournalState(gaps_for.get(index, []), newest_for.get(index, {}), previous.through)
+            )
+
+    def _apply_listings(self, changes: ListingChanges) -> None:
+        """From the meta refresher: subscribe new coins, drop delisted ones (the sockets
+        apply it between frames)."""
+        for coin, index in changes.added:
+            self.connections[index].add(coin_subscriptions(coin))
+            self.metrics.counter(LISTING_CHANGES).labels("listed").inc()
+            log.info("new listing %s: subscribing on socket %d", coin, index)
+        for coin, index in changes.removed:
+            self.connections[index].drop(coin_subscriptions(coin))
+            self.metrics.counter(LISTING_CHANGES).labels("delisted").inc()
+            log.warning("%s is no longer listed: unsubscribed from socket %d", coin, index)
+        for coin in changes.unplaced:
+            self.metrics.counter(LISTING_CHANGES).labels("unplaced").inc()
+            log.error(
+                "new listing %s not subscribed: every socket is at "
+                "INGEST_SUBSCRIPTIONS_PER_CONNECTION or the shard at its planned per-IP "
+                "subscriptions; a restart plans it (see `hyperwatch ingest --plan`)",
+                coin,
+            )
+        assert self.live_plan is not None
+        self.coins = self.live_plan.coins
+        self._publish_plan_metrics()
+
+    def _socket_loop(self, connection: Connection) -> None:
         try:
-            self.connection.run(self.stop_event)
+            connection.run(self.stop_event)
         except BaseException as exc:
             self._failure = exc
             log.exception("socket loop failed")
 
-    def _supervise(self, socket_thread: threading.Thread) -> None:
+    def _supervise(self, socket_threads: list[threading.Thread]) -> None:
         # Wake twice a second: signal handlers run on this thread between waits.
         while not self.stop_event.wait(0.5):
             failure = (
@@ -244,28 +391,37 @@ class Ingester:
                 or self.cache_writer.failure
                 or self.lease.failure
             )
-            if failure is None and not socket_thread.is_alive():
+            if failure is None and self.refresher is not None:
+                failure = self.refresher.failure
+            if failure is None and not all(t.is_alive() for t in socket_threads):
                 failure = RuntimeError("socket thread ended unexpectedly")
             if failure is not None:
                 self._failure = failure
                 sentry_sdk.capture_exception(failure)
                 self.stop_event.set()
 
-    def _shutdown(self, socket_thread: threading.Thread, poller: PositionPoller | None) -> int:
+    def _shutdown(
+        self, socket_threads: list[threading.Thread], poller: PositionPoller | None
+    ) -> int:
         log.info("ingester stopping: closing the socket and flushing batches")
         leading = self.leadership.leading
         if leading and self.lease.others_ready:
             # Hand over: a ready standby's buffer covers the time from our last publish,
             # so the socket's close is no hole in the feed (see ``lease``).
-            self.pipeline.handover = True
+            for pipeline in self.pipelines:
+                pipeline.handover = True
             log.info("another ingester of the feed is ready: handing over to it")
         # Every wait here is sliced: a second SIGTERM must end the process at once
         # (runtime.lifecycle.SIGNAL_SLICE_S says why).
-        join_in_slices(socket_thread, 5.0)
+        for thread in socket_threads:
+            join_in_slices(thread, 5.0)
+        if self.refresher is not None:
+            self.refresher.stop()
         if poller is not None:
             poller.stop()
-        if not socket_thread.is_alive():
-            self.pipeline.flush_all()
+        for thread, pipeline in zip(socket_threads, self.pipelines, strict=True):
+            if not thread.is_alive():
+                pipeline.flush_all()
         leading = self.leadership.leading
         drained = not leading or wait_in_slices(
             self.outbox.wait_empty, lambda: self.outbox.wait_empty(0), DRAIN_TIMEOUT_S
@@ -293,15 +449,21 @@ class Ingester:
         if not s.ingester_health_port:
             return
         probe = Probe(
-            loop_age_s=lambda: self.clock.monotonic() - self.connection.last_loop,
+            # The stalest socket loop: any one hung is a process to restart.
+            loop_age_s=lambda: self.clock.monotonic() - min(c.last_loop for c in self.connections),
             checks=lambda: {
-                "connected": self.connection.connected,
-                "subscribed": self.connection.subscribed,
+                "connected": all(c.connected for c in self.connections),
+                "subscribed": all(c.subscribed for c in self.connections),
                 "broker": self.publisher.reachable or not self.leadership.leading,
                 "cache": self.cache_writer.reachable,
                 "lease": self.lease.reachable,
             },
+            degraded=self._degraded,
         )
         self.health = HealthServer(
             s.ingester_health_host, s.ingester_health_port, probe, self.metrics.registry
         ).start()
+
+    def _degraded(self) -> dict[str, Any]:
+        silent = [name for c in self.connections for name in c.silent_streams]
+        return {"silent_streams": silent}

@@ -2,8 +2,12 @@
 
 The registry holds what we *want* subscribed; a connection never remembers subscriptions
 on its own. After every (re)connect :meth:`SubscriptionRegistry.start_connection` queues
-all of them again, and :meth:`next_to_send` releases them under the shared token bucket
-(the exchange counts every message sent across connections, reference §1.6).
+all of them again, and :meth:`next_message` releases them under the token bucket shared by
+every connection of the process (the exchange counts every message sent across
+connections, reference §1.6). While a socket lives, :meth:`desire` and :meth:`undesire`
+add and drop subscriptions on it (a coin listed or delisted), and :meth:`resubscribe`
+sends ``unsubscribe`` then ``subscribe`` for one stream that went silent; both kinds of
+message go through the same bucket, in order.
 
 Acks echo the subscription normalised with default keys (``nSigFigs: null``, ``fast:
 false``), so an ack matches a sent subscription when every key we sent appears in the echo
@@ -22,6 +26,10 @@ from workers.ingester.pacing import TokenBucket
 Subscription = dict[str, Any]
 
 _ALREADY = "Already subscribed: "
+_ALREADY_GONE = "Already unsubscribed: "
+SUBSCRIBE = "subscribe"
+UNSUBSCRIBE = "unsubscribe"
+ALL_MIDS: Subscription = {"type": "allMids"}
 
 
 def sub_id(sub: Subscription) -> str:
@@ -36,8 +44,13 @@ def echo_matches(sent: Subscription, echo: Any) -> bool:
     return all(k in echo and echo[k] == v for k, v in sent.items())
 
 
-def subscribe_message(sub: Subscription) -> bytes:
-    return orjson.dumps({"method": "subscribe", "subscription": sub})
+def subscribe_message(sub: Subscription, method: str = SUBSCRIBE) -> bytes:
+    return orjson.dumps({"method": method, "subscription": sub})
+
+
+def already_unsubscribed(message: str) -> bool:
+    """The exchange's answer to unsubscribing what it no longer had (harmless)."""
+    return message.startswith(_ALREADY_GONE)
 
 
 class SubscriptionRegistry:
@@ -46,7 +59,8 @@ class SubscriptionRegistry:
     def __init__(self, bucket: TokenBucket) -> None:
         self._bucket = bucket
         self._desired: dict[str, Subscription] = {}
-        self._queue: list[str] = []
+        self._queue: list[tuple[str, str]] = []  # (method, key) to send, in order
+        self._leaving: dict[str, Subscription] = {}  # unsubscribes queued: what to send
         self._pending: dict[str, Subscription] = {}
         self._acked: set[str] = set()
 
@@ -55,7 +69,34 @@ class SubscriptionRegistry:
         key = sub_id(sub)
         if key not in self._desired:
             self._desired[key] = dict(sub)
-            self._queue.append(key)
+            self._queue.append((SUBSCRIBE, key))
+
+    def undesire(self, sub: Subscription) -> bool:
+        """Stop wanting ``sub``: unsubscribed on this socket if it was sent, never sent
+        again. False if it was not desired."""
+        key = sub_id(sub)
+        stored = self._desired.pop(key, None)
+        if stored is None:
+            return False
+        was_sent = key in self._pending or key in self._acked
+        self._queue = [op for op in self._queue if op != (SUBSCRIBE, key)]
+        self._pending.pop(key, None)
+        self._acked.discard(key)
+        if was_sent:
+            self._leaving[key] = stored
+            self._queue.append((UNSUBSCRIBE, key))
+        return True
+
+    def resubscribe(self, sub: Subscription) -> bool:
+        """Unsubscribe and subscribe ``sub`` again on this socket, ahead of anything else
+        queued (a silent stream is data missed now). False unless it is acknowledged."""
+        key = sub_id(sub)
+        if key not in self._acked:
+            return False
+        self._acked.discard(key)
+        self._leaving[key] = self._desired[key]
+        self._queue[0:0] = [(UNSUBSCRIBE, key), (SUBSCRIBE, key)]
+        return True
 
     @property
     def desired(self) -> list[Subscription]:
@@ -63,18 +104,26 @@ class SubscriptionRegistry:
 
     def start_connection(self) -> None:
         """A new socket: nothing is subscribed on it; everything is to be sent again."""
-        self._queue = list(self._desired)
+        self._queue = [(SUBSCRIBE, key) for key in self._desired]
+        self._leaving.clear()
         self._pending.clear()
         self._acked.clear()
 
-    def next_to_send(self) -> Subscription | None:
-        """The next subscription to send if the bucket allows it now, else None."""
+    def next_message(self) -> tuple[str, Subscription] | None:
+        """The next (method, subscription) to send if the bucket allows it now, else None."""
         if not self._queue or not self._bucket.try_take():
             return None
-        key = self._queue.pop(0)
+        method, key = self._queue.pop(0)
+        if method == UNSUBSCRIBE:
+            return method, self._leaving.pop(key)
         sub = self._desired[key]
         self._pending[key] = sub
-        return sub
+        return method, sub
+
+    def next_to_send(self) -> Subscription | None:
+        """The subscription of :meth:`next_message` (whichever its method), or None."""
+        message = self.next_message()
+        return None if message is None else message[1]
 
     def send_wait_s(self) -> float | None:
         """Seconds until the next send is allowed; None when nothing is queued."""
@@ -114,14 +163,21 @@ class SubscriptionRegistry:
         return sub_id(sub) in self._acked
 
 
+def coin_subscriptions(coin: str) -> list[Subscription]:
+    """A coin's streams; always on one socket (see ``planner``)."""
+    return [{"type": "trades", "coin": coin}, {"type": "activeAssetCtx", "coin": coin}]
+
+
+def user_subscriptions(wallet: str) -> list[Subscription]:
+    return [{"type": "clearinghouseState", "user": wallet}, {"type": "userFills", "user": wallet}]
+
+
 def desired_subscriptions(coins: list[str], ws_wallets: list[str]) -> list[Subscription]:
     """What the ingester keeps subscribed: mids, trades + context per coin, per WS wallet
     positions and fills. Wallets beyond the WS user limit are polled over REST instead."""
-    subs: list[Subscription] = [{"type": "allMids"}]
+    subs: list[Subscription] = [dict(ALL_MIDS)]
     for coin in coins:
-        subs.append({"type": "trades", "coin": coin})
-        subs.append({"type": "activeAssetCtx", "coin": coin})
+        subs.extend(coin_subscriptions(coin))
     for wallet in ws_wallets:
-        subs.append({"type": "clearinghouseState", "user": wallet})
-        subs.append({"type": "userFills", "user": wallet})
+        subs.extend(user_subscriptions(wallet))
     return subs

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from workers.context import UsageError
-from workers.simulator.config import SimulatorConfig
+from workers.simulator.config import SimulatorConfig, parse_list_later
 from workers.simulator.faults import FaultPlan
 from workers.simulator.ledger import FILLS_KEPT
 from workers.simulator.runner import SimulatorServer
@@ -188,6 +188,14 @@ def _csv(value: str) -> tuple[str, ...]:
     "serve; the exchange keeps 10000). Bounds memory.",
 )
 @click.option(
+    "--list-later",
+    "list_later",
+    multiple=True,
+    metavar="COIN@SECONDS",
+    help="List COIN (NAME or NAME=PRICE) in meta and start trading it this many seconds "
+    "after the start (repeatable).",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -222,6 +230,7 @@ def simulate(
     replay_path: Path | None,
     max_messages_per_minute: int,
     fills_kept: int,
+    list_later: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve a Hyperliquid-compatible exchange (WebSocket /ws and POST /info) on one port."""
@@ -230,6 +239,10 @@ def simulate(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        listings = tuple(parse_list_later(text) for text in list_later)
+    except ValueError as exc:
+        raise UsageError(f"simulate: {exc}") from None
     config = SimulatorConfig(
         host=host,
         port=port,
@@ -255,6 +268,7 @@ def simulate(
         archive_level=archive_level,
         max_messages_per_minute=max_messages_per_minute,
         fills_kept=fills_kept,
+        list_later=listings,
     )
     try:
         server = SimulatorServer(config)

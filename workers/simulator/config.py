@@ -13,7 +13,13 @@ from pathlib import Path
 from workers.simulator.faults import FaultPlan
 from workers.simulator.ledger import FILLS_KEPT
 from workers.simulator.market import sim_user_address
-from workers.simulator.universe import DEFAULT_COINS, DEFAULT_DELISTED, Universe, UniverseError
+from workers.simulator.universe import (
+    DEFAULT_COINS,
+    DEFAULT_DELISTED,
+    Universe,
+    UniverseError,
+    coin_spec,
+)
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -49,6 +55,8 @@ class SimulatorConfig:
     max_messages_per_minute: int = 2000
     max_queue_bytes: int = 64 << 20
     fills_kept: int = FILLS_KEPT  # per simulated wallet (memory bound; see ledger.py)
+    # Coins listed mid-run: (NAME or NAME=PRICE, seconds after the start in block time).
+    list_later: tuple[tuple[str, float], ...] = ()
 
     def validate(self) -> None:
         """Raise ValueError("option: what it expects") on the first bad option."""
@@ -102,6 +110,22 @@ class SimulatorConfig:
             self.faults.validate()
         except ValueError as exc:
             raise ValueError(str(exc)) from None
+        self._validate_list_later()
+
+    def _validate_list_later(self) -> None:
+        if self.list_later and self.replay_path is not None:
+            raise ValueError("list-later: only with a generated market, not with --replay")
+        seen = {coin_spec(token).name for token in (*self.coins, *self.delisted)}
+        for token, seconds in self.list_later:
+            try:
+                name = coin_spec(token).name
+            except UniverseError as exc:
+                raise ValueError(f"list-later: {exc}") from None
+            if name in seen:
+                raise ValueError(f"list-later: {name} is already in the universe")
+            if not seconds > 0:
+                raise ValueError(f"list-later: {name}@SECONDS needs seconds > 0, got {seconds}")
+            seen.add(name)
 
     @property
     def all_users(self) -> tuple[str, ...]:
@@ -127,3 +151,15 @@ class SimulatorConfig:
     def effective_block_ms(self) -> float:
         """Block spacing that yields exactly ``rate`` trades/s with the block size in use."""
         return self.effective_trades_per_block * 1000.0 / self.rate
+
+
+def parse_list_later(text: str) -> tuple[str, float]:
+    """``COIN@SECONDS`` (``COIN`` may be ``NAME=PRICE``) → (coin, seconds); ValueError."""
+    coin, sep, seconds = text.rpartition("@")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not sep or not coin or not value > 0:
+        raise ValueError(f"list-later: COIN@SECONDS with seconds > 0, got {text!r}")
+    return coin, value

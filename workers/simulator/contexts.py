@@ -53,21 +53,25 @@ class AssetContexts:
     def __init__(self, market: MarketView, seed: int, funding_kept: int = FUNDING_KEPT) -> None:
         self.market = market
         self._rng = random.Random(seed ^ 0x5EED_C7C7)
+        self._funding_kept = funding_kept
         self._state: dict[str, _CoinCtx] = {}
-        for spec in market.universe.listed:
-            # Roughly $200M of open interest and $1B a day, whatever the coin's price.
-            oi = quantize(
-                Decimal(200_000_000) / spec.base_px * Decimal(self._rng.randint(50, 150)) / 100,
-                spec.sz_decimals,
-            )
-            day_ntl = Decimal(self._rng.randint(500_000_000, 1_500_000_000))
-            self._state[spec.name] = _CoinCtx(
-                oi, quantize(day_ntl / spec.base_px, spec.sz_decimals), day_ntl
-            )
         # (time, rate, premium) per settled hour, oldest first.
-        self._funding: dict[str, deque[tuple[int, Decimal, Decimal]]] = {
-            name: deque(maxlen=funding_kept) for name in self._state
-        }
+        self._funding: dict[str, deque[tuple[int, Decimal, Decimal]]] = {}
+        for spec in market.universe.listed:
+            self.add_coin(spec)
+
+    def add_coin(self, spec: CoinSpec) -> None:
+        """Context state for a listed coin (at start, or listed mid-run)."""
+        # Roughly $200M of open interest and $1B a day, whatever the coin's price.
+        oi = quantize(
+            Decimal(200_000_000) / spec.base_px * Decimal(self._rng.randint(50, 150)) / 100,
+            spec.sz_decimals,
+        )
+        day_ntl = Decimal(self._rng.randint(500_000_000, 1_500_000_000))
+        self._state[spec.name] = _CoinCtx(
+            oi, quantize(day_ntl / spec.base_px, spec.sz_decimals), day_ntl
+        )
+        self._funding[spec.name] = deque(maxlen=self._funding_kept)
 
     def step(self) -> None:
         """Advance premium and open interest by one random step for every listed coin."""

@@ -18,6 +18,11 @@ Contract:
   wallets' charges, at one rate. (Candles are folded by the block source as it makes the
   trades.) Contexts push every ``ctx_interval`` per coin, ``allMids`` every
   ``mids_interval``.
+* ``--list-later COIN@S`` lists a coin mid-run, between the last block released before
+  ``S`` seconds (block time) and the first at or after it: from then on it is in ``meta``
+  and ``metaAndAssetCtxs``, accepts subscriptions (before, subscribing to it closes the
+  socket silently, as for any unknown coin), trades and pushes contexts. The block index
+  fixes the moment, so the same seed gives the same trades.
 * :meth:`Exchange.shutdown` flushes queued frames to clients, closes them (1001) and
   closes the ground-truth file with its stop line and the archive's last hour file.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from typing import Any
 
@@ -59,7 +65,7 @@ from workers.simulator.protocol import (
 )
 from workers.simulator.schedule import BlockSource, GeneratedBlocks
 from workers.simulator.stats import Stats
-from workers.simulator.universe import Universe
+from workers.simulator.universe import Universe, coin_spec
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,7 @@ class Exchange:
         users = config.all_users
         self.source: BlockSource
         market: MarketView
+        self._generator: Market | None = None
         if config.replay_path is not None:
             replay = ReplayBlocks(config.replay_path, config.coins, config.delisted)
             self.universe: Universe = replay.universe
@@ -95,7 +102,10 @@ class Exchange:
                 user_share=config.user_share,
             )
             market = generator
+            self._generator = generator
             self.source = GeneratedBlocks(generator, config.effective_block_ms, origin_ms=0)
+        # Coins listed mid-run: (release time in ms of block time, token), soonest first.
+        self._listings = sorted((seconds * 1000.0, token) for token, seconds in config.list_later)
         self.market = market
         self.contexts = AssetContexts(market, config.seed)
         self.ledger = Ledger(self.universe, users, fills_kept=config.fills_kept)
@@ -316,12 +326,54 @@ class Exchange:
                 self.hub.publish(f"chs:{user}", self._chs_frame(user))
         return fills
 
+    def list_coin(self, token: str) -> None:
+        """List ``NAME`` or ``NAME=PRICE`` now: meta, subscriptions, trading, contexts."""
+        assert self._generator is not None, "listing needs a generated market"
+        spec = coin_spec(token)
+        self.universe.add(spec)
+        self._generator.add_coin(spec)
+        self.contexts.add_coin(spec)
+        self.recent[spec.name] = deque(maxlen=max(1, self.config.replay_trades))
+        self._trade_topics[spec.name] = f"trades:{spec.name}"
+        self.stats.coins_listed += 1
+        upcoming = self.source.next_due_ms() or 0.0
+        from_ms = self.started_ms + int(upcoming)
+        if isinstance(self.source, GeneratedBlocks):
+            from_ms = self.source.origin_ms + int(upcoming)
+        if self.recorder is not None:
+            self.recorder.listing(spec.name, from_ms)
+        log.info("listed %s: trading from block time %d", spec.name, from_ms)
+
+    def delist_coin(self, name: str) -> None:
+        """Delist a coin now: ``isDelisted`` in meta, no more trades, a dead context.
+        Existing subscriptions stay acknowledged, as the exchange leaves them (tests call
+        this through ``SimulatorHandle.call``)."""
+        assert self._generator is not None, "delisting needs a generated market"
+        self.universe.delist(name)
+        self._generator.remove_coin(name)
+        if self.recorder is not None:
+            self.recorder.listing(name, self.clock.time_ms(), delisted=True)
+        log.info("delisted %s", name)
+
+    def _list_due(self, elapsed_ms: float) -> float:
+        """List what is due before the next block; the release horizon for this turn."""
+        while self._listings:
+            at, token = self._listings[0]
+            upcoming = self.source.next_due_ms()
+            if elapsed_ms < at or (upcoming is not None and upcoming < at):
+                # Blocks before the listing are released first, never one after it.
+                return min(elapsed_ms, math.nextafter(at, -math.inf))
+            self._listings.pop(0)
+            self.list_coin(token)
+        return elapsed_ms
+
     async def _pump(self) -> None:
         loop_start = self.clock.monotonic()
         per_turn = max(1, _TRADES_PER_TURN // max(1, self.config.effective_trades_per_block))
         while True:
             elapsed_ms = (self.clock.monotonic() - loop_start) * 1000.0
-            blocks = self.source.due(elapsed_ms, per_turn)
+            horizon = self._list_due(elapsed_ms)
+            blocks = self.source.due(horizon, per_turn)
             for block in blocks:
                 self.emit(block)
             upcoming = self.source.next_due_ms()

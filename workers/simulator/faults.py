@@ -14,6 +14,11 @@ Kinds (the same words in ``--*`` options, ``POST /_sim/fault`` and ground-truth 
   never replace a real frame, so the ground truth stays what a good client must store.
 * ``duplicate``: every connection is sent its last trades frame again (a replay the
   client must dedupe).
+* ``silence``: one stream (``channel`` plus ``coin`` or ``user``; ``allMids`` needs
+  neither) stops being pushed to the connections subscribed to it at that moment, while
+  everything else on them flows and pongs answer. It lasts until the connection
+  unsubscribes the stream (a resubscribe cures it, as one would hope it does on the
+  exchange) or closes; what the stream missed stays missed.
 
 Fault randomness has its own stream (derived from the seed) so faults never change the
 market's trade sequence.
@@ -27,8 +32,16 @@ from typing import Any, Literal
 
 import orjson
 
-FaultKind = Literal["drop", "stall", "malformed", "duplicate"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("drop", "stall", "malformed", "duplicate")
+FaultKind = Literal["drop", "stall", "malformed", "duplicate", "silence"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("drop", "stall", "malformed", "duplicate", "silence")
+# A silenced channel → the prefix of its hub topic (protocol.Subscription.topic).
+SILENCE_TOPICS: dict[str, str] = {
+    "activeAssetCtx": "ctx:",
+    "trades": "trades:",
+    "clearinghouseState": "chs:",
+    "userFills": "fills:",
+    "allMids": "allMids",
+}
 
 
 class FaultRequestError(ValueError):
@@ -62,6 +75,7 @@ class FaultRequest:
     kind: FaultKind
     seconds: float = 0.0
     count: int = 1
+    topic: str = ""  # silence: the hub topic of the silenced stream
 
     @classmethod
     def parse(cls, body: Any) -> FaultRequest:
@@ -82,7 +96,23 @@ class FaultRequest:
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
                 raise FaultRequestError("malformed needs an integer 'count' between 1 and 10000")
             return cls(kind, count=count)
+        if kind == "silence":
+            return cls(kind, topic=silence_topic(body))
         return cls(kind)
+
+
+def silence_topic(body: dict[str, Any]) -> str:
+    channel = body.get("channel")
+    prefix = SILENCE_TOPICS.get(channel) if isinstance(channel, str) else None
+    if prefix is None:
+        raise FaultRequestError(f"silence needs 'channel': one of {list(SILENCE_TOPICS)}")
+    if channel == "allMids":
+        return prefix
+    field = "user" if channel in ("clearinghouseState", "userFills") else "coin"
+    key = body.get(field)
+    if not isinstance(key, str) or not key:
+        raise FaultRequestError(f"silence of {channel} needs '{field}'")
+    return prefix + (key.lower() if field == "user" else key)
 
 
 MALFORMED_VARIANTS = (

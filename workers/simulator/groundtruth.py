@@ -16,6 +16,9 @@ Format (one JSON object per line, ``type`` first; readers skip types they do not
 * ``{"type":"fault","kind":"drop"|"stall"|"malformed"|"duplicate","time":ms, ...}`` for every
   fault injected (drop: ``connections``; stall: ``seconds``, ``connections``; malformed:
   ``connection``, ``variant``; duplicate: ``connections``, ``trades``).
+* ``{"type":"listing","coin":str,"time":ms}`` when a coin is listed mid-run
+  (``--list-later``): ``time`` is the block time from which it trades; with
+  ``"delisted":true`` when one is delisted mid-run (from then on it does not trade).
 * ``{"type":"stop","time":ms,"trades":int}`` once, last, on a clean shutdown.
 
 Writes are buffered and flushed every second by the server and on shutdown (SIGTERM/SIGINT
@@ -86,6 +89,12 @@ class GroundTruthWriter:
         self._write(
             orjson.dumps({"type": "fault", "kind": kind, **details, "time": time_ms}, option=_LINE)
         )
+
+    def listing(self, coin: str, time_ms: int, delisted: bool = False) -> None:
+        record: dict[str, Any] = {"type": "listing", "coin": coin, "time": time_ms}
+        if delisted:
+            record["delisted"] = True
+        self._write(orjson.dumps(record, option=_LINE))
 
     def flush(self) -> None:
         if self._file is not None:

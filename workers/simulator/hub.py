@@ -44,6 +44,8 @@ class Hub:
         self.connections: dict[int, Connection] = {}
         self._clock = clock
         self._topics: dict[str, set[Connection]] = {}
+        # The silence fault: topic → subscribers it is no longer pushed to.
+        self._silenced: dict[str, set[Connection]] = {}
         self._ips: dict[str, _IpBudget] = {}
         # Called before every data frame a connection is sent (the malformed-rate fault).
         self.before_data: Callable[[Connection, bytes], None] | None = None
@@ -130,7 +132,19 @@ class Hub:
                 subscribers.discard(conn)
                 if not subscribers:
                     del self._topics[subscription.topic]
+            silenced = self._silenced.get(subscription.topic)
+            if silenced is not None:
+                silenced.discard(conn)  # unsubscribing ends the silence fault
+                if not silenced:
+                    del self._silenced[subscription.topic]
         self.stats.subscriptions -= 1
+
+    def silence(self, topic: str) -> int:
+        """Stop pushing ``topic`` to its current subscribers (until they unsubscribe it)."""
+        subscribers = self._topics.get(topic) or set()
+        if subscribers:
+            self._silenced.setdefault(topic, set()).update(subscribers)
+        return len(subscribers)
 
     # --- fan-out -----------------------------------------------------------------------
 
@@ -148,6 +162,10 @@ class Hub:
         subscribers = self._topics.get(topic)
         if not subscribers:
             return 0
+        if self._silenced:
+            silenced = self._silenced.get(topic)
+            if silenced:
+                subscribers = subscribers - silenced
         before = self.before_data
         sent = 0
         for conn in tuple(subscribers):

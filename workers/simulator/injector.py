@@ -58,6 +58,12 @@ class FaultInjector:
             }
         if request.kind == "malformed":
             return {"kind": "malformed", "frames": self.malformed(request.count)}
+        if request.kind == "silence":
+            return {
+                "kind": "silence",
+                "topic": request.topic,
+                "connections": self.silence(request.topic),
+            }
         return {"kind": "duplicate", "connections": self.duplicate()}
 
     def drop(self) -> int:
@@ -74,6 +80,12 @@ class FaultInjector:
             conn.stall(until)
         self._record("stall", seconds=seconds, connections=len(victims))
         return len(victims)
+
+    def silence(self, topic: str) -> int:
+        """Stop pushing ``topic`` to its current subscribers until they unsubscribe it."""
+        touched = self.hub.silence(topic)
+        self._record("silence", topic=topic, connections=touched)
+        return touched
 
     def malformed(self, count: int) -> int:
         sent = 0

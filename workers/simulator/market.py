@@ -170,6 +170,7 @@ class Market:
         self.trades_per_block = trades_per_block
         self.users = users
         self.user_share = user_share if users else 0.0
+        self._seed = seed
         self._rng = random.Random(seed)
         self._tids = TidSequence(self._rng)
         self._participants = [f"0x{self._rng.getrandbits(160):040x}" for _ in range(_PARTICIPANTS)]
@@ -180,6 +181,21 @@ class Market:
         self._cum_weights = list(accumulate(activity_weight(b.spec.name) for b in self._order))
         self.blocks_made = 0
         self.trades_made = 0
+
+    def add_coin(self, spec: CoinSpec) -> None:
+        """Start trading a coin listed mid-run (the universe already lists it). Its sizes
+        come from a stream of its own, so nothing drawn before the listing changes; from
+        the listing on, sweeps are spread over one coin more."""
+        sizes = _size_table(spec, random.Random(f"listing:{self._seed}:{spec.name}"))
+        book = _Book(spec, sizes)
+        self._books[spec.name] = book
+        self._order.append(book)
+        self._cum_weights = list(accumulate(activity_weight(b.spec.name) for b in self._order))
+
+    def remove_coin(self, name: str) -> None:
+        """Stop trading a coin delisted mid-run (its book stays, for candles)."""
+        self._order = [b for b in self._order if b.spec.name != name]
+        self._cum_weights = list(accumulate(activity_weight(b.spec.name) for b in self._order))
 
     # --- generation --------------------------------------------------------------------
 

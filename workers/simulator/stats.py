@@ -25,8 +25,15 @@ class Stats:
     idle_closes: int = 0
     slow_consumer_closes: int = 0
     info_requests: int = 0
+    coins_listed: int = 0
     faults: dict[str, int] = field(
-        default_factory=lambda: {"drop": 0, "stall": 0, "malformed": 0, "duplicate": 0}
+        default_factory=lambda: {
+            "drop": 0,
+            "stall": 0,
+            "malformed": 0,
+            "duplicate": 0,
+            "silence": 0,
+        }
     )
 
     def fault(self, kind: str, count: int = 1) -> None:

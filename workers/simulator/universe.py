@@ -4,14 +4,15 @@ A coin is named exactly as it will appear on the wire (names are case-sensitive,
 Hyperliquid). Prices follow Hyperliquid's rule of at most five significant figures and at
 most ``6 - szDecimals`` decimals, so a coin's price scale is fixed by its base price.
 Delisted coins stay in ``meta`` with ``isDelisted: true`` (their index must not move) and
-never trade. There is one perp dex (the default one) and no spot pair: ``spotMeta`` lists
+never trade. A coin listed mid-run (``--list-later``) is appended at the end; one delisted
+mid-run (:meth:`Universe.delist`) keeps its index. There is one perp dex (the default one) and no spot pair: ``spotMeta`` lists
 only the USDC token.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -120,6 +121,29 @@ class Universe:
     def get(self, name: str) -> CoinSpec | None:
         """Exact, case-sensitive lookup, as the exchange does it."""
         return self._by_name.get(name)
+
+    def add(self, spec: CoinSpec) -> None:
+        """List a new coin mid-run: appended, as the exchange appends new assets, so no
+        existing index moves."""
+        if spec.name in self._by_name:
+            raise UniverseError(f"coin listed twice: {[spec.name]}")
+        self.specs = (*self.specs, spec)
+        if not spec.delisted:
+            self.listed = (*self.listed, spec)
+        self._by_name[spec.name] = spec
+
+    def delist(self, name: str) -> CoinSpec:
+        """Mark a listed coin delisted mid-run: it keeps its index, with ``isDelisted``."""
+        spec = self._by_name.get(name)
+        if spec is None or spec.delisted:
+            raise UniverseError(f"coin {name!r} is not listed")
+        if len(self.listed) == 1:
+            raise UniverseError("at least one listed (not delisted) coin is needed")
+        gone = replace(spec, delisted=True)
+        self.specs = tuple(gone if s.name == name else s for s in self.specs)
+        self.listed = tuple(s for s in self.listed if s.name != name)
+        self._by_name[name] = gone
+        return gone
 
     def meta(self) -> dict[str, Any]:
         """The ``{"type":"meta"}`` answer: universe in index order plus margin tables."""

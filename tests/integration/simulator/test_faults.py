@@ -149,3 +149,35 @@ def test_scheduled_drops_and_malformed_rate(start_sim, clients, tmp_path) -> Non
         json.loads(line).get("kind") for line in path.read_text().splitlines() if '"fault"' in line
     }
     assert {"drop", "malformed"} <= kinds
+
+
+def test_silence_stops_one_stream_until_it_is_resubscribed(start_sim, clients) -> None:
+    # Given a client receiving BTC and ETH contexts every 0.2 s
+    sim = start_sim(ctx_interval_s=0.2)
+    client = clients(sim.ws_url)
+    for coin in ("BTC", "ETH"):
+        client.subscribe({"type": "activeAssetCtx", "coin": coin})
+    client.recv_until(lambda m: m["channel"] == "activeAssetCtx" and m["data"]["coin"] == "ETH")
+    # When ETH's context stream is silenced
+    reply = fault(sim, {"kind": "silence", "channel": "activeAssetCtx", "coin": "ETH"})
+    assert reply == {"kind": "silence", "topic": "ctx:ETH", "connections": 1}
+    # Then for a second BTC keeps coming and ETH does not (after what was on the wire)
+    time.sleep(0.1)
+    seen: Counter[str] = Counter()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        message = client.recv()
+        if message["channel"] == "activeAssetCtx":
+            seen[message["data"]["coin"]] += 1
+    assert seen["BTC"] >= 3 and seen["ETH"] == 0
+    # And unsubscribing and subscribing again brings it back
+    client.send(
+        {"method": "unsubscribe", "subscription": {"type": "activeAssetCtx", "coin": "ETH"}}
+    )
+    client.subscribe({"type": "activeAssetCtx", "coin": "ETH"})
+    client.recv_until(
+        lambda m: m["channel"] == "subscriptionResponse" and m["data"]["method"] == "subscribe"
+    )
+    client.recv_until(lambda m: m["channel"] == "activeAssetCtx" and m["data"]["coin"] == "ETH")
+    client.recv_until(lambda m: m["channel"] == "activeAssetCtx" and m["data"]["coin"] == "ETH")
+    assert sim.stats()["faults"]["silence"] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from runtime.clock import ManualClock
-from workers.ingester.backoff import ReconnectPolicy
+from workers.ingester.backoff import ConnectWindow, ReconnectPolicy
 
 
 def policy(clock: ManualClock, per_minute: int = 30) -> ReconnectPolicy:
@@ -102,3 +102,23 @@ def test_a_connection_that_never_became_healthy_keeps_the_streak_growing() -> No
     p.on_attempt()
     p.on_closed()
     assert p.failures == 3
+
+
+def test_sockets_sharing_a_window_stay_inside_one_per_ip_cap_together() -> None:
+    # Given three sockets' policies sharing one window of 5 connects a minute
+    clock = ManualClock()
+    window = ConnectWindow(5, clock)
+    sockets = [ReconnectPolicy(0.25, 30.0, 5, clock, random.Random(i), window) for i in range(3)]
+    # When each tries to connect twice at once
+    taken = [p.try_attempt() == 0.0 for _ in range(2) for p in sockets]
+    # Then five attempts got a slot and the sixth is told to wait a minute, recording nothing
+    assert taken.count(True) == 5 and taken[-1] is False
+    assert sockets[2].try_attempt() == 60.0
+    assert all(p.limit_wait_s() == 60.0 for p in sockets)
+    clock.advance(60.0)
+    assert sockets[2].try_attempt() == 0.0
+    # And each socket keeps its own backoff streak
+    sockets[0].on_closed()
+    sockets[0].try_attempt()
+    sockets[0].on_closed()
+    assert sockets[0].failures == 2 and sockets[1].failures == 0

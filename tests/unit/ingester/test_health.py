@@ -14,6 +14,7 @@ from workers.ingester.health import LIVENESS_S, HealthServer, Probe
 state: dict[str, Any] = {
     "age": 0.1,
     "checks": {"connected": True, "subscribed": True, "broker": True, "cache": True},
+    "silent": [],
 }
 
 
@@ -21,7 +22,11 @@ state: dict[str, Any] = {
 def base() -> Iterator[str]:
     metrics = Metrics((FRAMES,))
     metrics.counter(FRAMES).labels("trades").inc(3)
-    probe = Probe(loop_age_s=lambda: state["age"], checks=lambda: dict(state["checks"]))
+    probe = Probe(
+        loop_age_s=lambda: state["age"],
+        checks=lambda: dict(state["checks"]),
+        degraded=lambda: {"silent_streams": list(state["silent"])},
+    )
     server = HealthServer("127.0.0.1", 0, probe, metrics.registry).start()
     yield f"http://127.0.0.1:{server.port}"
     server.stop()
@@ -42,6 +47,20 @@ def test_readyz_names_the_failing_dependency(base: str) -> None:
     r = httpx.get(f"{base}/readyz")
     assert r.status_code == 503 and r.json()["broker"] is False
     state["checks"]["broker"] = True
+
+
+def test_readyz_reports_silent_streams_as_degraded_but_ready(base: str) -> None:
+    r = httpx.get(f"{base}/readyz")
+    assert r.json()["status"] == "ok" and r.json()["silent_streams"] == []
+    state["silent"] = ["activeAssetCtx:ETH"]
+    r = httpx.get(f"{base}/readyz")
+    assert r.status_code == 200
+    assert r.json()["status"] == "degraded"
+    assert r.json()["silent_streams"] == ["activeAssetCtx:ETH"]
+    state["checks"]["cache"] = False
+    assert httpx.get(f"{base}/readyz").json()["status"] == "fail"
+    state["checks"]["cache"] = True
+    state["silent"] = []
 
 
 def test_metrics_and_404(base: str) -> None:

@@ -102,3 +102,73 @@ def test_per_minute_bucket_never_exceeds_the_budget_in_any_minute() -> None:
         clock.advance(0.01)
     # Then at most the budget went through
     assert 1700 <= taken <= 1800
+
+
+def messages(reg: SubscriptionRegistry) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    while (message := reg.next_message()) is not None:
+        method, sub = message
+        out.append((method, sub.get("coin") or sub["type"]))
+    return out
+
+
+def acked_registry(coins: list[str]) -> SubscriptionRegistry:
+    reg = registry(ManualClock())
+    for coin in coins:
+        reg.desire({"type": "trades", "coin": coin})
+    reg.start_connection()
+    for _, sub in iter(reg.next_message, None):
+        reg.on_ack(sub)
+    assert reg.all_acked
+    return reg
+
+
+def test_given_a_live_socket_when_a_coin_is_dropped_then_it_is_unsubscribed_and_never_resent() -> (
+    None
+):
+    reg = acked_registry(["BTC", "ETH"])
+    # When ETH is no longer wanted
+    assert reg.undesire({"type": "trades", "coin": "ETH"})
+    assert not reg.undesire({"type": "trades", "coin": "ETH"})
+    # Then an unsubscribe goes out, and the next socket subscribes BTC only
+    assert messages(reg) == [("unsubscribe", "ETH")]
+    assert reg.all_acked and [s["coin"] for s in reg.desired] == ["BTC"]
+    reg.start_connection()
+    assert messages(reg) == [("subscribe", "BTC")]
+
+
+def test_given_a_queued_subscription_when_dropped_before_sending_then_nothing_is_sent() -> None:
+    reg = registry(ManualClock())
+    reg.desire({"type": "trades", "coin": "BTC"})
+    reg.start_connection()
+    reg.undesire({"type": "trades", "coin": "BTC"})
+    assert messages(reg) == [] and reg.all_acked
+
+
+def test_given_a_silent_stream_when_resubscribed_then_unsubscribe_and_subscribe_go_first() -> None:
+    reg = acked_registry(["BTC", "ETH"])
+    reg.desire({"type": "trades", "coin": "SOL"})  # queued before the resubscribe
+    assert reg.resubscribe({"type": "trades", "coin": "ETH"})
+    assert not reg.resubscribe({"type": "trades", "coin": "XRP"})  # not subscribed here
+    assert not reg.all_acked
+    assert messages(reg) == [("unsubscribe", "ETH"), ("subscribe", "ETH"), ("subscribe", "SOL")]
+    assert not reg.resubscribe({"type": "trades", "coin": "ETH"})  # waiting for its ack
+    reg.on_ack({"type": "trades", "coin": "ETH"})
+    reg.on_ack({"type": "trades", "coin": "SOL"})
+    assert reg.all_acked and reg.acked_count() == 3
+
+
+def test_given_unsubscribes_when_paced_then_they_take_tokens_like_subscribes() -> None:
+    clock = ManualClock()
+    reg = registry(clock, rate=1.0, burst=2.0)
+    for coin in ("A", "B"):
+        reg.desire({"type": "trades", "coin": coin})
+    reg.start_connection()
+    for _, sub in iter(reg.next_message, None):
+        reg.on_ack(sub)
+    reg.resubscribe({"type": "trades", "coin": "A"})
+    reg.resubscribe({"type": "trades", "coin": "B"})
+    assert reg.next_message() is None  # the burst went on the first two subscribes
+    clock.advance(1.0)
+    assert len(messages(reg)) == 1
+    assert reg.send_wait_s() == 1.0

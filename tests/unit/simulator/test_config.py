@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.simulator.config import SimulatorConfig
+from workers.simulator.config import SimulatorConfig, parse_list_later
 from workers.simulator.market import sim_user_address
 
 
@@ -35,8 +35,22 @@ def test_users_generated_then_explicit_lowercase_unique() -> None:
         ({"replay_path": Path("/nonexistent/capture.jsonl")}, "replay"),
         ({"coins": ()}, "coins"),
         ({"coins": ("BTC", "bad name")}, "coins"),
+        ({"list_later": (("ETH", 5.0),)}, "list-later"),
+        ({"list_later": (("MATIC", 5.0),)}, "list-later"),
+        ({"list_later": (("XRP", 0.0),)}, "list-later"),
+        ({"list_later": (("XRP", 1.0), ("XRP", 2.0))}, "list-later"),
+        ({"list_later": (("bad name", 1.0),)}, "list-later"),
     ],
 )
 def test_bad_options_name_themselves(kwargs: dict, option: str) -> None:
     with pytest.raises(ValueError, match=f"^{option}:"):
         SimulatorConfig(**kwargs).validate()
+
+
+def test_list_later_parses_coin_at_seconds() -> None:
+    assert parse_list_later("XRP@2.5") == ("XRP", 2.5)
+    assert parse_list_later("NEW=1.5@10") == ("NEW=1.5", 10.0)
+    for bad in ("XRP", "XRP@", "@3", "XRP@soon", "XRP@-1", "XRP@0"):
+        with pytest.raises(ValueError, match=r"^list-later:"):
+            parse_list_later(bad)
+    SimulatorConfig(list_later=(("XRP", 1.0), ("DOGE=0.2", 2.0))).validate()

@@ -23,6 +23,17 @@ def test_parse_fault_requests() -> None:
         "malformed", count=5
     )
     assert FaultRequest.parse({"kind": "duplicate"}) == FaultRequest("duplicate")
+    assert FaultRequest.parse(
+        {"kind": "silence", "channel": "activeAssetCtx", "coin": "ETH"}
+    ) == FaultRequest("silence", topic="ctx:ETH")
+    assert FaultRequest.parse({"kind": "silence", "channel": "allMids"}).topic == "allMids"
+    address = "0x" + "AB" * 20
+    assert (
+        FaultRequest.parse(
+            {"kind": "silence", "channel": "clearinghouseState", "user": address}
+        ).topic
+        == f"chs:{address.lower()}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -33,6 +44,10 @@ def test_parse_fault_requests() -> None:
         {"kind": "stall", "seconds": 0},
         {"kind": "stall", "seconds": "3"},
         {"kind": "malformed", "count": 0},
+        {"kind": "silence"},
+        {"kind": "silence", "channel": "l2Book", "coin": "BTC"},
+        {"kind": "silence", "channel": "activeAssetCtx"},
+        {"kind": "silence", "channel": "userFills", "coin": "BTC"},
         [],
     ],
 )

@@ -10,7 +10,7 @@ import pytest
 
 from workers.simulator.market import Market, TidSequence, sim_user_address
 from workers.simulator.schedule import GeneratedBlocks
-from workers.simulator.universe import Universe
+from workers.simulator.universe import Universe, coin_spec
 
 ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
 DECIMAL_TEXT = re.compile(r"^-?\d+\.\d+$")
@@ -199,3 +199,29 @@ def test_sim_user_addresses_are_stable_and_valid() -> None:
     assert sim_user_address(0) == sim_user_address(0)
     assert sim_user_address(0) != sim_user_address(1)
     assert ADDRESS.match(sim_user_address(3))
+
+
+def listed_later(seed: int, after_blocks: int, total: int) -> list[dict]:
+    u = universe()
+    market = Market(u, seed=seed, trades_per_block=5)
+    out = trades_of(market, after_blocks)
+    u.add(coin_spec("XRP"))
+    market.add_coin(u.get("XRP"))  # type: ignore[arg-type]
+    return out + trades_of(market, total - after_blocks)
+
+
+def test_a_coin_listed_later_trades_from_its_block_on_and_the_same_seed_repeats_it() -> None:
+    # Given a market that lists XRP after 50 blocks
+    trades = listed_later(seed=3, after_blocks=50, total=250)
+    # Then nothing before the listing changed, XRP trades after it, and a rerun is identical
+    plain = trades_of(Market(universe(), seed=3, trades_per_block=5), 50)
+    assert identity(trades[: len(plain)]) == identity(plain)
+    assert all(t["coin"] != "XRP" for t in trades[: len(plain)])
+    assert any(t["coin"] == "XRP" for t in trades[len(plain) :])
+    assert identity(listed_later(seed=3, after_blocks=50, total=250)) == identity(trades)
+
+
+def test_a_coin_removed_stops_trading() -> None:
+    market = Market(universe(), seed=3, trades_per_block=5)
+    market.remove_coin("ETH")
+    assert all(t["coin"] != "ETH" for t in trades_of(market, 200))

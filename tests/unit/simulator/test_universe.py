@@ -55,3 +55,19 @@ def test_listed_coin_is_not_also_delisted() -> None:
 def test_lookup_is_case_sensitive() -> None:
     universe = Universe.build(["BTC"])
     assert universe.get("BTC") is not None and universe.get("btc") is None
+
+
+def test_listing_appends_and_delisting_keeps_the_index() -> None:
+    universe = Universe.build(["BTC", "ETH"], ["MATIC"])
+    universe.add(coin_spec("XRP"))
+    assert [a["name"] for a in universe.meta()["universe"]] == ["BTC", "ETH", "MATIC", "XRP"]
+    assert [s.name for s in universe.listed] == ["BTC", "ETH", "XRP"]
+    universe.delist("ETH")
+    entries = universe.meta()["universe"]
+    assert [a["name"] for a in entries] == ["BTC", "ETH", "MATIC", "XRP"]
+    assert entries[1].get("isDelisted") is True
+    assert [s.name for s in universe.listed] == ["BTC", "XRP"]
+    with pytest.raises(UniverseError):
+        universe.add(coin_spec("BTC"))
+    with pytest.raises(UniverseError):
+        universe.delist("ETH")
