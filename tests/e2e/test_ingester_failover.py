@@ -4,7 +4,7 @@ the record has no hole.
 Real processes on a steady simulated stream with a short replay (so a hole would be real):
 two ``hyperwatch ingest`` processes for the same feed, each reaching Redis (cache, lease and
 broker) through a TCP proxy the test controls, one Celery worker, a private PostgreSQL.
-The leader is SIGKILLed three times (the survivor leads, the killed one comes back as the
+Each ingester runs two sockets. The leader is SIGKILLed three times (the survivor leads, the killed one comes back as the
 standby, so the kills alternate), then cut off from Redis by its proxy. After each, the
 test measures how long until the other holds the lease. In the end the database is
 compared with the simulator's ground truth over the whole time an ingester was connected:
@@ -82,7 +82,11 @@ def test_given_two_ingesters_when_the_leader_is_killed_or_cut_off_then_the_stand
     tmp_path: Path, private_services: tuple[RedisServer, str]
 ) -> None:
     redis_server, url = private_services
-    config = StackConfig(rate=300, replay_trades=20)
+    # Two sockets per ingester (3 coins at 4 subscriptions a socket): every socket's pipeline
+    # settles its own coins at each takeover, and the publisher waits for all of them.
+    config = StackConfig(
+        rate=300, replay_trades=20, extra_env={"INGEST_SUBSCRIPTIONS_PER_CONNECTION": "4"}
+    )
     stack = Stack(tmp_path, url, redis_server, config)
     pair = IngesterPair(stack)
     takeovers: list[dict[str, object]] = []
@@ -93,6 +97,7 @@ def test_given_two_ingesters_when_the_leader_is_killed_or_cut_off_then_the_stand
         pair.start()
         pair.start()
         leader = pair.leader()
+        assert "hyperwatch_ingest_planned_connections 2.0" in pair.running[leader][0].metrics()
         time.sleep(2)
 
         # When the leader is SIGKILLed three times, the killed one restarted each time
