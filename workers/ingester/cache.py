@@ -164,8 +164,10 @@ class CacheWriter(threading.Thread):
     def _write_journal(self) -> None:
         """The gap journal, fenced by the lease: only the feed's leader writes it (a
         standby's holes are its own, and its newest times are not the feed's record)."""
-        newest, gaps = self._journal.take()
         leadership = self._leadership
+        if leadership.awaiting_promotion:
+            return  # the takeover is settling gaps into the journal: they are the feed's
+        newest, gaps = self._journal.take()
         if not (newest or gaps) or not leadership.leading:
             return
         try:

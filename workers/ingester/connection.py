@@ -68,6 +68,10 @@ class FrameSink(Protocol):
         """Every subscription acknowledged and data flowing on this connection."""
         ...
 
+    def forget(self, sub: Subscription) -> None:
+        """``sub`` was dropped for good (a delisting)."""
+        ...
+
     def tick(self) -> float:
         """Do time-based work; return the monotonic time it next wants a call."""
         ...
@@ -300,6 +304,7 @@ class Connection:
                     self._registry.desire(sub)
                 elif self._registry.undesire(sub):
                     self.watch.forget(sub)
+                    self._sink.forget(sub)
 
     def _wait_s(self, now: float, *deadlines: float) -> float:
         wait = min(MAX_WAIT_S, *(d - now for d in deadlines))

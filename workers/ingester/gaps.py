@@ -139,6 +139,17 @@ def parse_journal(
     return state
 
 
+FORGET = -1  # a journal "newest time" that deletes the field instead
+
+
+def _merge_newest(into: dict[str, int], newest: Mapping[str, int]) -> None:
+    """Newest times only grow; a forgetting is kept until a newer time replaces it."""
+    for name, ms in newest.items():
+        current = into.get(name)
+        if current is None or ms > current:
+            into[name] = ms
+
+
 class GapJournal:
     """Changes to persist: newest times published and open gaps. Thread-safe.
 
@@ -155,10 +166,16 @@ class GapJournal:
     def note_published(self, newest: Mapping[str, int]) -> None:
         """Journal fields (``stream|key`` and ``*``) → newest event time just published."""
         with self._lock:
-            mine = self._newest
-            for name, ms in newest.items():
-                if ms > mine.get(name, -1):
-                    mine[name] = ms
+            _merge_newest(self._newest, newest)
+
+    def forget(self, stream: GapStream, key: str) -> None:
+        """The key is no longer followed (a delisted coin, an untracked wallet): its newest
+        time and any open gap leave the journal, or every later takeover would open a
+        crash gap for it that no event ever closes."""
+        name = journal_field(stream, key)
+        with self._lock:
+            self._newest[name] = FORGET
+            self._open[name] = None
 
     def opened(self, gap: Gap) -> None:
         doc = gap.journal_doc()
@@ -178,9 +195,7 @@ class GapJournal:
     def give_back(self, newest: dict[str, int], open_: dict[str, bytes | None]) -> None:
         """Re-queue what a failed write did not store, unless newer changes arrived."""
         with self._lock:
-            for name, ms in newest.items():
-                if ms > self._newest.get(name, -1):
-                    self._newest[name] = ms
+            _merge_newest(self._newest, newest)
             for name, doc in open_.items():
                 self._open.setdefault(name, doc)
 
@@ -290,6 +305,17 @@ class GapTracker:
                 self._journal.opened(gap)
                 record.append(gap)
         return TakenOver(cutoff, record, covered)
+
+    def forget(self, stream: GapStream, key: str, now_ms: int) -> Gap | None:
+        """Stop following ``key``; an open gap on it ends now (returned, to be recorded)."""
+        k = (stream, key)
+        self._last.pop(k, None)
+        self._first.pop(k, None)
+        gap = self._open.pop(k, None)
+        if gap is not None:
+            gap.to_ms = max(gap.from_ms, now_ms)
+        self._journal.forget(stream, key)
+        return gap
 
     def open_gaps(self) -> list[Gap]:
         return list(self._open.values())

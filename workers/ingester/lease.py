@@ -79,13 +79,18 @@ return 1
 """
 # KEYS[1] lease, KEYS[2] open gaps, KEYS[3] newest. ARGV[1] lease value ('' for a sole
 # ingester without a lease), ARGV[2] JSON {newest: {field: "ms"}, open: {field: doc},
-# closed: [field]} → 1 written, 0 fenced off.
+# closed: [field]} → 1 written, 0 fenced off. A newest time of -1 deletes the field
+# (gaps.FORGET: the key is no longer followed).
 _JOURNAL = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local d = cjson.decode(ARGV[2])
 for f, ms in pairs(d.newest) do
-  local cur = tonumber(redis.call('HGET', KEYS[3], f))
-  if cur == nil or tonumber(ms) > cur then redis.call('HSET', KEYS[3], f, ms) end
+  if ms == '-1' then
+    redis.call('HDEL', KEYS[3], f)
+  else
+    local cur = tonumber(redis.call('HGET', KEYS[3], f))
+    if cur == nil or tonumber(ms) > cur then redis.call('HSET', KEYS[3], f, ms) end
+  end
 end
 for f, doc in pairs(d.open) do redis.call('HSET', KEYS[2], f, doc) end
 for _, f in ipairs(d.closed) do redis.call('HDEL', KEYS[2], f) end

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from events import Event, EventKind, Fill, Position, Trade, decode_batch
@@ -171,6 +171,20 @@ class Pipeline:
                 self.session.add_gap(gap)
         self.session.end(now_ms, reason)
         self.publish_session()
+
+    def forget(self, sub: Mapping[str, Any]) -> None:
+        """A subscription was dropped for good (a delisting): stop tracking its key's gaps."""
+        stream: GapStream | None = (
+            "trades" if sub.get("type") == "trades" else
+            "userFills" if sub.get("type") == "userFills" else None
+        )  # fmt: skip
+        key = sub.get("coin") if stream == "trades" else sub.get("user")
+        if stream is None or not isinstance(key, str):
+            return
+        gap = self._gaps.forget(stream, key, self._clock.time_ms())
+        if gap is not None:
+            self.session.add_gap(gap)
+            self._gap_closed()
 
     def on_healthy(self, received_ms: int) -> None:
         """Every subscription acknowledged and data flowing: from here on this ingester

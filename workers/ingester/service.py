@@ -287,8 +287,10 @@ class Ingester:
         window = ConnectWindow(s.max_connects_per_minute, self.clock)
         several = len(plan.connections) > 1
         self.connections, self.pipelines = [], []
-        # Which pipeline takes a previous run's journal entry: the one now owning the key.
-        self._journal_owner: dict[GapKey, int] = {}
+        # Which pipeline follows each WebSocket wallet (coins: the live plan, as listings
+        # move them).
+        self._user_owner: dict[str, int] = {}
+        self.journal = journal
         for planned in plan.connections:
             registry = SubscriptionRegistry(bucket)
             for sub in planned.subscriptions:
@@ -315,10 +317,8 @@ class Ingester:
             )  # fmt: skip
             self.pipelines.append(pipeline)
             self.connections.append(connection)
-            for coin in planned.coins:
-                self._journal_owner[("trades", coin)] = planned.index
             for user in planned.users:
-                self._journal_owner[("userFills", user)] = planned.index
+                self._user_owner[user] = planned.index
         # The first socket's parts under the names a single-socket ingester always had.
         self.pipeline, self.connection = self.pipelines[0], self.connections[0]
         self.live_plan = LivePlan(plan)
@@ -338,19 +338,45 @@ class Ingester:
 
     def _take_over(self, previous: JournalState) -> None:
         """From the lease thread: this ingester leads now. Each pipeline settles the keys it
-        owns (the first one those no socket has any more, as a single socket always did);
-        the feed's record reaches the same point for all of them."""
+        owns; the feed's record reaches the same point for all of them. Keys no socket
+        follows any more (a coin delisted, a wallet no longer tracked over WebSocket, a
+        coin now in another shard) leave the journal instead: nothing will ever close a
+        gap on them."""
         gaps_for: dict[int, list[Gap]] = {}
         newest_for: dict[int, dict[GapKey, int]] = {}
+        dropped: set[GapKey] = set()
         for gap in previous.open_gaps:
-            gaps_for.setdefault(self._journal_owner.get((gap.stream, gap.key), 0), []).append(gap)
+            key = (gap.stream, gap.key)
+            owner = self._owner(key)
+            if owner is None:
+                dropped.add(key)
+            else:
+                gaps_for.setdefault(owner, []).append(gap)
         for key, ms in previous.newest.items():
-            newest_for.setdefault(self._journal_owner.get(key, 0), {})[key] = ms
+            owner = self._owner(key)
+            if owner is None:
+                dropped.add(key)
+            else:
+                newest_for.setdefault(owner, {})[key] = ms
+        for stream, key_name in dropped:
+            self.journal.forget(stream, key_name)
+        if dropped:
+            log.info(
+                "%d key(s) in the feed's journal are no longer followed: forgotten", len(dropped)
+            )
         for index, pipeline in enumerate(self.pipelines):
             # Every pipeline takes part, keys or not: the publisher waits for all of them.
             pipeline.submit_takeover(
                 JournalState(gaps_for.get(index, []), newest_for.get(index, {}), previous.through)
             )
+
+    def _owner(self, key: GapKey) -> int | None:
+        """The index of the socket whose pipeline follows ``key``, if any does."""
+        stream, name = key
+        if stream == "trades":
+            assert self.live_plan is not None
+            return self.live_plan.where.get(name)
+        return self._user_owner.get(name)
 
     def _apply_listings(self, changes: ListingChanges) -> None:
         """From the meta refresher: subscribe new coins, drop delisted ones (the sockets

@@ -57,6 +57,9 @@ def test_one_takes_the_lease_the_other_stands_by_and_journal_writes_are_fenced(
     # Then a's journal writes are refused, and a stands by at its next cycle
     assert not fenced_journal_write(client, FEED, "1:a", {"*": 10**13}, {})
     assert read_journal(client, FEED).through == 900
+    # a forgotten key (-1) leaves the journal, under the current token
+    assert fenced_journal_write(client, FEED, "2:b", {"trades|BTC": -1}, {})
+    assert read_journal(client, FEED).newest == {}
     a.keeper.cycle()
     assert not a.leadership.leading and a.leadership.fence is None
     assert a.metrics.counter(LEASE_LOST).labels("taken")._value.get() == 1

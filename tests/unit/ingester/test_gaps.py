@@ -208,3 +208,23 @@ def test_the_journal_read_back_from_redis_skips_junk() -> None:
 def test_loss_is_a_closed_gap() -> None:
     gap = GapTracker.loss("trades", "BTC", 10, 20, 30)
     assert (gap.from_ms, gap.to_ms, gap.ended_by, gap.opened_at) == (10, 20, "loss", 30)
+
+
+def test_a_key_no_longer_followed_leaves_the_journal_and_its_open_gap_ends() -> None:
+    journal = GapJournal()
+    gaps = GapTracker(journal)
+    gaps.seen("trades", "OLD", 1000, 2000)
+    (gap,) = gaps.on_disconnect("closed", 2100)
+    journal.note_published({"trades|OLD": 2000})
+    journal.take()
+    ended = gaps.forget("trades", "OLD", 9000)
+    assert ended is gap and gap.to_ms == 9000
+    assert journal.take() == ({"trades|OLD": -1}, {"trades|OLD": None})
+    # nothing of it is left to open a gap at the next disconnect
+    assert gaps.on_disconnect("closed", 9500) == []
+    # a failed write gives the forgetting back; a later publish (relisted) replaces it
+    journal.forget("trades", "OLD")
+    taken = journal.take()
+    journal.give_back(*taken)
+    journal.note_published({"trades|OLD": 12_000})
+    assert journal.take()[0] == {"trades|OLD": 12_000}
