@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from runtime import keys
-from tests.support.services import free_port
+from tests.support.services import RedisServer, free_port
 from tests.support.stack import compare, wait_until
 from workers.simulator import SimulatorProcess
 
@@ -62,6 +63,15 @@ def _ready(port: int) -> bool:
         return False
 
 
+def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
 def _count(url: str, sql: str) -> int:
     engine = create_engine(url)
     try:
@@ -71,9 +81,22 @@ def _count(url: str, sql: str) -> int:
         engine.dispose()
 
 
+@pytest.fixture()
+def private_redis() -> Iterator[str]:
+    # Its own server, not the session's: a process another test left behind on the shared
+    # one (an ingester of the default feed) would stand by in this feed and publish its own
+    # simulator's trades.
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
 def test_given_two_ingesters_under_up_when_each_is_restarted_in_turn_then_nothing_is_lost_and_no_gap_opens(
-    tmp_path: Path, redis_url: str, postgres_url: str
+    tmp_path: Path, private_redis: str, postgres_url: str
 ) -> None:
+    redis_url = private_redis
     truth = tmp_path / "truth.jsonl"
     sim = SimulatorProcess.start(
         ["--rate", "200", "--coins", COINS, "--seed", "11", "--replay-trades", "20",
@@ -133,6 +156,7 @@ def test_given_two_ingesters_under_up_when_each_is_restarted_in_turn_then_nothin
         # Then no gap was opened by either restart
         time.sleep(2)
         gaps_during = _count(postgres_url, "SELECT count(*) FROM gaps")
+        gap_rows = _rows(postgres_url, "SELECT key, from_ms, to_ms, ended_by FROM gaps")
 
         # And after a clean stop nothing is missing or doubled
         up.send_signal(signal.SIGTERM)
@@ -155,10 +179,10 @@ def test_given_two_ingesters_under_up_when_each_is_restarted_in_turn_then_nothin
         sim.stop(5)
 
     print("\nROLLING", json.dumps({"gaps_during": gaps_during, **comparison.summary()}))
-    assert gaps_during == 0
+    assert gaps_during == 0, (gap_rows, up_log[-12000:])
     # Both restarts stopped the leader, which handed over to the ready standby each time
-    # (the final stop, with no standby left, did not)
-    assert up_log.count("handing over to it") == 2, up_log[-4000:]
+    # (the final stop hands over once more if it stops the leader first)
+    assert up_log.count("handing over to it") >= 2, up_log[-4000:]
     assert comparison.lost == [] and comparison.in_gaps == 0, comparison.lost[:10]
     assert comparison.duplicated == 0 and comparison.phantom == []
     assert comparison.mismatched == [] and comparison.bar_errors == []
