@@ -170,6 +170,8 @@ class CacheWriter(threading.Thread):
         newest, gaps = self._journal.take()
         if not (newest or gaps) or not leadership.leading:
             return
+        if leadership.fence is None and not leadership.is_sole:
+            return  # lost between the two reads: never write unfenced for a leased feed
         try:
             written = fenced_journal_write(self._client, self._feed, leadership.fence, newest, gaps)
         except (redis.RedisError, OSError):

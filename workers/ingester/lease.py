@@ -131,16 +131,21 @@ class Leadership:
             self._settling = parties
             self.generation += 1
 
-    def promote(self, cutoff_ms: int | None) -> None:
-        """One pipeline has settled; once all have, publish from ``cutoff_ms`` (exchange
-        time; None: everything held) on. Every pipeline computes the same cutoff."""
+    def promote(self, cutoff_ms: int | None, fence: str | None) -> bool:
+        """One pipeline has settled the takeover under ``fence``; once all have, publish
+        from ``cutoff_ms`` (exchange time; None: everything held) on. Every pipeline
+        computes the same cutoff. False, and nothing changes, when that lease is no longer
+        held (lost, or taken again since): a stale takeover must not make anyone lead."""
         with self._lock:
+            if fence is None or fence != self.fence:
+                return False
             self._settling -= 1
             if self._settling > 0:
-                return
+                return True
             self._promotions.put(cutoff_ms)
             self.leading = True
             self.generation += 1
+            return True
 
     def take_promotion(self) -> tuple[bool, int | None]:
         """(True, cutoff) once after each :meth:`promote`, for the publisher."""
@@ -153,6 +158,7 @@ class Leadership:
         with self._lock:
             self.leading = False
             self.fence = None
+            self._settling = 0
             self.other_leads = False
             self.generation += 1
 

@@ -90,7 +90,7 @@ class Pipeline:
         self._gaps = GapTracker(journal)
         self._flats = FlatTracker()
         self._inbox: queue.SimpleQueue[tuple[str, ParsedFrame]] = queue.SimpleQueue()
-        self._takeovers: queue.SimpleQueue[JournalState] = queue.SimpleQueue()
+        self._takeovers: queue.SimpleQueue[tuple[JournalState, str | None]] = queue.SimpleQueue()
         self.leadership = leadership or Leadership.sole()
         # The lease value this pipeline settled its gaps under: it sends session records
         # only while that is still the lease (a sole pipeline has no lease, hence None).
@@ -106,14 +106,19 @@ class Pipeline:
         self._frames: dict[str, Any] = {}  # channel label → counter child, resolved once (hot path)
 
     # --- leadership -----------------------------------------------------------------------
-    def submit_takeover(self, previous: JournalState) -> None:
-        """From the lease thread: this ingester now holds the lease after ``previous``."""
-        self._takeovers.put(previous)
+    def submit_takeover(self, previous: JournalState, fence: str | None) -> None:
+        """From the lease thread: this ingester now holds the lease ``fence`` after
+        ``previous``."""
+        self._takeovers.put((previous, fence))
         self._due = self._clock.monotonic()
 
-    def take_over(self, previous: JournalState) -> None:
+    def take_over(self, previous: JournalState, fence: str | None) -> None:
         """Become the feed's leader (on the socket thread): settle the gaps against the
-        previous leader's journal, then let the publisher send from the cutoff."""
+        previous leader's journal, then let the publisher send from the cutoff. A takeover
+        whose lease is already gone again is skipped: the next one settles."""
+        if fence is None or fence != self.leadership.fence:
+            log.info("takeover under a lease no longer held: skipped")
+            return
         coverage = None
         if self._connected and self._covered_since is not None:
             coverage = max(self._covered_since, self.leadership.evicted_newest_ms)
@@ -131,8 +136,8 @@ class Pipeline:
             if gap.opened_at == now_ms:
                 self._metrics.counter(GAPS).labels(gap.stream).inc()
             self.session.add_gap(gap)
-        self._settled_fence = self.leadership.fence
-        self.leadership.promote(cutoff)
+        self._settled_fence = fence
+        self.leadership.promote(cutoff, fence)
         log.warning(
             "leading the feed now: publishing from %s; %d gap(s) recorded%s",
             "the start of the buffer" if cutoff is None else f"{cutoff} ms (exchange time)",
@@ -363,7 +368,7 @@ class Pipeline:
         if now < self._due and self._inbox.empty():
             return self._due
         while not self._takeovers.empty():
-            self.take_over(self._takeovers.get_nowait())
+            self.take_over(*self._takeovers.get_nowait())
         while not self._inbox.empty():
             _user, pf = self._inbox.get_nowait()
             if pf.kind == "data":

@@ -342,6 +342,7 @@ class Ingester:
         follows any more (a coin delisted, a wallet no longer tracked over WebSocket, a
         coin now in another shard) leave the journal instead: nothing will ever close a
         gap on them."""
+        fence = self.leadership.fence  # set just before this call, on the same thread
         gaps_for: dict[int, list[Gap]] = {}
         newest_for: dict[int, dict[GapKey, int]] = {}
         dropped: set[GapKey] = set()
@@ -367,7 +368,8 @@ class Ingester:
         for index, pipeline in enumerate(self.pipelines):
             # Every pipeline takes part, keys or not: the publisher waits for all of them.
             pipeline.submit_takeover(
-                JournalState(gaps_for.get(index, []), newest_for.get(index, {}), previous.through)
+                JournalState(gaps_for.get(index, []), newest_for.get(index, {}), previous.through),
+                fence,
             )
 
     def _owner(self, key: GapKey) -> int | None:

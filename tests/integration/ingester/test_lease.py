@@ -42,7 +42,7 @@ def test_one_takes_the_lease_the_other_stands_by_and_journal_writes_are_fenced(
     assert a.leadership.fence == "1:a" and b.leadership.fence is None
     assert [(t.through, t.newest) for t in a.taken] == [(700, {("trades", "BTC"): 500})]
     assert b.leadership.other_leads and b.taken == []
-    a.leadership.promote(500)
+    a.leadership.promote(500, a.leadership.fence)
     a.keeper.cycle()  # renews
     assert client.pttl(keys.INGEST_LEASE.name(feed=FEED)) > 1000
     assert fenced_journal_write(client, FEED, "1:a", {"*": 900}, {})
@@ -81,7 +81,7 @@ def test_a_leader_stopping_releases_the_lease_and_withdraws(redis_url: str) -> N
     a, b = Candidate(redis_url, "a", clock), Candidate(redis_url, "b", clock)
     a.keeper.cycle()
     b.keeper.cycle()
-    a.leadership.promote(None)
+    a.leadership.promote(None, a.leadership.fence)
     a.keeper.stop(release=True)
     client = redis.Redis.from_url(redis_url)
     assert client.get(keys.INGEST_LEASE.name(feed=FEED)) is None
@@ -97,7 +97,7 @@ def test_a_leader_cut_off_from_redis_stops_leading_before_its_lease_can_expire(
     clock = ManualClock()
     a = Candidate(redis_url, "a", clock)
     a.keeper.cycle()
-    a.leadership.promote(None)
+    a.leadership.promote(None, a.leadership.fence)
     # When Redis becomes unreachable (a client pointed at a closed port)
     a.keeper._client = quick_redis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
     clock.advance(0.5)

@@ -90,7 +90,7 @@ def test_promoted_it_publishes_what_reaches_past_the_cutoff_then_what_follows() 
     s.put(contexts(4), trades(5, 6000))
     # When the lease is taken and the gaps settled with a record reaching 4,000
     s.leadership.acquired("7:me")
-    s.leadership.promote(4000)
+    s.leadership.promote(4000, "7:me")
     s.outbox.put(trades(6, 7000))
     s.drain()
     # Then the batches past the cutoff go first, in order, and recent state batches too
@@ -114,7 +114,7 @@ def test_a_fresh_feed_publishes_everything_held() -> None:
     s.put(trades(1, 1000), contexts(2))
     s.leadership.acquired("1:me")
     s.clock.advance(30)
-    s.leadership.promote(None)
+    s.leadership.promote(None, s.leadership.fence)
     s.drain()
     assert s.sent() == ["trades-1", "ctx-2"]
 
@@ -122,10 +122,24 @@ def test_a_fresh_feed_publishes_everything_held() -> None:
 def test_a_demoted_leader_stops_sending_and_holds_the_rest() -> None:
     s = Standby()
     s.leadership.acquired("1:me")
-    s.leadership.promote(None)
+    s.leadership.promote(None, s.leadership.fence)
     s.put(trades(1, 1000))
     s.drain()
     s.leadership.lost()
     s.put(trades(2, 2000))
     assert s.sent() == ["trades-1"]
     assert [e.seq for _, e in s.publisher._held] == [2]
+
+
+def test_a_takeover_settled_after_the_lease_was_lost_makes_nobody_lead() -> None:
+    s = Standby()
+    s.leadership.acquired("3:me", parties=2)
+    assert s.leadership.promote(None, "3:me")  # one socket's pipeline settled
+    assert not s.leadership.leading  # the other has not yet
+    s.leadership.lost()
+    assert not s.leadership.promote(None, "3:me")  # the second settles too late
+    assert not s.leadership.leading and s.leadership.fence is None
+    # a new lease starts its own count
+    s.leadership.acquired("4:me", parties=1)
+    assert not s.leadership.promote(None, "3:me")
+    assert s.leadership.promote(None, "4:me") and s.leadership.leading
