@@ -6,7 +6,9 @@ batch is all new. If any row is already stored (a replay, a redelivery), the sav
 rolled back and the rows go through a session-local staging table (same columns as the
 target) and ``INSERT … SELECT … ON CONFLICT DO NOTHING``, which skips exactly the stored
 ones. SQLite: ``INSERT … ON CONFLICT DO NOTHING`` with executemany. Either way, a
-duplicate never fails the batch.
+duplicate never fails the batch. :func:`upsert_values` is the same with ``ON CONFLICT (key)
+DO UPDATE … WHERE`` for rows that complete one another (``user_fills``: a wallet's side of a
+public trade and its own fill).
 
 Rows are tuples in the order of a ``columns`` list (or mappings, for the low-volume
 tables): at 50k trades/s the per-row cost of building dicts and encoding value by value is
