@@ -271,6 +271,14 @@ class Settings(BaseSettings):
     rest_weight_per_minute: int = Field(
         1000, ge=1, le=1200, description="REST budget we allow ourselves (exchange: 1200)."
     )
+    wallet_set_refresh_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Workers re-read the tracked wallets (TRACKED_WALLETS and the database's) at most this often "
+        "(s) to record every tracked wallet's side of the public trades; a newly tracked wallet is seen within "
+        "this (0 = at every batch).",
+    )
 
     # --- ingest batching -------------------------------------------------------------------
     ingest_batch_size: int = Field(

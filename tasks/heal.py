@@ -6,15 +6,17 @@ shared REST budget at the highest priority (``runtime.rest_budget``):
 
 - a coin's ``trades`` gap: ``recentTrades`` (the latest trades, no range, no paging). Its
   trades inside the window are stored through the same idempotent repository as live
-  data (key (coin, time, tid), bars folded from new rows only). If the answer reaches back
-  to the gap's start the window is proven complete: ``healed``; otherwise ``partial`` —
-  REST can never reach further back, only an archive import can finish it. A partial gap
-  keeps what REST does serve for it: the ``candleSnapshot`` 1m candles of the minutes
-  wholly inside it (``rest_bars``, apart from the trade bars), and for a window spanning
-  an hour, that hour's ``fundingHistory`` rate (``funding_rates``).
+  data (key (coin, time, tid); bars folded and tracked wallets' activity derived from new
+  rows only). If the answer reaches back to the gap's start the window is proven
+  complete: ``healed``; otherwise ``partial`` — REST can never reach further back, only
+  an archive import can finish it. A partial gap keeps what REST does serve for it: the
+  ``candleSnapshot`` 1m candles of the minutes wholly inside it (``rest_bars``, apart from
+  the trade bars), and for a window spanning an hour, that hour's ``fundingHistory`` rate
+  (``funding_rates``).
 - a wallet's ``userFills`` gap: ``userFillsByTime`` from the gap's start to its end,
   paged (at most 2,000 a page, bounds inclusive, so a page boundary is re-read and the
-  key (user, tid) absorbs it). All pages read: ``healed``.
+  key (user, tid) absorbs it; a row derived from the public trade is completed). All pages
+  read: ``healed``.
 
 The order in which live, healed and archived rows arrive does not matter: they meet on one
 key. A failed call leaves the gap ``open`` for the next run and is raised after the others
@@ -46,6 +48,7 @@ from runtime.hyperliquid.rest import InfoCallFailed, post_info
 from runtime.metrics_export import count_rows
 from runtime.redis_clients import quick_redis
 from runtime.rest_budget import BASE_WEIGHT, Priority, RestBudget, items_weight
+from runtime.tracked_wallets import TrackedWalletSet, tracked_wallet_set
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,12 +96,15 @@ class Healer:
         http: httpx.Client,
         budget: RestBudget,
         clock: Clock | None = None,
+        wallets: TrackedWalletSet | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.http = http
         self.budget = budget
         self.clock = clock or SystemClock()
+        # Healed trades record tracked wallets' activity as live ones do.
+        self.wallets = wallets or tracked_wallet_set(settings)
 
     def run(self, limit: int = HEAL_LIMIT) -> HealResult:
         result = HealResult()
@@ -244,9 +250,11 @@ class Healer:
         if not trades:
             return 0
         with self.database.session() as session:
-            result = TradeRepository(session).add_batch(trades, fold_bars=True)
+            wallets = self.wallets.current(session)
+            result = TradeRepository(session).add_batch(trades, fold_bars=True, wallets=wallets)
             session.commit()
         count_rows("trade_snapshots", result.new, result.duplicates)
+        count_rows("user_fills", result.activity, result.activity_duplicates)
         return result.new
 
     def _store_fills(self, fills: list[Fill]) -> int:

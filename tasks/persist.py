@@ -30,6 +30,7 @@ from models.repositories import (
     SessionRepository,
     TradeRepository,
 )
+from runtime.tracked_wallets import tracked_wallet_set
 from tasks.base import HyperwatchTask
 
 Result = dict[str, int]
@@ -37,18 +38,28 @@ Result = dict[str, int]
 
 @shared_task(name="hyperwatch.persist.trades", bind=True, base=HyperwatchTask)
 def persist_trades(self: HyperwatchTask, payload: Any) -> Result:
-    """Store a trade batch and fold the *new* trades into their 1-minute bars.
+    """Store a trade batch; fold the *new* trades into their 1-minute bars and record every
+    tracked wallet's side of them in ``user_fills`` (wallet activity).
 
-    Idempotency key (coin, time, tid). The bar update uses only the rows this transaction
+    Idempotency key (coin, time, tid). Bars and activity use only the rows this transaction
     inserted, in the same transaction, so a replayed batch neither duplicates trades nor
-    double-counts volume, trade count or CVD. Returns new, duplicates and bars touched.
+    double-counts volume, trade count or CVD; activity rows key on (user, tid) besides.
+    The tracked wallets are this process's set (runtime/tracked_wallets.py, at most
+    ``WALLET_SET_REFRESH_S`` old). Returns new, duplicates, bars touched and activity rows.
     """
     batch = decode_batch(payload, "trades")
     with self.transaction() as session:
-        result = TradeRepository(session).add_batch(batch.events, fold_bars=True)
+        wallets = tracked_wallet_set(self.settings).current(session)
+        result = TradeRepository(session).add_batch(batch.events, fold_bars=True, wallets=wallets)
     self.confirm(batch)
     self.count_rows("trade_snapshots", result.new, result.duplicates)
-    return {"new": result.new, "duplicates": result.duplicates, "bars": result.bars}
+    self.count_rows("user_fills", result.activity, result.activity_duplicates)
+    return {
+        "new": result.new,
+        "duplicates": result.duplicates,
+        "bars": result.bars,
+        "activity": result.activity,
+    }
 
 
 @shared_task(name="hyperwatch.persist.asset_contexts", bind=True, base=HyperwatchTask)
@@ -80,7 +91,8 @@ def persist_positions(self: HyperwatchTask, payload: Any) -> Result:
 
 @shared_task(name="hyperwatch.persist.fills", bind=True, base=HyperwatchTask)
 def persist_fills(self: HyperwatchTask, payload: Any) -> Result:
-    """Store tracked wallets' fills. Idempotency key (user, tid)."""
+    """Store tracked wallets' own fills. Idempotency key (user, tid); a row derived from the
+    public trade is completed, never doubled (``FillRepository.add_batch``)."""
     batch = decode_batch(payload, "fills")
     with self.transaction() as session:
         result = FillRepository(session).add_batch(batch.events)

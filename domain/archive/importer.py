@@ -8,10 +8,12 @@ Files in the exchange's order (legacy formats first, then by date and hour), eac
 2. The main thread streams the file (``runtime.hyperliquid.archive``): LZ4 chunks → lines →
    trades (one per tid, derived from its two fills) and the fills of tracked wallets.
 3. Every ``batch_size`` trades, the main thread renders the batch's COPY text and folds
-   its bars (``TradeRepository.prepare``) and hands it to a writer thread, which stores it
-   in one transaction: ``TradeRepository.add_batch(fold_bars=True)`` (COPY, idempotent on
-   (coin, time, tid); only the new trades are folded into their 1-minute bars),
-   ``FillRepository.add_batch`` (idempotent on (user, tid)) and the file's progress row.
+   its bars and its tracked wallets' activity (``TradeRepository.prepare``) and hands it to
+   a writer thread, which stores it in one transaction: ``TradeRepository.add_batch(
+   fold_bars=True)`` (COPY, idempotent on (coin, time, tid); only the new trades are folded
+   into their 1-minute bars and give their tracked wallets' sides to ``user_fills``),
+   ``FillRepository.add_batch`` (idempotent on (user, tid), completing those rows) and the
+   file's progress row.
    Parsing the next batch overlaps with PostgreSQL storing this one; at most two batches
    wait, so memory stays bounded whatever the file size. With ``jobs`` > 1, that many
    files are parsed at once in processes of their own (steps 2 and 3's preparation), and
@@ -159,6 +161,7 @@ class FileResult:
     trades_duplicate: int = 0
     fills_new: int = 0
     fills_duplicate: int = 0
+    activity: int = 0  # tracked wallets' rows of activity derived from the new trades
     bad_lines: int = 0  # this run
     bad_samples: list[str] = field(default_factory=list)  # "key:line: reason"
     unpaired_fills: int = 0
@@ -304,7 +307,7 @@ def file_batches(task: _Task, ship: bool = False) -> Iterator[_Batch]:
         samples += len(sample_lines)
         # COPY text and bar deltas are made here, so the thread (or process) that writes
         # mostly waits on PostgreSQL while this one parses the next batch.
-        prepared = TradeRepository.prepare(out.trades)
+        prepared = TradeRepository.prepare(out.trades, task.wallets)
         if ship:
             prepared = replace(prepared, trades=())
         return _Batch(
@@ -383,6 +386,7 @@ def _account(result: FileResult, batch: _Batch, trades: BulkResult, fills: BulkR
     result.trades_duplicate += trades.duplicates
     result.fills_new += fills.new
     result.fills_duplicate += fills.duplicates
+    result.activity += trades.activity
     result.bad_lines += batch.bad_lines
     result.bad_samples += batch.bad_samples
     result.lines_done = batch.progress.lines_done

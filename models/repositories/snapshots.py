@@ -20,6 +20,10 @@ class BulkResult:
     new: int
     duplicates: int
     bars: int = 0  # trades stored with fold_bars: 1-minute bars the new trades went into
+    # trades stored with tracked wallets: user_fills rows derived from the new trades that
+    # were inserted or completed (activity), or were already complete (activity_duplicates)
+    activity: int = 0
+    activity_duplicates: int = 0
 
 
 class SnapshotWriter:

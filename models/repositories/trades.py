@@ -1,9 +1,18 @@
-"""Trades: bulk idempotent insert keyed on (coin, time, tid)."""
+"""Trades: bulk idempotent insert keyed on (coin, time, tid); the bars and the tracked
+wallets' activity of the trades inserted, in the same transaction.
+
+Every writer of trades goes through :meth:`TradeRepository.add_batch` — live batches
+(tasks/persist.py), REST healing (tasks/heal.py), the archive importer
+(domain/archive/importer.py) — so what is derived from a trade is derived here, once, from
+the rows the transaction actually inserted.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Table, select
 
@@ -11,18 +20,21 @@ from events import Trade
 from models.partitions import DAY_MS
 from models.repositories.bars import BarDelta, BarRepository, fold
 from models.repositories.bulk import copy_text, insert_ignore_values
+from models.repositories.fills import ActivityRow, FillRepository, derive_activity
 from models.repositories.snapshots import BulkResult, SnapshotWriter
 from models.trade import TradeSnapshot
 
 _COLUMNS = Trade._fields
 # What the bar fold reads of each new trade (bars.fold).
 _FOLDED = ("coin", "time", "tid", "px", "sz", "side")
+_KEY = _FOLDED[:3]
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedTrades:
     """Trades with the Python half of storing them done ahead (:meth:`TradeRepository.prepare`):
-    their COPY text, their 1-minute bar deltas as if all were new, their time span.
+    their COPY text, their 1-minute bar deltas as if all were new, their time span, and the
+    tracked wallets' rows of activity derived from them as if all were new.
 
     ``trades`` may be left out (``()``) to send a batch to another process cheaply; it is
     then storable on PostgreSQL only (``count`` says how many rows ``copy_data`` holds)."""
@@ -33,6 +45,7 @@ class PreparedTrades:
     bars: list[BarDelta]
     min_time: int | None
     max_time: int | None
+    activity: Sequence[ActivityRow] = ()
 
 
 class TradeRepository(SnapshotWriter):
@@ -40,10 +53,13 @@ class TradeRepository(SnapshotWriter):
     partitioned = True
 
     @classmethod
-    def prepare(cls, trades: Sequence[Trade]) -> PreparedTrades:
+    def prepare(
+        cls, trades: Sequence[Trade], wallets: AbstractSet[str] = frozenset()
+    ) -> PreparedTrades:
         """Pure, any thread: what :meth:`add_batch` would compute in Python before and after
-        writing. A bulk loader prepares batch k+1 while batch k is being written, so the
-        writing thread mostly waits on the database."""
+        writing, ``wallets`` (lowercase) being the tracked ones. A bulk loader prepares
+        batch k+1 while batch k is being written, so the writing thread mostly waits on the
+        database."""
         times = [t.time for t in trades]
         return PreparedTrades(
             trades,
@@ -52,22 +68,39 @@ class TradeRepository(SnapshotWriter):
             fold(t[:6] for t in trades),
             min(times) if times else None,
             max(times) if times else None,
+            derive_activity(trades, wallets),
         )
 
     def add_batch(
-        self, trades: Sequence[Trade] | PreparedTrades, *, fold_bars: bool = False
+        self,
+        trades: Sequence[Trade] | PreparedTrades,
+        *,
+        fold_bars: bool = False,
+        wallets: AbstractSet[str] = frozenset(),
     ) -> BulkResult:
         """Store trades (or :meth:`prepare`-d trades); idempotency key (coin, time, tid).
 
         With ``fold_bars`` the trades that were new — only those, so a replay adds nothing —
         are folded into their 1-minute bars in the same transaction, and ``bars`` counts
         the bars touched.
+
+        ``wallets``: the tracked wallets, lowercase (prepared trades carry theirs from
+        :meth:`prepare`). Each new trade's buyer or seller among them gets its side of the
+        trade in ``user_fills``, in the same transaction (:meth:`FillRepository.add_activity`:
+        a row the wallet's own fill already wrote only gains the counterparty); ``activity``
+        counts those rows.
         """
         prepared: PreparedTrades | None = None
         if isinstance(trades, PreparedTrades):
+            if wallets:
+                raise ValueError(
+                    "prepared trades carry their wallets' activity: prepare(…, wallets)"
+                )
             prepared, rows = trades, trades.trades
+            activity: Sequence[ActivityRow] = trades.activity
         else:
             rows = trades
+            activity = derive_activity(rows, wallets)
         count = prepared.count if prepared is not None else len(rows)
         if not count:
             return BulkResult(0, 0)
@@ -82,7 +115,7 @@ class TradeRepository(SnapshotWriter):
             self.table,
             _COLUMNS,
             rows,
-            returning=_FOLDED if fold_bars else (),
+            returning=_FOLDED if fold_bars else (_KEY if activity else ()),
             copy_data=prepared.copy_data if prepared is not None else None,
             returning_if_all_new=prepared is None,
             count=count,
@@ -94,7 +127,22 @@ class TradeRepository(SnapshotWriter):
                 bars = bar_repository.merge(prepared.bars)  # all new: folded ahead
             else:
                 bars = bar_repository.fold_in(new_rows)
-        return BulkResult(new, count - new, bars)
+        stored = self._add_activity(activity, new == count, new_rows)
+        return BulkResult(new, count - new, bars, stored.new, stored.duplicates)
+
+    def _add_activity(
+        self, activity: Sequence[ActivityRow], all_new: bool, new_rows: list[tuple[Any, ...]]
+    ) -> BulkResult:
+        """The activity of the trades this transaction inserted: all of them, or those among
+        ``new_rows`` (each led by the trade's key). A trade stored before — a replay, the
+        other ingester's copy — derived its activity when it was inserted."""
+        if activity and not all_new:
+            inserted = {(r[0], int(r[1]), int(r[2])) for r in new_rows}
+            # An activity row is (user, tid, coin, time, …): its trade's key is (coin, time, tid).
+            activity = [a for a in activity if (a[2], a[3], a[1]) in inserted]
+        if not activity:
+            return BulkResult(0, 0)
+        return FillRepository(self.session).add_activity(activity)
 
     def for_coin(self, coin: str, since_ms: int = 0, limit: int = 1000) -> list[TradeSnapshot]:
         stmt = (

@@ -65,3 +65,46 @@ def test_given_migrated_database_when_compared_with_models_then_no_drift(databas
 
     diff = [d for d in diff if not runtime_partition(d)]
     assert diff == [], diff
+
+
+def _wallet_activity_migration(url: str) -> None:
+    """0006 keeps the fills stored before it (as fills) and its downgrade drops only the rows
+    the older schema cannot hold: those no fill completed."""
+    settings = load_settings(database_url=url)
+    engine = get_database(settings).engine
+    migrate.upgrade(settings, "0005")
+    fill = {"user": "0x" + "a1" * 20, "tid": 1, "coin": "ETH", "time": 1, "oid": 7, "px": "1.5",
+            "sz": "2", "side": "B", "dir": "Open Long", "start_position": "0", "closed_pnl": "0",
+            "fee": "0.1", "fee_token": "USDC", "crossed": True, "hash": "0x" + "00" * 32}  # fmt: skip
+    columns = ", ".join(f'"{c}"' for c in fill)
+    values = ", ".join(f":{c}" for c in fill)
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO user_fills ({columns}) VALUES ({values})"), fill)  # noqa: S608
+    migrate.upgrade(settings)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT source, counterparty FROM user_fills")).all() == [
+            ("fill", None)
+        ]
+        conn.execute(
+            text(
+                'INSERT INTO user_fills ("user", tid, coin, time, px, sz, side, hash, counterparty, '
+                "source) VALUES (:u, 2, 'ETH', 2, '1', '1', 'A', :h, :c, 'trade')"
+            ),
+            {"u": fill["user"], "h": fill["hash"], "c": "0x" + "b2" * 20},
+        )
+    migrate.downgrade(settings, "0005")
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text("SELECT tid FROM user_fills"))] == [1]
+    migrate.upgrade(settings)
+    get_database(settings).dispose()
+
+
+def test_given_stored_fills_and_activity_when_0006_goes_up_and_down_then_fills_survive(
+    tmp_path: Path,
+) -> None:
+    _wallet_activity_migration(f"sqlite:///{tmp_path / 'm.db'}")
+    database = PostgresDatabase()
+    try:
+        _wallet_activity_migration(database.url)
+    finally:
+        database.close()

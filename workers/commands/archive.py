@@ -69,6 +69,7 @@ def summary_lines(summary: ImportSummary) -> list[str]:
     superseded = summary.count("superseded")
     resumed = sum(1 for f in summary.files if f.resumed_from and f.status != "skipped")
     derived = summary.total("trades")
+    activity = summary.total("activity")
     lines = [
         f"files: {len(summary.files)} ({done} imported, {skipped} already done, {failed} failed"
         + (f", {resumed} resumed" if resumed else "")
@@ -79,7 +80,8 @@ def summary_lines(summary: ImportSummary) -> list[str]:
         f"already stored ({derived:,} derived; {summary.total('unpaired_fills'):,} unpaired "
         f"fills, {summary.total('skipped_dust'):,} dust/zero-size fills skipped)",
         f"fills of tracked wallets: {summary.total('fills_new'):,} new, "
-        f"{summary.total('fills_duplicate'):,} already stored",
+        f"{summary.total('fills_duplicate'):,} already stored"
+        + (f"; {activity:,} rows of their activity from the new trades" if activity else ""),
         f"bad lines: {summary.total('bad_lines'):,}",
     ]
     lines += [f"  {sample}" for sample in summary.bad_samples[:5]]

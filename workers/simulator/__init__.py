@@ -11,7 +11,8 @@ derived from the simulator's own market: candles from the trades it generated
 Public API (see :mod:`workers.simulator.runner` and :mod:`workers.simulator.groundtruth`)::
 
     SimulatorConfig, SimulatorServer, SimulatorHandle, SimulatorProcess
-    read_ground_truth, iter_trades, GroundTruth, GroundTruthTrade, sim_user_address
+    read_ground_truth, iter_trades, GroundTruth, GroundTruthTrade, sim_user_address,
+    sim_wallet_address
 """
 
 from workers.simulator.config import SimulatorConfig
@@ -22,7 +23,7 @@ from workers.simulator.groundtruth import (
     iter_trades,
     read_ground_truth,
 )
-from workers.simulator.market import sim_user_address
+from workers.simulator.market import sim_user_address, sim_wallet_address
 from workers.simulator.runner import SimulatorHandle, SimulatorProcess, SimulatorServer
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "iter_trades",
     "read_ground_truth",
     "sim_user_address",
+    "sim_wallet_address",
 ]

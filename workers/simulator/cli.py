@@ -47,6 +47,15 @@ def _csv(value: str) -> tuple[str, ...]:
     "--user", "user_addresses", multiple=True, help="A simulated wallet address (repeatable)."
 )
 @click.option(
+    "--wallets",
+    "wallet_count",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Active addresses trading in the public stream without fills or positions "
+    "(buyers and sellers to track, e.g. to test wallet activity at scale).",
+)
+@click.option(
     "--user-share",
     default=0.05,
     show_default=True,
@@ -209,6 +218,7 @@ def simulate(
     user_count: int,
     user_addresses: tuple[str, ...],
     user_share: float,
+    wallet_count: int,
     rate: float,
     trades_per_block: int | None,
     block_ms: float,
@@ -251,6 +261,7 @@ def simulate(
         users=user_count,
         user_addresses=user_addresses,
         user_share=user_share,
+        wallets=wallet_count,
         rate=rate,
         trades_per_block=trades_per_block,
         block_ms=block_ms,

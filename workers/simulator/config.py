@@ -12,7 +12,7 @@ from pathlib import Path
 
 from workers.simulator.faults import FaultPlan
 from workers.simulator.ledger import FILLS_KEPT
-from workers.simulator.market import sim_user_address
+from workers.simulator.market import sim_user_address, sim_wallet_address
 from workers.simulator.universe import (
     DEFAULT_COINS,
     DEFAULT_DELISTED,
@@ -35,6 +35,7 @@ class SimulatorConfig:
     users: int = 0
     user_addresses: tuple[str, ...] = ()
     user_share: float = 0.05
+    wallets: int = 0  # active addresses without a ledger (sim_wallet_address 0..N-1)
     rate: float = 50.0
     trades_per_block: int | None = None
     block_ms: float = 70.0
@@ -64,6 +65,7 @@ class SimulatorConfig:
             (0 <= self.port <= 65535, "port: 0-65535 (0 = any free port)"),
             (bool(self.coins), "coins: at least one coin"),
             (self.users >= 0, "users: a count ≥ 0"),
+            (self.wallets >= 0, "wallets: a count ≥ 0"),
             (0.0 <= self.user_share <= 1.0, "user-share: a fraction between 0 and 1"),
             (self.rate > 0, "rate: trades per second > 0"),
             (self.trades_per_block is None or self.trades_per_block >= 1, "trades-per-block: ≥ 1"),
@@ -113,6 +115,8 @@ class SimulatorConfig:
         self._validate_list_later()
 
     def _validate_list_later(self) -> None:
+        if self.wallets and self.replay_path is not None:
+            raise ValueError("wallets: only with a generated market, not with --replay")
         if self.list_later and self.replay_path is not None:
             raise ValueError("list-later: only with a generated market, not with --replay")
         seen = {coin_spec(token).name for token in (*self.coins, *self.delisted)}
@@ -140,6 +144,11 @@ class SimulatorConfig:
             if low not in out:
                 out.append(low)
         return tuple(out)
+
+    @property
+    def wallet_addresses(self) -> tuple[str, ...]:
+        """The ``wallets`` active addresses: they trade in the public stream, without a ledger."""
+        return tuple(sim_wallet_address(i) for i in range(self.wallets))
 
     @property
     def effective_trades_per_block(self) -> int:

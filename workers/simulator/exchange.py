@@ -100,6 +100,7 @@ class Exchange:
                 trades_per_block=config.effective_trades_per_block,
                 users=users,
                 user_share=config.user_share,
+                wallets=config.wallet_addresses,
             )
             market = generator
             self._generator = generator
@@ -431,6 +432,8 @@ class Exchange:
                 source="replay" if self.config.replay_path else "generated",
                 trades_per_block=self.config.effective_trades_per_block,
                 block_ms=self.config.effective_block_ms,
+                # only when asked for: the start line of runs without them stays as it was
+                **({"wallets": self.config.wallets} if self.config.wallets else {}),
             )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -3,7 +3,8 @@
 Format (one JSON object per line, ``type`` first; readers skip types they do not know):
 
 * ``{"type":"start","time":ms,"seed":int,"coins":[...],"users":[...],"source":"generated"|"replay"}``
-  once, first.
+  once, first (with ``"wallets":N`` when ``--wallets`` was given: ``sim_wallet_address``
+  0..N-1 trade in the stream, without fills).
 * ``{"type":"trades","data":[<WsTrade>, …]}`` — the ``data`` of a ``trades`` frame, exactly
   as sent (``users`` is [buyer, seller]) — for every trade the exchange generated, whether or
   not any client was connected or received it (so it is the superset the database is

@@ -18,6 +18,10 @@ Contract:
 * Some trades involve a simulated user (taker or maker) with probability ``user_share``;
   the ledger turns those into fills. The draw happens whether or not users exist, so adding
   users changes addresses in the stream, not prices, sizes or tids.
+* Every other side is one of the market's participants: 256 addresses drawn from the seed,
+  and the ``wallets`` (``--wallets N``: :func:`sim_wallet_address` 0..N-1), which trade in
+  the public stream like anyone else but have no ledger — no fills, no positions. Adding
+  wallets changes addresses only, too; with none, the stream is what it always was.
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ _PX_CACHE_MAX = 8192
 def sim_user_address(index: int) -> str:
     """The ``index``-th simulated wallet address; independent of the seed so configs can name it."""
     digest = hashlib.sha256(f"hyperwatch-sim-user-{index}".encode()).hexdigest()
+    return "0x" + digest[:40]
+
+
+def sim_wallet_address(index: int) -> str:
+    """The ``index``-th active address of ``--wallets`` (a participant without a ledger);
+    independent of the seed, and never one of :func:`sim_user_address`'s."""
+    digest = hashlib.sha256(f"hyperwatch-sim-wallet-{index}".encode()).hexdigest()
     return "0x" + digest[:40]
 
 
@@ -163,6 +174,7 @@ class Market:
         trades_per_block: int,
         users: tuple[str, ...] = (),
         user_share: float = 0.05,
+        wallets: tuple[str, ...] = (),
     ) -> None:
         if trades_per_block < 1:
             raise ValueError("trades_per_block must be at least 1")
@@ -174,6 +186,9 @@ class Market:
         self._rng = random.Random(seed)
         self._tids = TidSequence(self._rng)
         self._participants = [f"0x{self._rng.getrandbits(160):040x}" for _ in range(_PARTICIPANTS)]
+        # Appended after the draws, so the seed's stream is the same with or without them.
+        drawn = set(self._participants)
+        self._participants += [w for w in dict.fromkeys(wallets) if w not in drawn]
         self._books = {
             spec.name: _Book(spec, _size_table(spec, self._rng)) for spec in universe.listed
         }
@@ -272,7 +287,7 @@ class Market:
     def _address(self, draw: float) -> str:
         if draw < self.user_share:
             return self.users[int(draw / self.user_share * len(self.users))]
-        return self._participants[int(draw * _PARTICIPANTS)]
+        return self._participants[int(draw * len(self._participants))]
 
     @staticmethod
     def _move(book: _Book, last_level: int, buy: bool, draw: float) -> None:

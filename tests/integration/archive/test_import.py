@@ -119,6 +119,21 @@ def truth_fills(truth: GroundTruth) -> dict[tuple[str, int], tuple[Any, ...]]:
     return out
 
 
+def assert_activity_completed(db: Database, truth: GroundTruth, users: list[str]) -> int:
+    """Every trade of a tracked wallet gave it a row, which its fill (in the same files)
+    completed: one row per (user, tid), the other side as counterparty. Returns the rows."""
+    expected = {}
+    for t in truth.trades:
+        if t.buyer in users:
+            expected[(t.buyer, t.tid)] = (t.seller, "fill")
+        if t.seller in users:
+            expected[(t.seller, t.tid)] = (t.buyer, "fill")
+    with db.session() as s:
+        got = {(f.user, f.tid): (f.counterparty, f.source) for f in s.scalars(select(UserFill))}
+    assert got == expected
+    return len(expected)
+
+
 def count(db: Database, model: type) -> int:
     with db.session() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
@@ -157,6 +172,7 @@ def test_given_simulator_archive_when_imported_then_database_equals_ground_truth
     assert summary.total("unpaired_fills") == 0
     assert_equals_truth(pg_database, truth)
     assert fill_rows(pg_database) == truth_fills(truth)
+    assert summary.total("activity") == assert_activity_completed(pg_database, truth, users)
 
     again = import_dir(pg_database, archive, wallets=users)
     assert again.count("skipped") == 2 and again.total("trades_new") == 0
@@ -177,6 +193,8 @@ def test_given_simulator_archive_when_imported_by_two_processes_then_equal_to_gr
     assert summary.total("trades_new") == summary.total("trades") == len(truth.trades)
     assert_equals_truth(pg_database, truth)
     assert fill_rows(pg_database) == truth_fills(truth)
+    # The decoding processes derived the activity; this one stored it with the new trades
+    assert summary.total("activity") == assert_activity_completed(pg_database, truth, users)
     forced = import_dir(pg_database, archive, wallets=users, force=True, jobs=2)
     assert forced.total("trades_new") == 0 and forced.total("trades_duplicate") == len(truth.trades)
     assert_equals_truth(pg_database, truth)
@@ -268,7 +286,8 @@ def test_given_node_trades_and_node_fills_when_imported_then_trades_and_fills_st
         tmp_path / "node_fills/hourly/20250727/8.lz4",
         [orjson.dumps([buyer, bid]), samples.NODE_FILL],
     )
-    summary = import_dir(database, tmp_path, wallets=[buyer])
+    seller = "0x91853bcefbdc3447768413e6db7d6e0a81c4be56"  # of the @107 node_trades line
+    summary = import_dir(database, tmp_path, wallets=[buyer, seller])
     assert [f.key for f in summary.files] == [
         "node_trades/hourly/20250624/2.lz4",
         "node_fills/hourly/20250727/8.lz4",
@@ -276,8 +295,20 @@ def test_given_node_trades_and_node_fills_when_imported_then_trades_and_fills_st
     assert summary.total("trades_new") == 3 and summary.total("fills_new") == 1
     with database.session() as s:
         trades = {t.coin: t for t in s.scalars(select(TradeSnapshot))}
+        activity = {f.coin: f for f in s.scalars(select(UserFill))}
     assert trades["@107"].tid >= SYNTHETIC_TID_BASE and trades["BTC"].tid == 529138325283768
     assert (trades["BTC"].buyer, trades["BTC"].seller, trades["BTC"].side) == (buyer, user, "A")
+    # Tracked wallets' sides of the trades: node_trades has no fills, so that row stays
+    # derived; the node_fills trade's row is completed by the buyer's own fill
+    assert summary.total("activity") == 2
+    assert (activity["@107"].user, activity["@107"].side, activity["@107"].counterparty) == (
+        seller, "A", "0xb65117c1e1006e7b2413fa90e96fcbe3fa83ed75",
+    )  # fmt: skip
+    assert (activity["@107"].source, activity["@107"].oid) == ("trade", None)
+    assert (activity["BTC"].user, activity["BTC"].counterparty, activity["BTC"].source) == (
+        buyer, user, "fill",
+    )  # fmt: skip
+    assert (activity["BTC"].oid, activity["BTC"].dir) == (7, "Open Long")
     assert import_dir(database, tmp_path, force=True).total("trades_new") == 0
 
 

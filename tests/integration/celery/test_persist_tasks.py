@@ -69,7 +69,7 @@ def test_trade_batch_is_stored_once_and_a_replay_adds_nothing(
     # Then the first run stored every trade and folded them into bars, the replay stored
     # nothing and left every bar (volume, delta, count) exactly as it was
     assert first["new"] == 500 and first["duplicates"] == 0 and first["bars"] > 0
-    assert second == {"new": 0, "duplicates": 500, "bars": 0}
+    assert second == {"new": 0, "duplicates": 500, "bars": 0, "activity": 0}
     with database.engine.connect() as conn:
         assert len(stored_trade_keys(conn)) == 500
         assert stored_bars(conn) == bars_after_first == expected_bars(trades)

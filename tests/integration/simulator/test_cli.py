@@ -62,3 +62,14 @@ def test_bad_option_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "rate" in result.stderr and result.stdout == ""
+
+
+def test_negative_wallets_is_a_usage_error_naming_the_option() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "simulate", "--port", "0", "--wallets", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert "wallets: a count ≥ 0" in result.stderr and result.stdout == ""

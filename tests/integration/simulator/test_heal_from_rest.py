@@ -107,3 +107,48 @@ def test_given_an_exchange_error_when_healing_then_the_gap_stays_open_and_it_is_
     assert list(result.failed) == ["g"] and "recentTrades" in result.failed["g"]
     with pg_database.session() as s:
         assert [g.id for g in GapRepository(s).to_heal()] == ["g"]
+
+
+def test_given_a_tracked_wallet_when_its_trades_and_fills_are_healed_then_one_completed_row_each(
+    start_sim: Callable[..., SimulatorHandle], pg_database: Database, cache: redis.Redis
+) -> None:
+    # Given a simulated wallet in half the trade sides, tracked, and a trades gap REST covers
+    sim = start_sim(rate=100.0, replay_trades=200, users=1, user_share=0.5, coins=("BTC",))
+    time.sleep(1.5)
+    _, recent = http_post(sim.info_url, {"type": "recentTrades", "coin": "BTC"})
+    user = sim.exchange.config.all_users[0]
+    settings = load_settings(
+        database_url=pg_database.url, hl_info_url=sim.info_url, tracked_wallets=[user]
+    )
+    with pg_database.session() as s:
+        GapRepository(s).record([gap("t", "trades", "BTC", recent[0]["time"], recent[-1]["time"])])
+        s.commit()
+
+    # When the trades gap is healed
+    http = httpx.Client(timeout=5.0)
+    assert Healer(settings, pg_database, http, RestBudget(cache, 1200)).run().failed == {}
+
+    # Then the wallet's side of every healed trade it took part in is recorded
+    with pg_database.session() as s:
+        mine = {
+            t.tid: (t.seller if t.buyer == user else t.buyer, "B" if t.buyer == user else "A")
+            for t in TradeRepository(s).for_coin("BTC")
+            if user in (t.buyer, t.seller)
+        }
+        derived = {f.tid: f for f in s.scalars(select(UserFill))}
+    assert mine and {tid: (f.counterparty, f.side) for tid, f in derived.items()} == mine
+    assert {f.source for f in derived.values()} == {"trade"}
+
+    # When the wallet's fills are healed too (userFillsByTime)
+    with pg_database.session() as s:
+        GapRepository(s).record([gap("f", "userFills", user, 0, int(time.time() * 1000))])
+        s.commit()
+    assert Healer(settings, pg_database, http, RestBudget(cache, 1200)).run().failed == {}
+
+    # Then each of those rows was completed by its fill, keeping its counterparty
+    with pg_database.session() as s:
+        after = {f.tid: f for f in s.scalars(select(UserFill)) if f.tid in mine}
+    assert {tid: (f.counterparty, f.side, f.source) for tid, f in after.items()} == {
+        tid: (other, side, "fill") for tid, (other, side) in mine.items()
+    }
+    assert all(f.oid is not None and f.fee is not None for f in after.values())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workers.simulator.config import SimulatorConfig, parse_list_later
-from workers.simulator.market import sim_user_address
+from workers.simulator.market import sim_user_address, sim_wallet_address
 
 
 def test_block_size_derives_from_rate_and_block_ms() -> None:
@@ -32,6 +32,7 @@ def test_users_generated_then_explicit_lowercase_unique() -> None:
         ({"trades_per_block": 0}, "trades-per-block"),
         ({"idle_timeout_s": 0}, "idle-timeout"),
         ({"user_addresses": ("0x12",)}, "user"),
+        ({"wallets": -1}, "wallets"),
         ({"replay_path": Path("/nonexistent/capture.jsonl")}, "replay"),
         ({"coins": ()}, "coins"),
         ({"coins": ("BTC", "bad name")}, "coins"),
@@ -45,6 +46,16 @@ def test_users_generated_then_explicit_lowercase_unique() -> None:
 def test_bad_options_name_themselves(kwargs: dict, option: str) -> None:
     with pytest.raises(ValueError, match=f"^{option}:"):
         SimulatorConfig(**kwargs).validate()
+
+
+def test_wallets_are_generated_addresses_and_need_a_generated_market(tmp_path: Path) -> None:
+    config = SimulatorConfig(wallets=3, users=1)
+    assert config.wallet_addresses == tuple(sim_wallet_address(i) for i in range(3))
+    assert config.all_users == (sim_user_address(0),)  # wallets have no ledger
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("")
+    with pytest.raises(ValueError, match=r"^wallets: only with a generated market"):
+        SimulatorConfig(wallets=3, replay_path=capture).validate()
 
 
 def test_list_later_parses_coin_at_seconds() -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from workers.simulator.market import Market, TidSequence, sim_user_address
+from workers.simulator.market import Market, TidSequence, sim_user_address, sim_wallet_address
 from workers.simulator.schedule import GeneratedBlocks
 from workers.simulator.universe import Universe, coin_spec
 
@@ -225,3 +225,30 @@ def test_a_coin_removed_stops_trading() -> None:
     market = Market(universe(), seed=3, trades_per_block=5)
     market.remove_coin("ETH")
     assert all(t["coin"] != "ETH" for t in trades_of(market, 200))
+
+
+def test_adding_wallets_changes_addresses_only_and_they_trade() -> None:
+    # Given the same seed with and without 50 active wallets (and with users, as in a run)
+    users = (sim_user_address(0),)
+    plain = trades_of(Market(universe(), seed=3, trades_per_block=8, users=users), 100)
+    wallets = tuple(sim_wallet_address(i) for i in range(50))
+    with_wallets = trades_of(
+        Market(universe(), seed=3, trades_per_block=8, users=users, wallets=wallets), 100
+    )
+    # Then coin, price, size, side, tid and the users' sides are the same …
+    strip = [(t["coin"], t["px"], t["sz"], t["side"], t["tid"], t["hash"]) for t in plain]
+    assert strip == [
+        (t["coin"], t["px"], t["sz"], t["side"], t["tid"], t["hash"]) for t in with_wallets
+    ]
+    assert [users[0] in t["users"] for t in plain] == [users[0] in t["users"] for t in with_wallets]
+    # … and the wallets are buyers and sellers, most of them in a few hundred trades
+    seen = {a for t in with_wallets for a in t["users"]} & set(wallets)
+    assert len(seen) > 40
+    assert all(t["users"][0] != t["users"][1] for t in with_wallets)
+
+
+def test_sim_wallet_addresses_are_stable_valid_and_not_users() -> None:
+    wallets = [sim_wallet_address(i) for i in range(100)]
+    assert all(ADDRESS.match(w) for w in wallets) and len(set(wallets)) == 100
+    assert sim_wallet_address(0) == sim_wallet_address(0)
+    assert not set(wallets) & {sim_user_address(i) for i in range(100)}
