@@ -15,7 +15,10 @@ Keys (``<stream>`` is ``mids``, ``asset_contexts`` or ``positions``; a position'
   workers applying batches out of order never move a coin back in time. Also what
   ``stale_data`` measures silence from.
 - ``keys.ALERTS_VALUE`` hash, field → that newest value: the mid's price string, the
-  asset context's or position's wire JSON (``events.event_to_wire``).
+  asset context's or position's wire JSON (``events.event_to_wire``). A position that
+  replaces an older one comes back with the one it replaced, read in the same atomic call
+  (:meth:`SharedMarket.apply_replacing`): each pair of consecutive snapshots is seen by
+  exactly one worker, which judges the change between them (``wallet_position_change``).
 - ``keys.ALERTS_HISTORY`` sorted set, score = bucket start (ms), member
   ``"<start>|<low>|<high>"``: the low and high of the mid (or open interest) in each bucket.
   Recorded only for coins that have a windowed alert (``price_move_pct`` /
@@ -95,7 +98,8 @@ def _series_value(event: Mid | AssetContext) -> Decimal:
 
 
 # ARGV[1]: {"seen": key, "val": key, "items": [{"f", "t", "v", "p": [[t, x]...], "h": [[key,
-# bucket_ms, span_ms]...]}]}. Returns 1/0 per item: applied, or skipped as older.
+# bucket_ms, span_ms]...], "r": 1}]}. Returns per item 0 (skipped as older) or 1 (applied);
+# an item with "r" that replaced an older value returns that value instead of 1.
 _APPLY: Final = """
 local spec = cjson.decode(ARGV[1])
 local function merge(key, size, span, t, x)
@@ -124,6 +128,10 @@ for i, item in ipairs(spec.items) do
   if stored and t < tonumber(stored) then
     out[i] = 0
   else
+    local replaced = false
+    if item.r and stored and t > tonumber(stored) then
+      replaced = redis.call('HGET', spec.val, item.f)
+    end
     redis.call('HSET', spec.seen, item.f, item.t)
     redis.call('HSET', spec.val, item.f, item.v)
     if item.h then
@@ -136,7 +144,7 @@ for i, item in ipairs(spec.items) do
         end
       end
     end
-    out[i] = 1
+    if replaced then out[i] = replaced else out[i] = 1 end
   end
 end
 return out
@@ -197,6 +205,17 @@ class SharedMarket:
         older than what was stored (the ones to evaluate). ``history`` maps coin → longest
         window (ms) of its windowed alerts on this stream's series: those coins' points
         are recorded in the history tiers."""
+        return [event for event, _ in self.apply_replacing(stream, events, history)]
+
+    def apply_replacing(
+        self,
+        stream: str,
+        events: Sequence[Mid | AssetContext | Position],
+        history: Mapping[str, int] | None = None,
+    ) -> list[tuple[Mid | AssetContext | Position, Position | None]]:
+        """:meth:`apply`, pairing each applied event with, for positions, the strictly older
+        position it replaced (None for the first one seen, for a re-applied one of the same
+        time, and for other streams)."""
         history = history or {}
         items = group_latest(events, history)
         if not items:
@@ -212,10 +231,19 @@ class SharedMarket:
                     for tier in tiers_for(window)
                 ]
                 entry["p"] = [[str(t), str(x)] for t, x in item.points]
+            if stream == "positions":
+                entry["r"] = 1
             spec_items.append(entry)
         spec = {"seen": seen_key(stream), "val": value_key(stream), "items": spec_items}
         flags = self._apply(args=[json.dumps(spec, separators=(",", ":"))])
-        return [item.latest for item, ok in zip(items.values(), flags, strict=True) if int(ok)]
+        out: list[tuple[Mid | AssetContext | Position, Position | None]] = []
+        for item, flag in zip(items.values(), flags, strict=True):
+            if isinstance(flag, bytes | str):
+                replaced = event_from_wire(Position, json.loads(flag))
+                out.append((item.latest, replaced if isinstance(replaced, Position) else None))
+            elif int(flag):
+                out.append((item.latest, None))
+        return out
 
     def mark_started(self, now_ms: int) -> int:
         """Record when the shared view began (first caller wins); returns that time."""
