@@ -207,7 +207,8 @@ ALERTS_SEEN: Final = Key(
     "hash",
     "alert workers (domain.alerts.shared_state)",
     "none",
-    "field → ms of the newest event applied, so an older batch never overwrites a newer",
+    "field → ms of the newest event applied, so an older batch never overwrites a newer; "
+    "positions also '<wallet>|' → when that wallet's positions were first seen",
 )
 ALERTS_VALUE: Final = Key(
     "hw:alerts:val:{stream}",

@@ -30,6 +30,7 @@ from models.repositories import (
     SessionRepository,
     TradeRepository,
 )
+from tasks.alerts.forward import forward_new_fills, forward_new_trades
 from tasks.base import HyperwatchTask
 
 Result = dict[str, int]
@@ -48,6 +49,7 @@ def persist_trades(self: HyperwatchTask, payload: Any) -> Result:
         result = TradeRepository(session).add_batch(batch.events, fold_bars=True)
     self.confirm(batch)
     self.count_rows("trade_snapshots", result.new, result.duplicates)
+    forward_new_trades(self, result.inserted)  # whale-trade alerts: new trades only
     return {"new": result.new, "duplicates": result.duplicates, "bars": result.bars}
 
 
@@ -86,6 +88,7 @@ def persist_fills(self: HyperwatchTask, payload: Any) -> Result:
         result = FillRepository(session).add_batch(batch.events)
     self.confirm(batch)
     self.count_rows("user_fills", result.new, result.duplicates)
+    forward_new_fills(self, batch.events, result.inserted)  # wallet_liquidated alerts
     return {"new": result.new, "duplicates": result.duplicates}
 
 

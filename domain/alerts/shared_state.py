@@ -19,6 +19,12 @@ Keys (``<stream>`` is ``mids``, ``asset_contexts`` or ``positions``; a position'
   replaces an older one comes back with the one it replaced, read in the same atomic call
   (:meth:`SharedMarket.apply_replacing`): each pair of consecutive snapshots is seen by
   exactly one worker, which judges the change between them (``wallet_position_change``).
+  A state lists open positions only, so a coin's first snapshot has nothing to replace;
+  the seen hash also keeps, per wallet (field ``<wallet>|``), the time its positions were
+  first seen: a coin first appearing *after* that was flat in the wallet's earlier states
+  (every complete state lists every open position, and closes are sent as flat ones), so it
+  comes back as replacing a flat position — an open. A coin already in the wallet's first
+  state seen is its baseline: held since before hyperwatch looked, not opened.
 - ``keys.ALERTS_HISTORY`` sorted set, score = bucket start (ms), member
   ``"<start>|<low>|<high>"``: the low and high of the mid (or open interest) in each bucket.
   Recorded only for coins that have a windowed alert (``price_move_pct`` /
@@ -49,6 +55,7 @@ from domain.alerts.market_state import MarketState
 from domain.alerts.view import Series, Stream, WindowRange
 from events import AssetContext, Event, Mid, Position, event_from_wire, event_to_wire
 from runtime import keys
+from runtime.hyperliquid.positions import flat_position
 
 STARTED_KEY: Final = keys.ALERTS_STARTED.name()
 # Streams whose events alerts read, as ``events.KIND_OF`` names them.
@@ -98,8 +105,9 @@ def _series_value(event: Mid | AssetContext) -> Decimal:
 
 
 # ARGV[1]: {"seen": key, "val": key, "items": [{"f", "t", "v", "p": [[t, x]...], "h": [[key,
-# bucket_ms, span_ms]...], "r": 1}]}. Returns per item 0 (skipped as older) or 1 (applied);
-# an item with "r" that replaced an older value returns that value instead of 1.
+# bucket_ms, span_ms]...], "r": "<wallet>|"}]}. Returns per item 0 (skipped as older) or 1
+# (applied); an item with "r" (a position) that replaced an older value returns that value
+# instead of 1, or "flat" when it is its field's first value but its wallet was seen before.
 _APPLY: Final = """
 local spec = cjson.decode(ARGV[1])
 local function merge(key, size, span, t, x)
@@ -129,8 +137,14 @@ for i, item in ipairs(spec.items) do
     out[i] = 0
   else
     local replaced = false
-    if item.r and stored and t > tonumber(stored) then
-      replaced = redis.call('HGET', spec.val, item.f)
+    if item.r then
+      local first = redis.call('HGET', spec.seen, item.r)
+      if stored and t > tonumber(stored) then
+        replaced = redis.call('HGET', spec.val, item.f)
+      elseif not stored and first and tonumber(first) < t then
+        replaced = 'flat'
+      end
+      if not first or t < tonumber(first) then redis.call('HSET', spec.seen, item.r, item.t) end
     end
     redis.call('HSET', spec.seen, item.f, item.t)
     redis.call('HSET', spec.val, item.f, item.v)
@@ -183,6 +197,16 @@ def group_latest(
     return items
 
 
+def _replaced(latest: Mid | AssetContext | Position, flag: bytes | str) -> Position | None:
+    text = flag.decode() if isinstance(flag, bytes) else flag
+    if not isinstance(latest, Position):
+        return None
+    if text == "flat":
+        return flat_position(latest, latest.time)
+    replaced = event_from_wire(Position, json.loads(text))
+    return replaced if isinstance(replaced, Position) else None
+
+
 def series_of(stream: str) -> Series | None:
     """The series a stream's events carry history for (none for positions)."""
     return {"mids": Series.MID, "asset_contexts": Series.OPEN_INTEREST}.get(stream)
@@ -214,8 +238,9 @@ class SharedMarket:
         history: Mapping[str, int] | None = None,
     ) -> list[tuple[Mid | AssetContext | Position, Position | None]]:
         """:meth:`apply`, pairing each applied event with, for positions, the strictly older
-        position it replaced (None for the first one seen, for a re-applied one of the same
-        time, and for other streams)."""
+        position it replaced — a flat one for a coin first seen after its wallet was (see
+        module) — or None: a wallet's first state, a re-applied snapshot of the same time,
+        and other streams."""
         history = history or {}
         items = group_latest(events, history)
         if not items:
@@ -231,16 +256,15 @@ class SharedMarket:
                     for tier in tiers_for(window)
                 ]
                 entry["p"] = [[str(t), str(x)] for t, x in item.points]
-            if stream == "positions":
-                entry["r"] = 1
+            if isinstance(item.latest, Position):
+                entry["r"] = f"{item.latest.user.lower()}|"
             spec_items.append(entry)
         spec = {"seen": seen_key(stream), "val": value_key(stream), "items": spec_items}
         flags = self._apply(args=[json.dumps(spec, separators=(",", ":"))])
         out: list[tuple[Mid | AssetContext | Position, Position | None]] = []
         for item, flag in zip(items.values(), flags, strict=True):
             if isinstance(flag, bytes | str):
-                replaced = event_from_wire(Position, json.loads(flag))
-                out.append((item.latest, replaced if isinstance(replaced, Position) else None))
+                out.append((item.latest, _replaced(item.latest, flag)))
             elif int(flag):
                 out.append((item.latest, None))
         return out

@@ -13,7 +13,8 @@ class FillRepository(SnapshotWriter):
     table = UserFill.__table__  # type: ignore[assignment]
 
     def add_batch(self, fills: Sequence[Fill]) -> BulkResult:
-        """Store fills; idempotency key (user, tid)."""
+        """Store fills; idempotency key (user, tid). ``inserted``: the (user, tid) of each
+        fill this call stored."""
         rows = [
             {
                 "user": f.user,
@@ -34,4 +35,4 @@ class FillRepository(SnapshotWriter):
             }
             for f in fills
         ]
-        return self._insert(rows)
+        return self._insert(rows, returning=("user", "tid"))

@@ -60,8 +60,9 @@ class TradeRepository(SnapshotWriter):
         """Store trades (or :meth:`prepare`-d trades); idempotency key (coin, time, tid).
 
         With ``fold_bars`` the trades that were new — only those, so a replay adds nothing —
-        are folded into their 1-minute bars in the same transaction, and ``bars`` counts
-        the bars touched.
+        are folded into their 1-minute bars in the same transaction, ``bars`` counts the
+        bars touched and ``inserted`` holds those trades (of the ones given: none when only
+        COPY text was).
         """
         prepared: PreparedTrades | None = None
         if isinstance(trades, PreparedTrades):
@@ -88,13 +89,15 @@ class TradeRepository(SnapshotWriter):
             count=count,
         )
         bars = 0
+        inserted: Sequence[Trade] = ()
         if fold_bars:
             bar_repository = BarRepository(self.session)
             if prepared is not None and new == count:
                 bars = bar_repository.merge(prepared.bars)  # all new: folded ahead
             else:
                 bars = bar_repository.fold_in(new_rows)
-        return BulkResult(new, count - new, bars)
+            inserted = _inserted(rows, new, count, new_rows)
+        return BulkResult(new, count - new, bars, inserted)
 
     def for_coin(self, coin: str, since_ms: int = 0, limit: int = 1000) -> list[TradeSnapshot]:
         stmt = (
@@ -111,3 +114,16 @@ class TradeRepository(SnapshotWriter):
             select(TradeSnapshot.coin, TradeSnapshot.time, TradeSnapshot.tid)
         )
         return {(c, int(t), int(i)) for c, t, i in rows}
+
+
+def _inserted(
+    rows: Sequence[Trade], new: int, count: int, new_rows: Sequence[tuple[object, ...]]
+) -> Sequence[Trade]:
+    """The given trades that were new: all of them (the usual case, free), or those whose
+    key the insert returned (a replay or redelivery: rare)."""
+    if new == count:
+        return rows
+    if not new or not rows:
+        return ()
+    keys = {row[:3] for row in new_rows}
+    return [trade for trade in rows if trade[:3] in keys]
