@@ -217,6 +217,14 @@ ALERTS_VALUE: Final = Key(
     "none",
     "field → that newest value",
 )
+ALERTS_REPLACED: Final = Key(
+    "hw:alerts:replaced:{stream}",
+    "hash",
+    "alert workers (domain.alerts.shared_state)",
+    "none",
+    "positions: field → the value the newest one replaced (or 'flat'), so a retried or "
+    "redelivered batch judges the same position change again",
+)
 ALERTS_HISTORY: Final = Key(
     "hw:alerts:hist:{tier}:{series}:{coin}",
     "zset",

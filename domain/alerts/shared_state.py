@@ -18,13 +18,19 @@ Keys (``<stream>`` is ``mids``, ``asset_contexts`` or ``positions``; a position'
   asset context's or position's wire JSON (``events.event_to_wire``). A position that
   replaces an older one comes back with the one it replaced, read in the same atomic call
   (:meth:`SharedMarket.apply_replacing`): each pair of consecutive snapshots is seen by
-  exactly one worker, which judges the change between them (``wallet_position_change``).
+  the worker that applied it, which judges the change between them
+  (``wallet_position_change``).
   A state lists open positions only, so a coin's first snapshot has nothing to replace;
   the seen hash also keeps, per wallet (field ``<wallet>|``), the time its positions were
   first seen: a coin first appearing *after* that was flat in the wallet's earlier states
   (every complete state lists every open position, and closes are sent as flat ones), so it
   comes back as replacing a flat position — an open. A coin already in the wallet's first
   state seen is its baseline: held since before hyperwatch looked, not opened.
+- ``keys.ALERTS_REPLACED`` hash (positions), field → what the newest value replaced (its
+  JSON, or ``flat``): a snapshot applied again at the same time (a retried task, a
+  redelivered batch, a second ingester) comes back with the same pair, so a change is
+  never lost to a failure after the apply; firing it twice is the database claim's to
+  refuse (an event no newer than the last firing).
 - ``keys.ALERTS_HISTORY`` sorted set, score = bucket start (ms), member
   ``"<start>|<low>|<high>"``: the low and high of the mid (or open interest) in each bucket.
   Recorded only for coins that have a windowed alert (``price_move_pct`` /
@@ -104,10 +110,11 @@ def _series_value(event: Mid | AssetContext) -> Decimal:
     return event.px if isinstance(event, Mid) else event.open_interest
 
 
-# ARGV[1]: {"seen": key, "val": key, "items": [{"f", "t", "v", "p": [[t, x]...], "h": [[key,
-# bucket_ms, span_ms]...], "r": "<wallet>|"}]}. Returns per item 0 (skipped as older) or 1
-# (applied); an item with "r" (a position) that replaced an older value returns that value
-# instead of 1, or "flat" when it is its field's first value but its wallet was seen before.
+# ARGV[1]: {"seen": key, "val": key, "rep": key, "items": [{"f", "t", "v", "p": [[t, x]...],
+# "h": [[key, bucket_ms, span_ms]...], "r": "<wallet>|"}]}. Returns per item 0 (skipped as
+# older) or 1 (applied); an item with "r" (a position) that replaced an older value returns
+# that value instead of 1, or "flat" when it is its field's first value but its wallet was
+# seen before; re-applied at the same time, what it replaced the first time.
 _APPLY: Final = """
 local spec = cjson.decode(ARGV[1])
 local function merge(key, size, span, t, x)
@@ -139,10 +146,19 @@ for i, item in ipairs(spec.items) do
     local replaced = false
     if item.r then
       local first = redis.call('HGET', spec.seen, item.r)
-      if stored and t > tonumber(stored) then
-        replaced = redis.call('HGET', spec.val, item.f)
-      elseif not stored and first and tonumber(first) < t then
-        replaced = 'flat'
+      if stored and t == tonumber(stored) then
+        replaced = redis.call('HGET', spec.rep, item.f)
+      else
+        if stored then
+          replaced = redis.call('HGET', spec.val, item.f)
+        elseif first and tonumber(first) < t then
+          replaced = 'flat'
+        end
+        if replaced then
+          redis.call('HSET', spec.rep, item.f, replaced)
+        else
+          redis.call('HDEL', spec.rep, item.f)
+        end
       end
       if not first or t < tonumber(first) then redis.call('HSET', spec.seen, item.r, item.t) end
     end
@@ -237,10 +253,10 @@ class SharedMarket:
         events: Sequence[Mid | AssetContext | Position],
         history: Mapping[str, int] | None = None,
     ) -> list[tuple[Mid | AssetContext | Position, Position | None]]:
-        """:meth:`apply`, pairing each applied event with, for positions, the strictly older
-        position it replaced — a flat one for a coin first seen after its wallet was (see
-        module) — or None: a wallet's first state, a re-applied snapshot of the same time,
-        and other streams."""
+        """:meth:`apply`, pairing each applied event with, for positions, the older position
+        it replaced — a flat one for a coin first seen after its wallet was; for a snapshot
+        applied again at the same time, what it replaced the first time (see module) — or
+        None: a wallet's first state, and other streams."""
         history = history or {}
         items = group_latest(events, history)
         if not items:
@@ -259,7 +275,12 @@ class SharedMarket:
             if isinstance(item.latest, Position):
                 entry["r"] = f"{item.latest.user.lower()}|"
             spec_items.append(entry)
-        spec = {"seen": seen_key(stream), "val": value_key(stream), "items": spec_items}
+        spec = {
+            "seen": seen_key(stream),
+            "val": value_key(stream),
+            "rep": keys.ALERTS_REPLACED.name(stream=stream),
+            "items": spec_items,
+        }
         flags = self._apply(args=[json.dumps(spec, separators=(",", ":"))])
         out: list[tuple[Mid | AssetContext | Position, Position | None]] = []
         for item, flag in zip(items.values(), flags, strict=True):

@@ -30,12 +30,12 @@ storing them (``tasks.alerts.forward``: trades that may be whale trades, liquida
 Event kinds (``definition.EVENT_KINDS``) are judged on occurrences
 (``domain.alerts.occurrence``): each trade of a ``trades`` batch, the liquidations of a
 ``fills`` batch, and — in a ``positions`` batch — the change between each applied snapshot
-and the older one it replaced in the shared view (returned by the same atomic apply, so
-exactly one worker sees each pair). Candidates are the armed rules of the kind on the coin
-whose threshold the notional reaches (the book keeps them sorted), re-read and judged by
-``judgement.evaluate_occurrence``; one rule's qualifying events fire in event-time order,
-one firing transaction per round, each claim conditional on the event being newer than the
-last firing and past the cooldown (``AlertRepository.fire_many``).
+and the older one it replaced in the shared view (returned by the same atomic apply: one
+worker sees each pair, a retried batch sees it again). Candidates are the armed rules of
+the kind on the coin whose threshold the notional reaches (the book keeps them sorted),
+re-read and judged by ``judgement.evaluate_occurrence``; one rule's qualifying events fire
+in event-time order, one firing transaction per round, each claim conditional on the event
+being newer than the last firing and past the cooldown (``AlertRepository.fire_many``).
 
 Idempotent: applying the same batch again changes nothing (same times), a second firing of
 the same arm cycle hits 0 rows. Retries transient database / Redis / broker errors
