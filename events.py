@@ -128,6 +128,12 @@ class Fill:
     fee_token: str
     crossed: bool
     hash: str
+    # A liquidation fill (reference §2.7 ``liquidation``): the method ("market", "backstop"),
+    # whose position was liquidated (the wire may leave it out) and the mark price then.
+    # None on every other fill, and on batches from before these fields existed.
+    liquidation: str | None = None
+    liquidated_user: str | None = None
+    liquidation_mark_px: Decimal | None = None
 
 
 Event = Trade | AssetContext | Mid | Position | Fill

@@ -207,7 +207,8 @@ ALERTS_SEEN: Final = Key(
     "hash",
     "alert workers (domain.alerts.shared_state)",
     "none",
-    "field → ms of the newest event applied, so an older batch never overwrites a newer",
+    "field → ms of the newest event applied, so an older batch never overwrites a newer; "
+    "positions also '<wallet>|' → when that wallet's positions were first seen",
 )
 ALERTS_VALUE: Final = Key(
     "hw:alerts:val:{stream}",
@@ -215,6 +216,14 @@ ALERTS_VALUE: Final = Key(
     "alert workers (domain.alerts.shared_state)",
     "none",
     "field → that newest value",
+)
+ALERTS_REPLACED: Final = Key(
+    "hw:alerts:replaced:{stream}",
+    "hash",
+    "alert workers (domain.alerts.shared_state)",
+    "none",
+    "positions: field → the value the newest one replaced (or 'flat'), so a retried or "
+    "redelivered batch judges the same position change again",
 )
 ALERTS_HISTORY: Final = Key(
     "hw:alerts:hist:{tier}:{series}:{coin}",

@@ -31,6 +31,7 @@ from models.repositories import (
     TradeRepository,
 )
 from runtime.tracked_wallets import tracked_wallet_set
+from tasks.alerts.forward import forward_new_fills, forward_new_trades
 from tasks.base import HyperwatchTask
 
 Result = dict[str, int]
@@ -54,6 +55,7 @@ def persist_trades(self: HyperwatchTask, payload: Any) -> Result:
     self.confirm(batch)
     self.count_rows("trade_snapshots", result.new, result.duplicates)
     self.count_rows("user_fills", result.activity, result.activity_duplicates)
+    forward_new_trades(self, result.inserted)  # whale-trade alerts: new trades only
     return {
         "new": result.new,
         "duplicates": result.duplicates,
@@ -98,6 +100,7 @@ def persist_fills(self: HyperwatchTask, payload: Any) -> Result:
         result = FillRepository(session).add_batch(batch.events)
     self.confirm(batch)
     self.count_rows("user_fills", result.new, result.duplicates)
+    forward_new_fills(self, batch.events, result.inserted)  # wallet_liquidated alerts
     return {"new": result.new, "duplicates": result.duplicates}
 
 

@@ -17,21 +17,25 @@ Self-healing, so no single missed announcement leaves an alert wrong for long:
 The book holds ids in two :class:`~domain.alerts.index.ThresholdIndex` — FIRE (armed) and
 REARM (disarmed recurring, at their re-arm level) — and the few *direct* rules (kinds with
 no single level: windows, liquidation distance, stale data) in full, because evaluation
-needs their coin, wallet and window to know what data to fetch. Not thread-safe: one book
-per worker process.
+needs their coin, wallet and window to know what data to fetch. The event kinds are direct
+rules too; :meth:`AlertBook.event_rules` lists the armed ones of a coin, cheapest threshold
+first, and :meth:`AlertBook.floors` the cheapest threshold per coin (the ingest workers'
+prefilter, ``tasks.alerts.forward``, keeps a book of just those kinds: ``kinds``). Not
+thread-safe: one book per worker process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from decimal import Decimal
 from typing import Any, Final
 
 import redis
 from sqlalchemy.orm import Session
 
-from domain.alerts.definition import AlertKind, AlertRule, InvalidAlert, parse_rule
+from domain.alerts.definition import EVENT_KINDS, AlertKind, AlertRule, InvalidAlert, parse_rule
 from domain.alerts.index import Purpose, ThresholdIndex, index_key
 from domain.alerts.view import Series
 from models.alert import Alert
@@ -95,10 +99,14 @@ def _parse_changes(members: Sequence[bytes]) -> set[int]:
 
 
 class AlertBook:
-    """This worker's indexes of the active alerts, and what evaluating them needs."""
+    """This worker's indexes of the active alerts (of ``kinds`` only, when given), and what
+    evaluating them needs."""
 
-    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, clock: Clock = SYSTEM_CLOCK, kinds: Collection[AlertKind] | None = None
+    ) -> None:
         self._clock = clock
+        self.kinds = None if kinds is None else frozenset(kinds)
         self.fire = ThresholdIndex(Purpose.FIRE)
         self.rearm = ThresholdIndex(Purpose.REARM)
         self.direct: dict[int, AlertRule] = {}
@@ -140,7 +148,9 @@ class AlertBook:
 
     def load_all(self, session: Session) -> None:
         """Rebuild both indexes from every active alert (one streamed query)."""
-        rules = [r for r in map(rule_from_row, AlertRepository(session).active_rows()) if r]
+        kinds = None if self.kinds is None else [str(k) for k in self.kinds]
+        rows = AlertRepository(session).active_rows(kinds=kinds)
+        rules = [r for r in map(rule_from_row, rows) if r]
         self.fire = ThresholdIndex.build(rules, Purpose.FIRE)
         self.rearm = ThresholdIndex.build(rules, Purpose.REARM)
         self.direct = {r.id: r for r in rules if index_key(r) is None}
@@ -155,7 +165,7 @@ class AlertBook:
         rows = AlertRepository(session).by_ids(sorted(ids))
         for row in rows:
             rule = rule_from_row(row) if row.active else None
-            if rule is None:
+            if rule is None or (self.kinds is not None and rule.kind not in self.kinds):
                 self.drop(row.id)
             else:
                 self.put(rule)
@@ -189,7 +199,12 @@ class AlertBook:
         if self._plans is None:
             windows: dict[Series, dict[str, int]] = {Series.MID: {}, Series.OPEN_INTEREST: {}}
             wallets: dict[str, set[str]] = {}
+            events: dict[tuple[AlertKind, str], list[AlertRule]] = {}
             for rule in self.direct.values():
+                if rule.kind in EVENT_KINDS:
+                    if rule.armed:
+                        events.setdefault((rule.kind, rule.coin), []).append(rule)
+                    continue
                 series = WINDOW_SERIES.get(rule.kind)
                 if series is not None:
                     span = (rule.window_s or 0) * 1000
@@ -197,7 +212,13 @@ class AlertBook:
                     per_coin[rule.coin] = max(per_coin.get(rule.coin, 0), span)
                 elif rule.kind is AlertKind.LIQUIDATION_DISTANCE_BELOW and rule.wallet:
                     wallets.setdefault(rule.coin, set()).add(rule.wallet)
-            self._plans = {"windows": windows, "wallets": wallets}
+            for rules in events.values():
+                rules.sort(key=lambda r: (r.threshold, r.id))
+            floors: dict[AlertKind, dict[str, Decimal]] = {kind: {} for kind in EVENT_KINDS}
+            for (kind, coin), rules in events.items():
+                floors[kind][coin] = rules[0].threshold
+            self._plans = {"windows": windows, "wallets": wallets, "events": events}
+            self._plans["floors"] = floors
         return self._plans
 
     def history_windows(self, series: Series) -> dict[str, int]:
@@ -209,6 +230,17 @@ class AlertBook:
         """Wallets with a liquidation-distance alert on ``coin``."""
         wallets: dict[str, set[str]] = self._plan()["wallets"]
         return wallets.get(coin, set())
+
+    def event_rules(self, kind: AlertKind, coin: str) -> list[AlertRule]:
+        """The armed rules of event kind ``kind`` on ``coin``, cheapest threshold first."""
+        events: dict[tuple[AlertKind, str], list[AlertRule]] = self._plan()["events"]
+        return events.get((kind, coin), [])
+
+    def floors(self, kind: AlertKind) -> dict[str, Decimal]:
+        """coin → the smallest threshold among the armed rules of event kind ``kind``: an
+        event below it on that coin concerns no rule."""
+        floors: dict[AlertKind, dict[str, Decimal]] = self._plan()["floors"]
+        return floors[kind]
 
     def direct_candidates(
         self, coins: Iterable[str], kinds: frozenset[AlertKind]

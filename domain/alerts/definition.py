@@ -18,7 +18,15 @@ kind                           measured value ``v``                             
 ``oi_change_pct``              % change of open interest within ``window_s``           v >= T
 ``liquidation_distance_below`` ``|mark - liquidation_px| / mark * 100`` of ``wallet``  v < T
 ``stale_data``                 seconds since the last ``stream`` event for the coin    v >= T
+``whale_trade``                notional (px x sz, USD) of one public trade, any wallet v >= T
+``wallet_position_change``     USD notional of a change of ``wallet``'s position       v >= T
+``wallet_liquidated``          USD notional of ``wallet``'s liquidation fills          v >= T
 =============================  ======================================================  =========
+
+The last three are *event* kinds (:data:`EVENT_KINDS`): they judge things that happen — a
+trade, two consecutive position snapshots, a liquidation fill — not a state, so they have no
+re-arm level: a ``recurring`` one stays armed and fires on every qualifying event newer than
+its last firing and past its cooldown (``domain.alerts.occurrence``, ``judgement``).
 
 Modes. ``once`` disarms for good after firing; ``recurring`` disarms on firing and re-arms
 once the condition has been false by ``rearm_margin`` (a fraction of ``|T|``), then waits
@@ -40,9 +48,17 @@ from settings import ADDRESS_PATTERN, COIN_PATTERN
 # Hyperliquid caps funding at 4 % an hour; a threshold beyond it can never be crossed, and is
 # almost always an annualised or percent figure typed where the hourly fraction belongs.
 FUNDING_CAP_PER_HOUR: Final = Decimal("0.04")
+# Notional thresholds (USD) of the event kinds: to the cent, at most a trillion — beyond it
+# no trade or position on Hyperliquid comes near, so it is a unit or typing mistake.
+MAX_NOTIONAL_USD: Final = Decimal(10) ** 12
+NOTIONAL_DECIMALS: Final = 2
+# A whale threshold below this would let nearly every trade through the ingest workers'
+# prefilter to the alert workers (tasks.alerts.forward): trades are nearly all the volume.
+MIN_WHALE_TRADE_USD: Final = Decimal(1_000)
 MAX_WINDOW_S: Final = 86_400
 DEFAULT_REARM_MARGIN: Final = Decimal("0.005")
 _HUNDRED: Final = Decimal(100)
+_CENT: Final = Decimal("0.01")
 
 
 class InvalidAlert(ValueError):
@@ -60,6 +76,9 @@ class AlertKind(StrEnum):
     OI_CHANGE_PCT = "oi_change_pct"
     LIQUIDATION_DISTANCE_BELOW = "liquidation_distance_below"
     STALE_DATA = "stale_data"
+    WHALE_TRADE = "whale_trade"
+    WALLET_POSITION_CHANGE = "wallet_position_change"
+    WALLET_LIQUIDATED = "wallet_liquidated"
 
 
 class PriceSource(StrEnum):
@@ -89,10 +108,28 @@ _COMPARISON: Final[dict[AlertKind, Comparison]] = {
     AlertKind.OI_CHANGE_PCT: "ge",
     AlertKind.LIQUIDATION_DISTANCE_BELOW: "lt",
     AlertKind.STALE_DATA: "ge",
+    AlertKind.WHALE_TRADE: "ge",
+    AlertKind.WALLET_POSITION_CHANGE: "ge",
+    AlertKind.WALLET_LIQUIDATED: "ge",
 }
 PRICE_KINDS: Final = frozenset({AlertKind.PRICE_ABOVE, AlertKind.PRICE_BELOW})
 FUNDING_KINDS: Final = frozenset({AlertKind.FUNDING_ABOVE, AlertKind.FUNDING_BELOW})
 WINDOW_KINDS: Final = frozenset({AlertKind.PRICE_MOVE_PCT, AlertKind.OI_CHANGE_PCT})
+# Judged on events (a trade, a position change, a liquidation), not on the market state.
+EVENT_KINDS: Final = frozenset(
+    {AlertKind.WHALE_TRADE, AlertKind.WALLET_POSITION_CHANGE, AlertKind.WALLET_LIQUIDATED}
+)
+# About one tracked wallet: need ``wallet``, which the subscriber must track.
+WALLET_KINDS: Final = frozenset(
+    {
+        AlertKind.LIQUIDATION_DISTANCE_BELOW,
+        AlertKind.WALLET_POSITION_CHANGE,
+        AlertKind.WALLET_LIQUIDATED,
+    }
+)
+# Take ``direction``: windows (which way the value moved), position changes (which way the
+# position's size moved: up = opened or increased, down = reduced or closed).
+DIRECTION_KINDS: Final = WINDOW_KINDS | {AlertKind.WALLET_POSITION_CHANGE}
 
 
 def comparison(kind: AlertKind) -> Comparison:
@@ -108,7 +145,8 @@ class AlertRule:
     does not use must be left unset (``window_s``, ``direction``, ``wallet``, ``stream``) or at
     their default (``price_source`` mid), so a misplaced option is refused, not ignored.
     ``threshold`` units: price kinds in quote currency, ``*_pct`` and liquidation distance in
-    percent (5 = 5 %), funding as the hourly fraction, ``stale_data`` in seconds.
+    percent (5 = 5 %), funding as the hourly fraction, ``stale_data`` in seconds, the event
+    kinds in USD of notional (to the cent).
     """
 
     id: int
@@ -172,8 +210,26 @@ def _threshold_problem(rule: AlertRule) -> str | None:
         return None
     if t <= 0:
         return f"{kind} needs a threshold above zero, got {t}"
+    if kind in EVENT_KINDS:
+        return _notional_problem(kind, t)
     if kind in WINDOW_KINDS and rule.direction is Direction.DOWN and t >= _HUNDRED:
         return f"a value cannot fall by {t} % or more, so this {kind} alert could never fire"
+    return None
+
+
+def _notional_problem(kind: AlertKind, t: Decimal) -> str | None:
+    if t > MAX_NOTIONAL_USD:
+        return (
+            f"{kind} threshold {t} USD is above the {MAX_NOTIONAL_USD:,f} USD limit; give the "
+            "notional in USD (1000000 = one million)"
+        )
+    if t != t.quantize(_CENT):  # exact: t is at most 10**12 here
+        return f"{kind} threshold is USD to the cent: at most {NOTIONAL_DECIMALS} decimals, got {t}"
+    if kind is AlertKind.WHALE_TRADE and t < MIN_WHALE_TRADE_USD:
+        return (
+            f"whale_trade needs a threshold of at least {MIN_WHALE_TRADE_USD} USD, got {t}: "
+            "a lower one would pass nearly every trade"
+        )
     return None
 
 
@@ -188,17 +244,22 @@ def _options_problem(rule: AlertRule) -> str | None:
             return f"{kind} needs window_s, the time window in seconds"
         if not _is_int(rule.window_s) or not 1 <= rule.window_s <= MAX_WINDOW_S:
             return f"window_s must be whole seconds from 1 to {MAX_WINDOW_S}, got {rule.window_s!r}"
-        if rule.direction is not None and not isinstance(rule.direction, Direction):
-            return f"direction must be up, down or any, got {rule.direction!r}"
-    elif rule.window_s is not None or rule.direction is not None:
-        return f"window_s and direction apply only to price_move_pct and oi_change_pct, not {kind}"
-    if kind is AlertKind.LIQUIDATION_DISTANCE_BELOW:
+    if (rule.window_s is not None and kind not in WINDOW_KINDS) or (
+        rule.direction is not None and kind not in DIRECTION_KINDS
+    ):
+        return (
+            "window_s and direction apply only to price_move_pct and oi_change_pct (direction "
+            f"also to wallet_position_change), not {kind}"
+        )
+    if rule.direction is not None and not isinstance(rule.direction, Direction):
+        return f"direction must be up, down or any, got {rule.direction!r}"
+    if kind in WALLET_KINDS:
         if rule.wallet is None:
-            return "liquidation_distance_below needs the tracked wallet's address"
+            return f"{kind} needs the tracked wallet's address"
         if not isinstance(rule.wallet, str) or not ADDRESS_PATTERN.match(rule.wallet):
             return f"wallet must be 0x followed by 40 lower-case hex digits, got {rule.wallet!r}"
     elif rule.wallet is not None:
-        return f"a wallet applies only to liquidation_distance_below, not {kind}"
+        return f"a wallet applies only to {', '.join(sorted(WALLET_KINDS))}, not {kind}"
     if kind is AlertKind.STALE_DATA:
         if not isinstance(rule.stream, Stream):
             return f"stale_data needs stream, one of {', '.join(Stream)}"

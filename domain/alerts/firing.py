@@ -7,7 +7,11 @@ that is not there):
 1. for each alert, in ascending id order, the conditional ``UPDATE … WHERE id = :id AND
    armed AND active`` (:meth:`AlertRepository.fire`): exactly one transaction in the
    whole system hits the row per arm cycle; every other evaluation of the same tick sees
-   0 rows and writes nothing. ``once`` alerts are deactivated by the same statement.
+   0 rows and writes nothing. ``once`` alerts are deactivated by the same statement. An
+   event kind's firing is one event (``definition.EVENT_KINDS``): a recurring one stays
+   armed and is claimed only for an event newer than its last firing and past its cooldown,
+   so a redelivered event fires nothing, and of two workers holding events of one cooldown
+   one fires.
 2. the winners' users are locked (``SELECT … FOR UPDATE``, ascending id — alerts before
    users in every transaction, so two workers never deadlock) and their hourly quota
    counted, so two workers cannot both squeeze the last notification under it;
@@ -27,14 +31,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain.alerts.definition import (
+    EVENT_KINDS,
     FUNDING_KINDS,
     PRICE_KINDS,
+    WALLET_KINDS,
     WINDOW_KINDS,
     AlertKind,
     AlertRule,
     Mode,
 )
 from domain.alerts.judgement import Verdict
+from domain.alerts.occurrence import Occurrence
 from domain.alerts.tiers import HourlyQuota
 from domain.alerts.wording import annualised, message
 from models.notification_channel import NotificationChannel
@@ -99,10 +106,34 @@ def payload(firing: Firing, fired_at: int) -> dict[str, Any]:
     if rule.kind in WINDOW_KINDS:
         out["window_s"] = rule.window_s
         out["direction"] = str(rule.effective_direction)
-    if rule.kind is AlertKind.LIQUIDATION_DISTANCE_BELOW:
+    if rule.kind in WALLET_KINDS:
         out["wallet"] = rule.wallet
+    if rule.kind in EVENT_KINDS and verdict.occurrence is not None:
+        out.update(_event_fields(verdict.occurrence))
+    if rule.kind is AlertKind.WALLET_POSITION_CHANGE:
+        out["direction"] = str(rule.effective_direction)
     if rule.kind is AlertKind.STALE_DATA:
         out["stream"] = str(rule.stream)
+    return out
+
+
+def _event_fields(o: Occurrence) -> dict[str, Any]:
+    """What happened, for receivers: every number an exact decimal string."""
+    out: dict[str, Any] = {
+        "wallet": o.wallet,
+        "side": o.side,
+        "size": str(o.size),
+        "price": str(o.price),
+        "notional": str(o.notional),
+    }
+    if o.change is not None:
+        out["change"] = str(o.change)
+        out["size_before"] = str(o.size_before)
+        out["size_after"] = str(o.size_after)
+    if o.method is not None:
+        out["method"] = o.method
+    if o.mark is not None:
+        out["mark"] = str(o.mark)
     return out
 
 
@@ -123,7 +154,8 @@ def fire(session: Session, settings: Settings, firings: list[Firing], now_ms: in
     outcome = FiringOutcome()
     by_id = {f.rule.id: f for f in firings}
     claims = {i: (f.fired_at(now_ms), f.rule.mode is Mode.ONCE) for i, f in by_id.items()}
-    won = AlertRepository(session).fire_many(claims)
+    events = {i for i, f in by_id.items() if f.rule.kind in EVENT_KINDS}
+    won = AlertRepository(session).fire_many(claims, events=events)
     outcome.fired = [by_id[i] for i in sorted(won)]
     outcome.lost = sorted(set(by_id) - won)
     if not outcome.fired:

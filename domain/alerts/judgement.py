@@ -21,6 +21,16 @@ the fraction ``rearm_margin`` of ``|T|`` (0.005 = 0.5 %), so ``price_above`` 100
 ``liquidation_distance_below`` 5 with margin 0.2 re-arms at a distance of 6 or more. With a
 threshold of 0 the band is 0. A re-armed recurring alert still waits ``cooldown_s`` after its
 last firing. ``snooze_until`` and ``expires_at`` (ms) hold a true condition without firing.
+
+Event kinds (``definition.EVENT_KINDS``) are judged by :func:`evaluate_occurrence`, one
+:class:`~domain.alerts.occurrence.Occurrence` at a time: the occurrence must be what the
+rule watches (``occurrence.concerns``) and no older than ``max_age_ms`` (older is UNKNOWN:
+a backlog or a late backfill does not notify about the past), and its notional must reach
+``T``. There is no condition to be false by a margin, so a recurring event rule never
+disarms and never re-arms: every event is an arm cycle of its own, held back only while the
+rule cools down — counted in event time, ``last_fired_at + cooldown_s`` — and for an event
+no newer than the last firing (a redelivered one). An event that happens while the rule is
+snoozed is held and never fires later (it is not a state that can still be true).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from enum import StrEnum
 from typing import Final
 
 from domain.alerts.definition import (
+    EVENT_KINDS,
     FUNDING_KINDS,
     PRICE_KINDS,
     WINDOW_KINDS,
@@ -41,6 +52,7 @@ from domain.alerts.definition import (
     PriceSource,
     comparison,
 )
+from domain.alerts.occurrence import Occurrence, concerns
 from domain.alerts.view import MarketView, Series, Stream, WindowRange
 
 _HUNDRED: Final = Decimal(100)
@@ -59,13 +71,15 @@ class Verdict:
 
     ``value`` is the measured quantity compared with the threshold (None when unknown);
     ``detail`` describes the measurement for humans (e.g. ``"up"``); ``reason`` says why a
-    true condition is held back or why the value is unknown.
+    true condition is held back or why the value is unknown. ``occurrence``: the event an
+    event kind was judged on (what its notification describes).
     """
 
     outcome: Outcome
     value: Decimal | None = None
     detail: str = ""
     reason: str = ""
+    occurrence: Occurrence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +184,8 @@ def evaluate(rule: AlertRule, state: MarketView, now_ms: int) -> Verdict:
     not expired, not snoozed and (recurring) out of its cooldown. The caller then disarms it
     with a conditional update; this function changes nothing.
     """
+    if rule.kind in EVENT_KINDS:
+        return Verdict(Outcome.UNKNOWN, reason=f"{rule.kind} is judged on events, not a state")
     reading = _measure(rule, state, now_ms)
     if reading.value is None:
         return Verdict(Outcome.UNKNOWN, reason=reading.missing)
@@ -210,7 +226,7 @@ def should_rearm(rule: AlertRule, state: MarketView, now_ms: int) -> bool:
     """True when a disarmed recurring, unexpired rule has seen its condition false by the
     margin, on a known and complete value. Cooldown does not delay re-arming; it delays the
     next firing (see :func:`evaluate`)."""
-    if rule.armed or rule.mode is not Mode.RECURRING:
+    if rule.armed or rule.mode is not Mode.RECURRING or rule.kind in EVENT_KINDS:
         return False
     if rule.expires_at is not None and now_ms >= rule.expires_at:
         return False
@@ -218,3 +234,42 @@ def should_rearm(rule: AlertRule, state: MarketView, now_ms: int) -> bool:
     if reading.value is None or not reading.complete:
         return False
     return rearm_satisfied(rule.kind, reading.value, rearm_level(rule))
+
+
+def _event_held_back(rule: AlertRule, event_ms: int, now_ms: int) -> str | None:
+    if rule.expires_at is not None and now_ms >= rule.expires_at:
+        return f"expired at {rule.expires_at}"
+    if not rule.armed:
+        return "already fired once" if rule.mode is Mode.ONCE else "disarmed"
+    if rule.snooze_until is not None and now_ms < rule.snooze_until:
+        return f"snoozed until {rule.snooze_until}"
+    last = rule.last_fired_at
+    if last is not None and event_ms <= last:
+        return f"already fired on an event at or after {event_ms}"
+    if rule.mode is Mode.RECURRING and last is not None:
+        until = last + rule.cooldown_s * 1000
+        if event_ms < until:
+            return f"cooling down until {until}"
+    return None
+
+
+def evaluate_occurrence(
+    rule: AlertRule, occurrence: Occurrence, now_ms: int, max_age_ms: int
+) -> Verdict:
+    """Judge an event kind's ``rule`` on one ``occurrence`` (see module): FIRE, HOLD, CLEAR
+    (not what the rule watches, or below the threshold) or UNKNOWN (older than
+    ``max_age_ms``). The value is the occurrence's notional; the verdict carries it."""
+    if not concerns(rule, occurrence):
+        return Verdict(Outcome.CLEAR, reason="not an event this alert watches")
+    value = occurrence.notional
+    detail = str(occurrence.change or occurrence.side)
+    if now_ms - occurrence.time > max_age_ms:
+        return Verdict(
+            Outcome.UNKNOWN, value, detail, reason=f"the event is older than {max_age_ms} ms"
+        )
+    if not _holds(rule.kind, value, rule.threshold):
+        return Verdict(Outcome.CLEAR, value, detail, occurrence=occurrence)
+    held = _event_held_back(rule, occurrence.time, now_ms)
+    if held is not None:
+        return Verdict(Outcome.HOLD, value, detail, reason=held, occurrence=occurrence)
+    return Verdict(Outcome.FIRE, value, detail, occurrence=occurrence)

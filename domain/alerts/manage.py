@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from domain.alerts.definition import AlertKind, AlertRule, InvalidAlert, Mode, parse_rule
+from domain.alerts.definition import WALLET_KINDS, AlertRule, InvalidAlert, Mode, parse_rule
 from domain.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
 from domain.notify.channels import user_channel
 from domain.notify.egress import EgressRefused, resolve_target
@@ -58,8 +58,9 @@ def create_alert(
     """Validate and store one alert for ``user``, notifying through ``channel_id``.
 
     Refused: an invalid definition (``definition.parse_rule``), a coin not in ``known_coins``
-    (when given), a channel that is not the user's or not active, a liquidation alert on a
-    wallet the user does not track, an inactive user, or the tier's active-alert quota.
+    (when given), a channel that is not the user's or not active, a wallet alert
+    (``definition.WALLET_KINDS``) on a wallet the user does not track, an inactive user, or
+    the tier's active-alert quota.
     """
     if not user.active:
         raise Refused(f"{user.email} is not an active user")
@@ -70,7 +71,7 @@ def create_alert(
     if known_coins is not None and rule.coin not in known_coins:
         raise Refused(f"unknown coin {rule.coin!r}: hyperwatch has no market data for it")
     _channel_of(session, user, channel_id)
-    if rule.kind is AlertKind.LIQUIDATION_DISTANCE_BELOW:
+    if rule.kind in WALLET_KINDS:
         tracked = TrackedWalletRepository(session).list(
             {"user_id": user.id, "address": rule.wallet}, limit=1
         )
@@ -211,8 +212,9 @@ def track_wallet(
 
 
 def untrack_wallet(session: Session, user: User, address: str) -> list[int]:
-    """Stop following ``address``; its liquidation alerts are deactivated (they could never
-    be judged again). Returns the ids of those alerts, to announce."""
+    """Stop following ``address``; its wallet alerts (liquidation distance, position change,
+    liquidated) are deactivated (they could never be judged again). Returns the ids of those
+    alerts, to announce."""
     address = address.strip().lower()
     if not TrackedWalletRepository(session).untrack(user.id, address):
         raise Refused(f"{user.email} does not track {address}")
@@ -220,7 +222,7 @@ def untrack_wallet(session: Session, user: User, address: str) -> list[int]:
     ids = [
         a.id
         for a in alerts.for_user(user.id, include_inactive=False)
-        if a.kind == AlertKind.LIQUIDATION_DISTANCE_BELOW and a.wallet == address
+        if a.kind in WALLET_KINDS and a.wallet == address
     ]
     for alert_id in ids:
         alerts.set_active(alert_id, False)

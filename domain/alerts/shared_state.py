@@ -15,7 +15,22 @@ Keys (``<stream>`` is ``mids``, ``asset_contexts`` or ``positions``; a position'
   workers applying batches out of order never move a coin back in time. Also what
   ``stale_data`` measures silence from.
 - ``keys.ALERTS_VALUE`` hash, field → that newest value: the mid's price string, the
-  asset context's or position's wire JSON (``events.event_to_wire``).
+  asset context's or position's wire JSON (``events.event_to_wire``). A position that
+  replaces an older one comes back with the one it replaced, read in the same atomic call
+  (:meth:`SharedMarket.apply_replacing`): each pair of consecutive snapshots is seen by
+  the worker that applied it, which judges the change between them
+  (``wallet_position_change``).
+  A state lists open positions only, so a coin's first snapshot has nothing to replace;
+  the seen hash also keeps, per wallet (field ``<wallet>|``), the time its positions were
+  first seen: a coin first appearing *after* that was flat in the wallet's earlier states
+  (every complete state lists every open position, and closes are sent as flat ones), so it
+  comes back as replacing a flat position — an open. A coin already in the wallet's first
+  state seen is its baseline: held since before hyperwatch looked, not opened.
+- ``keys.ALERTS_REPLACED`` hash (positions), field → what the newest value replaced (its
+  JSON, or ``flat``): a snapshot applied again at the same time (a retried task, a
+  redelivered batch, a second ingester) comes back with the same pair, so a change is
+  never lost to a failure after the apply; firing it twice is the database claim's to
+  refuse (an event no newer than the last firing).
 - ``keys.ALERTS_HISTORY`` sorted set, score = bucket start (ms), member
   ``"<start>|<low>|<high>"``: the low and high of the mid (or open interest) in each bucket.
   Recorded only for coins that have a windowed alert (``price_move_pct`` /
@@ -46,6 +61,7 @@ from domain.alerts.market_state import MarketState
 from domain.alerts.view import Series, Stream, WindowRange
 from events import AssetContext, Event, Mid, Position, event_from_wire, event_to_wire
 from runtime import keys
+from runtime.hyperliquid.positions import flat_position
 
 STARTED_KEY: Final = keys.ALERTS_STARTED.name()
 # Streams whose events alerts read, as ``events.KIND_OF`` names them.
@@ -94,8 +110,11 @@ def _series_value(event: Mid | AssetContext) -> Decimal:
     return event.px if isinstance(event, Mid) else event.open_interest
 
 
-# ARGV[1]: {"seen": key, "val": key, "items": [{"f", "t", "v", "p": [[t, x]...], "h": [[key,
-# bucket_ms, span_ms]...]}]}. Returns 1/0 per item: applied, or skipped as older.
+# ARGV[1]: {"seen": key, "val": key, "rep": key, "items": [{"f", "t", "v", "p": [[t, x]...],
+# "h": [[key, bucket_ms, span_ms]...], "r": "<wallet>|"}]}. Returns per item 0 (skipped as
+# older) or 1 (applied); an item with "r" (a position) that replaced an older value returns
+# that value instead of 1, or "flat" when it is its field's first value but its wallet was
+# seen before; re-applied at the same time, what it replaced the first time.
 _APPLY: Final = """
 local spec = cjson.decode(ARGV[1])
 local function merge(key, size, span, t, x)
@@ -124,6 +143,25 @@ for i, item in ipairs(spec.items) do
   if stored and t < tonumber(stored) then
     out[i] = 0
   else
+    local replaced = false
+    if item.r then
+      local first = redis.call('HGET', spec.seen, item.r)
+      if stored and t == tonumber(stored) then
+        replaced = redis.call('HGET', spec.rep, item.f)
+      else
+        if stored then
+          replaced = redis.call('HGET', spec.val, item.f)
+        elseif first and tonumber(first) < t then
+          replaced = 'flat'
+        end
+        if replaced then
+          redis.call('HSET', spec.rep, item.f, replaced)
+        else
+          redis.call('HDEL', spec.rep, item.f)
+        end
+      end
+      if not first or t < tonumber(first) then redis.call('HSET', spec.seen, item.r, item.t) end
+    end
     redis.call('HSET', spec.seen, item.f, item.t)
     redis.call('HSET', spec.val, item.f, item.v)
     if item.h then
@@ -136,7 +174,7 @@ for i, item in ipairs(spec.items) do
         end
       end
     end
-    out[i] = 1
+    if replaced then out[i] = replaced else out[i] = 1 end
   end
 end
 return out
@@ -175,6 +213,16 @@ def group_latest(
     return items
 
 
+def _replaced(latest: Mid | AssetContext | Position, flag: bytes | str) -> Position | None:
+    text = flag.decode() if isinstance(flag, bytes) else flag
+    if not isinstance(latest, Position):
+        return None
+    if text == "flat":
+        return flat_position(latest, latest.time)
+    replaced = event_from_wire(Position, json.loads(text))
+    return replaced if isinstance(replaced, Position) else None
+
+
 def series_of(stream: str) -> Series | None:
     """The series a stream's events carry history for (none for positions)."""
     return {"mids": Series.MID, "asset_contexts": Series.OPEN_INTEREST}.get(stream)
@@ -197,6 +245,18 @@ class SharedMarket:
         older than what was stored (the ones to evaluate). ``history`` maps coin → longest
         window (ms) of its windowed alerts on this stream's series: those coins' points
         are recorded in the history tiers."""
+        return [event for event, _ in self.apply_replacing(stream, events, history)]
+
+    def apply_replacing(
+        self,
+        stream: str,
+        events: Sequence[Mid | AssetContext | Position],
+        history: Mapping[str, int] | None = None,
+    ) -> list[tuple[Mid | AssetContext | Position, Position | None]]:
+        """:meth:`apply`, pairing each applied event with, for positions, the older position
+        it replaced — a flat one for a coin first seen after its wallet was; for a snapshot
+        applied again at the same time, what it replaced the first time (see module) — or
+        None: a wallet's first state, and other streams."""
         history = history or {}
         items = group_latest(events, history)
         if not items:
@@ -212,10 +272,23 @@ class SharedMarket:
                     for tier in tiers_for(window)
                 ]
                 entry["p"] = [[str(t), str(x)] for t, x in item.points]
+            if isinstance(item.latest, Position):
+                entry["r"] = f"{item.latest.user.lower()}|"
             spec_items.append(entry)
-        spec = {"seen": seen_key(stream), "val": value_key(stream), "items": spec_items}
+        spec = {
+            "seen": seen_key(stream),
+            "val": value_key(stream),
+            "rep": keys.ALERTS_REPLACED.name(stream=stream),
+            "items": spec_items,
+        }
         flags = self._apply(args=[json.dumps(spec, separators=(",", ":"))])
-        return [item.latest for item, ok in zip(items.values(), flags, strict=True) if int(ok)]
+        out: list[tuple[Mid | AssetContext | Position, Position | None]] = []
+        for item, flag in zip(items.values(), flags, strict=True):
+            if isinstance(flag, bytes | str):
+                out.append((item.latest, _replaced(item.latest, flag)))
+            elif int(flag):
+                out.append((item.latest, None))
+        return out
 
     def mark_started(self, now_ms: int) -> int:
         """Record when the shared view began (first caller wins); returns that time."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, func, or_, select, update
 
 from models.alert import Alert
 from models.repositories.base import Repository
@@ -54,7 +54,13 @@ class AlertRepository(Repository[Alert]):
         )
         return (getattr(self.session.execute(stmt), "rowcount", 0) or 0) == 1
 
-    def fire_many(self, claims: Mapping[int, tuple[int, bool]], chunk: int = 500) -> set[int]:
+    def fire_many(
+        self,
+        claims: Mapping[int, tuple[int, bool]],
+        chunk: int = 500,
+        *,
+        events: Collection[int] = (),
+    ) -> set[int]:
         """Claim several firings in one transaction: ``alert id → (fired_at ms, once)``.
         Returns the ids this transaction claimed.
 
@@ -63,6 +69,12 @@ class AlertRepository(Repository[Alert]):
         order (``SELECT … FOR UPDATE``; a no-op on SQLite, whose writers are serialised), so
         two workers claiming overlapping sets wait for each other instead of deadlocking;
         a waiter then sees the winner's ``armed = false`` and claims nothing.
+
+        ``events``: ids whose firing is one event (``fired_at`` = the event's time). Each
+        event is an arm cycle of its own: a recurring one stays armed, and is claimed only
+        when ``fired_at`` is newer than its ``last_fired_at`` and at least ``cooldown_s``
+        after it — so a redelivered event claims nothing, and of two events inside one
+        cooldown (two workers, say) the first claimed wins.
         """
         won: set[int] = set()
         ids = sorted(claims)
@@ -77,12 +89,30 @@ class AlertRepository(Repository[Alert]):
             if not locked:
                 continue
             once = {i: False for i in locked if claims[i][1]}
+            fired_at = case({i: claims[i][0] for i in locked}, value=Alert.id)
+            conditions: list[ColumnElement[bool]] = [
+                Alert.id.in_(locked),
+                Alert.armed.is_(True),
+                Alert.active.is_(True),
+            ]
+            repeat = {i: True for i in locked if i in events and not claims[i][1]}
+            event_ids = [i for i in locked if i in events]
+            if event_ids:
+                # cooldown_s is a 32-bit column: widen before scaling to milliseconds.
+                cooled = Alert.last_fired_at + cast(Alert.cooldown_s, BigInteger) * 1000
+                conditions.append(
+                    or_(
+                        Alert.id.not_in(event_ids),
+                        Alert.last_fired_at.is_(None),
+                        and_(Alert.last_fired_at < fired_at, cooled <= fired_at),
+                    )
+                )
             stmt = (
                 update(Alert)
-                .where(Alert.id.in_(locked), Alert.armed.is_(True), Alert.active.is_(True))
+                .where(*conditions)
                 .values(
-                    armed=False,
-                    last_fired_at=case({i: claims[i][0] for i in locked}, value=Alert.id),
+                    armed=case(repeat, value=Alert.id, else_=False) if repeat else False,
+                    last_fired_at=fired_at,
                     active=case(once, value=Alert.id, else_=Alert.active) if once else Alert.active,
                 )
                 .returning(Alert.id)
@@ -121,16 +151,16 @@ class AlertRepository(Repository[Alert]):
         stmt = select(Alert).where(Alert.id.in_(list(alert_ids))).order_by(Alert.id)
         return list(self.session.scalars(stmt))
 
-    def active_rows(self, batch: int = 10_000) -> Iterator[Any]:
-        """Every active alert as a plain row (no ORM identity map), streamed in chunks: the
-        source of a worker's full index load, cheap enough for a million rows."""
-        stmt = (
-            select(*Alert.__table__.columns)
-            .where(Alert.active.is_(True))
-            .order_by(Alert.id)
-            .execution_options(yield_per=batch)
-        )
-        yield from self.session.execute(stmt)
+    def active_rows(
+        self, batch: int = 10_000, kinds: Collection[str] | None = None
+    ) -> Iterator[Any]:
+        """Every active alert (of ``kinds``, when given) as a plain row (no ORM identity
+        map), streamed in chunks: the source of a worker's full index load, cheap enough
+        for a million rows."""
+        stmt = select(*Alert.__table__.columns).where(Alert.active.is_(True))
+        if kinds is not None:
+            stmt = stmt.where(Alert.kind.in_(sorted(kinds)))
+        yield from self.session.execute(stmt.order_by(Alert.id).execution_options(yield_per=batch))
 
     def changed_since(self, since: dt.datetime) -> list[int]:
         """Ids of alerts written at or after ``since`` (any write sets ``updated_at``)."""

@@ -198,10 +198,12 @@ def upsert_values(
     key: Sequence[str],
     update: Sequence[str],
     where: ColumnElement[bool],
+    changed_keys: list[tuple[Any, ...]] | None = None,
 ) -> int:
     """Insert rows (tuples in the order of ``columns``); a row whose ``key`` is stored sets
     the ``update`` columns of the stored row to the new row's, where ``where`` (over the
-    stored row) holds, and is left alone otherwise. Returns the rows inserted or updated.
+    stored row) holds, and is left alone otherwise. Returns the rows inserted or updated;
+    with ``changed_keys``, their keys are appended to it (what a caller acts on once).
 
     ``values`` must hold each key once: one statement may not update a row twice. Rows
     should come sorted by key, so concurrent writers take row locks in one order.
@@ -212,6 +214,7 @@ def upsert_values(
     """
     if not values:
         return 0
+    at = [columns.index(k) for k in key]
     if session.get_bind().dialect.name != "postgresql":
         lite = sqlite_insert(table)
         lite = lite.on_conflict_do_update(
@@ -220,10 +223,19 @@ def upsert_values(
             where=where,
         )
         params = [dict(zip(columns, row, strict=True)) for row in values]
-        return int(getattr(session.execute(lite, params), "rowcount", 0) or 0)
+        if changed_keys is None:
+            return int(getattr(session.execute(lite, params), "rowcount", 0) or 0)
+        changed = 0
+        for row, param in zip(values, params, strict=True):  # row by row: which ones changed
+            if getattr(session.execute(lite, param), "rowcount", 0):
+                changed += 1
+                changed_keys.append(tuple(row[i] for i in at))
+        return changed
     conn = session.connection()
     copy_data = copy_text(table, columns, values).encode()
     if _copy_if_all_new(conn, table, columns, copy_data):
+        if changed_keys is not None:
+            changed_keys.extend(tuple(row[i] for i in at) for row in values)
         return len(values)
     stage = sa_table(_stage(conn, table, columns, copy_data), *(sa_column(c) for c in columns))
     rows = select(*(stage.c[c] for c in columns)).order_by(*(stage.c[k] for k in key))
@@ -233,7 +245,11 @@ def upsert_values(
         set_={c: pg.excluded[c] for c in update},
         where=where,
     )
-    return int(conn.execute(pg).rowcount or 0)
+    if changed_keys is None:
+        return int(conn.execute(pg).rowcount or 0)
+    returned = [tuple(r) for r in conn.execute(pg.returning(*(table.c[k] for k in key)))]
+    changed_keys.extend(returned)
+    return len(returned)
 
 
 # psycopg2 reads COPY input in pieces of this size. As bytes, in big pieces: reading a str

@@ -71,7 +71,8 @@ class FillRepository(SnapshotWriter):
         A row derived from the public trade (``source`` ``trade``) is completed: every fill
         field is set from the fill and ``source`` becomes ``fill``; its counterparty stays.
         A fill already stored is a duplicate and changes nothing. ``new`` counts rows
-        inserted or completed.
+        inserted or completed, ``inserted`` holds their (user, tid): the fills stored for
+        the first time as fills (what liquidation alerts act on, once).
         """
         rows: dict[tuple[str, int], tuple[Any, ...]] = {}
         for f in fills:
@@ -80,6 +81,7 @@ class FillRepository(SnapshotWriter):
                 user, f.tid, f.coin, f.time, f.oid, f.px, f.sz, f.side, f.dir,
                 f.start_position, f.closed_pnl, f.fee, f.fee_token, f.crossed, f.hash, FROM_FILL,
             )  # fmt: skip
+        stored: list[tuple[Any, ...]] = []
         changed = upsert_values(
             self.session,
             self.table,
@@ -88,8 +90,9 @@ class FillRepository(SnapshotWriter):
             key=KEY,
             update=FILL_COLUMNS[len(KEY) :],
             where=self.table.c.source == FROM_TRADE,
+            changed_keys=stored,
         )
-        return BulkResult(changed, len(fills) - changed)
+        return BulkResult(changed, len(fills) - changed, inserted=stored)
 
     def add_activity(self, rows: Sequence[ActivityRow]) -> BulkResult:
         """Store tracked wallets' sides of public trades (:func:`derive_activity`, one row

@@ -15,7 +15,12 @@ from models.repositories.bulk import insert_ignore
 
 @dataclass(frozen=True, slots=True)
 class BulkResult:
-    """What a bulk write did: ``new`` rows inserted, ``duplicates`` already present."""
+    """What a bulk write did: ``new`` rows inserted, ``duplicates`` already present.
+
+    ``inserted``: the rows this write inserted, where the repository reports them (trades
+    stored with ``fold_bars``: the ``Trade`` events; fills: their ``(user, tid)`` keys) —
+    what happened for the first time, for the alerts that judge events (a replay inserts
+    nothing, so it is reported nothing)."""
 
     new: int
     duplicates: int
@@ -24,6 +29,7 @@ class BulkResult:
     # were inserted or completed (activity), or were already complete (activity_duplicates)
     activity: int = 0
     activity_duplicates: int = 0
+    inserted: Sequence[Any] = ()
 
 
 class SnapshotWriter:
@@ -35,13 +41,15 @@ class SnapshotWriter:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _insert(self, rows: Sequence[dict[str, Any]]) -> BulkResult:
+    def _insert(self, rows: Sequence[dict[str, Any]], returning: Sequence[str] = ()) -> BulkResult:
+        """Insert ``rows``; with ``returning``, those columns of each row inserted are
+        reported (``BulkResult.inserted``)."""
         if not rows:
             return BulkResult(0, 0)
         if self.partitioned:
             self._ensure_days(row["time"] for row in rows)
-        new, _ = insert_ignore(self.session, self.table, rows)
-        return BulkResult(new=new, duplicates=len(rows) - new)
+        new, inserted = insert_ignore(self.session, self.table, rows, returning)
+        return BulkResult(new=new, duplicates=len(rows) - new, inserted=inserted)
 
     def _ensure_days(self, times: Iterable[int]) -> None:
         conn = self.session.connection()

@@ -89,6 +89,7 @@ class TradeRepository(SnapshotWriter):
         trade in ``user_fills``, in the same transaction (:meth:`FillRepository.add_activity`:
         a row the wallet's own fill already wrote only gains the counterparty); ``activity``
         counts those rows.
+        ``inserted`` holds the new trades (of the ones given: none when only COPY text was).
         """
         prepared: PreparedTrades | None = None
         if isinstance(trades, PreparedTrades):
@@ -121,14 +122,16 @@ class TradeRepository(SnapshotWriter):
             count=count,
         )
         bars = 0
+        inserted: Sequence[Trade] = ()
         if fold_bars:
             bar_repository = BarRepository(self.session)
             if prepared is not None and new == count:
                 bars = bar_repository.merge(prepared.bars)  # all new: folded ahead
             else:
                 bars = bar_repository.fold_in(new_rows)
+            inserted = _inserted(rows, new, count, new_rows)
         stored = self._add_activity(activity, new == count, new_rows)
-        return BulkResult(new, count - new, bars, stored.new, stored.duplicates)
+        return BulkResult(new, count - new, bars, stored.new, stored.duplicates, inserted=inserted)
 
     def _add_activity(
         self, activity: Sequence[ActivityRow], all_new: bool, new_rows: list[tuple[Any, ...]]
@@ -159,3 +162,16 @@ class TradeRepository(SnapshotWriter):
             select(TradeSnapshot.coin, TradeSnapshot.time, TradeSnapshot.tid)
         )
         return {(c, int(t), int(i)) for c, t, i in rows}
+
+
+def _inserted(
+    rows: Sequence[Trade], new: int, count: int, new_rows: Sequence[tuple[object, ...]]
+) -> Sequence[Trade]:
+    """The given trades that were new: all of them (the usual case, free), or those whose
+    key the insert returned (a replay or redelivery: rare)."""
+    if new == count:
+        return rows
+    if not new or not rows:
+        return ()
+    keys = {row[:3] for row in new_rows}
+    return [trade for trade in rows if trade[:3] in keys]

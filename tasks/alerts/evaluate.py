@@ -4,7 +4,8 @@ Tasks (shared contract in ``tasks/base.py``):
 
 ``hyperwatch.alerts.evaluate(batch)`` — queue ``alerts``; one ``mids``, ``asset_contexts``
 or ``positions`` batch (``events.encode_batch``) as the ingester and the position poller
-send it.
+send it; or a ``trades`` / ``fills`` batch of events the ingest workers forward after
+storing them (``tasks.alerts.forward``: trades that may be whale trades, liquidation fills).
 
 1. The book (this worker's threshold indexes) is brought up to date when the Redis version
    key moved (``domain.alerts.book``).
@@ -26,6 +27,16 @@ send it.
 5. Recurring alerts whose condition is false by the margin, on data newer than their last
    firing, are re-armed; expired alerts are deactivated.
 
+Event kinds (``definition.EVENT_KINDS``) are judged on occurrences
+(``domain.alerts.occurrence``): each trade of a ``trades`` batch, the liquidations of a
+``fills`` batch, and — in a ``positions`` batch — the change between each applied snapshot
+and the older one it replaced in the shared view (returned by the same atomic apply: one
+worker sees each pair, a retried batch sees it again). Candidates are the armed rules of
+the kind on the coin whose threshold the notional reaches (the book keeps them sorted),
+re-read and judged by ``judgement.evaluate_occurrence``; one rule's qualifying events fire
+in event-time order, one firing transaction per round, each claim conditional on the event
+being newer than the last firing and past the cooldown (``AlertRepository.fire_many``).
+
 Idempotent: applying the same batch again changes nothing (same times), a second firing of
 the same arm cycle hits 0 rows. Retries transient database / Redis / broker errors
 (``tasks.retry``); never retries a malformed batch (dead-lettered).
@@ -43,7 +54,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import kombu.exceptions
@@ -51,9 +62,16 @@ import redis
 from celery import Celery, shared_task
 
 from domain.alerts.book import VERSION_KEY, WINDOW_SERIES, AlertBook, announce, rule_from_row
-from domain.alerts.definition import AlertKind, AlertRule
+from domain.alerts.definition import WALLET_KINDS, AlertKind, AlertRule, Mode
 from domain.alerts.firing import Firing, fire, rearm
-from domain.alerts.judgement import Outcome, evaluate, should_rearm
+from domain.alerts.judgement import Outcome, evaluate, evaluate_occurrence, should_rearm
+from domain.alerts.occurrence import (
+    Occurrence,
+    concerns,
+    liquidations,
+    position_change,
+    whale_trade,
+)
 from domain.alerts.shared_state import (
     ALERT_STREAMS,
     STARTED_KEY,
@@ -64,7 +82,7 @@ from domain.alerts.shared_state import (
     tier_for,
 )
 from domain.alerts.view import Stream
-from events import AssetContext, MalformedPayload, Mid, Position, decode_batch
+from events import AssetContext, Batch, MalformedPayload, Mid, Position, decode_batch
 from models.db import Database
 from models.repositories import AlertRepository
 from runtime.clock import SYSTEM_CLOCK, Clock
@@ -79,6 +97,9 @@ TICK_PERIOD_S: Final = 5
 # Expired alerts never fire (judgement.evaluate holds them); deactivating them only frees the
 # quota, so the sweep — a scan of the active alerts — runs at most this often per worker.
 EXPIRY_SWEEP_S: Final = 60.0
+
+# Batches of events, not states: only the event kinds judge them (no shared view to apply).
+EVENT_STREAMS: Final = ("trades", "fills")
 
 _DIRECT_KINDS: Final[dict[str, frozenset[AlertKind]]] = {
     "mids": frozenset({AlertKind.PRICE_MOVE_PCT}),
@@ -181,15 +202,22 @@ class Evaluator:
 
     def evaluate_batch(self, payload: Any, now_ms: int) -> Report:
         batch = decode_batch(payload)
+        if batch.kind in EVENT_STREAMS:
+            self._sync(now_ms)
+            report = Report(applied=len(batch.events))
+            self._judge_occurrences(_occurrences(batch), now_ms, report)
+            return report
         if batch.kind not in ALERT_STREAMS:
             raise MalformedPayload(
-                f"alerts evaluate {', '.join(ALERT_STREAMS)} batches, not {batch.kind}"
+                f"alerts evaluate {', '.join(ALERT_STREAMS + EVENT_STREAMS)} batches, "
+                f"not {batch.kind}"
             )
         self._sync(now_ms)
         stream = batch.kind
         series = series_of(stream)
         history = self.book.history_windows(series) if series is not None else {}
-        accepted = self.market.apply(stream, batch.events, history)
+        applied = self.market.apply_replacing(stream, batch.events, history)
+        accepted = [event for event, _ in applied]
         report = Report(applied=len(accepted))
         if not accepted:
             return report
@@ -203,6 +231,15 @@ class Evaluator:
         else:
             self._market_candidates(view, stream, coins, now_ms, candidates)
         self._judge(view, candidates, now_ms, report)
+        changes = [
+            change
+            for after, before in applied
+            if before is not None
+            and isinstance(after, Position)
+            and (change := position_change(before, after)) is not None
+        ]
+        if changes:
+            self._judge_occurrences(changes, now_ms, report)
         return report
 
     def _market_candidates(
@@ -273,7 +310,7 @@ class Evaluator:
         if not candidates:
             return
         ids = sorted(candidates.armed | candidates.rearmable)
-        report.candidates = len(ids)
+        report.candidates += len(ids)
         with self.database.session() as session:
             rows = AlertRepository(session).by_ids(ids)
         found = {row.id for row in rows}
@@ -306,21 +343,92 @@ class Evaluator:
                 rearmed = rearm(session, rearms)
             report.rearmed = len(rearmed)
             changed += rearmed
-        if expired:
-            with self.database.session() as session:
-                repository = AlertRepository(session)
-                done = [i for i in expired if repository.set_active(i, False)]
-            report.expired += len(done)
-            changed += done
+        changed += self._expire(expired, report)
         self._announce(changed)
+
+    def _expire(self, expired: list[int], report: Report) -> list[int]:
+        if not expired:
+            return []
+        with self.database.session() as session:
+            repository = AlertRepository(session)
+            done = [i for i in expired if repository.set_active(i, False)]
+        report.expired += len(done)
+        return done
+
+    # --- event kinds ---------------------------------------------------------------------
+
+    def _judge_occurrences(
+        self, occurrences: Sequence[Occurrence], now_ms: int, report: Report
+    ) -> None:
+        """Fire the event rules these occurrences meet (see module)."""
+        wanted: dict[int, list[Occurrence]] = {}
+        for occurrence in occurrences:
+            for rule in self.book.event_rules(occurrence.kind, occurrence.coin):
+                if rule.threshold > occurrence.notional:
+                    break  # cheapest first: none further on is reached either
+                if concerns(rule, occurrence):
+                    wanted.setdefault(rule.id, []).append(occurrence)
+        if not wanted:
+            return
+        report.candidates += len(wanted)
+        with self.database.session() as session:
+            rows = AlertRepository(session).by_ids(sorted(wanted))
+        for gone in set(wanted) - {row.id for row in rows}:
+            self.book.drop(gone)
+        rounds: list[list[Firing]] = []
+        expired: list[int] = []
+        for row in rows:
+            stored = rule_from_row(row) if row.active else None
+            if stored is None:
+                self.book.drop(row.id)
+                continue
+            if self.book.misplaced(stored):
+                self.book.put(stored)
+            if stored.expires_at is not None and now_ms >= stored.expires_at:
+                expired.append(stored.id)
+                continue
+            firings = self._event_firings(stored, wanted[stored.id], row.channel_id, now_ms)
+            for n, firing in enumerate(firings):
+                if n == len(rounds):
+                    rounds.append([])
+                rounds[n].append(firing)
+        changed: list[int] = []
+        for firings in rounds:
+            changed += self._fire(firings, now_ms, report)
+        changed += self._expire(expired, report)
+        self._announce(changed)
+
+    def _event_firings(
+        self,
+        rule: AlertRule,
+        occurrences: list[Occurrence],
+        channel_id: int | None,
+        now_ms: int,
+    ) -> list[Firing]:
+        """The firings ``rule`` makes of ``occurrences``, in event-time order (of events
+        at the same millisecond, the largest): each judged as if the previous had fired."""
+        positions = rule.kind in WALLET_KINDS
+        max_age_s = (
+            self.settings.alert_position_max_age_s if positions else self.settings.alert_max_age_s
+        )
+        out: list[Firing] = []
+        for occurrence in sorted(occurrences, key=lambda o: (o.time, -o.notional)):
+            verdict = evaluate_occurrence(rule, occurrence, now_ms, int(max_age_s * 1000))
+            if verdict.outcome is not Outcome.FIRE:
+                continue
+            out.append(Firing(rule, verdict, channel_id, occurrence.time))
+            if rule.mode is Mode.ONCE:
+                break
+            rule = replace(rule, last_fired_at=occurrence.time)
+        return out
 
     def _fire(self, firings: list[Firing], now_ms: int, report: Report) -> list[int]:
         with self.database.session() as session:
             outcome = fire(session, self.settings, firings, now_ms)
         # Committed: the rows exist, so their deliveries may be enqueued now.
         self._enqueue(outcome.deliver)
-        report.fired = len(outcome.fired)
-        report.lost = len(outcome.lost)
+        report.fired += len(outcome.fired)
+        report.lost += len(outcome.lost)
         for firing in outcome.fired:
             count_alerts_fired(str(firing.rule.kind))
         for status, kind in outcome.statuses:
@@ -352,6 +460,12 @@ class Evaluator:
     def _announce(self, alert_ids: Sequence[int]) -> None:
         if alert_ids:
             announce(self.client, alert_ids)
+
+
+def _occurrences(batch: Batch) -> list[Occurrence]:
+    if batch.kind == "trades":
+        return [whale_trade(trade) for trade in batch.events]
+    return liquidations(batch.events)
 
 
 def _newest_per_coin(events: Iterable[Mid | AssetContext | Position]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The whole path as deployed: ``hyperwatch simulate`` → ``hyperwatch ingest`` → Redis →
-``celery -A tasks worker`` (alerts, notify) → a signed webhook on a local receiver, with the
-subscriber, channel and alerts created through the ``hyperwatch`` CLI."""
+``celery -A tasks worker`` (ingest, alerts, notify) → a signed webhook on a local receiver,
+with the subscriber, channel and alerts created through the ``hyperwatch`` CLI."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import redis
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 
 from domain.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from models.db import Database
@@ -35,7 +37,8 @@ def receiver() -> Iterator[Receiver]:
 def system(
     tmp_path: Path, postgres_url: str, pg_database: Database, redis_url: str
 ) -> Iterator[dict[str, str]]:
-    """Simulator, ingester and one worker running; yields the environment they share."""
+    """Simulator, ingester and one worker (storing batches too) running; yields the
+    environment they share."""
     sim = SimulatorProcess.start(["--coins", "BTC,ETH", "--rate", "20"])
     env = service_env(
         database_url=postgres_url,
@@ -55,7 +58,7 @@ def system(
             [sys.executable, "-m", "workers.cli", "ingest"],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    worker = WorkerProcess(tmp_path, env, name="w", queues="alerts,notify", concurrency=2)
+    worker = WorkerProcess(tmp_path, env, name="w", queues="ingest,alerts,notify", concurrency=2)
     try:
         worker.wait_ready()
         yield env
@@ -108,4 +111,56 @@ def test_an_alert_added_on_the_cli_fires_on_the_live_feed_and_reaches_the_webhoo
     assert len(receiver.received()) == 1
     listing = run("alerts", "list", "--all").output
     assert "inactive" in listing and "e2e-secret" not in run("channels", "list").output
+    client.close()
+
+
+def test_a_whale_trade_on_the_live_feed_is_stored_forwarded_and_notified_once(
+    system: dict[str, str], receiver: Receiver, redis_url: str, pg_database: Database
+) -> None:
+    cli_env = {k: v for k, v in system.items() if k.isupper() and k != "PYTHONPATH"}
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=cli_env, catch_exceptions=False)
+
+    # Given the ingester is feeding BTC and ETH trades (the simulator's run from about $10
+    # to $100k of notional each)
+    client = redis.Redis.from_url(redis_url)
+    wait_until(lambda: {b"BTC", b"ETH"} <= set(client.hkeys("hw:latest:mid")), 30, what="mids")
+    assert run("users", "add", "ann@example.com", "--tier", "pro").exit_code == 0
+    added = run("channels", "add", "--user", "ann@example.com", "--kind", "webhook",
+                "--target", receiver.url(), "--secret", "e2e-secret")  # fmt: skip
+    channel = added.output.split()[1]
+
+    def alert(*args: str) -> Result:
+        return run("alerts", "add", "--user", "ann@example.com", "--channel", channel,
+                   "--kind", "whale_trade", *args)  # fmt: skip
+
+    # When a whale alert at 1,000 USD on BTC is added, and twins no trade can reach: the
+    # same coin at a trillion, ETH at a trillion
+    whale = alert("--coin", "BTC", "--threshold", "1000")
+    assert whale.exit_code == 0, whale.output
+    assert alert("--coin", "BTC", "--threshold", "1000000000000").exit_code == 0
+    assert alert("--coin", "ETH", "--threshold", "1000000000000").exit_code == 0
+
+    # Then the first BTC trade of 1,000 USD or more stored after it fires it: the webhook
+    # gets that trade, which is in the database as described
+    [request] = wait_until(lambda: receiver.received(), 30, what="the whale webhook")
+    body = json.loads(request.body)
+    assert (body["coin"], body["kind"], body["threshold"]) == ("BTC", "whale_trade", "1000")
+    assert Decimal(body["notional"]) >= 1000
+    assert body["message"].startswith("BTC whale trade: 0x")
+    with pg_database.engine.connect() as conn:
+        stored = (
+            conn.execute(
+                text("SELECT px * sz FROM trade_snapshots WHERE coin = 'BTC' AND time = :t"),
+                {"t": body["event_time"]},
+            )
+            .scalars()
+            .all()
+        )
+    assert Decimal(body["notional"]) in stored
+    # and it stays the only notification (once), the twins never fire
+    wait_until(lambda: "sent" in run("notifications", "list").output, 10, what="sent")
+    time.sleep(1.0)
+    assert len(receiver.received()) == 1
     client.close()

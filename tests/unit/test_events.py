@@ -126,3 +126,23 @@ def test_given_a_version_1_batch_of_trade_objects_when_decoded_then_read() -> No
     trades = [_trade(), _trade(tid=2, buyer=None)]
     v1 = {"v": 1, "kind": "trades", "events": [event_to_wire(t) for t in trades]}
     assert decode_batch(v1, "trades").events == trades
+
+
+def test_given_a_liquidation_fill_when_round_tripped_then_it_stays_one_and_old_fills_none() -> None:
+    from events import Fill
+
+    fill = Fill(
+        user="0x" + "ab" * 20, coin="BTC", time=1, tid=2, oid=3, px=Decimal("80000.5"),
+        sz=Decimal("0.25"), side="A", dir="Close Long", start_position=Decimal("0.25"),
+        closed_pnl=Decimal("-3"), fee=Decimal("0.1"), fee_token="USDC", crossed=True,
+        hash="0x" + "1" * 64, liquidation="backstop", liquidated_user="0x" + "ab" * 20,
+        liquidation_mark_px=Decimal("79999.9"),
+    )  # fmt: skip
+    wire = encode_batch("fills", [fill])
+    assert decode_batch(wire).events == [fill]
+    assert wire["events"][0]["liquidation_mark_px"] == "79999.9"
+    # A fill from a batch queued before these fields existed is no liquidation
+    for name in ("liquidation", "liquidated_user", "liquidation_mark_px"):
+        del wire["events"][0][name]
+    [old] = decode_batch(wire).events
+    assert (old.liquidation, old.liquidated_user, old.liquidation_mark_px) == (None, None, None)

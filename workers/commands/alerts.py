@@ -3,7 +3,8 @@
 
 Numbers are decimal strings (never floats): ``--threshold 117000.5``; funding is the hourly
 rate as a fraction (``0.0001`` = 0.01 % an hour); percentages are percent (``5`` = 5 %);
-``stale_data`` takes seconds. Durations: ``300``, ``90s``, ``5m``, ``4h``, ``1d``. Times
+``stale_data`` takes seconds; ``whale_trade``, ``wallet_position_change`` and
+``wallet_liquidated`` take USD of notional, to the cent (docs/ALERTS.md). Durations: ``300``, ``90s``, ``5m``, ``4h``, ``1d``. Times
 (``--snooze-until``, ``--expires``): ISO 8601 (``2026-12-01T12:00:00Z``), epoch ms, or
 relative (``+2h``).
 """
@@ -88,8 +89,19 @@ def _choices(enum: Any) -> click.Choice:
     "--source", type=_choices(PriceSource), default=None, help="Price kinds: mid or mark."
 )
 @click.option("--window", default=None, help="price_move_pct / oi_change_pct window (5m …).")
-@click.option("--direction", type=_choices(Direction), default=None)
-@click.option("--wallet", default=None, help="liquidation_distance_below: a tracked wallet.")
+@click.option(
+    "--direction",
+    type=_choices(Direction),
+    default=None,
+    help="Windows: which way the value moved; wallet_position_change: up = opened or "
+    "increased, down = reduced or closed (a flip is both); default any.",
+)
+@click.option(
+    "--wallet",
+    default=None,
+    help="liquidation_distance_below, wallet_position_change, wallet_liquidated: a wallet "
+    "the user tracks.",
+)
 @click.option("--stream", type=_choices(Stream), default=None, help="stale_data: the feed.")
 @click.option("--mode", type=_choices(Mode), default="once", show_default=True)
 @click.option("--cooldown", default=None, help="Recurring: least time between firings.")

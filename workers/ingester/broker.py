@@ -32,7 +32,8 @@ PERSIST_FILLS: Final = Target("hyperwatch.persist.fills", "ingest")
 PERSIST_SESSION: Final = Target("hyperwatch.persist.session", "ingest")
 EVALUATE_ALERTS: Final = Target("hyperwatch.alerts.evaluate", "alerts")
 
-# Alerts need every market-state batch; trades and fills are not alert inputs.
+# Alerts need every market-state batch. Trades and fills go to persist only: after storing
+# them, the persist task forwards the few new ones an alert may want (tasks/alerts/forward).
 ROUTES: Final[dict[EventKind, tuple[Target, ...]]] = {
     "trades": (PERSIST_TRADES,),
     "asset_contexts": (PERSIST_CONTEXTS, EVALUATE_ALERTS),

@@ -327,6 +327,28 @@ class Exchange:
                 self.hub.publish(f"chs:{user}", self._chs_frame(user))
         return fills
 
+    def liquidate(self, user: str, coin: str, method: str = "market") -> dict[str, Any] | None:
+        """Liquidate a simulated wallet's position now, at the coin's mark: the liquidation
+        fill is recorded and pushed (``userFills``, then the flat ``clearinghouseState``),
+        as a real liquidation would be. None when the wallet holds no such position.
+        Test-only control (``POST /_sim/liquidate``, ``SimulatorHandle.call``)."""
+        mark = self.contexts.marks().get(coin)
+        if mark is None:
+            return None
+        fill = self.ledger.liquidate(user.lower(), coin, mark, self.clock.time_ms(), method)
+        if fill is None:
+            return None
+        user = user.lower()
+        self.stats.fills_generated += 1
+        if self.recorder is not None:
+            self.recorder.fills([(user, fill)])
+        if self.hub.has_subscribers(f"fills:{user}"):
+            frame = {"channel": "userFills", "data": {"user": user, "fills": [fill]}}
+            self.hub.publish(f"fills:{user}", orjson.dumps(frame))
+        if self.hub.has_subscribers(f"chs:{user}"):
+            self.hub.publish(f"chs:{user}", self._chs_frame(user))
+        return fill
+
     def list_coin(self, token: str) -> None:
         """List ``NAME`` or ``NAME=PRICE`` now: meta, subscriptions, trading, contexts."""
         assert self._generator is not None, "listing needs a generated market"

@@ -13,6 +13,10 @@ Contract:
   returns the ``clearinghouseState`` object of reference §2.9 (numbers as strings).
 * Funding is charged on each hour boundary (:meth:`Ledger.charge_funding`); positive
   ``cumFunding`` means paid.
+* :meth:`Ledger.liquidate` closes a wallet's position at the mark with a liquidation fill
+  (reference §2.7 ``liquidation``: ``liquidatedUser``, ``markPx`` as a string, ``method``),
+  so the alerts on liquidations can be exercised; the generated market never liquidates
+  anyone by itself.
 * Memory is bounded: each account keeps its ``fills_kept`` most recent fills (default
   :data:`FILLS_KEPT`), older ones are dropped as new ones arrive.
 
@@ -43,6 +47,9 @@ DEFAULT_LEVERAGE = 10
 FILLS_KEPT = 2_000
 _USD_PLACES = 6
 _FIRST_OID = 400_000_000_000
+# Liquidation fills match no public trade here: their tids count down from the top of the
+# 50-bit range the exchange's tids live in, far from the generated trades' (random) ones.
+_FIRST_LIQUIDATION_TID = 2**50 - 1
 
 
 @dataclass
@@ -91,6 +98,7 @@ class Ledger:
         self.accounts: dict[str, _Account] = {user: _Account.keeping(fills_kept) for user in users}
         self.leverage = leverage
         self._next_oid = _FIRST_OID
+        self._next_liquidation_tid = _FIRST_LIQUIDATION_TID
         self._taker_oids: dict[tuple[str, str], int] = {}
 
     @property
@@ -150,6 +158,45 @@ class Ledger:
             "fee": dec_str(fee),
             "tid": trade["tid"],
             "feeToken": "USDC",
+            "twapId": None,
+        }
+        account.fills.append(fill)
+        return fill
+
+    def liquidate(
+        self, user: str, coin: str, mark: Decimal, time_ms: int, method: str = "market"
+    ) -> Fill | None:
+        """Close ``user``'s ``coin`` position at ``mark`` as a liquidation; the fill, or None
+        when the user runs no open position there. Taker fee, realised PnL as any close."""
+        account = self.accounts.get(user)
+        position = account.positions.get(coin) if account else None
+        if account is None or position is None or position.szi == 0:
+            return None
+        start = position.szi
+        buyer = start < 0  # a short is bought back, a long sold
+        size = abs(start)
+        closed_pnl = self._move_position(position, start, ZERO, mark)
+        fee = quantize(mark * size * TAKER_FEE, _USD_PLACES)
+        account.cash += closed_pnl - fee
+        self._next_oid += 1
+        tid = self._next_liquidation_tid
+        self._next_liquidation_tid -= 1
+        fill: Fill = {
+            "coin": coin,
+            "px": dec_str(mark),
+            "sz": dec_str(size),
+            "side": "B" if buyer else "A",
+            "time": time_ms,
+            "startPosition": dec_str(start),
+            "dir": _direction(start, ZERO, buyer),
+            "closedPnl": dec_str(quantize(closed_pnl, _USD_PLACES)),
+            "hash": f"0x{tid:064x}",
+            "oid": self._next_oid,
+            "crossed": True,
+            "fee": dec_str(fee),
+            "tid": tid,
+            "feeToken": "USDC",
+            "liquidation": {"liquidatedUser": user, "markPx": dec_str(mark), "method": method},
             "twapId": None,
         }
         account.fills.append(fill)

@@ -9,6 +9,9 @@ Routes:
 * ``POST /_sim/fault`` and ``GET /_sim/stats``: the test-only control surface
   (``{"kind":"drop"}``, ``{"kind":"stall","seconds":3}``, ``{"kind":"malformed","count":5}``,
   ``{"kind":"duplicate"}``); a real exchange has no such routes.
+* ``POST /_sim/liquidate`` ``{"user": "0x…", "coin": "BTC"}`` (test-only): liquidate a
+  simulated wallet's position at the mark (``Exchange.liquidate``); answers the fill, or
+  404 when that wallet holds no such position.
 
 :class:`AppServer` binds the app (port 0 picks a free port) and owns its lifecycle.
 """
@@ -78,6 +81,21 @@ async def _fault(request: web.Request) -> web.Response:
     return web.json_response(exchange.faults.apply(fault))
 
 
+async def _liquidate(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE]
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        return web.json_response({"error": f"not JSON: {exc}"}, status=400)
+    user, coin = (body.get("user"), body.get("coin")) if isinstance(body, dict) else (None, None)
+    if not isinstance(user, str) or not isinstance(coin, str):
+        return web.json_response({"error": "liquidate needs user and coin strings"}, status=400)
+    fill = exchange.liquidate(user, coin)
+    if fill is None:
+        return web.json_response({"error": f"{user} holds no {coin} position"}, status=404)
+    return web.json_response(fill)
+
+
 async def _stats(request: web.Request) -> web.Response:
     exchange = request.app[EXCHANGE]
     body = exchange.stats.snapshot()
@@ -93,6 +111,7 @@ def build_app(exchange: Exchange) -> web.Application:
     app.router.add_get("/ws", _ws)
     app.router.add_post("/info", _info)
     app.router.add_post("/_sim/fault", _fault)
+    app.router.add_post("/_sim/liquidate", _liquidate)
     app.router.add_get("/_sim/stats", _stats)
     return app
 

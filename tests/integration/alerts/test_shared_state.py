@@ -40,6 +40,39 @@ pytestmark = pytest.mark.integration
 T0 = 1_787_000_000_000
 
 
+def test_each_position_comes_back_with_the_one_it_replaced_also_when_reapplied(
+    redis_client: redis.Redis,
+) -> None:
+    market = SharedMarket(redis_client)
+    other = "0x" + "cd" * 20
+    btc = position("BTC", T0 + 10, liq=None, szi="2")
+    eth = position("ETH", T0 + 10, liq=None, szi="1")
+    # Given a wallet's first state (BTC and ETH), and another wallet's
+    first = market.apply_replacing(
+        "positions", [btc, eth, position("BTC", T0, liq=None, user=other)]
+    )
+    assert [replaced for _, replaced in first] == [None, None, None]  # baselines
+
+    # When BTC grows, SOL appears (absent from the wallet's earlier state), and both are
+    # applied again (a retry, a redelivery); then an older BTC arrives late
+    grown = position("BTC", T0 + 20, liq=None, szi="5")
+    sol = position("SOL", T0 + 20, liq=None, szi="3")
+    pairs = market.apply_replacing("positions", [grown, sol])
+    again = market.apply_replacing("positions", [grown, sol])
+    late = market.apply_replacing("positions", [position("BTC", T0 + 15, liq=None, szi="9")])
+
+    # Then each came back with what it replaced — the same pair when re-applied — SOL with a
+    # flat position (an open); the late one was skipped
+    assert pairs == again
+    (got_btc, was_btc), (got_sol, was_sol) = pairs
+    assert (got_btc, was_btc) == (grown, btc)
+    assert got_sol == sol and was_sol is not None and was_sol.szi == 0
+    assert late == []
+    # and the next snapshot is paired with the grown one, not with the first state
+    [(_, was)] = market.apply_replacing("positions", [position("BTC", T0 + 30, liq=None)])
+    assert was == grown
+
+
 def test_an_older_input_is_skipped_and_an_equal_one_reapplied(redis_client: redis.Redis) -> None:
     market = SharedMarket(redis_client)
     # Given BTC applied at T0+10; When an older and then an equal-time batch arrive

@@ -5,6 +5,7 @@ stderr, exit 2, nothing written."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -194,6 +195,17 @@ def test_alert_writes_are_stored_and_announced_to_workers(
          "--expires must be"),
         (("--coin", "BTC", "--kind", "price_above", "--threshold", "1", "--cooldown", "x"),
          "--cooldown must be a duration"),
+        (("--coin", "BTC", "--kind", "whale_trade", "--threshold", "2E+12"),
+         "above the 1,000,000,000,000 USD limit"),
+        (("--coin", "BTC", "--kind", "whale_trade", "--threshold", "250000.125"),
+         "at most 2 decimals"),
+        (("--coin", "BTC", "--kind", "whale_trade", "--threshold", "0"), "above zero"),
+        (("--coin", "BTC", "--kind", "whale_trade", "--threshold", "1000", "--wallet", WALLET),
+         "a wallet applies only to"),
+        (("--coin", "BTC", "--kind", "wallet_position_change", "--threshold", "1000",
+          "--wallet", WALLET), "does not track wallet"),
+        (("--coin", "BTC", "--kind", "wallet_liquidated", "--threshold", "1000"),
+         "needs the tracked wallet"),
     ],
 )  # fmt: skip
 def test_bad_alerts_are_refused_with_one_line_and_nothing_written(
@@ -288,3 +300,31 @@ def test_notifications_list_filters_by_status_and_shows_the_error(
     assert "msg b" in listing and "permanent error: HTTP 404" in listing
     assert "msg a" not in listing
     refused(run("notifications", "list", "--user", "who@example.com"), "unknown user")
+
+
+def test_event_alerts_are_added_and_a_wallets_go_with_it(
+    run: Callable[..., Result], seeded: dict[str, Any], pg_database: Database
+) -> None:
+    # Given a tracked wallet; When a whale alert and a position-change alert are added
+    assert run("wallets", "track", "--user", "ann@example.com", WALLET).exit_code == 0
+    base = ("alerts", "add", "--user", "ann@example.com", "--channel", seeded["channel"])
+    whale = run(*base, "--coin", "BTC", "--kind", "whale_trade", "--threshold", "1000000")
+    change = run(*base, "--coin", "ETH", "--kind", "wallet_position_change", "--threshold",
+                 "250000.50", "--wallet", WALLET, "--direction", "down")  # fmt: skip
+
+    # Then both are stored as given
+    assert whale.exit_code == 0 and change.exit_code == 0, (whale.output, change.output)
+    assert "whale_trade BTC 1000000" in whale.output
+    with pg_database.engine.connect() as conn:
+        rows = conn.execute(text("SELECT kind, threshold, wallet, direction FROM alerts")).all()
+    assert sorted((k, Decimal(t), w, d) for k, t, w, d in rows) == [
+        ("wallet_position_change", Decimal("250000.5"), WALLET, "down"),
+        ("whale_trade", Decimal("1000000"), None, None),
+    ]
+
+    # When the wallet is untracked, its position-change alert stops with it (the whale
+    # alert watches no wallet)
+    run("wallets", "untrack", "--user", "ann@example.com", WALLET)
+    with pg_database.engine.connect() as conn:
+        states: dict[str, bool] = dict(conn.execute(text("SELECT kind, active FROM alerts")).all())
+    assert states == {"wallet_position_change": False, "whale_trade": True}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 from tests.integration.simulator.conftest import Client
 from workers.simulator import sim_user_address
@@ -221,3 +223,43 @@ def test_user_limit_is_an_error_string(start_sim, clients) -> None:
         client.subscribe({"type": "userFills", "user": sim_user_address(index)})
     frames = [client.recv() for _ in range(5)]  # ack, snapshot, ack, snapshot, error
     assert frames[-1] == {"channel": "error", "data": "Cannot track more than 2 total users."}
+
+
+def test_a_liquidated_wallet_gets_a_liquidation_fill_the_ingester_parses(
+    start_sim, clients
+) -> None:
+    # Given a simulated wallet that has traded into a position, subscribed to its fills
+    from events import Fill
+    from runtime.hyperliquid.protocol import parse_frame
+    from tests.integration.simulator.conftest import http_post
+
+    sim = start_sim(users=1, user_share=0.5)
+    user = sim_user_address(0)
+    client: Client = clients(sim.ws_url)
+    client.subscribe({"type": "userFills", "user": user})
+    client.recv()  # the ack
+    client.recv()  # the snapshot
+
+    def open_coin(exchange: Any) -> str | None:
+        account = exchange.ledger.accounts[user]
+        return next((c for c, p in account.positions.items() if p.szi != 0), None)
+
+    deadline = time.monotonic() + 5
+    while (coin := sim.call(open_coin)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert coin is not None
+
+    # When the test control liquidates it (and a wallet without positions)
+    status, fill = http_post(f"{sim.base_url}/_sim/liquidate", {"user": user, "coin": coin})
+    missing, _ = http_post(
+        f"{sim.base_url}/_sim/liquidate", {"user": "0x" + "0" * 40, "coin": coin}
+    )
+
+    # Then the fill is pushed on userFills, and the ingester's parser keeps the liquidation
+    assert (status, missing) == (200, 404)
+    raw = client.recv_until(
+        lambda m: m["channel"] == "userFills" and m["data"]["fills"][0].get("liquidation")
+    )
+    parsed = parse_frame(json.dumps(raw).encode(), int(time.time() * 1000))
+    [event] = [e for e in parsed.events if isinstance(e, Fill) and e.tid == fill["tid"]]
+    assert (event.liquidation, event.liquidated_user, event.coin) == ("market", user, coin)

@@ -122,6 +122,56 @@ def test_user_fills_snapshot_is_flagged_and_update_is_not() -> None:
     assert fill.dir == "Short > Long" and fill.start_position == Decimal("-0.5")
 
 
+def _liquidation_frame(liquidation: object) -> bytes:
+    fill = {
+        "coin": "SOL", "px": "180.1", "sz": "12.5", "side": "A", "time": 1787052701954,
+        "startPosition": "12.5", "dir": "Close Long", "closedPnl": "-80.0",
+        "hash": "0x" + "1a" * 32, "oid": 402920114872, "crossed": True, "fee": "0.9",
+        "tid": 1002339875512364, "feeToken": "USDC", "liquidation": liquidation,
+    }  # fmt: skip
+    user = "0x5B2E9C0D4A1F8E7B6C3D2A1908F7E6D5C4B3A291"
+    return orjson.dumps({"channel": "userFills", "data": {"user": user, "fills": [fill]}})
+
+
+def test_a_liquidation_fill_keeps_its_method_liquidated_user_and_mark() -> None:
+    # Given a userFills update whose fill carries the wire's liquidation object (markPx a
+    # string, the liquidated user in mixed case)
+    pf = parse_frame(
+        _liquidation_frame(
+            {"liquidatedUser": "0x5B2E9C0D4A1F8E7B6C3D2A1908F7E6D5C4B3A291",
+             "markPx": "180.05", "method": "market"}
+        ),
+        NOW,
+    )  # fmt: skip
+    # Then the fill says it was a liquidation, of whom, at which mark
+    [fill] = pf.events
+    assert isinstance(fill, Fill) and pf.malformed is None
+    assert (fill.liquidation, fill.liquidated_user, fill.liquidation_mark_px) == (
+        "market", "0x5b2e9c0d4a1f8e7b6c3d2a1908f7e6d5c4b3a291", Decimal("180.05"),
+    )  # fmt: skip
+    # and a fill without the object (or with null) is no liquidation
+    plain = parse_frame(frames.USER_FILLS_UPDATE, NOW).events[0]
+    null = parse_frame(_liquidation_frame(None), NOW).events[0]
+    for other in (plain, null):
+        assert isinstance(other, Fill)
+        assert (other.liquidation, other.liquidated_user, other.liquidation_mark_px) == (
+            None, None, None,
+        )  # fmt: skip
+
+
+def test_a_liquidation_as_the_docs_type_it_and_a_malformed_one() -> None:
+    # The docs type markPx as a number: taken at its shortest repr; no liquidatedUser and
+    # no method are allowed (the object alone marks a liquidation)
+    [fill] = parse_frame(_liquidation_frame({"markPx": 180.05}), NOW).events
+    assert isinstance(fill, Fill)
+    assert (fill.liquidation, fill.liquidated_user, fill.liquidation_mark_px) == (
+        "unknown", None, Decimal("180.05"),
+    )  # fmt: skip
+    # A liquidation that is not an object rejects the fill, named, like any bad field
+    bad = parse_frame(_liquidation_frame("yes"), NOW)
+    assert bad.events == [] and bad.rejected == 1
+
+
 def test_subscription_ack_carries_the_normalised_echo() -> None:
     pf = parse_frame(frames.ACK_L2, NOW)
     assert pf.kind == "ack" and pf.ack_method == "subscribe"

@@ -223,3 +223,28 @@ def test_given_fills_kept_below_one_when_building_then_refused() -> None:
         Ledger(Universe.build(["BTC"], []), (ALICE,), fills_kept=0)
     with pytest.raises(ValueError, match="fills-kept"):
         SimulatorConfig(fills_kept=0).validate()
+
+
+def test_liquidation_closes_the_position_at_the_mark_with_the_wire_liquidation_object() -> None:
+    # Given Alice long 2 ETH from 100
+    book = ledger()
+    book.apply([trade("B", "100.0", "2.0", ALICE, OTHER, tid=1)])
+
+    # When she is liquidated at a mark of 90
+    fill = book.liquidate(ALICE, "ETH", Decimal("90"), 5_000)
+
+    # Then one taker sell of the whole position, at the mark, says it was her liquidation
+    assert fill is not None
+    assert (fill["side"], fill["sz"], fill["px"], fill["dir"], fill["crossed"]) == (
+        "A", "2.0", "90.0", "Close Long", True,
+    )  # fmt: skip
+    assert fill["liquidation"] == {"liquidatedUser": ALICE, "markPx": "90.0", "method": "market"}
+    assert Decimal(fill["closedPnl"]) == Decimal("-20") and fill["time"] == 5_000
+    assert book.clearinghouse_state(ALICE, {"ETH": Decimal("90")}, 6)["assetPositions"] == []
+    assert book.fills(ALICE)[-1] is fill
+    # and nobody else's, nor a flat position, can be liquidated; tids never repeat
+    assert book.liquidate(ALICE, "ETH", Decimal("90"), 6_000) is None
+    assert book.liquidate(OTHER, "ETH", Decimal("90"), 6_000) is None
+    book.apply([trade("A", "100.0", "1.0", OTHER, ALICE, tid=2, coin="BTC")])
+    short = book.liquidate(ALICE, "BTC", Decimal("120"), 7_000)
+    assert short is not None and short["side"] == "B" and short["tid"] == fill["tid"] - 1
