@@ -432,3 +432,24 @@ def test_given_too_small_a_budget_then_one_warning_says_what_cadence_it_keeps_ev
     assert len(warnings) == 2, warnings
     assert warnings[0].startswith("2 polled wallets (hot 0, active 0, idle 2) need 12")
     assert "the REST budget allows 4" in warnings[0] and "every 30 s instead of 10 s" in warnings[0]
+
+
+class SlowReadsClock(ManualClock):
+    """Every wall-clock reading finds a second gone: a run whose database reads take time."""
+
+    def time_ms(self) -> int:
+        self.advance(1.0)
+        return super().time_ms()
+
+
+def test_a_runs_share_of_the_budget_is_measured_from_the_previous_runs_first_reading(
+    settings: Settings, pg_database: Database, info: InfoStub, cache: redis.Redis
+) -> None:
+    # Given a run whose clock moves while it reads the database and Redis
+    clock = SlowReadsClock(wall_ms=START_MS)
+    poller(settings, pg_database, cache, [], clock=clock).run()
+    # Then its recorded start is the reading it ranked the wallets with (the first), so the
+    # next run's elapsed time — its share of the budget — loses nothing to those reads
+    recorded = int(cache.hget("hw:poll:run", "started_ms") or 0)
+    assert recorded == START_MS + 1_000
+    assert states(cache)[B].tried == recorded
