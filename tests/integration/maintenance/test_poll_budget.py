@@ -28,6 +28,7 @@ from models.repositories import AlertRepository, TrackedWalletRepository, UserRe
 from runtime.rest_budget import RestBudget
 from settings import Settings, load_settings
 from tasks.maintenance.positions_poll import PollResult, run_once
+from tests.support.fast_clock import FastClock
 from workers.ingester.listings import MetaRefresher
 from workers.ingester.planner import LivePlan, plan_subscriptions
 from workers.simulator import SimulatorConfig, SimulatorServer
@@ -41,24 +42,6 @@ HOT = 5
 BUDGET = 300  # weight a minute: 240 for positions (120 polls), the exchange allows 1,200
 EXCHANGE_LIMIT = 1200
 MINUTES = 4
-
-
-class FastClock:
-    """Wall and monotonic time running SPEED times faster than the process clock, from now."""
-
-    def __init__(self, speed: float) -> None:
-        self._speed = speed
-        self._mono0 = time.monotonic()
-        self._wall0 = time.time()
-
-    def monotonic(self) -> float:
-        return self._mono0 + (time.monotonic() - self._mono0) * self._speed
-
-    def time(self) -> float:
-        return self._wall0 + (time.time() - self._wall0) * self._speed
-
-    def time_ms(self) -> int:
-        return int(self.time() * 1000)
 
 
 @pytest.fixture()
