@@ -92,11 +92,13 @@ def build(settings: Settings) -> dict[str, Any]:
     # alerts · 5 s · a feed that goes silent sends no batch, so nothing else can notice it:
     # the tick evaluates stale-data alerts and retires expired ones.
     schedule["alerts-tick"] = _entry("hyperwatch.alerts.tick", ALERTS_TICK_PERIOD, ALERTS)
-    # maintenance · POSITION_POLL_INTERVAL_S · the exchange's WebSocket follows at most
-    # WS_USER_LIMIT wallets per connection; the rest are polled over REST within budget.
+    # maintenance · half POSITION_POLL_HOT_S (5 s) · the exchange's WebSocket follows at
+    # most 10 users per IP; every other tracked wallet is polled over REST by this one job,
+    # each run taking the wallets due (hot, active, idle cadences) within its budget share.
+    # Half the hot cadence: a hot wallet falls due at most half a period from a run.
     schedule["poll-positions"] = _entry(
         "hyperwatch.maintenance.poll_positions",
-        dt.timedelta(seconds=settings.position_poll_interval_s),
+        dt.timedelta(seconds=settings.position_poll_tick_s),
         MAINTENANCE,
     )
     return schedule

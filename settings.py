@@ -266,7 +266,27 @@ class Settings(BaseSettings):
         description="Pacing of (re)subscribe bursts; the exchange caps at 2000 a minute.",
     )
     position_poll_interval_s: float = Field(
-        30.0, gt=0, description="REST polling cadence for wallets beyond the WS limit."
+        30.0,
+        gt=0,
+        description="REST polling cadence of active wallets beyond the WS limit: a fill or a position "
+        "change within POSITION_POLL_ACTIVE_WINDOW_S.",
+    )
+    position_poll_hot_s: float = Field(
+        10.0,
+        gt=0,
+        description="REST polling cadence of hot wallets: a liquidation-distance alert within twice its "
+        "threshold, or any other alert on the wallet. Never stretched for the others.",
+    )
+    position_poll_idle_s: float = Field(
+        300.0,
+        gt=0,
+        description="REST polling cadence of every other polled wallet (the floor); stretches first when "
+        "the budget cannot cover every wallet.",
+    )
+    position_poll_active_window_s: float = Field(
+        900.0,
+        gt=0,
+        description="A wallet with a fill or a position change this recent is polled as active.",
     )
     rest_weight_per_minute: int = Field(
         1000, ge=1, le=1200, description="REST budget we allow ourselves (exchange: 1200)."
@@ -645,6 +665,16 @@ class Settings(BaseSettings):
             raise _FieldProblem(
                 "health_queue_depth_unhealthy", "at least HEALTH_QUEUE_DEPTH_DEGRADED"
             )
+        if self.position_poll_interval_s < self.position_poll_hot_s:
+            raise _FieldProblem(
+                "position_poll_interval_s",
+                f"at least POSITION_POLL_HOT_S ({self.position_poll_hot_s})",
+            )
+        if self.position_poll_idle_s < self.position_poll_interval_s:
+            raise _FieldProblem(
+                "position_poll_idle_s",
+                f"at least POSITION_POLL_INTERVAL_S ({self.position_poll_interval_s})",
+            )
         return self
 
     # --- derived -----------------------------------------------------------------------------
@@ -664,6 +694,12 @@ class Settings(BaseSettings):
         shards can never take each other for a standby even under one INGESTER_NAME."""
         index, count = self.shard
         return self.ingester_name if count == 1 else f"{self.ingester_name}.shard{index}of{count}"
+
+    @property
+    def position_poll_tick_s(self) -> float:
+        """How often beat runs the position poller: half the hot cadence (at least a second),
+        so a hot wallet falls due at most half a tick away from a run."""
+        return max(1.0, self.position_poll_hot_s / 2)
 
     @property
     def all_coins(self) -> bool:

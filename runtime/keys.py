@@ -175,9 +175,42 @@ BEAT_LAST_RUN: Final = Key(
 REST_WEIGHT: Final = Key(
     "hw:rest:weight:{minute}",
     "string",
-    "every /info caller (tasks.maintenance.positions_poll)",
+    "every /info caller (runtime.rest_budget: the position poller, healing, meta refresh)",
     "2 minutes",
     "REST weight spent in that epoch minute, against REST_WEIGHT_PER_MINUTE",
+)
+
+# --- the position poller (tasks.maintenance.positions_poll) ---------------------------------
+POLL_LOCK: Final = Key(
+    "hw:poll:lock",
+    "string",
+    "the running position poll (tasks.maintenance.positions_poll)",
+    "60 s, renewed while the run polls",
+    "owner id of the one poll run in progress; an overlapping run skips",
+)
+POLL_WALLETS: Final = Key(
+    "hw:poll:wallets",
+    "hash",
+    "the position poller",
+    "none; fields of wallets no longer tracked are deleted by the next run",
+    "address → JSON {last: ms of the last successful poll, tried: ms of the last attempt, "
+    "class: hot|active|idle at that poll, changed: ms its positions last changed, fp: "
+    "a digest of its positions}; `hyperwatch wallets list` reads it",
+)
+POLL_RUN: Final = Key(
+    "hw:poll:run",
+    "hash",
+    "the position poller",
+    "none",
+    "started_ms → the last run's start (paces the next run's share of the budget); "
+    "warned_ms → the last 'budget too small' warning (one every 10 minutes)",
+)
+POLL_GAUGES: Final = Key(
+    "hw:poll:gauges",
+    "string",
+    "the position poller (runtime.metrics_export.write_snapshot)",
+    "a minute: gauges vanish when the poller stops running",
+    "the latest run's gauge samples (wallets and overdue wallets per class) every /metrics serves",
 )
 
 # --- alerts ----------------------------------------------------------------------------------

@@ -185,6 +185,30 @@ NOTIFY_LATENCY = MetricDef(
     _LATENCY_BUCKETS,
 )
 
+# --- the position poller (tasks.maintenance.positions_poll) ------------------------------------
+# Seconds between two polls of a wallet: from the hot cadence (10 s) to a stretched idle one.
+_POLL_BUCKETS = (2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+WALLET_POLL_INTERVAL = MetricDef(
+    "hyperwatch_wallet_poll_interval_seconds",
+    "histogram",
+    "Time between two successful REST position polls of a wallet, by the wallet's cadence "
+    "class (hot, active, idle) at the second poll: the cadence achieved.",
+    ("class",),
+    _POLL_BUCKETS,
+)
+WALLET_POLL_OVERDUE = MetricDef(
+    "hyperwatch_wallet_poll_overdue",
+    "gauge",
+    "Polled wallets past their due time after the latest poll run, per cadence class.",
+    ("class",),
+)
+WALLET_POLL_WALLETS = MetricDef(
+    "hyperwatch_wallet_poll_wallets",
+    "gauge",
+    "Wallets polled over REST (beyond the WebSocket users) per cadence class, at the latest run.",
+    ("class",),
+)
+
 # --- health snapshot (beat job / health command) ---------------------------------------------
 QUEUE_DEPTH = MetricDef(
     "hyperwatch_queue_depth", "gauge", "Messages waiting per queue.", ("queue",)
@@ -252,6 +276,9 @@ ALL: tuple[MetricDef, ...] = (
     ALERTS_FIRED,
     NOTIFICATIONS,
     NOTIFY_LATENCY,
+    WALLET_POLL_INTERVAL,
+    WALLET_POLL_OVERDUE,
+    WALLET_POLL_WALLETS,
     QUEUE_DEPTH,
     DB_LATENCY,
     REDIS_LATENCY,

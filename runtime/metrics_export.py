@@ -13,20 +13,22 @@ collector merges them. Layout and life cycle:
   children's counters and histograms (:data:`WORKER_DEFS`, every name declared even before
   its first sample) plus the latest health snapshot's gauges, which the
   ``health_snapshot`` job leaves in Redis (:data:`SNAPSHOT_KEY`, expiring after three
-  periods: a stale snapshot disappears instead of lying). Every worker serves the same
+  periods: a stale snapshot disappears instead of lying), and the position poller's gauges
+  (:data:`POLL_GAUGES_KEY`, written by each poll run the same way). Every worker serves the same
   snapshot; the values are cluster-wide, so dashboards take ``max`` across instances.
 
 For task authors — call these inside tasks; they are cheap and only raise for a label name
 that is not a string::
 
     from runtime.metrics_export import count_rows, count_dead_letter, count_alerts_fired,
-        count_notification, observe_notification_latency
+        count_notification, observe_notification_latency, observe_poll_interval
 
     count_rows("trade_snapshots", result.new, result.duplicates)   # after a bulk write
     count_dead_letter("hyperwatch.persist.trades")                 # payload dead-lettered
     count_alerts_fired("price_above")                              # a claimed firing
     count_notification("sent", "slack")                            # sent/failed/suppressed/retry
     observe_notification_latency("slack", seconds)                 # event time → delivered
+    observe_poll_interval("hot", seconds)                          # between two polls of a wallet
 
 Task run time (``hyperwatch_task_duration_seconds``) and failures
 (``hyperwatch_tasks_failed_total``) are recorded for *every* task by signal handlers
@@ -62,6 +64,9 @@ from runtime.metrics import (
     ROWS_STORED,
     TASK_DURATION,
     TASKS_FAILED,
+    WALLET_POLL_INTERVAL,
+    WALLET_POLL_OVERDUE,
+    WALLET_POLL_WALLETS,
     MetricDef,
     Metrics,
 )
@@ -80,9 +85,15 @@ WORKER_DEFS: tuple[MetricDef, ...] = (
     ALERTS_FIRED,
     NOTIFICATIONS,
     NOTIFY_LATENCY,
+    WALLET_POLL_INTERVAL,
 )
+# Gauges of the position poller's latest run: a prefork child's gauge would be summed with
+# the stale values of every other child that ran the job before, so the run leaves its
+# samples in Redis (POLL_GAUGES_KEY) and every worker serves them, like the health snapshot.
+POLL_GAUGE_DEFS: tuple[MetricDef, ...] = (WALLET_POLL_OVERDUE, WALLET_POLL_WALLETS)
 
 SNAPSHOT_KEY = keys.HEALTH_SNAPSHOT.name()
+POLL_GAUGES_KEY = keys.POLL_GAUGES.name()
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -127,6 +138,11 @@ def count_notification(status: str, channel: str) -> None:
 
 def observe_notification_latency(channel: str, seconds: float) -> None:
     task_metrics().histogram(NOTIFY_LATENCY).labels(channel).observe(max(0.0, seconds))
+
+
+def observe_poll_interval(cadence_class: str, seconds: float) -> None:
+    """Seconds between two successful position polls of one wallet (its class now)."""
+    task_metrics().histogram(WALLET_POLL_INTERVAL).labels(cadence_class).observe(max(0.0, seconds))
 
 
 # --- every task's duration and failures ---------------------------------------------------------
@@ -211,14 +227,19 @@ class WorkerCollector(Collector):
 
 
 def write_snapshot(
-    client: redis.Redis, samples: Iterable[tuple[str, float, dict[str, str]]], ttl_s: float
+    client: redis.Redis,
+    samples: Iterable[tuple[str, float, dict[str, str]]],
+    ttl_s: float,
+    key: str = SNAPSHOT_KEY,
 ) -> None:
     payload = json.dumps([[name, value, labels] for name, value, labels in samples])
-    client.set(SNAPSHOT_KEY, payload, px=int(ttl_s * 1000))
+    client.set(key, payload, px=int(ttl_s * 1000))
 
 
-def read_snapshot(client: redis.Redis) -> list[tuple[str, float, dict[str, str]]]:
-    raw = client.get(SNAPSHOT_KEY)
+def read_snapshot(
+    client: redis.Redis, key: str = SNAPSHOT_KEY
+) -> list[tuple[str, float, dict[str, str]]]:
+    raw = client.get(key)
     if raw is None:
         return []
     return [
@@ -240,19 +261,23 @@ def gauge_families(
 
 
 class SnapshotCollector(Collector):
-    """The latest health snapshot from Redis as gauges (absent samples when it is stale)."""
+    """The latest snapshot from Redis (the health snapshot's, or the position poller's at
+    ``key``) as gauges (absent samples when it is stale)."""
 
-    def __init__(self, client: redis.Redis, defs: tuple[MetricDef, ...]) -> None:
+    def __init__(
+        self, client: redis.Redis, defs: tuple[MetricDef, ...], key: str = SNAPSHOT_KEY
+    ) -> None:
         self._client = client
         self._defs = defs
+        self._key = key
 
     def collect(self) -> Iterator[Metric]:
         try:
-            samples = read_snapshot(self._client)
+            samples = read_snapshot(self._client, self._key)
         except (redis.RedisError, OSError, ValueError) as exc:
             # Task metrics must still be served; the gauges' absence shows the problem and
             # the health checks name it.
-            log.warning("health snapshot unreadable from Redis: %s", exc)
+            log.warning("snapshot %s unreadable from Redis: %s", self._key, exc)
             samples = []
         yield from gauge_families(self._defs, samples)
 
@@ -276,6 +301,7 @@ class MetricsServerStep(bootsteps.StartStopStep):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(WorkerCollector(path))
         registry.register(SnapshotCollector(self._client, SNAPSHOT_DEFS))
+        registry.register(SnapshotCollector(self._client, POLL_GAUGE_DEFS, POLL_GAUGES_KEY))
         host, port = settings.worker_metrics_host, settings.worker_metrics_port
         try:
             self._server, _thread = start_wsgi_server(port, host, registry)

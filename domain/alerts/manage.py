@@ -9,7 +9,7 @@ pick the change up.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -227,3 +227,25 @@ def untrack_wallet(session: Session, user: User, address: str) -> list[int]:
     for alert_id in ids:
         alerts.set_active(alert_id, False)
     return ids
+
+
+def track_wallets(
+    session: Session, settings: Settings, user: User, addresses: Sequence[str], label: str = ""
+) -> tuple[list[str], list[str]]:
+    """Follow every address in ``addresses`` for ``user`` at once: (newly tracked, already
+    tracked), each address once, in the given order. All or nothing: an invalid address or
+    more new wallets than the tier allows → :class:`Refused`, nothing written."""
+    wanted = list(dict.fromkeys(a.strip().lower() for a in addresses))
+    for address in wanted:
+        if not ADDRESS_PATTERN.match(address):
+            raise Refused(f"{address!r} is not a wallet address (0x followed by 40 hex digits)")
+    repository = TrackedWalletRepository(session)
+    have = repository.addresses_of(user.id)
+    new = [a for a in wanted if a not in have]
+    if new:
+        try:
+            ensure_wallet_slot(session, settings, user, adding=len(new))
+        except QuotaExceeded as exc:
+            raise Refused(str(exc)) from None
+        repository.track_many(user.id, new, label)
+    return new, [a for a in wanted if a in have]

@@ -41,14 +41,20 @@ def ensure_alert_slot(session: Session, settings: Settings, user: User, adding: 
         )
 
 
-def ensure_wallet_slot(session: Session, settings: Settings, user: User) -> None:
-    """Raise :class:`QuotaExceeded` unless ``user`` may track one more wallet."""
+def ensure_wallet_slot(session: Session, settings: Settings, user: User, adding: int = 1) -> None:
+    """Raise :class:`QuotaExceeded` unless ``user`` may track ``adding`` more wallets."""
     limit = quota_of(settings, user).max_wallets
     tracked = TrackedWalletRepository(session).count_for_user(user.id)
-    if tracked + 1 > limit:
+    if tracked + adding > limit:
+        if adding == 1:
+            raise QuotaExceeded(
+                f"{user.email} ({user.tier} tier) already tracks {tracked} wallet(s) and the "
+                f"tier allows {limit}; untrack one, or raise the tier"
+            )
         raise QuotaExceeded(
-            f"{user.email} ({user.tier} tier) already tracks {tracked} wallet(s) and the "
-            f"tier allows {limit}; untrack one, or raise the tier"
+            f"{user.email} ({user.tier} tier) already tracks {tracked} wallet(s); {adding} "
+            f"more would pass the {limit} the tier allows; untrack some, track fewer, or "
+            "raise the tier"
         )
 
 

@@ -11,6 +11,7 @@ from models.repositories.fills import FillRepository
 from models.repositories.gaps import GapRepository, GapSummary, LedgerRow
 from models.repositories.health_metrics import HealthMetricRepository
 from models.repositories.notifications import NotificationRepository
+from models.repositories.polling import PollingRepository
 from models.repositories.positions import PositionRepository
 from models.repositories.rest_history import RestHistoryRepository
 from models.repositories.sessions import SessionRepository
@@ -33,6 +34,7 @@ __all__ = [
     "HealthMetricRepository",
     "LedgerRow",
     "NotificationRepository",
+    "PollingRepository",
     "PositionRepository",
     "Repository",
     "RestHistoryRepository",

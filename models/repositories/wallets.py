@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
 
 from models.repositories.base import Repository
@@ -23,6 +25,20 @@ class TrackedWalletRepository(Repository[TrackedWallet]):
         if existing is not None:
             return existing
         return self.add(TrackedWallet(user_id=user_id, address=address, label=label))
+
+    def track_many(self, user_id: int, addresses: Sequence[str], label: str = "") -> int:
+        """Follow addresses the user does not follow yet (the caller checked): one flush.
+        Idempotency key (user_id, address): a repeat violates the unique constraint."""
+        self.session.add_all(
+            TrackedWallet(user_id=user_id, address=a.lower(), label=label) for a in addresses
+        )
+        self.session.flush()
+        return len(addresses)
+
+    def addresses_of(self, user_id: int) -> set[str]:
+        """Every address ``user_id`` follows."""
+        stmt = select(TrackedWallet.address).where(TrackedWallet.user_id == user_id)
+        return set(self.session.scalars(stmt))
 
     def untrack(self, user_id: int, address: str) -> bool:
         """Idempotent: untracking an address not followed returns False."""

@@ -66,7 +66,9 @@ def spawn_beat(tmp_path: Path, redis_url: str) -> Iterator[Callable[[str], BeatP
         redis_url=redis_url,
         database_url=f"sqlite:///{tmp_path / 'hw.db'}",
         data_dir=tmp_path / "var",
-        position_poll_interval_s=PERIOD_S,
+        # poll-positions runs every half POSITION_POLL_HOT_S: once a PERIOD_S
+        position_poll_hot_s=2 * PERIOD_S,
+        position_poll_interval_s=2 * PERIOD_S,
         beat_lock_timeout_s=LOCK_TIMEOUT_S,
         log_level="INFO",
     )

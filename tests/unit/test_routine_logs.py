@@ -5,16 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-import httpx
 import pytest
-import redis
 
-from runtime.clock import ManualClock
 from runtime.observability import ROUTINE_MESSAGES, RoutineRecords, quiet_routine_records
-from runtime.rest_budget import RestBudget
-from workers.ingester.poller import PositionPoller
-
-WALLET = "0x5b2e9c0d4a1f8e7b6c3d2a1908f7e6d5c4b3a291"
 
 
 @pytest.fixture()
@@ -96,33 +89,3 @@ def test_given_debug_when_tasks_run_then_every_line_shows_marked_debug(
         ("INFO", "beat:"),
         ("DEBUG", "HTTP"),
     ]
-
-
-def _poller(handler: httpx.MockTransport) -> PositionPoller:
-    # poll_one spends no budget; the client is never connected
-    budget = RestBudget(redis.Redis(), 1200)
-    poller = PositionPoller(
-        [WALLET], "http://sim/info", 5.0, budget, lambda _w, _pf: None, ManualClock()
-    )
-    poller._client = httpx.Client(transport=handler)
-    return poller
-
-
-def test_given_the_default_level_when_polls_succeed_fail_and_recover_then_one_line_each_change(
-    quiet: None, caplog: pytest.LogCaptureFixture
-) -> None:
-    answers = iter([200, 200, 503, 200, 200])
-
-    def reply(request: httpx.Request) -> httpx.Response:
-        status = next(answers)
-        body = {"time": 1, "assetPositions": []} if status == 200 else {}
-        return httpx.Response(status, json=body)
-
-    poller = _poller(httpx.MockTransport(reply))
-    with caplog.at_level(logging.INFO):
-        results = [poller.poll_one(WALLET) for _ in range(5)]
-    assert results == [True, True, False, True, True]
-    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
-    assert [level for level, _ in messages] == ["WARNING", "INFO"]
-    assert "position poll of" in messages[0][1] and "failed" in messages[0][1]
-    assert messages[1][1] == f"position polls answer again ({WALLET})"

@@ -108,6 +108,17 @@ def test_given_broker_url_when_loading_then_it_overrides_redis_url() -> None:
             "greater than or equal to 2",
         ),
         ({"ingest_meta_refresh_s": -1}, "INGEST_META_REFRESH_S", "greater than or equal to 0"),
+        (
+            {"position_poll_hot_s": 40},
+            "POSITION_POLL_INTERVAL_S",
+            "at least POSITION_POLL_HOT_S (40.0)",
+        ),
+        (
+            {"position_poll_idle_s": 20},
+            "POSITION_POLL_IDLE_S",
+            "at least POSITION_POLL_INTERVAL_S (30.0)",
+        ),
+        ({"position_poll_hot_s": 0}, "POSITION_POLL_HOT_S", "greater than 0"),
     ],
 )
 def test_given_bad_value_when_loading_then_one_line_names_the_variable(

@@ -54,7 +54,7 @@ def ingest(show_plan: bool, as_json: bool) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-    # One line per REST poll (httpx) only at DEBUG; failures are logged by the poller.
+    # One line per REST call (httpx: meta refresh) only at DEBUG; failures are logged.
     quiet_routine_records()
     # Unhandled errors reach Sentry when SENTRY_DSN is set (scrubbed like every process's).
     init_sentry(settings, "ingester")
@@ -100,7 +100,7 @@ def plan_lines(plan: Plan) -> list[str]:
     index, count = plan.shard
     lines = [
         f"shard {index}/{count}: {len(plan.coins)} coins, {len(plan.users)} wallets on "
-        f"WebSocket, {len(plan.polled)} polled over REST",
+        f"WebSocket, {len(plan.polled)} polled over REST (by the workers' poll job)",
         f"{len(plan.connections)} socket(s), at most {plan.per_connection} subscriptions each "
         "(INGEST_SUBSCRIPTIONS_PER_CONNECTION)",
     ]

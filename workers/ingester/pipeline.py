@@ -65,7 +65,7 @@ TAKEOVER_MARGIN_MS = 2_000
 
 
 class Pipeline:
-    """Owned by the socket thread; :meth:`submit_positions` is the one thread-safe entry."""
+    """Owned by the socket thread; :meth:`submit_takeover` is the one thread-safe entry."""
 
     def __init__(
         self,
@@ -89,7 +89,6 @@ class Pipeline:
         self._fills = FillDedup(max(1000, dedup_size // 10))
         self._gaps = GapTracker(journal)
         self._flats = FlatTracker()
-        self._inbox: queue.SimpleQueue[tuple[str, ParsedFrame]] = queue.SimpleQueue()
         self._takeovers: queue.SimpleQueue[tuple[JournalState, str | None]] = queue.SimpleQueue()
         self.leadership = leadership or Leadership.sole()
         # The lease value this pipeline settled its gaps under: it sends session records
@@ -354,25 +353,17 @@ class Pipeline:
         for key, (first, last) in spans.items():
             self.session.add_gap(GapTracker.loss(stream, key, first, last, self._clock.time_ms()))
 
-    def submit_positions(self, user: str, pf: ParsedFrame) -> None:
-        """From the REST poller thread: a polled clearinghouse state for ``user``."""
-        self._inbox.put((user, pf))
-
     def tick(self) -> float:
-        """Time-based work: due batches, polled states, the periodic session record.
+        """Time-based work: a takeover, due batches, the periodic session record.
 
         Cheap when nothing is due (called between every two frames). Returns the
         monotonic time by which it wants to be called again.
         """
         now = self._clock.monotonic()
-        if now < self._due and self._inbox.empty():
+        if now < self._due:
             return self._due
         while not self._takeovers.empty():
             self.take_over(*self._takeovers.get_nowait())
-        while not self._inbox.empty():
-            _user, pf = self._inbox.get_nowait()
-            if pf.kind == "data":
-                self._accept_positions(pf)
         self._emit(self._batcher.due())
         if now >= self._session_due:
             self.publish_session()

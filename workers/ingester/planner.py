@@ -27,11 +27,14 @@ line naming the quantity, the limit and the setting to change.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+# The wallet split lives in runtime: the workers' position poller must know which wallets the
+# ingesters follow over WebSocket (runtime.wallets).
+from runtime.wallets import shard_of
+from runtime.wallets import shard_wallets as shard_wallets
 from workers.ingester.subscriptions import (
     ALL_MIDS,
     Subscription,
@@ -56,22 +59,10 @@ class PlanError(Exception):
     """The requested coins and wallets do not fit the per-IP limits; ``str()`` is one line."""
 
 
-def shard_of(name: str, count: int) -> int:
-    """The shard of a coin or (lowercased) wallet among ``count``: CRC-32 of its UTF-8 bytes."""
-    return zlib.crc32(name.encode("utf-8")) % count
-
-
 def shard_coins(coins: Iterable[str], shard: tuple[int, int]) -> list[str]:
     """The coins of shard ``(i, N)``, in the given order."""
     index, count = shard
     return [c for c in coins if count == 1 or shard_of(c, count) == index]
-
-
-def shard_wallets(wallets: Iterable[str], shard: tuple[int, int]) -> list[str]:
-    """The wallets of shard ``(i, N)``, lowercased (addresses are case-insensitive), in order."""
-    index, count = shard
-    lowered = [w.lower() for w in wallets]
-    return [w for w in lowered if count == 1 or shard_of(w, count) == index]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """``hyperwatch ingest`` as an object: build the parts, run them, shut down in order.
 
 Threads: one socket loop per planned connection (connection + its own registry and
-pipeline, see ``planner``), the publisher (broker), the cache writer, the optional REST
-poller, meta refresher (``listings``) and health server. The sockets share the outbox,
+pipeline, see ``planner``), the publisher (broker), the cache writer, the optional meta
+refresher (``listings``) and health server. Wallets beyond the WebSocket users are not
+polled here (every standby would poll too): the workers' beat job
+``hyperwatch.maintenance.poll_positions`` is the one poller. The sockets share the outbox,
 the latest-state cache, the gap journal, the subscribe bucket and the connect window;
 each pipeline stamps its batches with its own source id (the first the ingester's id,
 the others ``<id>.c<n>``) and the publisher reads confirmations per source. The main
@@ -89,7 +91,6 @@ from workers.ingester.planner import (
     shard_coins,
     shard_wallets,
 )
-from workers.ingester.poller import PositionPoller
 from workers.ingester.publisher import ConfirmationCheck, Publisher
 from workers.ingester.subscriptions import SubscriptionRegistry, coin_subscriptions
 
@@ -201,7 +202,6 @@ class Ingester:
         if self.stop_event.is_set():
             return EXIT_OK
         plan = self.make_plan()  # PlanError before anything starts
-        polled = list(plan.polled)
         self.outbox = Outbox(s.ingest_buffer_max_events)
         cache = LatestCache()
         journal = GapJournal()
@@ -231,18 +231,9 @@ class Ingester:
             self.metrics, ready=lambda: all(c.subscribed for c in self.connections),
             on_acquired=self._take_over, parties=len(self.pipelines),
         )  # fmt: skip
-        poller = None
-        budget = None
-        if polled or self._refreshes_meta():
-            budget = RestBudget(quick_redis(s.redis_url), s.rest_weight_per_minute, self.clock)
-        if polled:
-            assert budget is not None
-            poller = PositionPoller(
-                polled, s.hl_info_url, s.position_poll_interval_s, budget,
-                self.pipeline.submit_positions, self.clock,
-            )  # fmt: skip
         if self._refreshes_meta():
             assert self.live_plan is not None
+            budget = RestBudget(quick_redis(s.redis_url), s.rest_weight_per_minute, self.clock)
             self.refresher = MetaRefresher(
                 s.hl_info_url, s.ingest_meta_refresh_s, s.shard, self.live_plan,
                 self._apply_listings, budget, self.clock,
@@ -260,20 +251,18 @@ class Ingester:
         self.publisher.start()
         self.cache_writer.start()
         self.lease.start()
-        if poller is not None:
-            poller.start()
         for thread in socket_threads:
             thread.start()
         if self.refresher is not None:
             self.refresher.start()
         log.info(
-            "ingester %s (shard %s): %d coins, %d WS wallets, %d polled wallets on %d socket(s), "
+            "ingester %s (shard %s): %d coins, %d WS wallets on %d socket(s), "
             "batches of %d events / %d ms",
-            self.id, s.ingest_shard, len(self.coins), len(plan.users), len(polled),
+            self.id, s.ingest_shard, len(self.coins), len(plan.users),
             len(self.connections), s.ingest_batch_size, s.ingest_batch_ms,
         )  # fmt: skip
         self._supervise(socket_threads)
-        return self._shutdown(socket_threads, poller)
+        return self._shutdown(socket_threads)
 
     def _refreshes_meta(self) -> bool:
         s = self.settings
@@ -428,9 +417,7 @@ class Ingester:
                 sentry_sdk.capture_exception(failure)
                 self.stop_event.set()
 
-    def _shutdown(
-        self, socket_threads: list[threading.Thread], poller: PositionPoller | None
-    ) -> int:
+    def _shutdown(self, socket_threads: list[threading.Thread]) -> int:
         log.info("ingester stopping: closing the socket and flushing batches")
         leading = self.leadership.leading
         if leading and self.lease.others_ready:
@@ -445,8 +432,6 @@ class Ingester:
             join_in_slices(thread, 5.0)
         if self.refresher is not None:
             self.refresher.stop()
-        if poller is not None:
-            poller.stop()
         for thread, pipeline in zip(socket_threads, self.pipelines, strict=True):
             if not thread.is_alive():
                 pipeline.flush_all()

@@ -34,6 +34,14 @@ ignored. An omitted ``endTime`` means now.
 
 A body that is not JSON is HTTP 400; an unknown ``type`` or a missing/ill-typed field is
 HTTP 422 with a text message, the way the exchange's JSON extractor answers.
+
+Every request is weighed as the exchange weighs it (reference §7.1, :func:`request_weight`):
+2 for ``l2Book``, ``allMids``, ``clearinghouseState`` (and the other light types), 60 for
+``userRole``, 20 for every other type, plus one per 20 items returned by the paginated
+reads (per 60 for ``candleSnapshot``). A refused request is charged its type's base weight
+(20 when the type is unknown): a client must not count on errors being free. The server adds
+each weight to the simulator's per-minute accounting (``stats``), so tests can check a
+client against the exchange's 1,200 a minute as the exchange would count it.
 """
 
 from __future__ import annotations
@@ -54,6 +62,35 @@ from workers.simulator.universe import Universe, spot_meta
 
 MAX_FILLS = 2000
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+# Weights (reference §7.1).
+LIGHT_TYPES = frozenset(
+    {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState",
+     "exchangeStatus"}
+)  # fmt: skip
+LIGHT_WEIGHT = 2
+BASE_WEIGHT = 20
+TYPE_WEIGHTS = {"userRole": 60}
+PER_20_ITEMS = frozenset(
+    {"recentTrades", "historicalOrders", "userFills", "userFillsByTime", "fundingHistory",
+     "userFunding", "nonUserFundingUpdates", "twapHistory", "userTwapSliceFills",
+     "userTwapSliceFillsByTime", "delegatorHistory", "delegatorRewards", "validatorStats"}
+)  # fmt: skip
+PER_60_ITEMS = frozenset({"candleSnapshot"})
+
+
+def request_weight(kind: Any, payload: Any = None) -> int:
+    """The exchange's weight for a request of type ``kind`` answered with ``payload``."""
+    if kind in LIGHT_TYPES:
+        weight = LIGHT_WEIGHT
+    else:
+        weight = TYPE_WEIGHTS.get(kind, BASE_WEIGHT) if isinstance(kind, str) else BASE_WEIGHT
+    items = len(payload) if isinstance(payload, list) else 0
+    if kind in PER_20_ITEMS:
+        weight += items // 20
+    elif kind in PER_60_ITEMS:
+        weight += items // 60
+    return weight
 
 
 class InfoError(Exception):
@@ -140,14 +177,22 @@ class InfoService:
 
     def answer_bytes(self, body: bytes) -> tuple[int, bytes, str]:
         """(status, body, content type) for a raw request body."""
+        status, reply, content_type, _weight = self.answer_weighed(body)
+        return status, reply, content_type
+
+    def answer_weighed(self, body: bytes) -> tuple[int, bytes, str, int]:
+        """(status, body, content type, the exchange's weight) for a raw request body."""
         try:
             request = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return 400, f"Failed to parse the request body as JSON: {exc}".encode(), "text/plain"
+            reason = f"Failed to parse the request body as JSON: {exc}".encode()
+            return 400, reason, "text/plain", BASE_WEIGHT
+        kind = request.get("type") if isinstance(request, dict) else None
         try:
-            return 200, orjson.dumps(self.answer(request)), "application/json"
+            payload = self.answer(request)
         except InfoError as exc:
-            return exc.status, exc.message.encode(), "text/plain"
+            return exc.status, exc.message.encode(), "text/plain", request_weight(kind)
+        return 200, orjson.dumps(payload), "application/json", request_weight(kind, payload)
 
     def answer(self, request: Any) -> Any:
         """The payload for a decoded request; raises :class:`InfoError` when refused."""

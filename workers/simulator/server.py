@@ -68,7 +68,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
 async def _info(request: web.Request) -> web.Response:
     exchange = request.app[EXCHANGE]
     exchange.stats.info_requests += 1
-    status, body, content_type = exchange.info.answer_bytes(await request.read())
+    status, body, content_type, weight = exchange.info.answer_weighed(await request.read())
+    exchange.stats.add_info_weight(weight, exchange.clock.time_ms())
     return web.Response(body=body, status=status, content_type=content_type)
 
 

@@ -73,7 +73,9 @@ def test_given_text_output_when_planning_then_sockets_lists_and_limits_are_shown
 ) -> None:
     code, out, _ = invoke(sim, COINS="X1,X2,X3")
     assert code == 0
-    assert out.splitlines()[0] == ("shard 0/1: 3 coins, 3 wallets on WebSocket, 2 polled over REST")
+    assert out.splitlines()[0] == (
+        "shard 0/1: 3 coins, 3 wallets on WebSocket, 2 polled over REST (by the workers' poll job)"
+    )
     assert "  socket 0: 13 subscriptions (allMids), 3 coins, 3 wallets" in out
     assert "    coins: X1 X2 X3" in out
     assert "subscriptions" in out and "/  1000" in out

@@ -16,7 +16,7 @@ from tasks.maintenance.retention import POLICIES
 
 @pytest.fixture()
 def schedule() -> dict:
-    return beat_schedule.build(load_settings(position_poll_interval_s=45))
+    return beat_schedule.build(load_settings(position_poll_hot_s=12, position_poll_interval_s=45))
 
 
 def test_every_entry_names_an_existing_queue_that_matches_its_route(schedule: dict) -> None:
@@ -37,7 +37,8 @@ def test_the_required_jobs_are_scheduled_at_their_cadence(schedule: dict) -> Non
     assert cadence["health-snapshot"] == dt.timedelta(seconds=30)
     assert cadence["outbox-sweep"] == dt.timedelta(seconds=30)
     assert schedule["outbox-sweep"]["task"] == "hyperwatch.notify.sweep_outbox"
-    assert cadence["poll-positions"] == dt.timedelta(seconds=45)  # POSITION_POLL_INTERVAL_S
+    # half POSITION_POLL_HOT_S: a hot wallet falls due at most half a period from a run
+    assert cadence["poll-positions"] == dt.timedelta(seconds=6)
     assert schedule["partitions-ahead"]["task"] == "hyperwatch.maintenance.create_partitions"
     # a silent feed sends no batch: only the tick can fire stale-data alerts
     assert cadence["alerts-tick"] == dt.timedelta(seconds=5)

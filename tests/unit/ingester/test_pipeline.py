@@ -7,7 +7,6 @@ import pytest
 
 from events import decode_batch
 from runtime.clock import ManualClock
-from runtime.hyperliquid.protocol import parse_clearinghouse_state
 from runtime.metrics import DUPLICATES_DROPPED, EVENTS_LOST, MALFORMED, Metrics
 from tests.unit.ingester import frames
 from workers.ingester.batcher import Batcher
@@ -151,20 +150,6 @@ def test_fills_snapshot_is_deduped_against_earlier_fills() -> None:
     pipe.flush_all()
     (env,) = drain(outbox)
     assert env.kind == "fills" and env.count == 3 and pipe.session.duplicates == 2
-
-
-def test_polled_positions_arrive_through_the_inbox_with_flats() -> None:
-    pipe, outbox, _clock, _ = make()
-    user = "0x5b2e9c0d4a1f8e7b6c3d2a1908f7e6d5c4b3a291"
-    state = orjson.loads(frames.CLEARINGHOUSE)["data"]["clearinghouseState"]
-    pipe.submit_positions(user, parse_clearinghouse_state(user, state))
-    pipe.submit_positions(
-        user, parse_clearinghouse_state(user, {**state, "assetPositions": [], "time": 9})
-    )
-    pipe.flush_all()
-    (env,) = drain(outbox)
-    events = decode_batch(orjson.loads(env.body), "positions").events
-    assert [(p.coin, str(p.szi), p.time) for p in events][-2:] == [("ETH", "0", 9), ("SOL", "0", 9)]
 
 
 def test_session_record_repeats_every_period() -> None:

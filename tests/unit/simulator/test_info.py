@@ -175,3 +175,32 @@ def test_funding_history_answers_the_contexts_rows(service: InfoService) -> None
         {"type": "fundingHistory", "coin": "BTC", "startTime": 0, "endTime": 4_000_000}
     )
     assert [r["time"] for r in rows] == [3_600_010] and rows[0]["coin"] == "BTC"
+
+
+def test_each_request_is_weighed_as_the_exchange_weighs_it(service: InfoService) -> None:
+    def weight(body: dict) -> int:
+        return service.answer_weighed(orjson.dumps(body))[3]
+
+    # reference §7.1: light types 2, userRole 60, every other type 20
+    assert weight({"type": "clearinghouseState", "user": USER}) == 2
+    assert weight({"type": "allMids"}) == 2
+    assert weight({"type": "l2Book", "coin": "BTC"}) == 2
+    assert weight({"type": "meta"}) == 20
+    assert weight({"type": "metaAndAssetCtxs"}) == 20
+    # plus one per 20 items returned by the paginated reads
+    fills = service.answer({"type": "userFills", "user": USER})
+    assert weight({"type": "userFills", "user": USER}) == 20 + len(fills) // 20
+    assert len(fills) >= 20  # the extra weight is exercised
+    # a refused request still costs its type's base weight (unknown types: 20)
+    assert service.answer_weighed(b'{"type": "clearinghouseState"}')[::3] == (422, 2)
+    assert service.answer_weighed(b'{"type": "nonsense"}')[::3] == (422, 20)
+    assert service.answer_weighed(b"not json")[::3] == (400, 20)
+
+
+def test_weights_of_candles_count_per_60_items() -> None:
+    from workers.simulator.info import request_weight
+
+    assert request_weight("candleSnapshot", [{}] * 119) == 21
+    assert request_weight("recentTrades", [{}] * 40) == 22
+    assert request_weight("userRole") == 60
+    assert request_weight(None) == 20
