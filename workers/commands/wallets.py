@@ -135,7 +135,8 @@ def track(user_ref: str, address: str | None, path: str | None, label: str) -> N
 @click.option("--user", "user_ref", required=True, help="Email or id.")
 @click.argument("address")
 def untrack(user_ref: str, address: str) -> None:
-    """Stop following a wallet; its liquidation alerts are deactivated."""
+    """Stop following a wallet; its wallet alerts (liquidation distance, position change,
+    liquidated) are deactivated."""
     client = redis_client()
     with unit_of_work() as session:
         user = find_user(session, user_ref)
@@ -143,7 +144,7 @@ def untrack(user_ref: str, address: str) -> None:
     announce_changes(client, paused)
     click.echo(f"{user.email} no longer tracks {address.strip().lower()}")
     if paused:
-        click.echo(f"deactivated liquidation alert(s): {', '.join(map(str, paused))}")
+        click.echo(f"deactivated wallet alert(s): {', '.join(map(str, paused))}")
 
 
 def _when(ms: int | None) -> str | None:

@@ -273,7 +273,7 @@ def test_wallets_track_untrack_list_and_quota(
     untracked = run("wallets", "untrack", "--user", "ann@example.com", WALLET)
 
     # Then its liquidation alert was deactivated with it
-    assert "deactivated liquidation alert(s)" in untracked.output
+    assert "deactivated wallet alert(s)" in untracked.output
     with pg_database.engine.connect() as conn:
         assert conn.execute(text("SELECT active FROM alerts")).scalar_one() is False
     assert counts(pg_database)["tracked_wallets"] == 0
