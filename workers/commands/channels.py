@@ -4,7 +4,9 @@ Kinds and targets: ``webhook`` (URL; a signing secret — generated and shown on
 given), ``slack`` / ``discord`` (incoming-webhook URL), ``telegram`` (chat id; ``--secret``
 is the bot token), ``redis`` (no target: publishes on ``runtime.keys.NOTIFY_USER_CHANNEL``). URLs must
 pass the SSRF guard now: private, loopback and link-local addresses are refused unless
-``WEBHOOK_ALLOWLIST`` permits them. Listings show whether a secret is set, never the secret,
+``WEBHOOK_ALLOWLIST`` permits them. Every credential is held to its kind's shape first
+(``domain.notify.credentials``: a bot token's characters, a signing secret's length), and
+a refusal names the field, never the value. Listings show whether a secret is set, never the secret,
 and mask the parts of URLs that are credentials themselves (:func:`shown_target`).
 
 Targets and secrets are encrypted in the database when ``CHANNEL_SECRET_KEYS`` is set
@@ -16,11 +18,14 @@ writes them back in plain text (before turning it off or downgrading the schema)
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import click
 
-from domain.alerts.manage import create_channel, remove_channel
+from domain.alerts.manage import Refused, create_channel, remove_channel
+from domain.notify.credentials import CredentialRefused, check_channel
 from models.notification_channel import CHANNEL_KINDS
 from models.repositories import ChannelRepository
 from models.secret_box import SecretBox
@@ -40,6 +45,21 @@ def shown_target(kind: str, target: str) -> str:
     return f"{base}{parts.path}" + ("?***" if parts.query else "")
 
 
+@contextmanager
+def _target_masked(kind: str, target: str | None) -> Iterator[None]:
+    """A refusal that quotes the target (the URL checks run again inside the transaction,
+    and DNS may answer differently the second time) quotes it as listings show it: a Slack
+    or Discord URL is a credential and is never echoed back."""
+    try:
+        yield
+    except Refused as exc:
+        message = str(exc)
+        if target:
+            message = message.replace(repr(target), repr(shown_target(kind, target)))
+            message = message.replace(target, shown_target(kind, target))
+        raise Refused(message) from None
+
+
 @click.group()
 def channels() -> None:
     """Notification channels (webhook, Slack, Discord, Telegram, Redis)."""
@@ -57,7 +77,11 @@ def add(user_ref: str, kind: str, target: str | None, secret: str | None, name: 
     generated = kind == "webhook" and not secret
     if generated:
         secret = secrets.token_urlsafe(32)
-    with unit_of_work() as session:
+    try:
+        check_channel(kind, target, secret, settings.webhook_allowlist)
+    except CredentialRefused as exc:
+        raise UsageError(str(exc)) from None
+    with unit_of_work() as session, _target_masked(kind, target):
         user = find_user(session, user_ref)
         channel = create_channel(session, settings, user, kind, target, secret, name)
     click.echo(f"channel {channel.id} {kind} {shown_target(kind, channel.target)} for {user.email}")
