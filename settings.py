@@ -491,6 +491,10 @@ class Settings(BaseSettings):
     )
     flower_address: str = Field("127.0.0.1", description="Flower bind address.")
     flower_port: int = Field(5555, ge=1, le=65535, description="Flower HTTP port.")
+    flower_allow_unauthenticated: bool = Field(
+        False,
+        description="Let Flower listen beyond loopback WITHOUT credentials (anyone who reaches it controls the workers); warned about at every start. Never in production.",
+    )
 
     # --- logging ---------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
