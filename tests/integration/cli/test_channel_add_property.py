@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 from click.testing import CliRunner, Result
@@ -153,10 +153,10 @@ def user_id(db: Database) -> int:
         return user.id
 
 
-def shown_apart(value: str | None, target: str | None) -> bool:
+def shown_apart(value: str | None, target: str | None) -> TypeGuard[str]:
     """Whether ``value`` is long enough to look for in the output and not also part of the
     target (a webhook's URL and a refused URL's host may be shown; a secret never)."""
-    return bool(value) and len(value or "") >= 12 and (value or "") not in (target or "")
+    return value is not None and len(value) >= 12 and value not in (target or "")
 
 
 @pytest.mark.parametrize("kind", CHANNEL_KINDS)
