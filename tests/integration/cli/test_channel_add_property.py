@@ -1,5 +1,5 @@
 """Property: whatever a subscriber types into ``hyperwatch channels add`` — for every
-channel kind, as its target and its secret: control characters, bidi and zero-width
+channel kind, as its target and its secret (and the channel's name): control characters, bidi and zero-width
 characters, lone surrogates, NUL, overlong strings around the column limits, near-valid
 URLs and tokens — the command either accepts it and stores it exactly as given, or refuses
 it with one line and exit 2 having written nothing. It never raises, and a refusal never
@@ -127,6 +127,8 @@ signing_secret = st.one_of(
 )
 no_secret = st.one_of(st.none(), st.none(), st.just(""), awkward)
 no_target = st.one_of(st.none(), st.just(""), awkward)
+# The label, not a credential: from argv it may hold an undecodable byte (a lone surrogate).
+names = st.one_of(st.none(), st.none(), st.text(PRINTABLE, max_size=110), awkward)
 FIELDS = {
     "webhook": (url, signing_secret),
     "slack": (url, no_secret),
@@ -171,9 +173,10 @@ def test_any_channel_input_is_stored_exactly_or_refused_cleanly(
         derandomize=True,  # the same examples on every run: a failure reproduces as it is
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(target=FIELDS[kind][0], given_secret=FIELDS[kind][1])
-    def check(target: str | None, given_secret: str | None) -> None:
+    @given(target=FIELDS[kind][0], given_secret=FIELDS[kind][1], name=names)
+    def check(target: str | None, given_secret: str | None, name: str | None) -> None:
         args = ["channels", "add", "--user", "ann@example.com", "--kind", kind]
+        args += [] if name is None else [f"--name={name}"]
         # "--opt=value": a value that starts with "-" is still the value
         args += [] if target is None else [f"--target={target}"]
         args += [] if given_secret is None else [f"--secret={given_secret}"]
@@ -196,7 +199,7 @@ def test_any_channel_input_is_stored_exactly_or_refused_cleanly(
         assert result.exit_code == 0, (result.exit_code, result.output)
         assert count(pg_database) == before + 1
         stored = rows(pg_database)[-1]
-        assert stored.kind == kind
+        assert stored.kind == kind and stored.name == (name or "")
         if kind == "redis":
             assert not target
             assert stored.target == keys.NOTIFY_USER_CHANNEL.name(user_id=owner)
