@@ -102,10 +102,10 @@ def add(user_ref: str, kind: str, target: str | None, secret: str | None, name: 
         check_channel(kind, target, secret, settings.webhook_allowlist)
     except CredentialRefused as exc:
         raise UsageError(str(exc)) from None
-    if not name.isprintable():
-        # A control character or an undecodable byte of argv (a lone surrogate), which the
-        # database would refuse with an encoding error instead of a usage error.
-        raise UsageError("--name must be printable characters on one line")
+    if "\x00" in name or any("\ud800" <= c <= "\udfff" for c in name):
+        # NUL, or an undecodable byte of argv (a lone surrogate): the database would refuse
+        # them with an encoding error instead of a usage error. Anything else is a label.
+        raise UsageError("--name must be text without NUL or undecodable bytes")
     with unit_of_work() as session, _target_masked(kind, target):
         user = find_user(session, user_ref)
         channel = create_channel(session, settings, user, kind, target, secret, name)
