@@ -7,31 +7,29 @@ file, then the command line. The environment variables hyperwatch reads —
 so both readings agree; a command-line ``--address``/``--basic-auth`` still wins, and is
 what the guard below checks.
 
-Guard: Flower's API and UI control the workers (shut down, revoke, resize pools), so it
-refuses to start without credentials unless it listens on loopback (or a Unix socket)
-only — one line on stderr and exit code 2. ``/metrics`` and ``/healthcheck`` stay open for
-scrapers and probes (Flower exempts them from auth).
+Guard (``workers.flower_guard``, which ``hyperwatch up`` applies too before starting
+anything): Flower's API and UI control the workers (shut down, revoke, resize pools), so it
+refuses to start — one line on stderr and exit code 2 — without credentials unless it
+listens on loopback (or a Unix socket) only, or with a trivially weak password anywhere.
+``FLOWER_ALLOW_UNAUTHENTICATED=true`` is the explicit opt-out, warned about at every start.
+``/metrics`` and ``/healthcheck`` stay open for scrapers and probes (Flower exempts them).
+
+This file is part of the installed distribution (a top-level module beside
+celeryconfig.py), so ``hyperwatch up`` finds it from any directory and passes ``--conf``;
+``celery -A tasks flower`` run by hand reads it only from the working directory (or
+``--conf``), which the image and the systemd unit provide.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 
 from tornado.options import options as _flower
 
 from settings import SettingsError, load_settings
+from workers import flower_guard
 
 EXIT_USAGE = 2
-
-
-def _is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False  # "" (every interface) or a hostname: not provably local
 
 
 def _refuse(message: str) -> None:
@@ -67,8 +65,16 @@ max_tasks = 20_000
 # Workers busy with batches answer inspections slowly; Flower's 1 s default times out.
 inspect_timeout = 5_000.0
 
-if not basic_auth and not _flower.unix_socket and not _is_loopback(address):
-    _refuse(
-        f"refusing to serve on {address or 'every interface'}:{port} without FLOWER_BASIC_AUTH "
-        "(set user:password, or FLOWER_ADDRESS=127.0.0.1 to stay on this machine)"
-    )
+_verdict = flower_guard.check(
+    address=address,
+    port=port,
+    unix_socket=bool(_flower.unix_socket),
+    basic_auth=basic_auth,
+    oauth=bool(_flower.auth and _flower.auth_provider),
+    allow_unauthenticated=_settings.flower_allow_unauthenticated,
+)
+if _verdict.refusal is not None:
+    _refuse(_verdict.refusal)
+if _verdict.warning is not None:
+    # Every start, on stderr, whatever Flower's log level: the opt-out is meant to be loud.
+    print(f"hyperwatch flower: WARNING: {_verdict.warning}", file=sys.stderr, flush=True)

@@ -14,6 +14,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import unquote
 
 from pydantic import (
     Field,
@@ -510,6 +511,10 @@ class Settings(BaseSettings):
     )
     flower_address: str = Field("127.0.0.1", description="Flower bind address.")
     flower_port: int = Field(5555, ge=1, le=65535, description="Flower HTTP port.")
+    flower_allow_unauthenticated: bool = Field(
+        False,
+        description="Let Flower listen beyond loopback WITHOUT credentials (anyone who reaches it controls the workers); warned about at every start. Never in production.",
+    )
 
     # --- logging ---------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -755,14 +760,35 @@ class _FieldProblem(ValueError):
         super().__init__(expected)
 
 
+# The password runs to the last "@" of the authority (an unencoded "@" in it must not leave
+# its tail in clear), never past "/", "?" or "#".
 _URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^/?#\s]+)@", re.I
+)
+# Query parameters that carry a credential: redis-py and libpq both read ``?password=``
+# (libpq also ``sslpassword``); the others are common spellings of a token in a URL.
+_QUERY_SECRET = re.compile(
+    r"(?P<lead>[?&;])(?P<key>[^=&;#\s]*(?:password|passwd|pwd|secret|token|api_?key)[^=&;#\s]*)="
+    r"(?P<value>[^&;#\s]*)",
+    re.I,
 )
 
 
 def redact_url(url: str) -> str:
-    """Mask the password in ``scheme://user:password@host``; leave everything else."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+    """Mask the password in ``scheme://user:password@host`` and the value of every query
+    parameter that names a credential (``?password=``, ``&sslpassword=``, ``?token=`` …);
+    leave everything else. Works on any text that contains URLs (error messages)."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+    return _QUERY_SECRET.sub(lambda m: f"{m['lead']}{m['key']}=***", text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials ``url`` carries in clear: its password and its secret query values
+    (what :func:`redact_url` masks), for exact-match scrubbing."""
+    found = [m["pw"] for m in _URL_PASSWORD.finditer(url)]
+    found += [m["value"] for m in _QUERY_SECRET.finditer(url) if m["value"]]
+    # Clients decode percent-escapes, so an error may show the decoded form.
+    return list(dict.fromkeys([*found, *(unquote(f) for f in found)]))
 
 
 def _describe(error: dict[str, Any]) -> tuple[str, str]:

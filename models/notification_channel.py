@@ -40,6 +40,11 @@ class NotificationChannel(Base):
     target: Mapped[str] = mapped_column(_sealed(MAX_TARGET_CHARS))
     # Webhook HMAC secret or Telegram bot token. Never logged; redacted in every listing.
     secret: Mapped[str | None] = mapped_column(_sealed(MAX_SECRET_CHARS), nullable=True)
+    # The webhook secret a rotation replaced (`hyperwatch channels rotate-secret`): it keeps
+    # signing next to ``secret`` until ``previous_secret_until``, so receivers can switch
+    # over without a window in which they refuse deliveries. Sealed like ``secret``.
+    previous_secret: Mapped[str | None] = mapped_column(_sealed(MAX_SECRET_CHARS), nullable=True)
+    previous_secret_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

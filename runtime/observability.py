@@ -31,7 +31,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
-from settings import Settings
+from settings import Settings, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ def known_secrets(settings: Settings) -> list[str]:
         keys = settings.channel_secret_keys.get_secret_value().split(",")
         out.extend(k.strip() for k in keys if k.strip())
     for url in (settings.database_url, settings.redis_url, settings.broker_url or ""):
+        out.extend(url_secrets(url))  # the password, and ?password= in the query string
         match = re.match(r"^[a-z][a-z0-9+.-]*://[^/@:]*:([^@/]+)@", url, re.I)
         if match:
             out.append(match.group(1))

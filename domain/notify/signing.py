@@ -3,12 +3,18 @@
 Scheme ``v1``: ``HMAC-SHA256(secret, f"{timestamp}.".encode() + body)`` in lower-case hex,
 sent as ``X-Hyperwatch-Signature: v1=<hex>`` with ``X-Hyperwatch-Timestamp: <unix seconds>``.
 The timestamp is inside the MAC so a captured request cannot be replayed later with a new
-time; receivers reject timestamps outside a tolerance (300 s by default). During a secret
-rotation the header may carry several signatures (``v1=<a>,v1=<b>``); one match suffices.
+time; receivers reject timestamps outside a tolerance (300 s by default).
+
+Rotation (``hyperwatch channels rotate-secret``): a channel keeps its previous secret for
+an overlap window, and every request in that window carries both signatures,
+``v1=<new>,v1=<old>``; one match suffices, so a receiver configured with either secret
+accepts it. After the window only the new secret signs.
 
 ``Idempotency-Key`` is derived from the notification's id, never from the attempt, so every
-retry of one notification carries the same key and a receiver can drop duplicates.
-The body is signed byte for byte: sign exactly the bytes you send.
+retry of one notification carries the same key and a receiver can drop duplicates. The
+header is not covered by the signature; the same key is inside the signed body
+(``idempotency_key``), which is what a receiver must deduplicate on (a replay could carry
+a new header). The body is signed byte for byte: sign exactly the bytes you send.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Sequence
 from typing import Final
 
 SIGNATURE_HEADER: Final = "X-Hyperwatch-Signature"
@@ -55,16 +62,23 @@ def idempotency_key(notification_id: int | str) -> str:
 
 
 def build_headers(
-    secret: str | bytes, body: str | bytes, idempotency: str, now_s: int
+    secret: str | bytes,
+    body: str | bytes,
+    idempotency: str,
+    now_s: int,
+    also: Sequence[str | bytes] = (),
 ) -> dict[str, str]:
     """Headers for one delivery attempt: JSON content type, timestamp, signature and the
     idempotency key (pass :func:`idempotency_key` of the notification, the same every try).
-    ``now_s`` is the attempt's time in whole unix seconds."""
+    ``now_s`` is the attempt's time in whole unix seconds. ``also``: secrets that sign too
+    (a rotated-out secret during its overlap), after the current one: ``v1=<new>,v1=<old>``."""
     timestamp = int(now_s)
+    signatures = [sign(secret, timestamp, body)]
+    signatures += [sign(other, timestamp, body) for other in also if other and other != secret]
     return {
         "Content-Type": "application/json",
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        SIGNATURE_HEADER: ",".join(dict.fromkeys(signatures)),
         IDEMPOTENCY_HEADER: idempotency,
     }
 
@@ -81,7 +95,8 @@ def verify(
     under ``secret`` and the timestamp is within ``tolerance_s`` of ``now_s`` (either way).
     Malformed input is simply False; comparison is constant-time."""
     if isinstance(timestamp, str):
-        if not timestamp.isdigit() or not timestamp.isascii():
+        # Bounded: int() refuses (raises on) more than 4,300 digits.
+        if not timestamp.isdigit() or not timestamp.isascii() or len(timestamp) > 20:
             return False
         timestamp = int(timestamp)
     if isinstance(timestamp, bool) or abs(now_s - timestamp) > tolerance_s:

@@ -36,7 +36,7 @@ from domain.notify.retry_policy import DELIVERY_CAP_S, classify, decide, deliver
 from domain.notify.signing import idempotency_key
 from models.db import Database
 from models.repositories import NotificationRepository
-from runtime.clock import SYSTEM_CLOCK, Clock
+from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 from runtime.metrics_export import count_notification, observe_notification_latency
 from settings import Settings
 from tasks.base import RETRY_CEILING_OF_VISIBILITY, HyperwatchTask
@@ -114,6 +114,7 @@ class Deliverer:
                 outbox.settle(notification_id, "failed", reason)
                 count_notification("failed", row.channel_kind)
                 return Step("failed", reason=reason)
+            until = channel.previous_secret_until
             out = Outgoing(
                 notification_id=row.id,
                 idempotency_key=idempotency_key(row.id),
@@ -121,6 +122,12 @@ class Deliverer:
                 target=channel.target,
                 secret=channel.secret,
                 payload=dict(row.payload),
+                # A rotated-out secret signs too until its window ends (at this attempt's time).
+                previous_secret=(
+                    channel.previous_secret
+                    if until is not None and utc_now(self.clock) < until
+                    else None
+                ),
             )
             return _Job(out, channel.kind, row.attempts + 1, row.event_time)
 

@@ -88,7 +88,7 @@ def test_an_alert_added_on_the_cli_fires_on_the_live_feed_and_reaches_the_webhoo
     # live BTC price has crossed, one it cannot have; and one on a coin not ingested
     assert run("users", "add", "ann@example.com", "--tier", "pro").exit_code == 0
     added = run("channels", "add", "--user", "ann@example.com", "--kind", "webhook",
-                "--target", receiver.url(), "--secret", "e2e-secret")  # fmt: skip
+                "--target", receiver.url(), "--secret", "e2e-secret-0123456789")  # fmt: skip
     channel = added.output.split()[1]
 
     def alert(*args: str) -> Result:
@@ -103,7 +103,7 @@ def test_an_alert_added_on_the_cli_fires_on_the_live_feed_and_reaches_the_webhoo
     [request] = wait_until(lambda: receiver.received(), 30, what="the webhook")
     body = json.loads(request.body)
     assert (body["coin"], body["kind"], body["threshold"]) == ("BTC", "price_above", "1")
-    assert verify("e2e-secret", request.headers[TIMESTAMP_HEADER], request.body,
+    assert verify("e2e-secret-0123456789", request.headers[TIMESTAMP_HEADER], request.body,
                   request.headers[SIGNATURE_HEADER], now_s=time.time())  # fmt: skip
     assert unknown.exit_code == 2 and "unknown coin 'DOGE'" in unknown.stderr
     wait_until(lambda: "sent" in run("notifications", "list").output, 10, what="sent")

@@ -483,7 +483,7 @@ def test_given_bad_cli_input_when_run_then_exit_2_one_line_and_nothing_written(
 ) -> None:
     # Given a pro subscriber with a webhook channel and one active alert on it
     assert invoke(cli_env, "users", "add", "ann@example.com", "--tier", "pro").exit_code == 0
-    added = invoke(cli_env, *WEBHOOK, "http://127.0.0.1:9/hook", "--secret", "s3cret")
+    added = invoke(cli_env, *WEBHOOK, "http://127.0.0.1:9/hook", "--secret", "s3cret-0123456789")
     assert added.exit_code == 0, added.output
     channel = added.output.split()[1]
     alert = (a.replace("{channel}", channel) for a in ALERT)

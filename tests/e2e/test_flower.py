@@ -54,7 +54,9 @@ def test_flower_requires_credentials_for_the_api_and_serves_metrics(
     worker = spawn_worker(name="flowered").wait_ready()
     port = free_port()
     flower_factory(
-        flower_basic_auth="ops:s3cret-pass", flower_address="127.0.0.1", flower_port=str(port)
+        flower_basic_auth="ops:s3cret-pass-7f3c9e",
+        flower_address="127.0.0.1",
+        flower_port=str(port),
     )
     wait_for_port(port, timeout=30)
     base = f"http://127.0.0.1:{port}"
@@ -65,7 +67,7 @@ def test_flower_requires_credentials_for_the_api_and_serves_metrics(
 
     # When called with them; Then 200 and the live worker is listed
     def workers() -> dict:
-        response = httpx.get(f"{base}/api/workers", auth=("ops", "s3cret-pass"), timeout=10)
+        response = httpx.get(f"{base}/api/workers", auth=("ops", "s3cret-pass-7f3c9e"), timeout=10)
         assert response.status_code == 200
         return response.json()
 
@@ -112,3 +114,39 @@ def test_flower_without_credentials_starts_on_localhost_only(
     wait_for_port(port, timeout=30)
     assert httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=10).status_code == 200
     assert process.poll() is None
+
+
+def test_flower_refuses_a_trivially_weak_password_even_on_localhost(
+    flower_factory: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    # Given a short password; When Flower starts on loopback
+    process = flower_factory(
+        flower_basic_auth="ops:s3cret-pass",
+        flower_address="127.0.0.1",
+        flower_port=str(free_port()),
+    )
+
+    # Then it exits 2 with one line naming the user, never the password
+    assert process.wait(30) == 2
+    output = (tmp_path / "flower-0.log").read_text()
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("hyperwatch flower: FLOWER_BASIC_AUTH: the password of user 'ops'")
+    assert "s3cret-pass" not in output
+
+
+def test_flower_opted_out_of_credentials_serves_everywhere_and_warns(
+    flower_factory: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    # Given the explicit opt-out; When Flower starts on every interface
+    port = free_port()
+    process = flower_factory(
+        flower_address="0.0.0.0", flower_port=str(port), flower_allow_unauthenticated="true"
+    )
+
+    # Then it serves, and said loudly that it has no authentication
+    wait_for_port(port, timeout=30)
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200  # the UI, no login
+    assert process.poll() is None
+    output = (tmp_path / "flower-0.log").read_text()
+    assert "hyperwatch flower: WARNING: serving on 0.0.0.0:" in output
+    assert "WITHOUT AUTHENTICATION" in output

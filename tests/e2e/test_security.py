@@ -829,9 +829,11 @@ def test_given_injection_strings_when_every_cli_argument_reaching_sql_takes_them
                 assert len(lines) == 1 and lines[0].startswith("hyperwatch: "), result.stderr
         stored["names"].append(value)
         stored["labels"].append(value)
+        # A Telegram chat id and bot token have a shape (domain/notify/credentials.py) that
+        # no injection string has: that channel is refused, with nothing written.
         stored["targets"].append("@" + value)
     accepted = [args for args, code in outcomes if code == 0]
-    assert len(accepted) >= 4 * len(CLI_INJECTIONS)  # listings, label, name, telegram target
+    assert len(accepted) >= 3 * len(CLI_INJECTIONS)  # listings, label, name
 
     # Then every accepted string is stored exactly as given
     with pg_database.engine.connect() as conn:
@@ -840,7 +842,7 @@ def test_given_injection_strings_when_every_cli_argument_reaching_sql_takes_them
         secrets = {r[0] for r in conn.execute(text("SELECT secret FROM notification_channels"))}
         labels = {r[0] for r in conn.execute(text("SELECT label FROM tracked_wallets"))}
     assert set(stored["names"]) <= names and set(stored["labels"]) <= labels
-    assert set(stored["targets"]) <= targets and set(CLI_INJECTIONS) <= secrets
+    assert not set(stored["targets"]) & targets and not set(CLI_INJECTIONS) & secrets
     # and nothing else changed: the canary rows and the schema are intact
     after = fingerprint(pg_database)
     assert after["schema"] == before["schema"]

@@ -145,3 +145,42 @@ def test_given_a_migration_that_hangs_when_interrupted_then_it_stops_without_sta
     assert "[up] database migration interrupted; nothing else started" in text
     assert "[up] started" not in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        (
+            {"FLOWER_ADDRESS": "0.0.0.0"},
+            "refusing to serve on 0.0.0.0:5555 without FLOWER_BASIC_AUTH",
+        ),
+        ({"FLOWER_BASIC_AUTH": "ops:s3cret-pass"}, "the password of user 'ops' is trivially weak"),
+    ],
+)
+def test_given_an_exposed_or_weakly_guarded_flower_when_up_then_nothing_starts(
+    tmp_path: Path, env: dict[str, str], fragment: str
+) -> None:
+    # When the one-machine run starts with Flower beyond loopback and no credentials, or
+    # with a trivially weak password (no Redis either: the plan is refused before that)
+    result = hyperwatch("up", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", **env})
+
+    # Then one line says why, exit 2, without the password, and nothing ran
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hyperwatch: Flower not started: "), lines
+    assert fragment in lines[0] and b"s3cret-pass" not in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_given_the_flower_opt_out_when_up_plans_then_flower_binds_every_interface(
+    tmp_path: Path,
+) -> None:
+    result = hyperwatch(
+        "up", "--dry-run",
+        env={"FLOWER_ADDRESS": "0.0.0.0", "FLOWER_ALLOW_UNAUTHENTICATED": "true"},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    [flower] = [s for s in json.loads(result.stdout)["start"] if s["name"] == "flower"]
+    assert "--address=0.0.0.0" in flower["argv"]
+    assert any(a.startswith("--conf=") and a.endswith("flowerconfig.py") for a in flower["argv"])

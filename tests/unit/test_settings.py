@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from settings import PROJECT_DIR, SettingsError, default_data_dir, load_settings, redact_url
+from settings import (
+    PROJECT_DIR,
+    SettingsError,
+    default_data_dir,
+    load_settings,
+    redact_url,
+    url_secrets,
+)
 
 
 def test_given_no_environment_when_loading_then_defaults_run_on_one_machine() -> None:
@@ -147,6 +154,71 @@ def test_given_url_with_password_when_redacted_then_password_is_masked() -> None
     shown = str(s.redacted())
     assert "s3cret" not in shown
     assert "https://k@" not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://cache:6379/0?password=s3cret", "redis://cache:6379/0?password=***"),
+        ("redis://cache:6379/0?db=1&password=s3cret&x=1", "redis://cache:6379/0?db=1&password=***&x=1"),
+        ("postgresql://app@db/hw?sslmode=require&PASSWORD=s3cret", "postgresql://app@db/hw?sslmode=require&PASSWORD=***"),
+        ("postgresql://app@db/hw?sslpassword=s3cret", "postgresql://app@db/hw?sslpassword=***"),
+        ("https://h/x?token=s3cret#frag", "https://h/x?token=***#frag"),
+        # an unencoded "@" in the password: all of it is masked, not the part before the "@"
+        ("redis://app:p@s3cret@cache:6379/0", "redis://app:***@cache:6379/0"),
+        # no user-info, an "@" in the query: the port is not taken for a user name
+        ("redis://cache:6379?password=a@s3cret", "redis://cache:6379?password=***"),
+        ("unreachable: redis://:s3cret@h:1/0 and postgresql://u@h/d?password=s3cret (timeout)",
+         "unreachable: redis://:***@h:1/0 and postgresql://u@h/d?password=*** (timeout)"),
+        ("redis://cache:6379/0?db=1", "redis://cache:6379/0?db=1"),
+    ],
+)  # fmt: skip
+def test_given_a_password_in_a_query_string_when_redacted_then_it_is_masked(
+    url: str, shown: str
+) -> None:
+    assert redact_url(url) == shown
+    assert "s3cret" not in redact_url(url)
+
+
+def test_given_query_string_passwords_when_shown_then_config_show_masks_them() -> None:
+    # Given Redis and PostgreSQL URLs whose password is in the query string
+    s = load_settings(
+        database_url="postgresql://app@db:5432/hw?password=pg-s3cret",
+        redis_url="redis://cache:6379/0?password=redis-s3cret",
+        broker_url="redis://cache:6379/1?password=broker-s3cret",
+    )
+
+    # When the settings are shown (what `hyperwatch config show` prints)
+    shown = str(s.redacted())
+
+    # Then no password is there, and the rest of each URL is
+    assert "s3cret" not in shown
+    assert "redis://cache:6379/0?password=***" in shown
+    assert "postgresql://app@db:5432/hw?password=***" in shown
+    assert url_secrets(s.database_url) == ["pg-s3cret"]
+
+
+def test_given_a_query_string_password_when_the_database_is_unreachable_then_the_error_masks_it() -> (
+    None
+):
+    from click.testing import CliRunner
+
+    from workers.cli import cli
+
+    # Given a PostgreSQL URL with its password in the query string, and nothing listening
+    env = {
+        "DATABASE_URL": "postgresql+psycopg2://app@127.0.0.1:1/hw?password=pg-s3cret&connect_timeout=2"
+    }
+
+    # When a command needs the database
+    result = CliRunner().invoke(cli, ["users", "list"], env=env)
+
+    # Then exit 1 with one line naming the URL, its password masked
+    assert result.exit_code == 1, result.output
+    assert "postgresql+psycopg2://app@127.0.0.1:1/hw?password=***&connect_timeout=2" in (
+        result.output
+    )
+    assert "pg-s3cret" not in result.output
 
 
 def test_given_env_file_when_loading_then_values_are_read(

@@ -4,8 +4,14 @@ Kinds and targets: ``webhook`` (URL; a signing secret — generated and shown on
 given), ``slack`` / ``discord`` (incoming-webhook URL), ``telegram`` (chat id; ``--secret``
 is the bot token), ``redis`` (no target: publishes on ``runtime.keys.NOTIFY_USER_CHANNEL``). URLs must
 pass the SSRF guard now: private, loopback and link-local addresses are refused unless
-``WEBHOOK_ALLOWLIST`` permits them. Listings show whether a secret is set, never the secret,
+``WEBHOOK_ALLOWLIST`` permits them. Every credential is held to its kind's shape first
+(``domain.notify.credentials``: a bot token's characters, a signing secret's length), and
+a refusal names the field, never the value. Listings show whether a secret is set, never the secret,
 and mask the parts of URLs that are credentials themselves (:func:`shown_target`).
+
+``rotate-secret`` gives a webhook channel a new signing secret; the current one keeps
+signing next to it for ``--overlap`` (default 24 h), so a receiver can switch secrets
+without refusing a delivery (``domain.notify.signing``).
 
 Targets and secrets are encrypted in the database when ``CHANNEL_SECRET_KEYS`` is set
 (models/secret_box.py): ``new-key`` makes a key, ``encrypt`` rewrites every channel under
@@ -15,17 +21,27 @@ writes them back in plain text (before turning it off or downgrading the schema)
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import click
 
-from domain.alerts.manage import create_channel, remove_channel
-from models.notification_channel import CHANNEL_KINDS
+from domain.alerts.manage import Refused, create_channel, remove_channel
+from domain.notify.credentials import CredentialRefused, check_channel, check_webhook_secret
+from models.notification_channel import CHANNEL_KINDS, NotificationChannel
 from models.repositories import ChannelRepository
 from models.secret_box import SecretBox
+from runtime.clock import SYSTEM_CLOCK, utc_now
+from workers.commands.alerts import parse_duration
 from workers.commands.users import find_user, table, unit_of_work
 from workers.context import UsageError, current_settings
+
+# A rotation's overlap: long enough for any receiver to switch, short enough that a leaked
+# old secret does not stay good for long.
+MAX_OVERLAP_S = 30 * 86400
 
 
 def shown_target(kind: str, target: str) -> str:
@@ -38,6 +54,31 @@ def shown_target(kind: str, target: str) -> str:
     if kind != "webhook":
         return f"{base}/***"
     return f"{base}{parts.path}" + ("?***" if parts.query else "")
+
+
+def _secret_state(channel: NotificationChannel, now: dt.datetime) -> str:
+    """``set`` or ``-``; during a rotation's overlap, until when the previous one signs."""
+    if not channel.secret:
+        return "-"
+    until = channel.previous_secret_until
+    if channel.previous_secret and until is not None and until > now:
+        return f"set (+previous until {until.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+    return "set"
+
+
+@contextmanager
+def _target_masked(kind: str, target: str | None) -> Iterator[None]:
+    """A refusal that quotes the target (the URL checks run again inside the transaction,
+    and DNS may answer differently the second time) quotes it as listings show it: a Slack
+    or Discord URL is a credential and is never echoed back."""
+    try:
+        yield
+    except Refused as exc:
+        message = str(exc)
+        if target:
+            message = message.replace(repr(target), repr(shown_target(kind, target)))
+            message = message.replace(target, shown_target(kind, target))
+        raise Refused(message) from None
 
 
 @click.group()
@@ -57,7 +98,15 @@ def add(user_ref: str, kind: str, target: str | None, secret: str | None, name: 
     generated = kind == "webhook" and not secret
     if generated:
         secret = secrets.token_urlsafe(32)
-    with unit_of_work() as session:
+    try:
+        check_channel(kind, target, secret, settings.webhook_allowlist)
+    except CredentialRefused as exc:
+        raise UsageError(str(exc)) from None
+    if "\x00" in name or any("\ud800" <= c <= "\udfff" for c in name):
+        # NUL, or an undecodable byte of argv (a lone surrogate): the database would refuse
+        # them with an encoding error instead of a usage error. Anything else is a label.
+        raise UsageError("--name must be text without NUL or undecodable bytes")
+    with unit_of_work() as session, _target_masked(kind, target):
         user = find_user(session, user_ref)
         channel = create_channel(session, settings, user, kind, target, secret, name)
     click.echo(f"channel {channel.id} {kind} {shown_target(kind, channel.target)} for {user.email}")
@@ -69,6 +118,7 @@ def add(user_ref: str, kind: str, target: str | None, secret: str | None, name: 
 @click.option("--user", "user_ref", default=None, help="Only this subscriber's (email or id).")
 def list_channels(user_ref: str | None) -> None:
     """Channels, secrets never shown."""
+    now = utc_now(SYSTEM_CLOCK)
     with unit_of_work() as session:
         filters = {"user_id": find_user(session, user_ref).id} if user_ref else None
         rows = [
@@ -77,13 +127,63 @@ def list_channels(user_ref: str | None) -> None:
                 c.user_id,
                 c.kind,
                 shown_target(c.kind, c.target),
-                "set" if c.secret else "-",
+                _secret_state(c, now),
                 c.name or "-",
                 "yes" if c.active else "no",
             )
             for c in ChannelRepository(session).list(filters, limit=1000)
         ]
     table(rows, ("ID", "USER", "KIND", "TARGET", "SECRET", "NAME", "ACTIVE"))
+
+
+@channels.command("rotate-secret")
+@click.argument("channel_id", type=int)
+@click.option(
+    "--secret", default=None, help="The new signing secret (generated and shown once if not given)."
+)
+@click.option(
+    "--overlap",
+    default="24h",
+    show_default=True,
+    help="How long the current secret keeps signing next to the new one (0: stops now; at most 30d).",
+)
+def rotate_secret(channel_id: int, secret: str | None, overlap: str) -> None:
+    """Give a webhook channel a new signing secret; the old one still signs for --overlap."""
+    overlap_s = parse_duration(overlap, "--overlap")
+    if overlap_s > MAX_OVERLAP_S:
+        raise UsageError(f"--overlap is at most {MAX_OVERLAP_S // 86400}d, got {overlap!r}")
+    generated = not secret
+    new_secret = secrets.token_urlsafe(32) if generated else str(secret)
+    try:
+        check_webhook_secret(new_secret)
+    except CredentialRefused as exc:
+        raise UsageError(str(exc)) from None
+    now = utc_now(SYSTEM_CLOCK)
+    until = now + dt.timedelta(seconds=overlap_s) if overlap_s else None
+    with unit_of_work() as session:
+        repository = ChannelRepository(session)
+        channel = repository.get(channel_id)
+        if channel is None:
+            raise UsageError(f"channel {channel_id} does not exist")
+        if channel.kind != "webhook":
+            raise UsageError(
+                f"channel {channel_id} is a {channel.kind} channel: only a webhook channel has "
+                "a signing secret to rotate"
+            )
+        if channel.secret == new_secret:
+            raise UsageError("the new signing secret is the current one")
+        repository.rotate_secret(channel_id, new_secret, until)
+    if until is None:
+        click.echo(
+            f"channel {channel_id}: the new secret signs from now on, the previous one no more"
+        )
+    else:
+        click.echo(
+            f"channel {channel_id}: the new secret signs from now on; the previous one signs "
+            f"too until {until.strftime('%Y-%m-%dT%H:%M:%SZ')} ({overlap})"
+        )
+    if generated:
+        click.echo(f"signing secret (shown once, store it now): {new_secret}")
 
 
 @channels.command("rm")

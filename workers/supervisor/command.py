@@ -12,9 +12,16 @@ from types import FrameType
 import click
 
 from runtime.lifecycle import EXIT_FAILURE
-from workers.context import current_settings
+from workers.context import UsageError, current_settings
 from workers.supervisor.child import Child, ChildSpec, PrefixedOutput
-from workers.supervisor.plan import MAX_INGESTERS, PlanError, UpOptions, build_plan, flower_conf
+from workers.supervisor.plan import (
+    MAX_INGESTERS,
+    FlowerRefused,
+    PlanError,
+    UpOptions,
+    build_plan,
+    flower_conf,
+)
 from workers.supervisor.preflight import Unreachable, require_redis
 from workers.supervisor.summary import summary_lines
 from workers.supervisor.supervisor import STOP_SIGNALS, Supervisor, describe
@@ -119,10 +126,17 @@ def up(
     when all drained cleanly, 1 on a failure, 2 on a bad setting, 3 after a forced kill.
     """
     settings = current_settings()
+    conf = flower_conf()
+    if flower and conf is None:
+        # Without it Flower would run without its guard (and unbounded history).
+        raise UsageError(
+            "flowerconfig.py is not installed with hyperwatch, so Flower would start unguarded: "
+            "reinstall hyperwatch, or run with --no-flower"
+        )
     options = UpOptions(
         feed="sim" if feed == "sim" else "live",
         flower=flower,
-        flower_conf=flower_conf(),
+        flower_conf=conf,
         worker_concurrency=worker_concurrency,
         sim_users=sim_users,
         sim_rate=sim_rate,
@@ -131,6 +145,8 @@ def up(
     )
     try:
         plan = build_plan(settings, options, os.environ, sys.executable)
+    except FlowerRefused as exc:
+        raise UsageError(f"Flower not started: {exc}") from None
     except PlanError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--ingesters'") from None
     if dry_run:

@@ -21,6 +21,7 @@ process anyway (``runtime.observability``).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Literal
 
 from celeryconfig import QUEUE_NAMES
 from settings import Settings
+from workers import flower_guard
 from workers.supervisor import wording
 from workers.supervisor.child import ChildSpec, Gate
 from workers.supervisor.readiness import WorkerAnswersPing
@@ -73,12 +75,17 @@ class PlanError(ValueError):
     """Options that cannot make a plan; the message is one line for the operator."""
 
 
+class FlowerRefused(PlanError):
+    """Flower would be exposed without (good) credentials (``workers.flower_guard``)."""
+
+
 @dataclass(frozen=True)
 class UpOptions:
     feed: Feed = "live"
     flower: bool = True
     # Flower's config file (flowerconfig.py: auth guard, history bound). Flower only looks
-    # in the working directory by default, and `up` may run from anywhere.
+    # in the working directory by default, and `up` may run from anywhere; `up` refuses to
+    # start Flower without it.
     flower_conf: Path | None = None
     worker_concurrency: int = 2
     sim_users: int = 2
@@ -114,10 +121,12 @@ def worker_stop_timeout_s(settings: Settings) -> float:
 
 
 def flower_conf() -> Path | None:
-    """flowerconfig.py beside celeryconfig.py (the checkout), if this install has one."""
-    import celeryconfig
-
-    path = Path(celeryconfig.__file__).resolve().parent / "flowerconfig.py"
+    """The installed flowerconfig.py (a top-level module of the distribution, beside
+    celeryconfig.py), found without importing it: importing runs Flower's guard."""
+    spec = importlib.util.find_spec("flowerconfig")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).resolve()
     return path if path.is_file() else None
 
 
@@ -304,6 +313,22 @@ def _flower(
     base_env: Mapping[str, str],
     celery: tuple[str, ...],
 ) -> ChildSpec:
+    # The guard flowerconfig.py applies inside Flower, applied before anything starts: a
+    # refusal is one line from `up` rather than a Flower that exits after the worker began.
+    verdict = flower_guard.check(
+        address=settings.flower_address,
+        port=settings.flower_port,
+        unix_socket=bool(base_env.get("FLOWER_UNIX_SOCKET")),
+        basic_auth=(
+            settings.flower_basic_auth.get_secret_value().split(",")
+            if settings.flower_basic_auth is not None
+            else []
+        ),
+        oauth=bool(base_env.get("FLOWER_AUTH") and base_env.get("FLOWER_AUTH_PROVIDER")),
+        allow_unauthenticated=settings.flower_allow_unauthenticated,
+    )
+    if verdict.refusal is not None:
+        raise FlowerRefused(verdict.refusal)
     flower_env = dict(env)
     flower_env.update({k: v for k, v in base_env.items() if _is_flower_variable(k)})
     # Flower turns an empty FLOWER_BASIC_AUTH into one empty credential; unset means none.

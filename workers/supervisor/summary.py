@@ -7,6 +7,7 @@ Pure: settings and options in, lines out. Never a secret: URLs are redacted
 from __future__ import annotations
 
 from settings import Settings, redact_url
+from workers import flower_guard
 from workers.supervisor.plan import SIM_HOST, UpOptions, ingester_health_ports
 
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
@@ -34,6 +35,12 @@ def _flower(settings: Settings, options: UpOptions) -> str:
     url = _http(settings.flower_address, settings.flower_port)
     if settings.flower_basic_auth is not None:
         return f"{url}  (log in with a user:password pair from FLOWER_BASIC_AUTH)"
+    if not flower_guard.is_loopback(settings.flower_address):
+        # Only reachable with FLOWER_ALLOW_UNAUTHENTICATED (the plan refuses otherwise).
+        return (
+            f"{url}  (NO LOGIN beyond this machine: FLOWER_ALLOW_UNAUTHENTICATED is set, so "
+            "anyone who reaches it controls the workers)"
+        )
     return f"{url}  (no login: FLOWER_BASIC_AUTH is not set, so it listens on this machine only)"
 
 

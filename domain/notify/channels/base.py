@@ -63,6 +63,8 @@ class Outgoing:
     target: str
     secret: str | None
     payload: Mapping[str, Any]
+    # A rotated-out webhook secret still inside its overlap window: it signs too.
+    previous_secret: str | None = None
 
     @property
     def text(self) -> str:

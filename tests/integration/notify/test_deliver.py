@@ -136,14 +136,19 @@ def test_each_channel_sends_its_own_request_shape(
         pg_database, alert_settings, user_id, receiver.url("/discord"), "discord", None
     )
     telegram = add_channel(
-        pg_database, alert_settings, user_id, "-100123", "telegram", "123:bot-token"
+        pg_database,
+        alert_settings,
+        user_id,
+        "-100123",
+        "telegram",
+        "123:bot-token-0123456789abcdef",
     )
     pubsub = add_channel(pg_database, alert_settings, user_id, None, "redis", None)  # fmt: skip
     listener = redis.Redis.from_url(redis_url).pubsub()
     listener.subscribe(f"hw:notify:user:{user_id}")
     listener.get_message(timeout=1)  # the subscribe confirmation
     # the Telegram API rate-limits the first call with retry_after 1
-    receiver.by_path["/bot123:bot-token/sendMessage"] = deque(
+    receiver.by_path["/bot123:bot-token-0123456789abcdef/sendMessage"] = deque(
         [Reply(429, body=b'{"ok":false,"error_code":429,"parameters":{"retry_after":1}}')]
     )
 
@@ -161,7 +166,7 @@ def test_each_channel_sends_its_own_request_shape(
     text = "BTC mid price 101 is at or above 100 [price_above]"
     assert json.loads(receiver.received("/slack")[0].body) == {"text": text}
     assert json.loads(receiver.received("/discord")[0].body) == {"content": text}
-    calls = receiver.received("/bot123:bot-token/sendMessage")
+    calls = receiver.received("/bot123:bot-token-0123456789abcdef/sendMessage")
     assert len(calls) == 2 and calls[1].at - calls[0].at >= 1.0
     assert json.loads(calls[1].body)["chat_id"] == "-100123"
     message = listener.get_message(timeout=5)
@@ -182,8 +187,8 @@ def test_a_private_address_is_refused_without_allowlist_and_secrets_never_reach_
     hook = outbox_row(pg_database, alert_settings, user_id,
                       add_channel(pg_database, alert_settings, user_id, receiver.url()))  # fmt: skip
     bot = outbox_row(pg_database, alert_settings, user_id,
-                     add_channel(pg_database, alert_settings, user_id, "42", "telegram", "999:tok-SECRET"))  # fmt: skip
-    receiver.default = Reply(500, body=b"error at /bot999:tok-SECRET/sendMessage")
+                     add_channel(pg_database, alert_settings, user_id, "42", "telegram", "999:tok-SECRET-0123456789ab"))  # fmt: skip
+    receiver.default = Reply(500, body=b"error at /bot999:tok-SECRET-0123456789ab/sendMessage")
     caplog.set_level(logging.DEBUG)
 
     # When delivered by a worker whose allowlist no longer covers loopback

@@ -96,6 +96,24 @@ def test_given_a_rotating_secret_when_two_signatures_are_sent_then_either_verifi
     assert not verify("third", NOW, BODY, header, now_s=NOW)
 
 
+def test_given_a_previous_secret_when_headers_are_built_then_both_sign_new_first() -> None:
+    headers = build_headers(SECRET, BODY, idempotency_key(1), NOW, also=("old-secret",))
+
+    assert headers[SIGNATURE_HEADER] == f"{sign(SECRET, NOW, BODY)},{sign('old-secret', NOW, BODY)}"
+    assert verify("old-secret", NOW, BODY, headers[SIGNATURE_HEADER], now_s=NOW)
+    assert verify(SECRET, NOW, BODY, headers[SIGNATURE_HEADER], now_s=NOW)
+    # an empty or repeated previous secret adds nothing
+    same = build_headers(SECRET, BODY, idempotency_key(1), NOW, also=("", SECRET))
+    assert same[SIGNATURE_HEADER] == sign(SECRET, NOW, BODY)
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 5000, "1" * 21, "\u0661\u0662\u0663"])
+def test_given_an_absurd_timestamp_header_when_verified_then_false_not_an_error(
+    timestamp: str,
+) -> None:
+    assert verify(SECRET, timestamp, BODY, sign(SECRET, NOW, BODY), now_s=NOW) is False
+
+
 def test_given_an_empty_secret_when_signing_then_refused() -> None:
     with pytest.raises(ValueError):
         sign("", NOW, BODY)

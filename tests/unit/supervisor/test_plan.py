@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from workers.supervisor import wording
 from workers.supervisor.child import ChildSpec
 from workers.supervisor.plan import (
     MAX_INGESTERS,
+    FlowerRefused,
     Plan,
     PlanError,
     UpOptions,
@@ -145,13 +148,14 @@ def test_given_live_feed_when_planning_then_the_feed_urls_are_left_to_settings(
 def test_given_flower_password_when_planning_then_only_flower_gets_it_and_never_in_argv(
     tmp_path: Path,
 ) -> None:
-    settings = load_settings(data_dir=tmp_path, flower_basic_auth="ops:s3cret", flower_port=5999)
-    env = {"PATH": "/bin", "FLOWER_BASIC_AUTH": "ops:s3cret", "FLOWER_PURGE_OFFLINE_WORKERS": "60"}
+    auth = "ops:s3cret-Pa55-w0rd"
+    settings = load_settings(data_dir=tmp_path, flower_basic_auth=auth, flower_port=5999)
+    env = {"PATH": "/bin", "FLOWER_BASIC_AUTH": auth, "FLOWER_PURGE_OFFLINE_WORKERS": "60"}
 
     plan = plan_for(settings, env)
 
     flower = by_name(plan, "flower")
-    assert flower.env["FLOWER_BASIC_AUTH"] == "ops:s3cret"
+    assert flower.env["FLOWER_BASIC_AUTH"] == auth
     assert flower.env["FLOWER_PURGE_OFFLINE_WORKERS"] == "60"
     assert "--port=5999" in flower.argv
     for spec in [plan.migrate, *plan.children]:
@@ -200,6 +204,76 @@ def test_given_this_checkout_when_locating_flowerconfig_then_it_is_beside_celery
 
     assert found is not None
     assert found == Path(celeryconfig.__file__).resolve().parent / "flowerconfig.py"
+
+
+def test_flowerconfig_is_part_of_the_installed_distribution_not_only_of_the_checkout(
+    tmp_path: Path,
+) -> None:
+    # The wheel's top-level modules are pyproject's py-modules; the installed copy is found
+    # by its import machinery from any directory, without importing (running) it.
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml").read_text())
+    assert "flowerconfig" in pyproject["tool"]["setuptools"]["py-modules"]
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.util as u; print(u.find_spec('flowerconfig').origin)",
+        ],
+        cwd=tmp_path,
+        env={"PATH": "/bin", "PYTHONSAFEPATH": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(found.stdout.strip()) == flower_conf()
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "", "10.0.0.5", "flower.internal", "::"])
+def test_given_flower_beyond_loopback_without_credentials_when_planning_then_refused(
+    tmp_path: Path, address: str
+) -> None:
+    settings = load_settings(data_dir=tmp_path, flower_address=address)
+
+    with pytest.raises(FlowerRefused, match="without FLOWER_BASIC_AUTH"):
+        plan_for(settings)
+    assert "flower" not in plan_for(settings, flower=False).names()  # --no-flower still runs
+
+
+def test_given_the_explicit_opt_out_when_planning_then_flower_runs_without_credentials(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, flower_address="0.0.0.0", flower_allow_unauthenticated=True
+    )
+
+    flower = by_name(plan_for(settings), "flower")
+
+    assert "--address=0.0.0.0" in flower.argv and "FLOWER_BASIC_AUTH" not in flower.env
+
+
+@pytest.mark.parametrize("env", [{"FLOWER_UNIX_SOCKET": "/run/flower.sock"},
+                                 {"FLOWER_AUTH": ".*@example.com",
+                                  "FLOWER_AUTH_PROVIDER": "flower.views.auth.GithubLoginHandler"}])  # fmt: skip
+def test_given_a_unix_socket_or_oauth_when_planning_then_flower_needs_no_basic_auth(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    settings = load_settings(data_dir=tmp_path, flower_address="0.0.0.0")
+    assert "flower" in plan_for(settings, {"PATH": "/bin", **env}).names()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0"])
+def test_given_a_trivially_weak_flower_password_when_planning_then_refused_anywhere(
+    tmp_path: Path, address: str
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, flower_address=address, flower_basic_auth="ops:s3cret-pass"
+    )
+
+    with pytest.raises(FlowerRefused, match="password of user 'ops' is trivially weak") as info:
+        plan_for(settings)
+    assert "s3cret-pass" not in str(info.value)
 
 
 def test_given_flower_when_planned_then_it_starts_last_once_the_worker_answers_a_ping(

@@ -71,3 +71,15 @@ def test_given_two_ingesters_when_summarised_then_each_health_port_is_named(
     assert "ingester-2 http://127.0.0.1:8002/metrics" in text
     assert "ingester http://127.0.0.1:8001/healthz and /readyz" in text
     assert "ingester-2 http://127.0.0.1:8002/healthz and /readyz" in text
+
+
+def test_given_the_flower_opt_out_when_summarised_then_the_missing_login_is_loud(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, flower_address="0.0.0.0", flower_allow_unauthenticated=True
+    )
+
+    text = "\n".join(summary_lines(settings, UpOptions()))
+
+    assert "NO LOGIN beyond this machine: FLOWER_ALLOW_UNAUTHENTICATED is set" in text

@@ -85,11 +85,13 @@ def test_known_secrets_come_from_the_settings(settings_for: Callable[..., Settin
         flower_basic_auth="ops:flowerpass123,viewer:otherpass9",
         database_url="postgresql+psycopg2://app:p%40ss-word@db/hw",
         redis_url="redis://:redispass1@cache:6379/0",
+        broker_url="redis://cache:6379/1?password=broker%2Bpass2",
         channel_secret_keys=f"{KEY_A}, {KEY_B}",
     )
     secrets = known_secrets(settings)
     for value in ("https://pubkey123@sentry.example/7", "pubkey123", "flowerpass123",
-                  "otherpass9", "p@ss-word", "p%40ss-word", "redispass1", KEY_A, KEY_B):  # fmt: skip
+                  "otherpass9", "p@ss-word", "p%40ss-word", "redispass1", "broker%2Bpass2",
+                  "broker+pass2", KEY_A, KEY_B):  # fmt: skip
         assert value in secrets
 
 
