@@ -867,8 +867,9 @@ AUDITED_SQL_FORMATTING = {
     ("models/repositories/bulk.py", "insert_ignore_values"): 1,
     # COPY <table> (<columns>) FROM STDIN, under a savepoint;
     ("models/repositories/bulk.py", "_copy_if_all_new"): 1,
-    # CREATE TEMP TABLE / TRUNCATE / COPY … FROM STDIN into the staging table.
-    ("models/repositories/bulk.py", "_stage_and_insert"): 3,
+    # CREATE TEMP TABLE / TRUNCATE / COPY … FROM STDIN into the staging table (its INSERT …
+    # SELECT, built by _stage_and_insert, is executed and counted in insert_ignore_values).
+    ("models/repositories/bulk.py", "_stage"): 3,
 }
 SQL_ROOTS = ("models", "tasks", "workers")
 _RAW_SQL_METHODS = {"exec_driver_sql", "copy_expert", "copy_from", "executescript"}
