@@ -603,6 +603,18 @@ class Settings(BaseSettings):
             )
         if url.get_backend_name() == "postgresql" and not url.database:
             raise ValueError("a database name in the PostgreSQL URL")
+        if url.get_backend_name() == "postgresql":
+            # psycopg2 is the driver hyperwatch installs (and its COPY paths use); a bare
+            # postgresql:// would make SQLAlchemy 2.1 look for psycopg 3 and fail at connect.
+            driver = url.get_driver_name() if "+" in url.drivername else None
+            if driver is None:
+                return url.set(drivername="postgresql+psycopg2").render_as_string(
+                    hide_password=False
+                )
+            if driver != "psycopg2":
+                raise ValueError(
+                    f"the psycopg2 driver (postgresql+psycopg2:// or postgresql://), got {driver!r}"
+                )
         return value
 
     @field_validator("redis_url", "broker_url")

@@ -194,7 +194,7 @@ def test_given_query_string_passwords_when_shown_then_config_show_masks_them() -
     # Then no password is there, and the rest of each URL is
     assert "s3cret" not in shown
     assert "redis://cache:6379/0?password=***" in shown
-    assert "postgresql://app@db:5432/hw?password=***" in shown
+    assert "postgresql+psycopg2://app@db:5432/hw?password=***" in shown
     assert url_secrets(s.database_url) == ["pg-s3cret"]
 
 
@@ -270,3 +270,11 @@ def test_given_settings_object_when_generating_env_example_then_checked_in_file_
 def test_each_shard_is_a_feed_of_its_own() -> None:
     assert load_settings(ingester_name="main").feed == "main"
     assert load_settings(ingester_name="main", ingest_shard="2/4").feed == "main.shard2of4"
+
+
+def test_a_postgresql_url_without_a_driver_gets_psycopg2_and_another_driver_is_refused() -> None:
+    settings = load_settings(database_url="postgresql://hw:s3cret@db.example:5432/hw")
+    assert settings.database_url == "postgresql+psycopg2://hw:s3cret@db.example:5432/hw"
+    with pytest.raises(SettingsError) as refused:
+        load_settings(database_url="postgresql+psycopg://hw@db.example/hw")
+    assert "DATABASE_URL" in str(refused.value) and "psycopg2" in str(refused.value)
