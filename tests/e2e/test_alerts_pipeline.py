@@ -128,7 +128,7 @@ def test_a_whale_trade_on_the_live_feed_is_stored_forwarded_and_notified_once(
     wait_until(lambda: {b"BTC", b"ETH"} <= set(client.hkeys("hw:latest:mid")), 30, what="mids")
     assert run("users", "add", "ann@example.com", "--tier", "pro").exit_code == 0
     added = run("channels", "add", "--user", "ann@example.com", "--kind", "webhook",
-                "--target", receiver.url(), "--secret", "e2e-secret")  # fmt: skip
+                "--target", receiver.url(), "--secret", "e2e-secret-0123456789")  # fmt: skip
     channel = added.output.split()[1]
 
     def alert(*args: str) -> Result:

@@ -186,8 +186,10 @@ POISON: tuple[Poison, ...] = (
            "session.id: contains a NUL character"),
     Poison("session negative counter", "persist.session",
            {"id": "s1", "started_at": 1, "frames": -1}, "session.frames"),
-    Poison("evaluate a trades batch", "alerts.evaluate", trades_with(),
-           "alerts evaluate"),
+    # (every batch kind is an alert input now: trades and fills carry whale and liquidation
+    # events, so a kind that does not exist is the poison here)
+    Poison("evaluate an unknown kind", "alerts.evaluate", {**trades_with(), "kind": "orders"},
+           "unknown batch kind 'orders'"),
     Poison("evaluate garbage", "alerts.evaluate", "garbage", "batch is not JSON"),
     Poison("evaluate a JSON string", "alerts.evaluate", '"garbage"',
            "batch must be an object, got str"),

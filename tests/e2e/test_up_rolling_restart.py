@@ -26,7 +26,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from runtime import keys
-from tests.support.services import RedisServer, free_port
+from tests.support.services import PostgresDatabase, RedisServer, free_port
 from tests.support.stack import compare, wait_until
 from workers.simulator import SimulatorProcess
 
@@ -84,8 +84,7 @@ def _count(url: str, sql: str) -> int:
 @pytest.fixture()
 def private_redis() -> Iterator[str]:
     # Its own server, not the session's: a process another test left behind on the shared
-    # one (an ingester of the default feed) would stand by in this feed and publish its own
-    # simulator's trades.
+    # one (an ingester of the default feed) would stand by in this feed.
     server = RedisServer().start()
     try:
         yield server.url
@@ -93,10 +92,20 @@ def private_redis() -> Iterator[str]:
         server.close()
 
 
+@pytest.fixture()
+def fresh_database() -> Iterator[str]:
+    # Not the session's database: other tests' trades and gap rows would be counted here.
+    database = PostgresDatabase()
+    try:
+        yield database.url
+    finally:
+        database.close()
+
+
 def test_given_two_ingesters_under_up_when_each_is_restarted_in_turn_then_nothing_is_lost_and_no_gap_opens(
-    tmp_path: Path, private_redis: str, postgres_url: str
+    tmp_path: Path, private_redis: str, fresh_database: str
 ) -> None:
-    redis_url = private_redis
+    redis_url, postgres_url = private_redis, fresh_database
     truth = tmp_path / "truth.jsonl"
     sim = SimulatorProcess.start(
         ["--rate", "200", "--coins", COINS, "--seed", "11", "--replay-trades", "20",
