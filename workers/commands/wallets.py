@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,6 +61,21 @@ def address_problem(text: str) -> str | None:
         return f"{digits} characters after 0x, an address has 40 hex digits"
     if not ADDRESS_PATTERN.match(text.lower()):
         return "not hexadecimal (0-9, a-f after 0x)"
+    return None
+
+
+LABEL_MAX = 100  # the column's length (models/tracked_wallet.py)
+
+
+def label_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a wallet's label; None when it can. Control characters (NUL,
+    CR/LF, escapes: a label is printed in listings) and lone surrogates (an undecodable
+    byte of argv, which the database refuses) are refused, as is more than the column
+    holds; anything else, of any script, is a label."""
+    if len(text) > LABEL_MAX:
+        return f"--label: at most {LABEL_MAX} characters, got {len(text)}"
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        return "--label: no control characters or undecodable bytes"
     return None
 
 
@@ -107,6 +123,8 @@ def track(user_ref: str, address: str | None, path: str | None, label: str) -> N
     """Follow a wallet's positions (ADDRESS, or every address of --file)."""
     if (address is None) == (path is None):
         raise UsageError("give one ADDRESS or --file PATH")
+    if (problem := label_problem(label)) is not None:
+        raise UsageError(problem)
     settings = current_settings()
     if address is not None:
         with unit_of_work() as session:
