@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from domain.alerts.coins import CoinsUnknown, known_coins
-from domain.alerts.definition import AlertKind, Direction, Mode, PriceSource
+from domain.alerts.definition import AlertKind, Direction, Mode, PriceSource, shorten
 from domain.alerts.manage import create_alert, owned_alert, set_alert_active
 from domain.alerts.view import Stream
 from models.repositories import AlertRepository
@@ -33,41 +33,56 @@ from workers.commands.users import (
 from workers.context import UsageError, current_settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+# ASCII digits only (``\d`` and int() would take '١٢٣'), and few enough that the product
+# stays an ordinary number: the definition's bounds then refuse what is too long.
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
+_EPOCH_MS = re.compile(r"[0-9]{1,15}")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def parse_duration(text: str, option: str) -> int:
     """Whole seconds from ``300``, ``90s``, ``5m``, ``4h``, ``1d``."""
-    match = _DURATION.match(text.strip().lower())
+    match = _DURATION.fullmatch(text.strip().lower())
     if match is None:
         raise UsageError(
-            f"{option} must be a duration such as 300, 90s, 5m, 4h or 1d, got {text!r}"
+            f"{option} must be a duration such as 300, 90s, 5m, 4h or 1d (at most 9 digits), "
+            f"got {shorten(repr(text))}"
         )
     return int(match[1]) * _UNITS[match[2] or "s"]
 
 
 def parse_when(text: str, option: str, clock: Clock = SYSTEM_CLOCK) -> int:
-    """Epoch ms from ISO 8601, epoch ms, or ``+<duration>`` from now."""
+    """Epoch ms from ISO 8601, epoch ms, or ``+<duration>`` from now. How far ahead is for
+    the definition and ``manage.check_schedule`` to judge."""
     raw = text.strip()
     if raw.startswith("+"):
-        return int((clock.time() + parse_duration(raw[1:], option)) * 1000)
-    if raw.isdigit():
+        return clock.time_ms() + parse_duration(raw[1:], option) * 1000
+    if _EPOCH_MS.fullmatch(raw):
         return int(raw)
     try:
         when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        # Whole milliseconds computed exactly (a float timestamp rounds microseconds).
+        return (when - _EPOCH) // dt.timedelta(milliseconds=1)
+    except (ValueError, OverflowError):  # year 1 at +01:00 is before datetime.min in UTC
         raise UsageError(
-            f"{option} must be ISO 8601 (2026-12-01T12:00:00Z), epoch ms or +2h, got {text!r}"
+            f"{option} must be ISO 8601 (2026-12-01T12:00:00Z), epoch ms or +2h, "
+            f"got {shorten(repr(text))}"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1000)
 
 
 def _when(value: int | None) -> str:
     if value is None:
         return "-"
-    return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):  # a row stored before the bounds existed
+        return str(value)
+
+
+# Ids are BIGINT: a larger number could never name a row (and SQLite would overflow on it).
+_ID = click.IntRange(1, 2**63 - 1)
 
 
 @click.group()
@@ -84,7 +99,7 @@ def _choices(enum: Any) -> click.Choice:
 @click.option("--coin", required=True, help="As Hyperliquid spells it: BTC, kPEPE …")
 @click.option("--kind", type=_choices(AlertKind), required=True)
 @click.option("--threshold", required=True, help="Decimal; units depend on the kind.")
-@click.option("--channel", "channel_id", type=int, required=True, help="Channel id to notify.")
+@click.option("--channel", "channel_id", type=_ID, required=True, help="Channel id to notify.")
 @click.option(
     "--source", type=_choices(PriceSource), default=None, help="Price kinds: mid or mark."
 )
@@ -191,21 +206,21 @@ def _toggle(alert_id: int, active: bool) -> None:
 
 
 @alerts.command("pause")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=_ID)
 def pause(alert_id: int) -> None:
     """Stop evaluating an alert (it keeps its definition)."""
     _toggle(alert_id, False)
 
 
 @alerts.command("resume")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=_ID)
 def resume(alert_id: int) -> None:
     """Evaluate a paused alert again, armed (counts against the quota)."""
     _toggle(alert_id, True)
 
 
 @alerts.command("rm")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=_ID)
 def rm(alert_id: int) -> None:
     """Delete an alert (its past notifications stay, unlinked)."""
     client = redis_client()
