@@ -30,8 +30,8 @@ TEXTUAL = sorted(
 URLS = [name for name in TEXTUAL if name.endswith(("_url", "_base"))]
 
 # What an environment variable can hold: any text but NUL and lone surrogates.
-ENV_CHARS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
-CONTROL = st.text(st.characters(categories=("Cc", "Cf", "Zl", "Zp"), exclude_characters="\x00"))
+ENV_CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+CONTROL = st.text(st.characters(categories=["Cc", "Cf", "Zl", "Zp"], exclude_characters="\x00"))
 SPELLINGS = [
     "inf", "-inf", "+inf", "Infinity", "-Infinity", "INF", "nan", "NaN", "-nan", "sNaN",
     "1e309", "-1e309", "1e-400", "1E+999999999", "0x10", "0b1", "1_000", "1,5", " 12 ",
