@@ -300,13 +300,13 @@ def check_email(text: str) -> str:
     local, at, domain = email.rpartition("@")
     if not at or not local or "@" in local or " " in email:
         raise Refused(f"email {text[:80]!r} is not an email address")
-    if len(email) > MAX_EMAIL_CHARS:
-        raise Refused(f"email is at most {MAX_EMAIL_CHARS} characters, got {len(email)}")
     if len(local) > MAX_EMAIL_LOCAL_CHARS:
         raise Refused(
             f"email local part (before the @) is at most {MAX_EMAIL_LOCAL_CHARS} characters, "
             f"got {len(local)}"
         )
+    if len(email) > MAX_EMAIL_CHARS:
+        raise Refused(f"email is at most {MAX_EMAIL_CHARS} characters, got {len(email)}")
     labels = domain.split(".")
     if len(labels) < 2 or not all(labels):
         raise Refused(f"email {text[:80]!r} is not an email address (its domain needs a dot)")
