@@ -306,7 +306,7 @@ def _threshold_problem(rule: AlertRule) -> str | None:
     kind = rule.kind
     bounds = THRESHOLD_BOUNDS[kind]
     if kind in FUNDING_KINDS:
-        if abs(t) > FUNDING_CAP_PER_HOUR:
+        if t.copy_abs() > FUNDING_CAP_PER_HOUR:
             return (
                 f"funding threshold {shorten(t)} is beyond the {FUNDING_CAP_PER_HOUR} per hour cap, "
                 "so it could never fire; give the hourly rate as a fraction (0.0001 = 0.01 % an hour)"

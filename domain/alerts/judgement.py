@@ -214,7 +214,7 @@ def rearm_level(rule: AlertRule) -> Decimal:
     # Exact whatever the caller's decimal context: a rule's threshold and margin are bounded
     # (definition: at most 19 and 6 significant digits), so the product and the sum have
     # far fewer digits than REARM_PRECISION — never rounded, never an overflow.
-    band = _EXACT.multiply(abs(rule.threshold), rule.rearm_margin)
+    band = _EXACT.multiply(rule.threshold.copy_abs(), rule.rearm_margin)
     if comparison(rule.kind) == "ge":
         return _EXACT.subtract(rule.threshold, band)
     return _EXACT.add(rule.threshold, band)
