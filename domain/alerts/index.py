@@ -33,12 +33,11 @@ Contract:
 
 from __future__ import annotations
 
-import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, MutableSequence, Sequence
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
@@ -58,16 +57,17 @@ from domain.alerts.market_state import Quote
 IndexKey = tuple[AlertKind, PriceSource | None]
 """A book within a coin: ``(kind, price source)`` for price kinds, ``(kind, None)`` for funding."""
 
-# Enough precision that scaling a level or a tick value by a power of ten is always exact.
-_EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 # Book scale (decimals) per kind: the most decimals its thresholds may have.
 BOOK_DECIMALS: Final[dict[AlertKind, int]] = {
     kind: THRESHOLD_BOUNDS[kind].decimals for kind in PRICE_KINDS | FUNDING_KINDS
 }
-# A tick value this far out (scaled) is beyond every level — a bounded level's key is below
-# 2**60: price 2 * (2 * 10**9 re-arm level) * 10**8 — and is clamped: comparing it then costs
-# what an ordinary value costs however many digits it has, and its key still fits int64.
-_BEYOND: Final = 2**61
+# A value whose scaled order of magnitude passes this is beyond every level — the largest
+# bounded level, a price re-arm level under 2 * 10**9, scales to under 2 * 10**17 — and is
+# keyed as _BEYOND_KEY: comparing it costs what an ordinary value costs however many digits
+# it has, and its key still fits int64 (2**62 < 2**63).
+_MAX_MAGNITUDE: Final = 17
+_BEYOND_KEY: Final = 2**62
+_POW10: Final = [10**i for i in range(max(BOOK_DECIMALS.values()) + 1)]
 
 
 class Purpose(StrEnum):
@@ -92,14 +92,19 @@ def _quote_field(key: IndexKey) -> str:
 def book_key(level: Decimal, exp: int) -> tuple[int, bool]:
     """(key, fine) of ``level`` in a book of scale ``10**exp``: ``2 * floor(level * 10**exp)``,
     plus one — and fine — when ``level`` has more than ``exp`` decimals. Keys sort exactly
-    like levels; equal keys are equal levels unless fine."""
-    scaled = level.scaleb(exp, _EXACT)
-    if scaled >= _BEYOND:
-        return 2 * _BEYOND, False
-    if scaled <= -_BEYOND:
-        return -2 * _BEYOND, False
-    cell = math.floor(scaled)
-    return (2 * cell, False) if scaled == cell else (2 * cell + 1, True)
+    like levels; equal keys are equal levels unless fine. Exact integer arithmetic on the
+    level's ratio; a value beyond every level, or within one unit of the scale from zero, is
+    keyed from its exponent alone (however many digits it has)."""
+    if not level:
+        return 0, False
+    magnitude = level.adjusted() + exp  # the scaled value's order of magnitude
+    if magnitude > _MAX_MAGNITUDE:
+        return (_BEYOND_KEY, False) if level > 0 else (-_BEYOND_KEY, False)
+    if magnitude < 0:  # 0 < |scaled| < 1: strictly inside the cell above or below zero
+        return (1, True) if level > 0 else (-1, True)
+    numerator, denominator = level.as_integer_ratio()
+    cell, rest = divmod(numerator * _POW10[exp], denominator)
+    return (2 * cell + 1, True) if rest else (2 * cell, False)
 
 
 class _Book:
@@ -110,11 +115,12 @@ class _Book:
     (a suffix). ``strict`` excludes a level equal to the tick.
     """
 
-    __slots__ = ("exp", "field", "fine", "ids", "levels", "low_side", "strict")
+    __slots__ = ("exp", "factor", "field", "fine", "ids", "levels", "low_side", "strict")
 
     def __init__(self, field: str, exp: int, low_side: bool, strict: bool) -> None:
         self.field = field
         self.exp = exp
+        self.factor = _POW10[exp]
         self.low_side = low_side
         self.strict = strict
         self.levels: MutableSequence[int] = array("q")
@@ -160,9 +166,18 @@ class _Book:
         return level > value if self.strict else level >= value
 
     def matching(self, value: Decimal) -> Sequence[int]:
-        key, fine = book_key(value, self.exp)
+        """Ids whose level ``value`` crosses: two bisections, and an exact comparison of the
+        fine levels in ``value``'s own cell, if ``value`` falls inside one."""
+        # book_key(value, self.exp), its common case inline: this runs for every book of
+        # every coin on every tick.
+        if 0 <= value.adjusted() + self.exp <= _MAX_MAGNITUDE:
+            numerator, denominator = value.as_integer_ratio()
+            cell, inside = divmod(numerator * self.factor, denominator)
+            key = 2 * cell + 1 if inside else 2 * cell
+        else:
+            key, inside = book_key(value, self.exp)
         levels, ids = self.levels, self.ids
-        if not fine:
+        if not inside:
             # ``value`` is exactly an even key: a level keyed equal is equal to it, an odd key
             # below or above it is a level strictly below or above it.
             if self.low_side:
@@ -173,8 +188,8 @@ class _Book:
         # ``value`` lies strictly inside a cell: levels keyed below it are below the value,
         # above it above; those keyed in the same cell (fine ones) are compared exactly.
         lo = bisect_left(levels, key)
-        hi = bisect_right(levels, key, lo)
-        band = [i for i in ids[lo:hi] if self._holds(self.fine[i], value)]
+        hi = bisect_right(levels, key, lo) if self.fine else lo  # no fine level: none here
+        band = [i for i in ids[lo:hi] if self._holds(self.fine[i], value)] if hi > lo else []
         if self.low_side:
             head = ids[:lo] if lo else ()
             return [*head, *band] if band else head
