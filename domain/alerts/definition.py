@@ -435,8 +435,8 @@ def _decimal(name: str, value: Any) -> Decimal:
         text = value.strip()
         if len(text) > MAX_NUMBER_CHARS or not _DECIMAL_TEXT.fullmatch(text):
             raise InvalidAlert(
-                f"{name} must be a finite decimal number in ASCII digits of at most "
-                f"{MAX_NUMBER_CHARS} characters (e.g. 117000.5), got {shorten(repr(value))}"
+                f"{name} must be a decimal number (a finite decimal in ASCII digits, at most "
+                f"{MAX_NUMBER_CHARS} characters, e.g. 117000.5), got {shorten(repr(value))}"
             )
         value = text
     try:

@@ -53,6 +53,7 @@ URL_KINDS = ("webhook", "slack", "discord")
 # alert meant to run for ever has no expiry. A time in the past would be a no-op snooze or
 # an alert expired at birth (epoch 0 is 1970), so it is refused too.
 MAX_SCHEDULE_AHEAD_MS: Final = (5 * 365 + 2) * 86_400_000
+MAX_ID: Final = 2**63 - 1  # ids are BIGINT
 
 
 class Refused(ValueError):
@@ -119,6 +120,8 @@ def create_alert(
     check_schedule(rule, clock.time_ms())
     if known_coins is not None and rule.coin not in known_coins:
         raise Refused(f"unknown coin {rule.coin!r}: hyperwatch has no market data for it")
+    if not 0 < channel_id <= MAX_ID:
+        raise Refused(f"channel {channel_id} does not exist for {user.email}")
     _channel_of(session, user, channel_id)
     if rule.kind in WALLET_KINDS:
         tracked = TrackedWalletRepository(session).list(
@@ -153,7 +156,8 @@ def create_alert(
 
 
 def owned_alert(session: Session, alert_id: int, user: User | None = None) -> Alert:
-    alert = AlertRepository(session).get(alert_id)
+    # An id beyond BIGINT names no row (and would overflow SQLite's integer on the way).
+    alert = AlertRepository(session).get(alert_id) if 0 < alert_id <= MAX_ID else None
     if alert is None or (user is not None and alert.user_id != user.id):
         raise Refused(f"alert {alert_id} does not exist")
     return alert

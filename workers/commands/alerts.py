@@ -81,10 +81,6 @@ def _when(value: int | None) -> str:
         return str(value)
 
 
-# Ids are BIGINT: a larger number could never name a row (and SQLite would overflow on it).
-_ID = click.IntRange(1, 2**63 - 1)
-
-
 @click.group()
 def alerts() -> None:
     """Subscribers' alerts."""
@@ -99,7 +95,7 @@ def _choices(enum: Any) -> click.Choice:
 @click.option("--coin", required=True, help="As Hyperliquid spells it: BTC, kPEPE …")
 @click.option("--kind", type=_choices(AlertKind), required=True)
 @click.option("--threshold", required=True, help="Decimal; units depend on the kind.")
-@click.option("--channel", "channel_id", type=_ID, required=True, help="Channel id to notify.")
+@click.option("--channel", "channel_id", type=int, required=True, help="Channel id to notify.")
 @click.option(
     "--source", type=_choices(PriceSource), default=None, help="Price kinds: mid or mark."
 )
@@ -206,21 +202,21 @@ def _toggle(alert_id: int, active: bool) -> None:
 
 
 @alerts.command("pause")
-@click.argument("alert_id", type=_ID)
+@click.argument("alert_id", type=int)
 def pause(alert_id: int) -> None:
     """Stop evaluating an alert (it keeps its definition)."""
     _toggle(alert_id, False)
 
 
 @alerts.command("resume")
-@click.argument("alert_id", type=_ID)
+@click.argument("alert_id", type=int)
 def resume(alert_id: int) -> None:
     """Evaluate a paused alert again, armed (counts against the quota)."""
     _toggle(alert_id, True)
 
 
 @alerts.command("rm")
-@click.argument("alert_id", type=_ID)
+@click.argument("alert_id", type=int)
 def rm(alert_id: int) -> None:
     """Delete an alert (its past notifications stay, unlinked)."""
     client = redis_client()

@@ -427,9 +427,13 @@ def test_an_out_of_range_window_is_one_line_naming_the_field(
         ("price_below", "0.000000001", "takes at most 8 decimals"),
         ("price_above", "1" * 5000, "at most 64 characters"),
         ("price_above", "0." + "0" * 3000 + "1", "at most 64 characters"),
-        ("price_above", "\uff11\uff12\uff13", "threshold must be a finite decimal number in ASCII"),
-        ("price_above", "Infinity", "threshold must be a finite decimal number"),
-        ("price_above", "1_000", "threshold must be a finite decimal number"),
+        (
+            "price_above",
+            "\uff11\uff12\uff13",
+            "threshold must be a decimal number (a finite decimal in ASCII",
+        ),
+        ("price_above", "Infinity", "threshold must be a decimal number (a finite decimal"),
+        ("price_above", "1_000", "threshold must be a decimal number (a finite decimal"),
         ("price_move_pct", "10000.5", "above the limit of 10,000 (percent)"),
         ("funding_above", "0.00000000001", "takes at most 10 decimals"),
         ("stale_data", "2592000.5", "above the limit of 2,592,000 (seconds)"),
@@ -533,12 +537,14 @@ def test_ids_and_user_references_out_of_range_are_one_line(
     before = state(pg_database, redis_url)
     add = ("alerts", "add", "--coin", "BTC", "--kind", "price_above", "--threshold", "1")
 
-    refused_in_one_line(run(*add, "--user", "ann@example.com", "--channel", "9" * 30), "--channel")
+    refused_in_one_line(
+        run(*add, "--user", "ann@example.com", "--channel", "9" * 30), "does not exist"
+    )
     refused_in_one_line(
         run(*add, "--user", "ann@exam\x00ple.com", "--channel", channel), "unknown user"
     )
     refused_in_one_line(run(*add, "--user", "\u0661", "--channel", channel), "unknown user")
-    refused_in_one_line(run("alerts", "pause", "9" * 30), "ALERT_ID")
+    refused_in_one_line(run("alerts", "pause", "9" * 30), f"alert {'9' * 30} does not exist")
 
     assert state(pg_database, redis_url) == before
 

@@ -125,7 +125,7 @@ def test_given_numbers_in_any_form_when_within_bounds_then_accepted_equal_to_wha
         ({"cooldown_s": "9" * 5000}, "cooldown_s must be a whole number"),
         ({"rearm_margin": "0.1234567"}, f"at most {REARM_MARGIN_DECIMALS} decimals"),
         ({"rearm_margin": "1E-999999"}, f"at most {REARM_MARGIN_DECIMALS} decimals"),
-        ({"rearm_margin": "NaN"}, "rearm_margin must be a finite decimal"),
+        ({"rearm_margin": "NaN"}, "rearm_margin must be a decimal number (a finite"),
         ({"expires_at": MAX_TIME_MS + 1}, "expires_at must be a time in whole milliseconds"),
         ({"snooze_until": -1}, "snooze_until must be a time in whole milliseconds"),
         ({"last_fired_at": 10**30}, "last_fired_at must be a time"),
