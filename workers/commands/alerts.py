@@ -6,7 +6,8 @@ rate as a fraction (``0.0001`` = 0.01 % an hour); percentages are percent (``5``
 ``stale_data`` takes seconds; ``whale_trade``, ``wallet_position_change`` and
 ``wallet_liquidated`` take USD of notional, to the cent (docs/ALERTS.md). Durations: ``300``, ``90s``, ``5m``, ``4h``, ``1d``. Times
 (``--snooze-until``, ``--expires``): ISO 8601 (``2026-12-01T12:00:00Z``), epoch ms, or
-relative (``+2h``).
+relative (``+2h``). Every number, duration and time has a range (docs/ALERTS.md, "Accepted
+ranges"): outside it, one line naming the field and exit 2.
 """
 
 from __future__ import annotations
