@@ -60,6 +60,8 @@ def sqlite_url(path: Path) -> str:
 
 
 MAX_SHARDS: Final = 64
+# The largest magnitude of any numeric setting (Settings._bounded_number).
+MAX_SETTING_NUMBER: Final = 10**9
 _SHARD = re.compile(r"^\s*(\d{1,3})\s*/\s*(\d{1,3})\s*$")
 
 
@@ -137,6 +139,9 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        # "inf", "nan" and a number too long for a float (which reads as inf) are refused:
+        # every duration, size and threshold here is a finite number.
+        allow_inf_nan=False,
     )
 
     # --- storage -------------------------------------------------------------------------
@@ -522,6 +527,20 @@ class Settings(BaseSettings):
     )
 
     # --- validators -------------------------------------------------------------------------
+    @field_validator("*")
+    @classmethod
+    def _bounded_number(cls, value: Any) -> Any:
+        # Every numeric setting, whatever its own bounds: a value a process can wait, sleep,
+        # allocate or count with (threading's longest wait is about 9.2e9 s; a deque of
+        # 10**100 slots fails at start-up, not here). The largest default is below 10**6.
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and abs(value) > MAX_SETTING_NUMBER
+        ):
+            raise ValueError(f"a number from {-MAX_SETTING_NUMBER:,} to {MAX_SETTING_NUMBER:,}")
+        return value
+
     @field_validator("coins", "tracked_wallets", "webhook_allowlist", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:

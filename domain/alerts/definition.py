@@ -36,9 +36,10 @@ condition without firing. The exact rules are in ``domain.alerts.judgement``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, Literal
 
@@ -57,8 +58,48 @@ NOTIONAL_DECIMALS: Final = 2
 MIN_WHALE_TRADE_USD: Final = Decimal(1_000)
 MAX_WINDOW_S: Final = 86_400
 DEFAULT_REARM_MARGIN: Final = Decimal("0.005")
+
+# --- input limits (docs/ALERTS.md "Accepted ranges", docs/SECURITY.md "Input limits") ------
+# Every number a subscriber gives is bounded in size *and* in decimals, for three reasons:
+# the threshold index keys each level as an int64 at a fixed scale per book
+# (domain.alerts.index), so a bounded level always fits and compares exactly; the re-arm level
+# T ± |T|·m is computed exactly within REARM_PRECISION digits (judgement.rearm_level); and the
+# Money column (models.base: NUMERIC without precision on PostgreSQL, text of 64 characters
+# on SQLite) stores the canonical form (:func:`canonical`) in at most 22 characters.
+#
+# Price thresholds: Hyperliquid quotes no price with more than 8 decimals (spot: 8 minus the
+# size decimals, perps: 6 minus them), so 8 decimals fit every coin's price scale; a billion
+# (quote currency) is four orders of magnitude above the dearest coin listed.
+MAX_PRICE: Final = Decimal(10) ** 9
+PRICE_DECIMALS: Final = 8
+# Percentages (moves, open-interest changes, liquidation distance): a move of up to 100x,
+# to a ten-thousandth of a percent.
+MAX_PERCENT: Final = Decimal(10_000)
+PERCENT_DECIMALS: Final = 4
+# Funding is sent with up to 10 decimals (the hourly rate and its premium, reference §2.3).
+FUNDING_DECIMALS: Final = 10
+# stale_data: silence is measured from millisecond times, so to the millisecond; 30 days.
+MAX_STALE_S: Final = 30 * 86_400
+STALE_DECIMALS: Final = 3
+# Re-arm margin: a fraction of |T| below 1, to a millionth (0.000001 = 0.0001 %).
+REARM_MARGIN_DECIMALS: Final = 6
+# Longest cooldown: a month. Longer is a mistaken unit (ms typed as s) or a paused alert.
+MAX_COOLDOWN_S: Final = 30 * 86_400
+# Latest time a rule may carry (snooze, expiry, last firing), in ms: 9999-12-31T23:59:59.999Z,
+# the last instant a datetime can show, far inside BIGINT. How far ahead a *new* alert may be
+# snoozed or expire (5 years) is a write-time check relative to now (domain.alerts.manage).
+MAX_TIME_MS: Final = 253_402_300_799_999
+# A number typed as text: at most as long as the SQLite Money column, ASCII digits only
+# (Python's Decimal and int would take Arabic-Indic or fullwidth digits, '1_000', 'Infinity').
+MAX_NUMBER_CHARS: Final = 64
+_DECIMAL_TEXT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INT_TEXT: Final = re.compile(r"[+-]?[0-9]{1,18}")  # 18 digits: always within BIGINT
+# Digits the exact threshold arithmetic may need: every bounded threshold has at most 19
+# significant digits (price: 10 + 8 decimals), a margin 6, their product and sum fewer than 30.
+REARM_PRECISION: Final = 60
+_EXACT: Final = Context(prec=REARM_PRECISION, traps=[InvalidOperation])
 _HUNDRED: Final = Decimal(100)
-_CENT: Final = Decimal("0.01")
+_ZERO: Final = Decimal(0)
 
 
 class InvalidAlert(ValueError):
@@ -191,27 +232,99 @@ def _identity_problem(rule: AlertRule) -> str | None:
         return "id and user_id must be whole numbers, zero or more"
     if not isinstance(rule.kind, AlertKind):
         return f"unknown alert kind {rule.kind!r}; expected one of {', '.join(AlertKind)}"
-    if not isinstance(rule.coin, str) or not COIN_PATTERN.match(rule.coin):
-        return f"{rule.coin!r} is not a coin name as Hyperliquid spells it (e.g. BTC, kPEPE, @107)"
+    if not isinstance(rule.coin, str) or not COIN_PATTERN.fullmatch(rule.coin):
+        return (
+            f"{shorten(repr(rule.coin))} is not a coin name as Hyperliquid spells it "
+            "(e.g. BTC, kPEPE, @107)"
+        )
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The thresholds a kind accepts: ``low < T <= high`` (``low <= T`` when ``inclusive``),
+    at most ``decimals`` decimal places (by value: ``1.50`` has one), in ``unit``."""
+
+    low: Decimal
+    high: Decimal
+    decimals: int
+    unit: str
+    inclusive: bool = False
+
+
+_PRICE_BOUNDS: Final = Bounds(_ZERO, MAX_PRICE, PRICE_DECIMALS, "quote currency")
+_PERCENT_BOUNDS: Final = Bounds(_ZERO, MAX_PERCENT, PERCENT_DECIMALS, "percent")
+_NOTIONAL_BOUNDS: Final = Bounds(_ZERO, MAX_NOTIONAL_USD, NOTIONAL_DECIMALS, "USD")
+THRESHOLD_BOUNDS: Final[dict[AlertKind, Bounds]] = {
+    AlertKind.PRICE_ABOVE: _PRICE_BOUNDS,
+    AlertKind.PRICE_BELOW: _PRICE_BOUNDS,
+    AlertKind.PRICE_MOVE_PCT: _PERCENT_BOUNDS,
+    AlertKind.OI_CHANGE_PCT: _PERCENT_BOUNDS,
+    AlertKind.LIQUIDATION_DISTANCE_BELOW: _PERCENT_BOUNDS,
+    AlertKind.FUNDING_ABOVE: Bounds(
+        -FUNDING_CAP_PER_HOUR, FUNDING_CAP_PER_HOUR, FUNDING_DECIMALS, "hourly fraction", True
+    ),
+    AlertKind.FUNDING_BELOW: Bounds(
+        -FUNDING_CAP_PER_HOUR, FUNDING_CAP_PER_HOUR, FUNDING_DECIMALS, "hourly fraction", True
+    ),
+    AlertKind.STALE_DATA: Bounds(_ZERO, Decimal(MAX_STALE_S), STALE_DECIMALS, "seconds"),
+    AlertKind.WHALE_TRADE: _NOTIONAL_BOUNDS,
+    AlertKind.WALLET_POSITION_CHANGE: _NOTIONAL_BOUNDS,
+    AlertKind.WALLET_LIQUIDATED: _NOTIONAL_BOUNDS,
+}
+
+
+def shorten(value: object) -> str:
+    """A value for a one-line message: a number of thousands of digits is cut short."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}…{text[-8:]} ({len(text)} characters)"
+
+
+def has_places(value: Decimal, decimals: int) -> bool:
+    """Whether ``value`` (finite, of bounded size: at most ~40 digits before the point) has
+    at most ``decimals`` decimal places by value (``1.50`` has one). Exact: the quantized
+    value has far fewer digits than the context's precision."""
+    return value == value.quantize(Decimal(1).scaleb(-decimals), context=_EXACT)
+
+
+def canonical(value: Decimal, decimals: int) -> Decimal:
+    """``value`` (already within its bounds) as it is stored: no exponent above zero and no
+    trailing zeros past ``decimals`` places, so ``1E+3`` is stored as ``1000`` and
+    ``1.000000000000`` as ``1.00000000`` — equal as Decimal, and a few characters long."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        return value.quantize(Decimal(1), context=_EXACT)
+    if isinstance(exponent, int) and exponent < -decimals:
+        return value.quantize(Decimal(1).scaleb(-decimals), context=_EXACT)
+    return value
 
 
 def _threshold_problem(rule: AlertRule) -> str | None:
     t = rule.threshold
     if not isinstance(t, Decimal) or not t.is_finite():
-        return f"the threshold must be a finite decimal number, got {t!r}"
+        return f"the threshold must be a finite decimal number, got {shorten(repr(t))}"
     kind = rule.kind
+    bounds = THRESHOLD_BOUNDS[kind]
     if kind in FUNDING_KINDS:
-        if abs(t) > FUNDING_CAP_PER_HOUR:
+        if t.copy_abs() > FUNDING_CAP_PER_HOUR:
             return (
-                f"funding threshold {t} is beyond the {FUNDING_CAP_PER_HOUR} per hour cap, so it "
-                "could never fire; give the hourly rate as a fraction (0.0001 = 0.01 % an hour)"
+                f"funding threshold {shorten(t)} is beyond the {FUNDING_CAP_PER_HOUR} per hour cap, "
+                "so it could never fire; give the hourly rate as a fraction (0.0001 = 0.01 % an hour)"
             )
-        return None
-    if t <= 0:
-        return f"{kind} needs a threshold above zero, got {t}"
-    if kind in EVENT_KINDS:
+    elif t <= 0:
+        return f"{kind} needs a threshold above zero, got {shorten(t)}"
+    elif kind in EVENT_KINDS:
         return _notional_problem(kind, t)
+    elif t > bounds.high:
+        return (
+            f"{kind} threshold {shorten(t)} is above the limit of {bounds.high:,f} ({bounds.unit})"
+        )
+    # Size first: has_places is exact only for a bounded value.
+    if not has_places(t, bounds.decimals):
+        return (
+            f"{kind} threshold takes at most {bounds.decimals} decimals ({bounds.unit}), "
+            f"got {shorten(t)}"
+        )
     if kind in WINDOW_KINDS and rule.direction is Direction.DOWN and t >= _HUNDRED:
         return f"a value cannot fall by {t} % or more, so this {kind} alert could never fire"
     return None
@@ -220,11 +333,14 @@ def _threshold_problem(rule: AlertRule) -> str | None:
 def _notional_problem(kind: AlertKind, t: Decimal) -> str | None:
     if t > MAX_NOTIONAL_USD:
         return (
-            f"{kind} threshold {t} USD is above the {MAX_NOTIONAL_USD:,f} USD limit; give the "
-            "notional in USD (1000000 = one million)"
+            f"{kind} threshold {shorten(t)} USD is above the {MAX_NOTIONAL_USD:,f} USD limit; give "
+            "the notional in USD (1000000 = one million)"
         )
-    if t != t.quantize(_CENT):  # exact: t is at most 10**12 here
-        return f"{kind} threshold is USD to the cent: at most {NOTIONAL_DECIMALS} decimals, got {t}"
+    if not has_places(t, NOTIONAL_DECIMALS):
+        return (
+            f"{kind} threshold is USD to the cent: at most {NOTIONAL_DECIMALS} decimals, "
+            f"got {shorten(t)}"
+        )
     if kind is AlertKind.WHALE_TRADE and t < MIN_WHALE_TRADE_USD:
         return (
             f"whale_trade needs a threshold of at least {MIN_WHALE_TRADE_USD} USD, got {t}: "
@@ -243,7 +359,10 @@ def _options_problem(rule: AlertRule) -> str | None:
         if rule.window_s is None:
             return f"{kind} needs window_s, the time window in seconds"
         if not _is_int(rule.window_s) or not 1 <= rule.window_s <= MAX_WINDOW_S:
-            return f"window_s must be whole seconds from 1 to {MAX_WINDOW_S}, got {rule.window_s!r}"
+            return (
+                f"window_s must be whole seconds from 1 to {MAX_WINDOW_S}, "
+                f"got {shorten(repr(rule.window_s))}"
+            )
     if (rule.window_s is not None and kind not in WINDOW_KINDS) or (
         rule.direction is not None and kind not in DIRECTION_KINDS
     ):
@@ -256,8 +375,11 @@ def _options_problem(rule: AlertRule) -> str | None:
     if kind in WALLET_KINDS:
         if rule.wallet is None:
             return f"{kind} needs the tracked wallet's address"
-        if not isinstance(rule.wallet, str) or not ADDRESS_PATTERN.match(rule.wallet):
-            return f"wallet must be 0x followed by 40 lower-case hex digits, got {rule.wallet!r}"
+        if not isinstance(rule.wallet, str) or not ADDRESS_PATTERN.fullmatch(rule.wallet):
+            return (
+                "wallet must be 0x followed by 40 lower-case hex digits, "
+                f"got {shorten(repr(rule.wallet))}"
+            )
     elif rule.wallet is not None:
         return f"a wallet applies only to {', '.join(sorted(WALLET_KINDS))}, not {kind}"
     if kind is AlertKind.STALE_DATA:
@@ -271,15 +393,23 @@ def _options_problem(rule: AlertRule) -> str | None:
 def _timing_problem(rule: AlertRule) -> str | None:
     if not isinstance(rule.mode, Mode):
         return f"mode must be once or recurring, got {rule.mode!r}"
-    if not _is_int(rule.cooldown_s) or rule.cooldown_s < 0:
-        return f"cooldown_s must be whole seconds, zero or more, got {rule.cooldown_s!r}"
+    if not _is_int(rule.cooldown_s) or not 0 <= rule.cooldown_s <= MAX_COOLDOWN_S:
+        return (
+            f"cooldown_s must be whole seconds from 0 to {MAX_COOLDOWN_S} (30 days), "
+            f"got {shorten(repr(rule.cooldown_s))}"
+        )
     m = rule.rearm_margin
     if not isinstance(m, Decimal) or not m.is_finite() or not 0 <= m < 1:
-        return f"rearm_margin must be a fraction from 0 up to (not including) 1, got {m!r}"
+        return f"rearm_margin must be a fraction from 0 up to (not including) 1, got {shorten(repr(m))}"
+    if not has_places(m, REARM_MARGIN_DECIMALS):
+        return f"rearm_margin takes at most {REARM_MARGIN_DECIMALS} decimals, got {shorten(m)}"
     for name in ("snooze_until", "expires_at", "last_fired_at"):
         value = getattr(rule, name)
-        if value is not None and (not _is_int(value) or value < 0):
-            return f"{name} must be a time in whole milliseconds since the epoch, got {value!r}"
+        if value is not None and (not _is_int(value) or not 0 <= value <= MAX_TIME_MS):
+            return (
+                f"{name} must be a time in whole milliseconds since the epoch, up to "
+                f"{MAX_TIME_MS} (year 9999), got {shorten(repr(value))}"
+            )
     if not isinstance(rule.armed, bool):
         return f"armed must be true or false, got {rule.armed!r}"
     return None
@@ -291,29 +421,36 @@ def _enum(cls: type[StrEnum], name: str, value: Any) -> Any:
     try:
         return cls(str(value).strip().lower())
     except ValueError:
-        raise InvalidAlert(f"unknown {name} {value!r}; expected one of {', '.join(cls)}") from None
+        raise InvalidAlert(
+            f"unknown {name} {shorten(repr(value))}; expected one of {', '.join(cls)}"
+        ) from None
 
 
 def _decimal(name: str, value: Any) -> Decimal:
     if isinstance(value, float):
         raise InvalidAlert(f"{name} must be given as a decimal string, not a float ({value!r})")
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise InvalidAlert(f"{name} must be a decimal number, got {value!r}")
+        raise InvalidAlert(f"{name} must be a decimal number, got {shorten(repr(value))}")
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_NUMBER_CHARS or not _DECIMAL_TEXT.fullmatch(text):
+            raise InvalidAlert(
+                f"{name} must be a decimal number (a finite decimal in ASCII digits, at most "
+                f"{MAX_NUMBER_CHARS} characters, e.g. 117000.5), got {shorten(repr(value))}"
+            )
+        value = text
     try:
-        return Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise InvalidAlert(f"{name} must be a decimal number, got {value!r}") from None
+        return Decimal(value)
+    except InvalidOperation:  # an exponent beyond what Decimal holds: 1e99999999999999999999
+        raise InvalidAlert(f"{name} must be a decimal number, got {shorten(repr(value))}") from None
 
 
 def _int_or_none(name: str, value: Any) -> int | None:
     if value is None or _is_int(value):
         return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise InvalidAlert(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return int(value.strip())
+    raise InvalidAlert(f"{name} must be a whole number, got {shorten(repr(value))}")
 
 
 def parse_rule(data: Mapping[str, Any]) -> AlertRule:

@@ -13,11 +13,17 @@ Contract:
   confirms each with :func:`domain.alerts.judgement.evaluate` (snooze, cooldown and expiry are
   time-dependent and deliberately not indexed), so candidates are a superset of what fires
   and never miss an alert whose condition holds.
-- Levels compare **exactly as Decimal**. Each book stores its levels as integers scaled by
-  ``10**exp`` (``exp`` = the most decimal places in that book) in an ``array('q')``, next to
-  an ``array('q')`` of ids — 16 bytes an alert — and falls back to plain lists if a level
-  does not fit in 64 bits. A tick value is scaled with floor or ceiling, which keeps every
-  comparison exact.
+- Levels compare **exactly as Decimal**, and one rule's precision costs nothing for the
+  others. Each book keys its levels at a *fixed* scale ``10**exp`` (:data:`BOOK_DECIMALS`:
+  the most decimals a threshold of its kind may have, so every threshold is keyed exactly)
+  as ``2 * floor(level * 10**exp)``, plus one when the level is finer than the scale — a
+  re-arm level ``T ± |T|·m`` often is. An odd key sits strictly between the two even keys
+  around it, so the keys sort like the levels; the few fine levels keep their exact Decimal
+  beside the arrays, and only those in the very cell a tick value falls in are compared as
+  Decimal. The keys are an ``array('q')`` next to an ``array('q')`` of ids, 16 bytes an
+  alert; the bounds on thresholds (``definition.THRESHOLD_BOUNDS``) keep every key within
+  64 bits. A tick value is keyed the same way, so a tick costs two bisections per book
+  whatever the precision of the rules in it.
 - :attr:`Purpose.FIRE` indexes armed rules at their threshold (crossed = condition holds);
   :attr:`Purpose.REARM` indexes disarmed recurring rules at
   :func:`~domain.alerts.judgement.rearm_level` (crossed = the condition is false by the margin),
@@ -27,18 +33,18 @@ Contract:
 
 from __future__ import annotations
 
-import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, MutableSequence, Sequence
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
 from domain.alerts.definition import (
     FUNDING_KINDS,
     PRICE_KINDS,
+    THRESHOLD_BOUNDS,
     AlertKind,
     AlertRule,
     Mode,
@@ -51,9 +57,17 @@ from domain.alerts.market_state import Quote
 IndexKey = tuple[AlertKind, PriceSource | None]
 """A book within a coin: ``(kind, price source)`` for price kinds, ``(kind, None)`` for funding."""
 
-_INT64: Final = 2**63 - 1
-# Enough precision that scaling a level or a tick value by a power of ten is always exact.
-_EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+# Book scale (decimals) per kind: the most decimals its thresholds may have.
+BOOK_DECIMALS: Final[dict[AlertKind, int]] = {
+    kind: THRESHOLD_BOUNDS[kind].decimals for kind in PRICE_KINDS | FUNDING_KINDS
+}
+# A value whose scaled order of magnitude passes this is beyond every level — the largest
+# bounded level, a price re-arm level under 2 * 10**9, scales to under 2 * 10**17 — and is
+# keyed as _BEYOND_KEY: comparing it costs what an ordinary value costs however many digits
+# it has, and its key still fits int64 (2**62 < 2**63).
+_MAX_MAGNITUDE: Final = 17
+_BEYOND_KEY: Final = 2**62
+_POW10: Final = [10**i for i in range(max(BOOK_DECIMALS.values()) + 1)]
 
 
 class Purpose(StrEnum):
@@ -75,95 +89,117 @@ def _quote_field(key: IndexKey) -> str:
     return "funding" if kind in FUNDING_KINDS else str(source)
 
 
-def _decimals(level: Decimal) -> int:
-    exponent = level.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
-
-
-def _scale(level: Decimal, exp: int) -> int:
-    # Exact: ``exp`` is at least the level's decimal places, so the result is integral.
-    return int(level.scaleb(exp, _EXACT))
-
-
-def _store(values: Iterable[int]) -> MutableSequence[int]:
-    values = list(values)
-    if all(-_INT64 <= v <= _INT64 for v in values):
-        return array("q", values)
-    return values
+def book_key(level: Decimal, exp: int) -> tuple[int, bool]:
+    """(key, fine) of ``level`` in a book of scale ``10**exp``: ``2 * floor(level * 10**exp)``,
+    plus one — and fine — when ``level`` has more than ``exp`` decimals. Keys sort exactly
+    like levels; equal keys are equal levels unless fine. Exact integer arithmetic on the
+    level's ratio; a value beyond every level, or within one unit of the scale from zero, is
+    keyed from its exponent alone (however many digits it has)."""
+    if not level:
+        return 0, False
+    magnitude = level.adjusted() + exp  # the scaled value's order of magnitude
+    if magnitude > _MAX_MAGNITUDE:
+        return (_BEYOND_KEY, False) if level > 0 else (-_BEYOND_KEY, False)
+    if magnitude < 0:  # 0 < |scaled| < 1: strictly inside the cell above or below zero
+        return (1, True) if level > 0 else (-1, True)
+    numerator, denominator = level.as_integer_ratio()
+    cell, rest = divmod(numerator * _POW10[exp], denominator)
+    return (2 * cell + 1, True) if rest else (2 * cell, False)
 
 
 class _Book:
-    """Levels of one (coin, key) sorted ascending, ids in parallel.
+    """Levels of one (coin, key) sorted ascending as keys (:func:`book_key`), ids in
+    parallel, and the exact level of each fine key.
 
     ``low_side`` True: a tick matches the levels below it (a prefix); False: those above it
     (a suffix). ``strict`` excludes a level equal to the tick.
     """
 
-    __slots__ = ("exp", "field", "ids", "levels", "low_side", "strict")
+    __slots__ = ("exp", "factor", "field", "fine", "ids", "levels", "low_side", "strict")
 
-    def __init__(self, field: str, low_side: bool, strict: bool) -> None:
+    def __init__(self, field: str, exp: int, low_side: bool, strict: bool) -> None:
         self.field = field
+        self.exp = exp
+        self.factor = _POW10[exp]
         self.low_side = low_side
         self.strict = strict
-        self.exp = 0
         self.levels: MutableSequence[int] = array("q")
         self.ids: MutableSequence[int] = array("q")
+        self.fine: dict[int, Decimal] = {}
 
     def fill(self, pairs: list[tuple[Decimal, int]]) -> None:
         """Replace the contents with ``pairs`` of (level, id): one sort."""
-        self.exp = max((_decimals(level) for level, _ in pairs), default=0)
-        scaled = [_scale(level, self.exp) for level, _ in pairs]
-        order = sorted(range(len(pairs)), key=scaled.__getitem__)
-        self.levels = _store(scaled[i] for i in order)
+        keys: list[int] = []
+        self.fine = {}
+        for level, alert_id in pairs:
+            key, fine = book_key(level, self.exp)
+            keys.append(key)
+            if fine:
+                self.fine[alert_id] = level
+        order = sorted(range(len(pairs)), key=keys.__getitem__)
+        self.levels = array("q", (keys[i] for i in order))
         self.ids = array("q", (pairs[i][1] for i in order))
 
     def insert(self, level: Decimal, alert_id: int) -> None:
-        decimals = _decimals(level)
-        if decimals > self.exp:
-            factor = 10 ** (decimals - self.exp)
-            self.levels = _store(v * factor for v in self.levels)
-            self.exp = decimals
-        key = _scale(level, self.exp)
-        if isinstance(self.levels, array) and not -_INT64 <= key <= _INT64:
-            self.levels = list(self.levels)
+        key, fine = book_key(level, self.exp)
+        if fine:
+            self.fine[alert_id] = level
         pos = bisect_right(self.levels, key)
         self.levels.insert(pos, key)
         self.ids.insert(pos, alert_id)
 
     def delete(self, alert_ids: set[int]) -> None:
+        for alert_id in alert_ids:
+            self.fine.pop(alert_id, None)
         if len(alert_ids) == 1:
             pos = self.ids.index(next(iter(alert_ids)))
             del self.levels[pos]
             del self.ids[pos]
             return
         keep = [i for i, alert_id in enumerate(self.ids) if alert_id not in alert_ids]
-        self.levels = _store(self.levels[i] for i in keep)
+        self.levels = array("q", (self.levels[i] for i in keep))
         self.ids = array("q", (self.ids[i] for i in keep))
 
-    def matching(self, value: Decimal) -> Sequence[int]:
-        scaled = value.scaleb(self.exp, _EXACT)
+    def _holds(self, level: Decimal, value: Decimal) -> bool:
         if self.low_side:
-            # levels <= v  <=>  level <= floor(v);   levels < v  <=>  level < ceil(v)
-            pos = (
-                bisect_left(self.levels, math.ceil(scaled))
-                if self.strict
-                else bisect_right(self.levels, math.floor(scaled))
-            )
-            return self.ids[:pos] if pos else ()
-        # levels >= v  <=>  level >= ceil(v);   levels > v  <=>  level > floor(v)
-        pos = (
-            bisect_right(self.levels, math.floor(scaled))
-            if self.strict
-            else bisect_left(self.levels, math.ceil(scaled))
-        )
-        return self.ids[pos:] if pos < len(self.ids) else ()
+            return level < value if self.strict else level <= value
+        return level > value if self.strict else level >= value
+
+    def matching(self, value: Decimal) -> Sequence[int]:
+        """Ids whose level ``value`` crosses: two bisections, and an exact comparison of the
+        fine levels in ``value``'s own cell, if ``value`` falls inside one."""
+        # book_key(value, self.exp), its common case inline: this runs for every book of
+        # every coin on every tick.
+        if 0 <= value.adjusted() + self.exp <= _MAX_MAGNITUDE:
+            numerator, denominator = value.as_integer_ratio()
+            cell, inside = divmod(numerator * self.factor, denominator)
+            key = 2 * cell + 1 if inside else 2 * cell
+        else:
+            key, inside = book_key(value, self.exp)
+        levels, ids = self.levels, self.ids
+        if not inside:
+            # ``value`` is exactly an even key: a level keyed equal is equal to it, an odd key
+            # below or above it is a level strictly below or above it.
+            if self.low_side:
+                pos = bisect_left(levels, key) if self.strict else bisect_right(levels, key)
+                return ids[:pos] if pos else ()
+            pos = bisect_right(levels, key) if self.strict else bisect_left(levels, key)
+            return ids[pos:] if pos < len(ids) else ()
+        # ``value`` lies strictly inside a cell: levels keyed below it are below the value,
+        # above it above; those keyed in the same cell (fine ones) are compared exactly.
+        lo = bisect_left(levels, key)
+        hi = bisect_right(levels, key, lo) if self.fine else lo  # no fine level: none here
+        band = [i for i in ids[lo:hi] if self._holds(self.fine[i], value)] if hi > lo else []
+        if self.low_side:
+            head = ids[:lo] if lo else ()
+            return [*head, *band] if band else head
+        tail = ids[hi:] if hi < len(ids) else ()
+        return [*band, *tail] if band else tail
 
     def nbytes(self) -> int:
-        total = sys.getsizeof(self)
+        total = sys.getsizeof(self) + sys.getsizeof(self.fine)
         for seq in (self.levels, self.ids):
             total += sys.getsizeof(seq)
-            if isinstance(seq, list):
-                total += sum(sys.getsizeof(v) for v in seq)
         return total
 
 
@@ -190,11 +226,12 @@ class ThresholdIndex:
 
     def _new_book(self, key: IndexKey) -> _Book:
         above = comparison(key[0]) == "ge"
+        field, exp = _quote_field(key), BOOK_DECIMALS[key[0]]
         if self.purpose is Purpose.FIRE:
             # v >= T matches levels at or below v; v <= T matches levels at or above v.
-            return _Book(_quote_field(key), low_side=above, strict=False)
+            return _Book(field, exp, low_side=above, strict=False)
         # Re-arm: v < level (was "ge") matches levels above v; v > level matches levels below.
-        return _Book(_quote_field(key), low_side=not above, strict=True)
+        return _Book(field, exp, low_side=not above, strict=True)
 
     def _book(self, coin: str, key: IndexKey) -> _Book:
         books = self._books.setdefault(coin, {})

@@ -36,7 +36,7 @@ snoozed is held and never fires later (it is not a state that can still be true)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from enum import StrEnum
 from typing import Final
 
@@ -44,6 +44,7 @@ from domain.alerts.definition import (
     EVENT_KINDS,
     FUNDING_KINDS,
     PRICE_KINDS,
+    REARM_PRECISION,
     WINDOW_KINDS,
     AlertKind,
     AlertRule,
@@ -56,6 +57,8 @@ from domain.alerts.occurrence import Occurrence, concerns
 from domain.alerts.view import MarketView, Series, Stream, WindowRange
 
 _HUNDRED: Final = Decimal(100)
+# Traps Inexact too: a rounded re-arm level would be a bug in the bounds, not a value to use.
+_EXACT: Final = Context(prec=REARM_PRECISION, traps=[InvalidOperation, Overflow, Inexact])
 
 
 class Outcome(StrEnum):
@@ -208,8 +211,13 @@ def rearm_level(rule: AlertRule) -> Decimal:
     """The value the measurement must pass (strictly) to re-arm: ``T - |T|*m`` for ``ge``
     kinds (re-arm below it), ``T + |T|*m`` for ``le`` kinds (above it) and for ``lt`` kinds
     (at or above it, as equality already makes ``v < T`` false)."""
-    band = abs(rule.threshold) * rule.rearm_margin
-    return rule.threshold - band if comparison(rule.kind) == "ge" else rule.threshold + band
+    # Exact whatever the caller's decimal context: a rule's threshold and margin are bounded
+    # (definition: at most 19 and 6 significant digits), so the product and the sum have
+    # far fewer digits than REARM_PRECISION — never rounded, never an overflow.
+    band = _EXACT.multiply(rule.threshold.copy_abs(), rule.rearm_margin)
+    if comparison(rule.kind) == "ge":
+        return _EXACT.subtract(rule.threshold, band)
+    return _EXACT.add(rule.threshold, band)
 
 
 def rearm_satisfied(kind: AlertKind, value: Decimal, level: Decimal) -> bool:

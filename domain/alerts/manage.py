@@ -9,14 +9,25 @@ pick the change up.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
-from domain.alerts.definition import WALLET_KINDS, AlertRule, InvalidAlert, Mode, parse_rule
+from domain.alerts.definition import (
+    REARM_MARGIN_DECIMALS,
+    THRESHOLD_BOUNDS,
+    WALLET_KINDS,
+    AlertRule,
+    InvalidAlert,
+    Mode,
+    canonical,
+    parse_rule,
+)
 from domain.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
 from domain.notify.channels import user_channel
+from domain.notify.credentials import CredentialRefused, check_channel
 from domain.notify.egress import EgressRefused, resolve_target
 from models.alert import Alert
 from models.notification_channel import (
@@ -25,13 +36,25 @@ from models.notification_channel import (
     MAX_TARGET_CHARS,
     NotificationChannel,
 )
-from models.repositories import AlertRepository, ChannelRepository, TrackedWalletRepository
+from models.repositories import (
+    AlertRepository,
+    ChannelRepository,
+    TrackedWalletRepository,
+    UserRepository,
+)
 from models.tracked_wallet import TrackedWallet
 from models.user import User
 from runtime import keys
+from runtime.clock import SYSTEM_CLOCK, Clock
 from settings import ADDRESS_PATTERN, Settings
 
 URL_KINDS = ("webhook", "slack", "discord")
+# How far ahead a new alert may be snoozed or set to expire: 5 years (with their leap days).
+# Further is a typing slip (2062 for 2026) or milliseconds given where seconds belong; an
+# alert meant to run for ever has no expiry. A time in the past would be a no-op snooze or
+# an alert expired at birth (epoch 0 is 1970), so it is refused too.
+MAX_SCHEDULE_AHEAD_MS: Final = (5 * 365 + 2) * 86_400_000
+MAX_ID: Final = 2**63 - 1  # ids are BIGINT
 
 
 class Refused(ValueError):
@@ -47,6 +70,30 @@ def _channel_of(session: Session, user: User, channel_id: int) -> NotificationCh
     return channel
 
 
+def _iso(ms: int) -> str:
+    # ms is within definition.MAX_TIME_MS (year 9999), which a datetime can show.
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_schedule(rule: AlertRule, now_ms: int) -> None:
+    """Refuse a new alert's ``snooze_until`` / ``expires_at`` unless after ``now_ms`` and at
+    most :data:`MAX_SCHEDULE_AHEAD_MS` ahead of it."""
+    for name in ("snooze_until", "expires_at"):
+        value = getattr(rule, name)
+        if value is None:
+            continue
+        if value <= now_ms:
+            raise Refused(
+                f"{name} {_iso(value)} is not in the future (now is {_iso(now_ms)}); "
+                "give a later time"
+            )
+        if value > now_ms + MAX_SCHEDULE_AHEAD_MS:
+            raise Refused(
+                f"{name} {_iso(value)} is more than 5 years ahead (latest "
+                f"{_iso(now_ms + MAX_SCHEDULE_AHEAD_MS)})"
+            )
+
+
 def create_alert(
     session: Session,
     settings: Settings,
@@ -54,13 +101,16 @@ def create_alert(
     fields: Mapping[str, Any],
     channel_id: int,
     known_coins: Collection[str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Alert:
     """Validate and store one alert for ``user``, notifying through ``channel_id``.
 
-    Refused: an invalid definition (``definition.parse_rule``), a coin not in ``known_coins``
-    (when given), a channel that is not the user's or not active, a wallet alert
-    (``definition.WALLET_KINDS``) on a wallet the user does not track, an inactive user, or
-    the tier's active-alert quota.
+    Refused: an invalid definition (``definition.parse_rule``: bounds included), a snooze or
+    expiry not ahead of now by at most 5 years (:func:`check_schedule`), a coin not in
+    ``known_coins`` (when given), a channel that is not the user's or not active, a wallet
+    alert (``definition.WALLET_KINDS``) on a wallet the user does not track, an inactive
+    user, or the tier's active-alert quota. Numbers are stored in their canonical form
+    (``definition.canonical``: equal as Decimal to what was given).
     """
     if not user.active:
         raise Refused(f"{user.email} is not an active user")
@@ -68,8 +118,11 @@ def create_alert(
         rule: AlertRule = parse_rule({**fields, "user_id": user.id, "id": 0})
     except InvalidAlert as exc:
         raise Refused(str(exc)) from None
+    check_schedule(rule, clock.time_ms())
     if known_coins is not None and rule.coin not in known_coins:
         raise Refused(f"unknown coin {rule.coin!r}: hyperwatch has no market data for it")
+    if not 0 < channel_id <= MAX_ID:
+        raise Refused(f"channel {channel_id} does not exist for {user.email}")
     _channel_of(session, user, channel_id)
     if rule.kind in WALLET_KINDS:
         tracked = TrackedWalletRepository(session).list(
@@ -85,7 +138,7 @@ def create_alert(
         user_id=user.id,
         coin=rule.coin,
         kind=str(rule.kind),
-        threshold=rule.threshold,
+        threshold=canonical(rule.threshold, THRESHOLD_BOUNDS[rule.kind].decimals),
         price_source=str(rule.price_source),
         window_s=rule.window_s,
         direction=None if rule.direction is None else str(rule.direction),
@@ -93,7 +146,7 @@ def create_alert(
         stream=None if rule.stream is None else str(rule.stream),
         mode=str(rule.mode),
         cooldown_s=rule.cooldown_s,
-        rearm_margin=rule.rearm_margin,
+        rearm_margin=canonical(rule.rearm_margin, REARM_MARGIN_DECIMALS),
         armed=True,
         active=True,
         snooze_until=rule.snooze_until,
@@ -104,7 +157,8 @@ def create_alert(
 
 
 def owned_alert(session: Session, alert_id: int, user: User | None = None) -> Alert:
-    alert = AlertRepository(session).get(alert_id)
+    # An id beyond BIGINT names no row (and would overflow SQLite's integer on the way).
+    alert = AlertRepository(session).get(alert_id) if 0 < alert_id <= MAX_ID else None
     if alert is None or (user is not None and alert.user_id != user.id):
         raise Refused(f"alert {alert_id} does not exist")
     return alert
@@ -168,6 +222,12 @@ def create_channel(
         raise Refused(f"a channel target is at most {MAX_TARGET_CHARS} characters")
     if secret is not None and len(secret) > MAX_SECRET_CHARS:
         raise Refused(f"a channel secret is at most {MAX_SECRET_CHARS} characters")
+    try:
+        # Every caller, not only the CLI: a credential's shape decides where a request goes
+        # (a Telegram token is a path segment).
+        check_channel(kind, target, secret, settings.webhook_allowlist)
+    except CredentialRefused as exc:
+        raise Refused(str(exc)) from None
     stored = check_channel_target(settings, kind, target)
     if kind in ("webhook", "telegram") and not secret:
         raise Refused(
@@ -249,3 +309,50 @@ def track_wallets(
             raise Refused(str(exc)) from None
         repository.track_many(user.id, new, label)
     return new, [a for a in wanted if a in have]
+
+
+# --- subscribers ----------------------------------------------------------------------------
+
+# RFC 5321 §4.5.3.1: a local part of at most 64 octets; a path of 256 octets with its angle
+# brackets leaves 254 for the address (RFC 3696 errata 1690). Measured in characters of the
+# stored (lower-cased) form, which the column (String(320)) holds with room to spare.
+MAX_EMAIL_CHARS: Final = 254
+MAX_EMAIL_LOCAL_CHARS: Final = 64
+MAX_DOMAIN_LABEL_CHARS: Final = 63
+
+
+def check_email(text: str) -> str:
+    """The address to store for ``text`` — spaces around it trimmed, lower-cased — or
+    :class:`Refused` naming what is wrong. No control or other unprintable character
+    anywhere (a CR/LF would let an address inject a header into a mail, an escape sequence
+    rewrite an operator's terminal), one ``@``, RFC 5321 lengths, a dotted domain."""
+    bad = next((c for c in text if not c.isprintable()), None)
+    if bad is not None:
+        raise Refused(f"email must not contain control characters (found {bad!r})")
+    email = text.strip().lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or "@" in local or " " in email:
+        raise Refused(f"email {text[:80]!r} is not an email address")
+    if len(local) > MAX_EMAIL_LOCAL_CHARS:
+        raise Refused(
+            f"email local part (before the @) is at most {MAX_EMAIL_LOCAL_CHARS} characters, "
+            f"got {len(local)}"
+        )
+    if len(email) > MAX_EMAIL_CHARS:
+        raise Refused(f"email is at most {MAX_EMAIL_CHARS} characters, got {len(email)}")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(labels):
+        raise Refused(f"email {text[:80]!r} is not an email address (its domain needs a dot)")
+    if max(len(label) for label in labels) > MAX_DOMAIN_LABEL_CHARS:
+        raise Refused(f"email domain labels are at most {MAX_DOMAIN_LABEL_CHARS} characters each")
+    return email
+
+
+def create_user(session: Session, email: str, tier: str) -> User:
+    """Store a new subscriber after :func:`check_email`; an email already taken is
+    :class:`Refused` (the unique index settles a concurrent add: IntegrityError)."""
+    address = check_email(email)
+    users = UserRepository(session)
+    if users.by_email(address) is not None:
+        raise Refused(f"user {address} already exists")
+    return users.create(address, tier)

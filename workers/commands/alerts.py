@@ -6,7 +6,8 @@ rate as a fraction (``0.0001`` = 0.01 % an hour); percentages are percent (``5``
 ``stale_data`` takes seconds; ``whale_trade``, ``wallet_position_change`` and
 ``wallet_liquidated`` take USD of notional, to the cent (docs/ALERTS.md). Durations: ``300``, ``90s``, ``5m``, ``4h``, ``1d``. Times
 (``--snooze-until``, ``--expires``): ISO 8601 (``2026-12-01T12:00:00Z``), epoch ms, or
-relative (``+2h``).
+relative (``+2h``). Every number, duration and time has a range (docs/ALERTS.md, "Accepted
+ranges"): outside it, one line naming the field and exit 2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from domain.alerts.coins import CoinsUnknown, known_coins
-from domain.alerts.definition import AlertKind, Direction, Mode, PriceSource
+from domain.alerts.definition import AlertKind, Direction, Mode, PriceSource, shorten
 from domain.alerts.manage import create_alert, owned_alert, set_alert_active
 from domain.alerts.view import Stream
 from models.repositories import AlertRepository
@@ -33,41 +34,52 @@ from workers.commands.users import (
 from workers.context import UsageError, current_settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+# ASCII digits only (``\d`` and int() would take '١٢٣'), and few enough that the product
+# stays an ordinary number: the definition's bounds then refuse what is too long.
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)")
+_EPOCH_MS = re.compile(r"[0-9]{1,15}")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def parse_duration(text: str, option: str) -> int:
     """Whole seconds from ``300``, ``90s``, ``5m``, ``4h``, ``1d``."""
-    match = _DURATION.match(text.strip().lower())
+    match = _DURATION.fullmatch(text.strip().lower())
     if match is None:
         raise UsageError(
-            f"{option} must be a duration such as 300, 90s, 5m, 4h or 1d, got {text!r}"
+            f"{option} must be a duration such as 300, 90s, 5m, 4h or 1d (at most 9 digits), "
+            f"got {shorten(repr(text))}"
         )
     return int(match[1]) * _UNITS[match[2] or "s"]
 
 
 def parse_when(text: str, option: str, clock: Clock = SYSTEM_CLOCK) -> int:
-    """Epoch ms from ISO 8601, epoch ms, or ``+<duration>`` from now."""
+    """Epoch ms from ISO 8601, epoch ms, or ``+<duration>`` from now. How far ahead is for
+    the definition and ``manage.check_schedule`` to judge."""
     raw = text.strip()
     if raw.startswith("+"):
-        return int((clock.time() + parse_duration(raw[1:], option)) * 1000)
-    if raw.isdigit():
+        return clock.time_ms() + parse_duration(raw[1:], option) * 1000
+    if _EPOCH_MS.fullmatch(raw):
         return int(raw)
     try:
         when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        # Whole milliseconds computed exactly (a float timestamp rounds microseconds).
+        return (when - _EPOCH) // dt.timedelta(milliseconds=1)
+    except (ValueError, OverflowError):  # year 1 at +01:00 is before datetime.min in UTC
         raise UsageError(
-            f"{option} must be ISO 8601 (2026-12-01T12:00:00Z), epoch ms or +2h, got {text!r}"
+            f"{option} must be ISO 8601 (2026-12-01T12:00:00Z), epoch ms or +2h, "
+            f"got {shorten(repr(text))}"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1000)
 
 
 def _when(value: int | None) -> str:
     if value is None:
         return "-"
-    return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):  # a row stored before the bounds existed
+        return str(value)
 
 
 @click.group()

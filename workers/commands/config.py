@@ -170,7 +170,7 @@ def _default(field: FieldInfo) -> str:
 
 def configuration_doc() -> str:
     """docs/CONFIGURATION.md: every setting, grouped as in settings.py, from the Settings object."""
-    from settings import Settings
+    from settings import MAX_SETTING_NUMBER, Settings
 
     sections = _settings_sections()
     lines = [
@@ -189,6 +189,9 @@ def configuration_doc() -> str:
         "expects, e.g.",
         "`hyperwatch: invalid setting WORKER_SOFT_SHUTDOWN_TIMEOUT_S: Input should be a valid",
         "number, unable to parse string as a number (got 'soon')`.",
+        "",
+        "Every number, beyond the bounds its row gives, must be finite (`inf` and `nan` are",
+        f"refused) and at most {MAX_SETTING_NUMBER:,} in size.",
         "",
         "- `hyperwatch config show` prints the effective values, secrets masked.",
         "- `hyperwatch config env-example` prints `.env.example` (every variable, commented).",

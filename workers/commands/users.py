@@ -9,7 +9,6 @@ unreachable database or Redis is exit 1. Listings never print a secret.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -19,15 +18,13 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Programm
 from sqlalchemy.orm import Session
 
 from domain.alerts.book import announce
-from domain.alerts.manage import Refused
+from domain.alerts.manage import Refused, check_email, create_user
 from models.db import get_database
 from models.repositories import AlertRepository, TrackedWalletRepository, UserRepository
 from models.secret_box import SecretUnavailable
 from models.user import TIERS, User
 from settings import redact_url
 from workers.context import UsageError, current_settings
-
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class Unavailable(click.ClickException):
@@ -91,9 +88,12 @@ def announce_changes(client: redis.Redis, alert_ids: Sequence[int]) -> None:
 
 def find_user(session: Session, ref: str) -> User:
     """A user by email or numeric id; unknown → usage error."""
+    if not ref.isprintable():  # NUL or a control character: never an email we stored
+        raise UsageError(f"unknown user {ref[:80]!r}")
     repository = UserRepository(session)
-    # isdecimal, not isdigit: "²" is a digit that int() refuses.
-    user = repository.get(int(ref)) if ref.isdecimal() else repository.by_email(ref)
+    # An id is ASCII digits that fit BIGINT: "²" is a digit int() refuses, "١٢" one it takes.
+    is_id = ref.isascii() and ref.isdecimal() and len(ref) <= 18
+    user = repository.get(int(ref)) if is_id else repository.by_email(ref)
     if user is None:
         raise UsageError(f"unknown user {ref!r}")
     return user
@@ -122,15 +122,15 @@ def users() -> None:
 @click.option("--tier", type=click.Choice(TIERS), default="free", show_default=True)
 def add(email: str, tier: str) -> None:
     """Add a subscriber."""
-    if not EMAIL.match(email.strip()):
-        raise UsageError(f"{email!r} is not an email address")
+    try:
+        address = check_email(email)  # before connecting: a bad address needs no database
+    except Refused as exc:
+        raise UsageError(str(exc)) from None
     try:
         with unit_of_work() as session:
-            if UserRepository(session).by_email(email) is not None:
-                raise UsageError(f"user {email.strip().lower()} already exists")
-            user = UserRepository(session).create(email, tier)
+            user = create_user(session, address, tier)
     except IntegrityError:
-        raise UsageError(f"user {email.strip().lower()} already exists") from None
+        raise UsageError(f"user {address} already exists") from None
     click.echo(f"user {user.id} {user.email} ({user.tier})")
 
 

@@ -207,7 +207,13 @@ def test_once_snoozed_expired_and_older_inputs(
     t = now_ms()
     once = subscriber(kind="price_above", coin="BTC", threshold="100")
     subscriber(kind="price_above", coin="BTC", threshold="100", snooze_until=t + 3_600_000)
-    expired = subscriber(kind="price_above", coin="BTC", threshold="100", expires_at=t - 1_000)
+    expired = subscriber(kind="price_above", coin="BTC", threshold="100", expires_at=t + 60_000)
+    # (a new alert must expire in the future: this one is made to have expired since)
+    with pg_database.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE alerts SET expires_at = :at WHERE id = :id"),
+            {"at": t - 1_000, "id": expired},
+        )
     subscriber(kind="price_above", coin="ETH", threshold="100")
 
     # When BTC crosses, falls and crosses again; and an ETH batch older than the newest

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.alerts.definition import AlertKind, AlertRule, Mode, PriceSource, comparison
+from domain.alerts.definition import (
+    FUNDING_DECIMALS,
+    MAX_PRICE,
+    PRICE_DECIMALS,
+    AlertKind,
+    AlertRule,
+    Mode,
+    PriceSource,
+    comparison,
+)
 from domain.alerts.index import IndexKey, Purpose, ThresholdIndex, index_key
 from domain.alerts.judgement import Outcome, evaluate, rearm_level, rearm_satisfied
 from domain.alerts.market_state import MarketState, Quote
@@ -80,7 +89,7 @@ def test_given_an_unknown_value_when_a_tick_comes_then_its_books_cross_nothing()
     assert index.candidates_for_tick({"BTC": Quote(mid=D("1"), mark=None, funding=None)}) == []
 
 
-def test_given_finer_thresholds_when_added_later_then_the_book_rescales_exactly() -> None:
+def test_given_finer_thresholds_when_added_later_then_they_compare_exactly() -> None:
     index = ThresholdIndex.build([rule(1, AlertKind.PRICE_ABOVE, "100")])
 
     index.add(rule(2, AlertKind.PRICE_ABOVE, "100.0000001"))
@@ -88,17 +97,56 @@ def test_given_finer_thresholds_when_added_later_then_the_book_rescales_exactly(
 
     assert sorted(index.crossed("BTC", ABOVE_MID, D("100"))) == [1, 3]
     assert sorted(index.crossed("BTC", ABOVE_MID, D("100.0000001"))) == [1, 2, 3]
+    assert sorted(index.crossed("BTC", ABOVE_MID, D("100.000000099999"))) == [1, 3]
 
 
-def test_given_huge_thresholds_when_indexed_then_the_book_falls_back_to_exact_ints() -> None:
-    index = ThresholdIndex.build([rule(1, AlertKind.PRICE_ABOVE, "0.00000001")])
+def test_given_the_extreme_accepted_thresholds_when_indexed_then_they_fit_and_compare_exactly() -> (
+    None
+):
+    # Given the largest and the finest price thresholds a rule accepts, the widest margin
+    top, tiny = MAX_PRICE, D(1).scaleb(-PRICE_DECIMALS)
+    index = ThresholdIndex.build(
+        [rule(1, AlertKind.PRICE_ABOVE, str(tiny)), rule(2, AlertKind.PRICE_ABOVE, str(top))]
+    )
+    below = rule(3, AlertKind.PRICE_BELOW, str(top), armed=False, mode=Mode.RECURRING,
+                 rearm_margin=D("0.999999"))  # fmt: skip
+    rearm = ThresholdIndex.build([below], Purpose.REARM)
 
-    index.add(rule(2, AlertKind.PRICE_ABOVE, "1E+20"))
+    # Then they are crossed exactly at their level, and at the re-arm level 1999999000
+    assert sorted(index.crossed("BTC", ABOVE_MID, top)) == [1, 2]
+    assert list(index.crossed("BTC", ABOVE_MID, top - tiny)) == [1]
+    assert list(index.crossed("BTC", ABOVE_MID, tiny / 2)) == []
+    assert rearm_level(below) == D("1999999000")
+    assert list(rearm.crossed("BTC", BELOW_MID, D("1999999000"))) == []
+    assert list(rearm.crossed("BTC", BELOW_MID, D("1999999000.000000001"))) == [3]
+    # and a tick value of any size or precision costs no more than an ordinary one
+    assert sorted(index.crossed("BTC", ABOVE_MID, D("1E+999999"))) == [1, 2]
+    assert list(index.crossed("BTC", ABOVE_MID, D("1E-999999"))) == []
 
-    assert sorted(index.crossed("BTC", ABOVE_MID, D("1E+20"))) == [1, 2]
-    assert list(index.crossed("BTC", ABOVE_MID, D("99999999999999999999.99999999"))) == [1]
-    built = ThresholdIndex.build([rule(3, AlertKind.PRICE_BELOW, "123456789012345678901.5")])
-    assert list(built.crossed("BTC", BELOW_MID, D("123456789012345678901.5"))) == [3]
+
+def test_given_one_rule_with_a_fine_level_when_added_then_the_others_keys_do_not_change() -> None:
+    # Given a re-arm book of ordinary levels (thresholds to the cent, margin 0.5 %)
+    ordinary = [
+        rule(i, AlertKind.PRICE_ABOVE, f"{100 + i}.25", armed=False, mode=Mode.RECURRING)
+        for i in range(1, 50)
+    ]
+    index = ThresholdIndex.build(ordinary, Purpose.REARM)
+    book = index._books["BTC"][ABOVE_MID]
+    keys_before, scale = list(book.levels), book.exp
+
+    # When a rule whose re-arm level has 14 decimals joins (99.99999999 * (1 - 0.000001))
+    fine = rule(99, AlertKind.PRICE_ABOVE, "99.99999999", armed=False, mode=Mode.RECURRING,
+                rearm_margin=D("0.000001"))  # fmt: skip
+    index.add(fine)
+
+    # Then the book keeps its scale and every other key; only the fine rule keeps a Decimal
+    assert book.exp == scale == PRICE_DECIMALS
+    assert [k for k, i in zip(book.levels, book.ids, strict=True) if i != 99] == keys_before
+    assert book.fine == {99: rearm_level(fine)} and rearm_level(fine) == D("99.99989999000001")
+    # and it is compared exactly: re-arms strictly below its level, not at it
+    assert 99 not in index.crossed("BTC", ABOVE_MID, rearm_level(fine))
+    assert 99 in index.crossed("BTC", ABOVE_MID, D("99.99989999"))
+    assert 99 not in index.crossed("BTC", ABOVE_MID, D("99.999899990000011"))
 
 
 def test_given_an_index_when_alerts_are_removed_or_replaced_then_queries_follow() -> None:
@@ -176,8 +224,9 @@ KINDS = (
 )
 
 
-def decimals_text(draw: st.DrawFn, funding: bool) -> str:
-    places = draw(st.integers(0, 9))
+def decimals_text(draw: st.DrawFn, funding: bool, finer: int = 0) -> str:
+    # Thresholds take the decimals their kind allows; tick values (``finer``) more.
+    places = draw(st.integers(0, (FUNDING_DECIMALS if funding else PRICE_DECIMALS) + finer))
     if funding:
         value = draw(st.decimals(min_value=D("-0.04"), max_value=D("0.04"), places=places))
     else:
@@ -205,7 +254,9 @@ def rule_sets(draw: st.DrawFn) -> list[AlertRule]:
                 threshold=D(decimals_text(draw, funding=not price_kind)),
                 armed=draw(st.booleans()),
                 mode=draw(st.sampled_from(Mode)),
-                rearm_margin=draw(st.decimals(min_value=0, max_value=D("0.5"), places=3)),
+                rearm_margin=draw(
+                    st.decimals(min_value=0, max_value=D("0.5"), places=draw(st.integers(0, 6)))
+                ),
                 **extra,
             )
         )
@@ -223,7 +274,7 @@ def quote_sets(draw: st.DrawFn, rules: list[AlertRule]) -> dict[str, Quote]:
             return None
         if choice == 1 and levels:
             return draw(st.sampled_from(levels))
-        return D(decimals_text(draw, funding))
+        return D(decimals_text(draw, funding, finer=2))
 
     return {
         coin: Quote(mid=value(False), mark=value(False), funding=value(True))
