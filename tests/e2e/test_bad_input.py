@@ -419,7 +419,7 @@ BAD_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("wallets", "track", "--user", "ann@example.com", "0x123"), "is not a wallet address"),
     (("wallets", "track", "--user", "ann@example.com", "' OR 1=1 --"), "is not a wallet address"),
     (("wallets", "track", "--user", "ann@example.com", WALLET, "--label", "l" * 150),
-     "the database refused a value"),
+     "--label: at most 100 characters, got 150"),
     (("wallets", "untrack", "--user", "ann@example.com", WALLET), "does not track"),
     # alerts
     ((*ALERT, "--coin", "DOGE", "--kind", "price_above", "--threshold", "1"), "unknown coin 'DOGE'"),

@@ -68,14 +68,14 @@ LABEL_MAX = 100  # the column's length (models/tracked_wallet.py)
 
 
 def label_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a wallet's label; None when it can. Control characters (NUL,
-    CR/LF, escapes: a label is printed in listings) and lone surrogates (an undecodable
-    byte of argv, which the database refuses) are refused, as is more than the column
-    holds; anything else, of any script, is a label."""
+    """Why ``text`` cannot be a wallet's label; None when it can. NUL and lone surrogates
+    (an undecodable byte of argv) are refused — the database would refuse them with an
+    encoding error — as is more than the column holds; anything else is a label, stored as
+    typed, as a channel's name is (listings print labels through ``one_line``)."""
     if len(text) > LABEL_MAX:
         return f"--label: at most {LABEL_MAX} characters, got {len(text)}"
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
-        return "--label: no control characters or undecodable bytes"
+    if any(c == "\x00" or unicodedata.category(c) == "Cs" for c in text):
+        return "--label: text without NUL or undecodable bytes"
     return None
 
 
@@ -215,7 +215,7 @@ def list_wallets(user_ref: str | None) -> None:
         offset = 0
         while True:
             page = repository.list(filters, limit=PAGE, offset=offset)
-            tracked += [(w.id, w.user_id, w.address, w.label or "-") for w in page]
+            tracked += [(w.id, w.user_id, w.address, one_line(w.label) or "-") for w in page]
             if len(page) < PAGE:
                 break
             offset += PAGE
