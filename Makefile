@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lock run test lint format bench soak clean
+.PHONY: test-heavy install lock run test lint format bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,13 +33,18 @@ lock:
 run: install
 	$(BIN)/hyperwatch up --feed sim
 
-# The test command (README). Real PostgreSQL, Redis and Celery processes; < 10 minutes.
+# The test command (README). Real PostgreSQL, Redis and Celery processes; < 12 minutes.
 # Coverage (line and branch) is measured in every process the tests start and held to the
 # floors in tests/support/coverage_floor.py; the data goes to .coverage in the checkout.
 test: install
 	rm -f .coverage .coverage.*
-	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/pytest -q --cov --cov-report=
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/pytest -q -m "not heavy" --cov --cov-report=
 	$(BIN)/python -m tests.support.coverage_floor
+
+# The heavy suites: the fault suite, ingester failover, the rolling restart (~3 minutes).
+# .ci/run runs them after `make test`.
+test-heavy: install
+	$(BIN)/pytest -q -m heavy
 
 lint: install
 	$(BIN)/ruff check .

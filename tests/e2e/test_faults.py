@@ -30,7 +30,9 @@ from settings import load_settings
 from tests.support.services import PostgresCluster, RedisServer
 from tests.support.stack import Stack, StackConfig, compare, compare_complete, wait_until
 
-pytestmark = pytest.mark.e2e
+# Heavy: whole stacks killed, partitioned and restarted; `make test-heavy`, which .ci/run
+# runs after the test command.
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 
 @pytest.fixture()

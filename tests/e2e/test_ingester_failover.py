@@ -27,7 +27,9 @@ from tests.support.ingesters import IngesterPair
 from tests.support.services import PostgresCluster, RedisServer
 from tests.support.stack import Stack, StackConfig, compare, wait_until
 
-pytestmark = pytest.mark.e2e
+# Heavy: whole stacks killed, partitioned and restarted; `make test-heavy`, which .ci/run
+# runs after the test command.
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 TAKEOVER_LIMIT_S = 2.0
 

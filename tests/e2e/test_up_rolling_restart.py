@@ -30,7 +30,9 @@ from tests.support.services import PostgresDatabase, RedisServer, free_port
 from tests.support.stack import compare, wait_until
 from workers.simulator import SimulatorProcess
 
-pytestmark = pytest.mark.e2e
+# Heavy: whole stacks killed, partitioned and restarted; `make test-heavy`, which .ci/run
+# runs after the test command.
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 COINS = "BTC,ETH,SOL"
 
