@@ -20,9 +20,12 @@ What this module gives:
   ignored, optional ones may be absent (``twapId`` may be ``null``).
 * :class:`ArchiveDecoder` is the bulk path the importer runs: lines in, ``events.Trade``
   (one per trade, derived from its two fills) and ``events.Fill`` (tracked wallets only)
-  out, with bad lines counted and kept with their line number. It reads each fill's dict
-  directly and builds a typed record only for tracked wallets' fills and for the error
-  message of a fill it refuses, so the two paths agree (a unit test holds them equal).
+  out, with bad lines counted and kept with their line number. A block made only of
+  well-formed adjacent ``B``/``A`` pairs of untracked wallets — nearly every block — is
+  decoded by msgspec straight into typed structs of the fields a trade takes; any other
+  block is read event by event from orjson's dicts, building a typed record only for
+  tracked wallets' fills and for the error message of a fill it refuses. The paths agree
+  (unit tests hold them equal, one property-based).
 
 Trade derivation (§3.6, Hyperliquid's own ``Trade::from_fills``): the ``B`` fill (buyer)
 and the ``A`` fill (seller) of one trade share ``(coin, time, tid)``; the trade is the ask's
@@ -56,13 +59,15 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, Final, Literal, NamedTuple, cast
+from typing import IO, Annotated, Any, Final, Literal, NamedTuple, cast
 
 import lz4.frame
+import msgspec
 import orjson
 from lz4.frame import LZ4FrameDecompressor
 
 from events import MAX_TIME_MS, MIN_TIME_MS, Fill, Side, Trade
+from runtime.hyperliquid.decoders import MAX_ADDRESS, MAX_COIN, MAX_HASH, MAX_INT
 
 ArchiveFormat = Literal["node_trades", "node_fills", "node_fills_by_block"]
 FORMATS: Final[tuple[ArchiveFormat, ...]] = ("node_trades", "node_fills", "node_fills_by_block")
@@ -250,10 +255,18 @@ def _field(obj: dict[str, Any], name: str) -> Any:
     return obj[name]
 
 
-def _str(obj: dict[str, Any], name: str) -> str:
+def _str(obj: dict[str, Any], name: str, limit: int) -> str:
     value = _field(obj, name)
     if type(value) is not str or not value:
         raise BadLine(f"{name}: expected a non-empty string, got {_kind(value)}")
+    return _fits(name, value, limit)
+
+
+def _fits(name: str, value: str, limit: int) -> str:
+    """``value`` if its column holds it: one line too long for storage is refused here,
+    alone, instead of failing its whole batch in the database."""
+    if len(value) > limit:
+        raise BadLine(f"{name}: longer than {limit} characters: {value[:20]!r}…")
     return value
 
 
@@ -270,7 +283,7 @@ def _int(obj: dict[str, Any], name: str) -> int:
     value = _field(obj, name)
     if type(value) is not int:
         raise BadLine(f"{name}: expected an integer, got {_kind(value)}")
-    return value
+    return _bigint(name, value)
 
 
 def _opt_int(obj: dict[str, Any], name: str) -> int | None:
@@ -279,6 +292,12 @@ def _opt_int(obj: dict[str, Any], name: str) -> int | None:
         return None
     if type(value) is not int:
         raise BadLine(f"{name}: expected an integer or null, got {_kind(value)}")
+    return _bigint(name, value)
+
+
+def _bigint(name: str, value: int) -> int:
+    if not -MAX_INT - 1 <= value <= MAX_INT:
+        raise BadLine(f"{name}: out of the 64-bit integer range")
     return value
 
 
@@ -350,6 +369,7 @@ def fill_from_event(event: Any) -> ArchiveFill:
     user, fill = event
     if type(user) is not str or not user:
         raise BadLine(f"user: expected an address string, got {_kind(user)}")
+    _fits("user", user, MAX_ADDRESS)
     if type(fill) is not dict:
         raise BadLine(f"fill: expected an object, got {_kind(fill)}")
     crossed = _field(fill, "crossed")
@@ -368,20 +388,20 @@ def fill_from_event(event: Any) -> ArchiveFill:
         raise BadLine("tid: must not be negative")
     return ArchiveFill(
         user=user.lower(),
-        coin=_str(fill, "coin"),
+        coin=_str(fill, "coin", MAX_COIN),
         px=px,
         sz=sz,
         side=_side(fill),
         time=_time_ms(fill),
         start_position=_dec(fill, "startPosition"),
-        dir=_str(fill, "dir"),
+        dir=_str(fill, "dir", 32),
         closed_pnl=_dec(fill, "closedPnl"),
-        hash=_str(fill, "hash"),
+        hash=_str(fill, "hash", MAX_HASH),
         oid=_int(fill, "oid"),
         crossed=crossed,
         fee=_dec(fill, "fee"),
         tid=tid,
-        fee_token=_str(fill, "feeToken"),
+        fee_token=_str(fill, "feeToken", 16),
         builder_fee=_opt_dec(fill, "builderFee"),
         cloid=_opt_str(fill, "cloid"),
         liquidation=liquidation,
@@ -429,7 +449,7 @@ def parse_node_trade(line: bytes | str) -> ArchiveTrade:
         if type(info) is not dict:
             raise BadLine(f"side_info[{index}]: expected an object, got {_kind(info)}")
         try:
-            parties.append((_str(info, "user").lower(), _int(info, "oid")))
+            parties.append((_str(info, "user", MAX_ADDRESS).lower(), _int(info, "oid")))
         except BadLine as exc:
             raise BadLine(f"side_info[{index}].{exc}") from None
     px, sz = _dec(obj, "px"), _dec(obj, "sz")
@@ -439,12 +459,12 @@ def parse_node_trade(line: bytes | str) -> ArchiveTrade:
         raise BadLine(f"sz: must not be negative, got {obj['sz'][:40]!r}")
     override = obj.get("trade_dir_override", "Na")
     return ArchiveTrade(
-        coin=_str(obj, "coin"),
+        coin=_str(obj, "coin", MAX_COIN),
         side=_side(obj),
         time_ns=_iso(obj, "time"),
         px=px,
         sz=sz,
-        hash=_str(obj, "hash"),
+        hash=_str(obj, "hash", MAX_HASH),
         trade_dir_override=override if type(override) is str else "Na",
         buyer=parties[0][0],
         seller=parties[1][0],
@@ -672,6 +692,34 @@ _HUGE: Final = Decimal("1e30")
 _Pending = tuple[str, str, Decimal, Decimal, bool, str, int]
 
 
+class _PairFill(msgspec.Struct, gc=False):
+    """What a trade takes of a fill (§3.6), typed and bounded as storage needs: the
+    by-block fast path's view of one."""
+
+    coin: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_COIN)]
+    px: str
+    sz: str
+    side: str
+    time: Annotated[int, msgspec.Meta(ge=MIN_TIME_MS, le=MAX_TIME_MS)]
+    tid: Annotated[int, msgspec.Meta(gt=0, le=MAX_INT)]
+    crossed: bool
+    hash: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_HASH)]
+
+
+_User = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ADDRESS)]
+
+
+class _PairBlock(msgspec.Struct, gc=False):
+    events: list[tuple[_User, _PairFill]]
+
+
+# msgspec decodes a block straight into these typed structs, checking every type in C and
+# skipping the dozen fields a trade does not need: half the cost of orjson building a dict
+# per fill (docs/PERFORMANCE.md, "Archive import"). Anything it refuses takes the general
+# path, which says why.
+_decode_pairs: Final = msgspec.json.Decoder(_PairBlock).decode
+
+
 class ArchiveDecoder:
     """Lines of one file → trades and tracked wallets' fills, buffering unpaired fills.
 
@@ -744,7 +792,60 @@ class ArchiveDecoder:
     # --- per line --------------------------------------------------------------------
 
     def _block_line(self, line: bytes, line_no: int) -> None:
-        """One block. Its trades nearly always come as adjacent fills, ``B`` then ``A`` of
+        """One block: first as a block of well-formed pairs only (:meth:`_pairs_block`),
+        else fill by fill (:meth:`_mixed_block`)."""
+        try:
+            events = _decode_pairs(line).events
+        except msgspec.MsgspecError:
+            pass  # a field of another type, a lone fill's shape, bad JSON: the long way
+        else:
+            if self._pairs_block(events):
+                return
+        self._mixed_block(line, line_no)
+
+    def _pairs_block(self, events: list[tuple[str, _PairFill]]) -> bool:
+        """The usual block: every event in an adjacent ``B``/``A`` pair of one trade, none
+        of a tracked wallet. Its trades are checked as :meth:`_mixed_block`'s fast path
+        checks them (the types already were, by the decoder) and kept only if the whole
+        block passes: True. Anything else — an odd count, a pair that does not match, dust,
+        a price out of bounds, a tracked wallet — leaves nothing kept and returns False,
+        and the block goes the long way, which decides."""
+        count = len(events)
+        if count % 2:
+            return False
+        wallets = self.wallets
+        trades: list[Trade] = []
+        append, make = trades.append, _make_trade
+        for index in range(0, count, 2):
+            (buyer, bid), (seller, ask) = events[index], events[index + 1]
+            coin, px, sz, time, tid = ask.coin, ask.px, ask.sz, ask.time, ask.tid
+            if not (
+                ask.side == "A"
+                and bid.side == "B"
+                and bid.tid == tid
+                and bid.time == time
+                and bid.coin == coin
+                and bid.px == px
+                and bid.sz == sz
+            ):  # the decoder checked the bounds: types, lengths, time and tid ranges
+                return False
+            try:
+                px_d, sz_d = Decimal(px), Decimal(sz)
+                if not (_ZERO < px_d < _HUGE and _ZERO < sz_d < _HUGE):
+                    return False
+            except InvalidOperation:  # not a number, or NaN compared
+                return False
+            buyer, seller = buyer.lower(), seller.lower()
+            if wallets and (buyer in wallets or seller in wallets):
+                return False  # their fills are kept whole: the long way reads them
+            append(make((coin, time, tid, px_d, sz_d, "A" if ask.crossed else "B",
+                         ask.hash, buyer, seller)))  # fmt: skip
+        self.out.trades += trades
+        self.counts.fills += count
+        return True
+
+    def _mixed_block(self, line: bytes, line_no: int) -> None:
+        """One block, event by event. Its trades nearly always come as adjacent fills, ``B`` then ``A`` of
         one tid (§3.6): such a pair is checked on what the trade takes from it — the ask's
         coin, px, sz, time, tid, crossed and hash, both users, and the bid agreeing with the
         ask on coin, px, sz, time and tid — and made into a trade at once. Anything else (a lone fill, another order, dust, a fill that
@@ -783,20 +884,20 @@ class ArchiveDecoder:
                         and sz == bid_sz
                         and type(bid_crossed) is bool
                         and type(tid) is int
-                        and tid > 0
+                        and 0 < tid <= MAX_INT
                         and type(time) is int
                         and MIN_TIME_MS <= time <= MAX_TIME_MS
                         and type(coin) is str
-                        and coin
+                        and 0 < len(coin) <= MAX_COIN
                         and type(px) is str
                         and type(sz) is str
                         and type(crossed) is bool
                         and type(hash_) is str
-                        and hash_
+                        and 0 < len(hash_) <= MAX_HASH
                         and type(buyer) is str
-                        and buyer
+                        and 0 < len(buyer) <= MAX_ADDRESS
                         and type(seller) is str
-                        and seller
+                        and 0 < len(seller) <= MAX_ADDRESS
                     ):
                         try:
                             px_d, sz_d = Decimal(px), Decimal(sz)
@@ -853,19 +954,19 @@ class ArchiveDecoder:
                 type(event) is list
                 and type(fill) is dict
                 and type(user) is str
-                and user
+                and 0 < len(user) <= MAX_ADDRESS
                 and type(coin) is str
-                and coin
+                and 0 < len(coin) <= MAX_COIN
                 and type(px) is str
                 and type(sz) is str
                 and (side == "B" or side == "A")
                 and type(time) is int
                 and MIN_TIME_MS <= time <= MAX_TIME_MS
                 and type(tid) is int
-                and tid >= 0
+                and 0 <= tid <= MAX_INT
                 and type(crossed) is bool
                 and type(hash_) is str
-                and hash_
+                and 0 < len(hash_) <= MAX_HASH
             ):
                 try:
                     px_d, sz_d = Decimal(px), Decimal(sz)

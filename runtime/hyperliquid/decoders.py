@@ -22,6 +22,7 @@ _SIDES = ("B", "A")
 MAX_INT = 2**63 - 1
 MAX_COIN = 40
 MAX_HASH = 66
+MAX_ADDRESS = 42  # "0x" and 40 hex digits
 MAX_EXPONENT = 38  # |adjusted exponent|: 1e-38 … 1e38 covers every price, size and rate
 
 
@@ -103,8 +104,8 @@ def trade(x: Any) -> Trade:
         and len(users) == 2
         and type(users[0]) is str
         and type(users[1]) is str
-        and len(users[0]) <= 42
-        and len(users[1]) <= 42
+        and len(users[0]) <= MAX_ADDRESS
+        and len(users[1]) <= MAX_ADDRESS
     ):
         buyer, seller = users[0], users[1]
     return Trade(coin, time_ms, tid, price, size, side_, hash_, buyer, seller)
@@ -217,4 +218,4 @@ def liquidation(value: Any) -> tuple[str | None, str | None, Decimal | None]:
 
 def user_address(value: Any) -> str:
     """Addresses are compared lower-case everywhere (settings lower-case tracked wallets)."""
-    return text(value, 42).lower()
+    return text(value, MAX_ADDRESS).lower()

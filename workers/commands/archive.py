@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from domain.archive import ArchiveImporter, ImportSummary, Progress, discover, tracked_wallets
+from domain.archive.importer import GC_THRESHOLDS
 from models.db import get_database
 from runtime.hyperliquid.archive import ArchiveError
 from settings import redact_url
@@ -109,11 +111,11 @@ def archive() -> None:
 @click.option("--force", is_flag=True, help="Read files imported before again, from the start.")
 @click.option(
     "--jobs",
-    default=1,
-    show_default=True,
+    default=min(os.cpu_count() or 1, 4),
+    show_default="the CPUs, at most 4",
     type=click.IntRange(1, 64),
-    help="Files parsed at once, each in a process of its own (PostgreSQL): for machines "
-    "with cores to spare; parsing is what limits one process.",
+    help="Files imported at once, each by a process of its own with its own connection "
+    "(PostgreSQL; SQLite takes one): parsing is what limits one process.",
 )
 @click.option(
     "--progress/--no-progress",
@@ -134,10 +136,7 @@ def import_archive(
         raise UsageError("no archive files (*.lz4) in " + ", ".join(map(str, paths)))
     database = get_database(settings)
     reporter = None if progress is False else ProgressLine(sys.stderr)
-    # Batches hold tens of thousands of rows: collecting the young generation every 700
-    # allocations rescans them again and again (a tenth of the import's CPU), while an
-    # import makes few reference cycles.
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(*GC_THRESHOLDS)  # see GC_THRESHOLDS
     try:
         with database.session() as session:
             wallets = tracked_wallets(settings, session)

@@ -13,6 +13,7 @@ from runtime.hyperliquid.archive import (
     SYNTHETIC_TID_BASE,
     ArchiveDecoder,
     BadLine,
+    BadLineReport,
     LineChunk,
     archive_key,
     fill_from_event,
@@ -319,6 +320,9 @@ def test_given_bad_block_lines_when_decoded_then_reported_with_line_number(line,
         ({"crossed": "true"}, "crossed: expected a boolean"),
         ({"time": 10**18}, "time: out of range"),
         ({"coin": None}, "coin: expected a non-empty string"),
+        # Bounds of storage: one such line must not fail its whole batch in the database.
+        ({"coin": "C" * 41}, "coin: longer than 40 characters"),
+        ({"tid": 2**63}, "tid: out of the 64-bit integer range"),
     ],
 )
 def test_given_one_bad_event_when_decoded_then_line_reported_and_other_events_kept(
@@ -333,6 +337,25 @@ def test_given_one_bad_event_when_decoded_then_line_reported_and_other_events_ke
     assert [t.tid for t in out.trades] == [42]
     with pytest.raises(BadLine, match=reason.split(":")[0]):
         parse_fills_by_block(block_line([bad, good[1]]))
+
+
+@pytest.mark.parametrize(
+    ("user", "change", "reason"),
+    [
+        ("0x" + "a" * 41, {}, "user: longer than 42 characters"),
+        (BUYER, {"hash": "0x" + "a" * 65}, "hash: longer than 66 characters"),
+        (BUYER, {"oid": -(2**63) - 1}, "oid: out of the 64-bit integer range"),
+        (BUYER, {"twapId": 2**64}, "twapId: out of the 64-bit integer range"),
+        (BUYER, {"feeToken": "T" * 17}, "feeToken: longer than 16 characters"),
+        (BUYER, {"dir": "D" * 33}, "dir: longer than 32 characters"),
+    ],
+)
+def test_given_a_fill_field_storage_cannot_hold_when_parsed_then_refused_alone(
+    user, change, reason
+) -> None:
+    fill = {**sample_events()[0][1], **change}
+    with pytest.raises(BadLine, match=reason):
+        fill_from_event([user, fill])
 
 
 def test_given_tracked_fill_with_a_bad_fee_when_decoded_then_trade_kept_and_line_reported() -> None:
@@ -446,3 +469,97 @@ def test_given_block_fills_out_of_order_when_decoded_then_paired_by_key() -> Non
     assert sorted(t.tid for t in out.trades) == [9, TID]
     assert {(t.buyer, t.seller, t.side) for t in out.trades} == {(BUYER, SELLER, "B")}
     assert counts.fills == 4 and counts.unpaired_fills == 0
+
+
+def _mutated_block(data) -> tuple[bytes, frozenset[str]]:
+    """A block of B/A pairs, some of them spoiled the ways archive lines can be."""
+    from hypothesis import strategies as st
+
+    events = []
+    wallets: set[str] = set()
+    for index in range(data.draw(st.integers(0, 4))):
+        tid = data.draw(st.integers(1, 2**53))
+        base = {
+            "coin": data.draw(st.sampled_from(["BTC", "@107", "xyz:TSLA"])),
+            "px": data.draw(st.sampled_from(["115725.0", "0.00001", "1e3", "2"])),
+            "sz": data.draw(st.sampled_from(["0.5", "0.00002", "3"])),
+            "time": 1754006400000 + index, "startPosition": "0.0", "dir": "Open Long",
+            "closedPnl": "0.0", "hash": "0x" + "ab" * 32, "oid": 7, "fee": "0.01", "tid": tid,
+            "feeToken": "USDC",
+        }  # fmt: skip
+        buyer, seller = f"0x{index:040x}", f"0x{index + 100:040X}"
+        bid = {**base, "side": "B", "crossed": True}
+        ask = {**base, "side": "A", "crossed": False}
+        spoil = data.draw(
+            st.sampled_from(
+                ["none", "none", "none", "swap", "px", "dust", "tid0", "type", "missing",
+                 "track", "lone", "nan", "empty_user", "long_coin", "long_user", "big_tid"]
+            )
+        )  # fmt: skip
+        pair = [[buyer, bid], [seller, ask]]
+        if spoil == "swap":
+            pair.reverse()
+        elif spoil == "px":
+            ask["px"] = "115726.0"
+        elif spoil == "dust":
+            bid["sz"] = ask["sz"] = "0"
+        elif spoil == "tid0":
+            bid["tid"] = ask["tid"] = 0
+        elif spoil == "type":
+            ask["time"] = "1754006400000"
+        elif spoil == "missing":
+            del bid["hash"]
+        elif spoil == "track":
+            wallets.add(seller.lower())
+        elif spoil == "lone":
+            pair.pop()
+        elif spoil == "nan":
+            bid["px"] = ask["px"] = "NaN"
+        elif spoil == "empty_user":
+            pair[0][0] = ""
+        elif spoil == "long_coin":
+            bid["coin"] = ask["coin"] = "C" * 41
+        elif spoil == "long_user":
+            pair[1][0] = "0x" + "a" * 41
+        elif spoil == "big_tid":
+            bid["tid"] = ask["tid"] = 2**63
+        events += pair
+    return block_line(events), frozenset(wallets)
+
+
+def test_given_blocks_of_pairs_when_decoded_then_fast_path_equals_event_by_event() -> None:
+    """The block-of-pairs fast path (msgspec) keeps a block only when it would give what
+    the event-by-event path gives; any other block goes that path. Same output either way."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.data(), min_size=1, max_size=3))
+    def check(draws) -> None:
+        lines: list[bytes] = []
+        wallets: set[str] = set()
+        for data in draws:
+            line, tracked = _mutated_block(data)
+            lines.append(line)
+            wallets |= tracked
+        fast = ArchiveDecoder("node_fills_by_block", wallets)
+        slow = ArchiveDecoder("node_fills_by_block", wallets)
+        fast.feed(LineChunk(1, lines, 0))
+        for number, line in enumerate(lines, 1):
+            try:
+                slow._mixed_block(line, number)
+            except BadLine as exc:
+                slow.out.bad.append(BadLineReport(number, str(exc)))
+        for decoder in (fast, slow):
+            decoder.finish()
+        got, want = fast.take(), slow.take()
+        assert got.trades == want.trades
+        assert got.fills == want.fills
+        assert got.bad == want.bad
+        assert (fast.counts.fills, fast.counts.skipped_dust, fast.counts.unpaired_fills) == (
+            slow.counts.fills,
+            slow.counts.skipped_dust,
+            slow.counts.unpaired_fills,
+        )
+
+    check()
