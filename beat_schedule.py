@@ -47,6 +47,11 @@ RETENTION_PERIODS: dict[str, dt.timedelta] = {
     "notifications": TEN_MINUTES,  # only sent/failed/suppressed ones; pending is the sweeper's
     "sessions": TEN_MINUTES,
     "dead_letters": TEN_MINUTES,
+    # Small tables (a row a gap, a REST bar a gapped minute, a funding rate an hour a coin):
+    # hourly is plenty.
+    "gaps": HOURLY,
+    "rest_bars": HOURLY,
+    "funding_rates": HOURLY,
 }
 
 

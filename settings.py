@@ -392,6 +392,18 @@ class Settings(BaseSettings):
     retention_dead_letters_days: int = Field(
         30, ge=1, description="Days of dead letters (rejected payloads) kept."
     )
+    retention_gaps_days: int = Field(
+        90,
+        ge=1,
+        description="Days of settled gaps (healed, partial, unrecoverable) kept; open ones stay "
+        "until settled.",
+    )
+    retention_rest_bars_days: int = Field(
+        90, ge=1, description="Days of 1-minute bars fetched from REST for gaps kept."
+    )
+    retention_funding_rates_days: int = Field(
+        365, ge=1, description="Days of funding history fetched from REST kept."
+    )
     retention_max_runtime_s: float = Field(
         30.0, gt=0, description="Cap on one retention run (chunked deletes)."
     )

@@ -625,7 +625,9 @@ def _chunks(handle: Any, name: str, skip: int, chunk_size: int) -> Iterator[Line
             decompressor = None
         if not out:
             continue
-        pieces = (tail + out).split(b"\n") if tail else out.split(b"\n")
+        pieces = out.split(b"\n")
+        if tail:  # joined to the first line only: ``tail + out`` would copy all of it again
+            pieces[0] = tail + pieces[0]
         tail = pieces.pop()
         first = line_no + 1
         line_no += len(pieces)

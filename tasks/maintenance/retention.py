@@ -11,7 +11,8 @@
 
 Only rows that are finished with are deleted: notifications only once ``sent``, ``failed``
 or ``suppressed`` (a ``pending`` one belongs to the outbox sweeper), sessions only once they
-ended (or never will: started before the cutoff without an end).
+ended (or never will: started before the cutoff without an end), gaps only once settled
+(an open one is still to be filled, and the completeness ledger shows it).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def _session_done(t: Table, cutoff: Any) -> ColumnElement[bool]:
     return or_(t.c.ended_at.is_(None), t.c.ended_at < cutoff)
 
 
+def _gap_settled(t: Table, _cutoff: Any) -> ColumnElement[bool]:
+    # An open gap is a hole still to fill (REST, the archive import): it stays, however old.
+    return t.c.status != "open"
+
+
 POLICIES: dict[str, Policy] = {
     p.table: p
     for p in (
@@ -83,6 +89,9 @@ POLICIES: dict[str, Policy] = {
         ),
         Policy("sessions", "retention_sessions_days", "started_at", "datetime", _session_done),
         Policy("dead_letters", "retention_dead_letters_days", "created_at", "datetime"),
+        Policy("gaps", "retention_gaps_days", "to_ms", "ms", _gap_settled),
+        Policy("rest_bars", "retention_rest_bars_days", "minute", "ms"),
+        Policy("funding_rates", "retention_funding_rates_days", "time", "ms"),
     )
 }
 

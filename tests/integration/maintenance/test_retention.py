@@ -13,8 +13,11 @@ from sqlalchemy import func, insert, select
 from events import AssetContext, Position, Trade
 from models import (
     DeadLetter,
+    FundingRate,
+    Gap,
     HealthMetric,
     Notification,
+    RestBar,
     Session,
     TradeBar,
     User,
@@ -141,7 +144,49 @@ ROWS: dict[str, tuple[Any, Any, Any]] = {
         dict(task="t", reason="bad", payload="{}", created_at=OLD),
         dict(task="t", reason="bad", payload="{}", created_at=RECENT),
     ),
+    "rest_bars": (
+        RestBar,
+        dict(coin="BTC", minute=ms(OLD), open=D(1), high=D(2), low=D(1), close=D(2),
+             volume=D(3), trade_count=4, fetched_at=NOW),
+        dict(coin="BTC", minute=ms(RECENT), open=D(1), high=D(2), low=D(1), close=D(2),
+             volume=D(3), trade_count=4, fetched_at=NOW),
+    ),  # fmt: skip
+    "funding_rates": (
+        FundingRate,
+        dict(coin="BTC", time=ms(NOW - dt.timedelta(days=400)), rate=D("0.0000125")),
+        dict(coin="BTC", time=ms(RECENT), rate=D("0.0000125")),
+    ),
 }
+
+
+def _gap(gap_id: str, ended: dt.datetime | None, status: str) -> dict[str, Any]:
+    return dict(
+        id=gap_id, source="ingester", stream="trades", key="BTC",
+        from_ms=ms(ended or OLD) - 5_000, to_ms=ms(ended) if ended else None,
+        ended_by="reconnect" if ended else "open", status=status, filled=0, opened_at=OLD,
+        closed_at=ended,
+    )  # fmt: skip
+
+
+def test_given_gaps_when_retained_then_only_old_settled_ones_go(database: Database) -> None:
+    # Given old gaps in every state, a recent settled one and one still open since long ago
+    rows = [
+        _gap("old-healed", OLD, "healed"),
+        _gap("old-partial", OLD, "partial"),
+        _gap("old-unrecoverable", OLD, "unrecoverable"),
+        _gap("old-closed-unhealed", OLD, "open"),
+        _gap("still-open", None, "open"),
+        _gap("recent-healed", RECENT, "healed"),
+    ]
+    with database.engine.begin() as conn:
+        conn.execute(insert(Gap), rows)
+    # When retention runs for gaps
+    result = Retention(database, settings_with(database), clock=ManualClock.at(NOW)).run("gaps")
+    # Then the old settled gaps go; a hole still to fill stays however old, and recent ones stay
+    assert (result.deleted_rows, result.complete) == (3, True)
+    with database.engine.connect() as conn:
+        left = set(conn.execute(select(Gap.id)).scalars())
+    assert left == {"old-closed-unhealed", "still-open", "recent-healed"}
 
 
 @pytest.mark.parametrize("table", sorted(ROWS))
