@@ -130,6 +130,13 @@ def _fill(t: dt.datetime, tid: int) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _rest_bar(minute: dt.datetime) -> dict[str, Any]:
+    return dict(
+        coin="BTC", minute=ms(minute), open=D(1), high=D(2), low=D(1), close=D(2),
+        volume=D(3), trade_count=4, fetched_at=NOW,
+    )  # fmt: skip
+
+
 ROWS: dict[str, tuple[Any, Any, Any]] = {
     # table: (model, old row, recent row)
     "trade_bars": (TradeBar, _bar(OLD), _bar(RECENT)),
@@ -144,13 +151,7 @@ ROWS: dict[str, tuple[Any, Any, Any]] = {
         dict(task="t", reason="bad", payload="{}", created_at=OLD),
         dict(task="t", reason="bad", payload="{}", created_at=RECENT),
     ),
-    "rest_bars": (
-        RestBar,
-        dict(coin="BTC", minute=ms(OLD), open=D(1), high=D(2), low=D(1), close=D(2),
-             volume=D(3), trade_count=4, fetched_at=NOW),
-        dict(coin="BTC", minute=ms(RECENT), open=D(1), high=D(2), low=D(1), close=D(2),
-             volume=D(3), trade_count=4, fetched_at=NOW),
-    ),  # fmt: skip
+    "rest_bars": (RestBar, _rest_bar(OLD), _rest_bar(RECENT)),
     "funding_rates": (
         FundingRate,
         dict(coin="BTC", time=ms(NOW - dt.timedelta(days=400)), rate=D("0.0000125")),
