@@ -13,7 +13,7 @@
 4. Reruns the import (files skipped as done) and a forced rerun (every row read again and
    found stored): both must add 0 rows. Checks counts and bars against the trades.
 
-    .venv/bin/python bench/bench_archive_import.py [--trades 2000000] [--batch 50000] [--jobs 1]
+    .venv/bin/python bench/bench_archive_import.py [--trades 2000000] [--batch 50000] [--jobs N]
 """
 
 from __future__ import annotations
@@ -138,7 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trades", type=int, default=2_000_000)
     parser.add_argument("--batch", type=int, default=50_000)
-    parser.add_argument("--jobs", type=int, default=1, help="archive import --jobs")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(os.cpu_count() or 1, 4),
+        help="archive import --jobs (default as the command's: the CPUs, at most 4)",
+    )
     parser.add_argument("--per-block", type=int, default=4, help="trades per block")
     parser.add_argument("--block-ms", type=float, default=70.0)
     parser.add_argument("--level", type=int, default=9, help="LZ4 level of the generated files")
