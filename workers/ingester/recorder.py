@@ -32,6 +32,7 @@ from typing import Any
 from runtime import recording
 from runtime.clock import Clock
 from runtime.hyperliquid.protocol import ParsedFrame
+from runtime.lifecycle import join_in_slices
 from runtime.metrics import RECORD_BYTES, RECORD_DROPPED, RECORD_FRAMES, Metrics
 from workers.ingester.subscriptions import Subscription
 from workers.ingester.throttle import LogThrottle
@@ -69,21 +70,31 @@ class Lane:
         self.items.append((self._time_ns(), self.conn, "O", payload))
 
     def closed(self, reason: str) -> None:
+        self.mark_dropped()
         text = reason.replace("\n", " ").replace("\r", " ")[:200].encode()
         self.items.append((self._time_ns(), self.conn, "C", text))
 
-    def frame(self, raw: bytes | str) -> None:
+    def frame(self, raw: bytes | str, received_ms: int) -> int:
+        """Queue ``raw``; returns the receive time (ms) the frame is recorded with, which
+        the pipeline uses too, so a replay stamps what the live run stamped."""
         size = len(raw)
         if self.queued_bytes - self.taken_bytes + size > self.max_bytes:
             self.dropped += 1
             self._unmarked += 1
-            return
-        now = self._time_ns()
+            return received_ms
         if self._unmarked:
-            self.items.append((now, self.conn, "D", self._unmarked))
-            self._unmarked = 0
+            self.mark_dropped()
+        now = self._time_ns()
         self.items.append((now, self.conn, "F", raw))
         self.queued_bytes += size
+        return now // 1_000_000
+
+    def mark_dropped(self) -> None:
+        """A D line where frames were left out (the lane's thread, or the writer once the
+        sockets stopped)."""
+        if self._unmarked:
+            self.items.append((self._time_ns(), self.conn, "D", self._unmarked))
+            self._unmarked = 0
 
 
 class RecordingSink:
@@ -99,7 +110,7 @@ class RecordingSink:
         self._inner.on_connected()
 
     def on_frame(self, raw: bytes, received_ms: int) -> ParsedFrame:
-        self._lane.frame(raw)
+        received_ms = self._lane.frame(raw, received_ms)
         return self._inner.on_frame(raw, received_ms)  # type: ignore[no-any-return]
 
     def on_disconnected(self, reason: str) -> None:
@@ -225,12 +236,14 @@ class Recorder:
         """Write what the lanes hold, fsync and close the file (after the sockets stopped)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            join_in_slices(self._thread, timeout_s)  # a second SIGTERM still ends it at once
 
     def _run(self) -> None:
         try:
             while not self._stop.wait(WRITE_EVERY_S):
                 self.write_pending()
+            for lane in self.lanes:  # the sockets have stopped: their lanes are ours now
+                lane.mark_dropped()
             self.write_pending()
             self._close_file()
         except BaseException as exc:  # a bug here must not end ingestion: report, stop recording
