@@ -20,6 +20,7 @@ no lock (the writer only reads them).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -141,6 +142,8 @@ class _File:
             self.append(recording.compress(header))
         except OSError:
             self.abandon()
+            with contextlib.suppress(OSError):
+                path.unlink()  # no header, no recording: leave no empty file behind
             raise
 
     def append(self, data: bytes) -> None:
@@ -151,10 +154,8 @@ class _File:
                 view = view[written:]
         except OSError:
             # Cut the partial frame off so the file stays readable up to here.
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self.good)
-            except OSError:
-                pass
             raise
         self.good += len(data)
         self.unsynced = True
@@ -171,10 +172,8 @@ class _File:
             os.close(self.fd)
 
     def abandon(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.fd)
-        except OSError:
-            pass
 
 
 class Recorder:
