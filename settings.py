@@ -348,7 +348,7 @@ class Settings(BaseSettings):
     record_dir: Path | None = Field(
         None,
         description="Record every raw frame the ingester receives to hourly LZ4 files here (docs/OPERATIONS.md, "
-        "\"Recording and replay\"); `hyperwatch replay` plays them back. Unset or empty: no recording.",
+        '"Recording and replay"); `hyperwatch replay` plays them back. Unset or empty: no recording.',
     )
     record_queue_max_mb: int = Field(
         64,

@@ -18,25 +18,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select
 
-from models import migrate
+from models import Base, migrate
 from settings import load_settings
 from tests.integration.celery.support import WorkerProcess
 from tests.support.services import PostgresDatabase, RedisServer, free_port
-from tests.support.stack import QUEUES, Stack, StackConfig, wait_until
+from tests.support.stack import QUEUES, Stack, StackConfig
 
 pytestmark = pytest.mark.e2e
 
-TABLES = {
-    "trade_snapshots": "coin, time, tid, px, sz, side, hash, buyer, seller",
-    "trade_bars": "coin, minute, open, high, low, close, open_time, open_tid, close_time, "
-    "close_tid, volume, buy_volume, sell_volume, volume_delta, trade_count",
-    "asset_context_snapshots": "coin, time, funding, open_interest, mark_px, oracle_px, mid_px, "
-    "premium, day_ntl_vlm, prev_day_px",
-    # The same gap-free spans (ids, sources and healing differ by design).
-    "gaps": "stream, key, from_ms, to_ms, ended_by",
-}
+COLUMNS = {
+    "trade_snapshots": ("coin", "time", "tid", "px", "sz", "side", "hash", "buyer", "seller"),
+    "trade_bars": (
+        "coin", "minute", "open", "high", "low", "close", "open_time", "open_tid",
+        "close_time", "close_tid", "volume", "buy_volume", "sell_volume", "volume_delta",
+        "trade_count",
+    ),
+    "asset_context_snapshots": (
+        "coin", "time", "funding", "open_interest", "mark_px", "oracle_px", "mid_px",
+        "premium", "day_ntl_vlm", "prev_day_px",
+    ),
+    "gaps": ("stream", "key", "from_ms", "to_ms", "ended_by"),  # ids, sources, healing differ
+}  # fmt: skip
 
 
 @pytest.fixture()
@@ -55,13 +59,11 @@ def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return {
-                table: [
-                    tuple(r)
-                    for r in conn.execute(text(f"SELECT {cols} FROM {table} ORDER BY {cols}"))
-                ]
-                for table, cols in TABLES.items()
-            }
+            out = {}
+            for table, names in COLUMNS.items():
+                columns = [Base.metadata.tables[table].c[name] for name in names]
+                out[table] = [tuple(r) for r in conn.execute(select(*columns).order_by(*columns))]
+            return out
     finally:
         engine.dispose()
 
@@ -118,7 +120,7 @@ def test_replay_into_an_empty_database_stores_what_the_live_run_stored(
     # Then the replay stored exactly what the live run did, and the second replay nothing new
     assert len(live["trade_snapshots"]) > 1000
     assert len(live["gaps"]) >= 2
-    for table in TABLES:
+    for table in COLUMNS:
         assert replayed[table] == live[table], table
     assert twice == replayed
     assert "stored: every batch confirmed" in first.stdout

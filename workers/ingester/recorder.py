@@ -35,6 +35,7 @@ from runtime.clock import Clock
 from runtime.hyperliquid.protocol import ParsedFrame
 from runtime.lifecycle import join_in_slices
 from runtime.metrics import RECORD_BYTES, RECORD_DROPPED, RECORD_FRAMES, Metrics
+from workers.ingester.connection import FrameSink
 from workers.ingester.subscriptions import Subscription
 from workers.ingester.throttle import LogThrottle
 
@@ -101,7 +102,7 @@ class Lane:
 class RecordingSink:
     """A :class:`~workers.ingester.connection.FrameSink` that records, then hands on."""
 
-    def __init__(self, inner: Any, lane: Lane, url: str) -> None:
+    def __init__(self, inner: FrameSink, lane: Lane, url: str) -> None:
         self._inner = inner
         self._lane = lane
         self._url = url
@@ -112,7 +113,7 @@ class RecordingSink:
 
     def on_frame(self, raw: bytes, received_ms: int) -> ParsedFrame:
         received_ms = self._lane.frame(raw, received_ms)
-        return self._inner.on_frame(raw, received_ms)  # type: ignore[no-any-return]
+        return self._inner.on_frame(raw, received_ms)
 
     def on_disconnected(self, reason: str) -> None:
         self._lane.closed(reason)
@@ -125,7 +126,7 @@ class RecordingSink:
         self._inner.forget(sub)
 
     def tick(self) -> float:
-        return self._inner.tick()  # type: ignore[no-any-return]
+        return self._inner.tick()
 
 
 class _File:

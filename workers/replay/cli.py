@@ -123,18 +123,34 @@ def wait_confirmed(settings: Settings, result: ReplayResult, timeout_s: float) -
 
 @click.command("replay")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--speed", type=click.FloatRange(min=0.001, max=1e6), default=1.0,
-              show_default=True, help="Times the recorded pace.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.001, max=1e6),
+    default=1.0,
+    show_default=True,
+    help="Times the recorded pace.",
+)
 @click.option("--max", "as_fast", is_flag=True, help="As fast as it goes (overrides --speed).")
 @click.option("--from", "start", metavar="T", help="Only records received at or after T.")
 @click.option("--to", "end", metavar="T", help="Only records received before T.")
-@click.option("--into", type=click.Choice(["pipeline"]), default="pipeline", show_default=True,
-              help="pipeline: parse and publish to the persist tasks, as the ingester does.")
+@click.option(
+    "--into",
+    type=click.Choice(["pipeline"]),
+    default="pipeline",
+    show_default=True,
+    help="pipeline: parse and publish to the persist tasks, as the ingester does.",
+)
 @click.option("--stats", is_flag=True, help="Describe the recording; store nothing.")
 @click.option("--json", "as_json", is_flag=True, help="--stats as JSON.")
 @click.option("--name", default="", help="The replay's source name (default: the first file's).")
-@click.option("--wait", "wait_s", type=click.FloatRange(min=0, max=86_400), default=300.0,
-              show_default=True, help="Seconds to wait for the workers to confirm every batch.")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(min=0, max=86_400),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the workers to confirm every batch.",
+)
 @click.option("--no-wait", is_flag=True, help="Return once everything is on the broker.")
 def replay(
     files: tuple[Path, ...], speed: float, as_fast: bool, start: str | None, end: str | None,
@@ -168,7 +184,9 @@ def replay(
         settings.ingest_dedup_size,
     )
     started = time.monotonic()
-    result = player.play(records(paths, start_ns, end_ns, damaged), Pacer(None if as_fast else speed))
+    result = player.play(
+        records(paths, start_ns, end_ns, damaged), Pacer(None if as_fast else speed)
+    )
     sent_s = time.monotonic() - started
     for line in damaged:
         click.echo(f"hyperwatch: damaged: {one_line(line)}", err=True)

@@ -108,7 +108,6 @@ def text_lines(stats: dict[str, Any]) -> list[str]:
         f"channels: {channels}",
         f"coins: {len(coins)}{': ' + shown if coins else ''}",
         f"span: {stats['from']} → {stats['to']} ({stats['span_s']:,} s)",
-        f"connections: {stats['connections']} ({stats['reconnects']} reconnects; "
-        f"closed: {closes})",
+        f"connections: {stats['connections']} ({stats['reconnects']} reconnects; closed: {closes})",
         f"dropped from the recording: {stats['dropped_from_recording']:,} frames",
     ]

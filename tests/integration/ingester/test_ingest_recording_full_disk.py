@@ -58,9 +58,7 @@ def test_a_full_disk_drops_frames_from_the_recording_not_from_ingestion(
     try:
         with small_tmpfs(tmp_path / "small", "192k") as disk:
             # Given an ingester recording to a disk that fills within a second or two
-            settings = ingest_settings(
-                sim.ws_url, sim.info_url, private_redis.url, record_dir=disk
-            )
+            settings = ingest_settings(sim.ws_url, sim.info_url, private_redis.url, record_dir=disk)
             # When it ingests 2,000 trades/s for four seconds
             with running_ingester(settings) as ingester:
                 time.sleep(4.0)
