@@ -24,9 +24,7 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +51,11 @@ Item = tuple[int, str, str, Any]
 class Lane:
     """One socket's queue to the writer. Only its socket thread calls the methods."""
 
-    def __init__(self, socket: int, max_bytes: int, time_ns: Callable[[], int]) -> None:
+    def __init__(self, socket: int, max_bytes: int, clock: Clock) -> None:
         self.socket = socket
         self.items: deque[Item] = deque()
         self.max_bytes = max_bytes
-        self._time_ns = time_ns
+        self._clock = clock
         self.queued_bytes = 0  # written by this lane's thread only
         self.taken_bytes = 0  # written by the writer only
         self.dropped = 0  # frames not queued (queue full), written by this lane's thread
@@ -69,12 +67,12 @@ class Lane:
         self._connections += 1
         self.conn = f"{self.socket}.{self._connections}"
         payload = recording.opened_payload(url, self.socket)
-        self.items.append((self._time_ns(), self.conn, "O", payload))
+        self.items.append((wall_ns(self._clock), self.conn, "O", payload))
 
     def closed(self, reason: str) -> None:
         self.mark_dropped()
         text = reason.replace("\n", " ").replace("\r", " ")[:200].encode()
-        self.items.append((self._time_ns(), self.conn, "C", text))
+        self.items.append((wall_ns(self._clock), self.conn, "C", text))
 
     def frame(self, raw: bytes | str, received_ms: int) -> int:
         """Queue ``raw``; returns the receive time (ms) the frame is recorded with, which
@@ -86,7 +84,7 @@ class Lane:
             return received_ms
         if self._unmarked:
             self.mark_dropped()
-        now = self._time_ns()
+        now = wall_ns(self._clock)
         self.items.append((now, self.conn, "F", raw))
         self.queued_bytes += size
         return now // 1_000_000
@@ -95,7 +93,7 @@ class Lane:
         """A D line where frames were left out (the lane's thread, or the writer once the
         sockets stopped)."""
         if self._unmarked:
-            self.items.append((self._time_ns(), self.conn, "D", self._unmarked))
+            self.items.append((wall_ns(self._clock), self.conn, "D", self._unmarked))
             self._unmarked = 0
 
 
@@ -188,7 +186,6 @@ class Recorder:
         metrics: Metrics,
         clock: Clock,
         max_queue_bytes: int,
-        time_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.directory = directory
         self._feed = feed
@@ -196,7 +193,6 @@ class Recorder:
         self._metrics = metrics
         self._clock = clock
         self._max_queue_bytes = max_queue_bytes
-        self._time_ns = time_ns
         self.lanes: list[Lane] = []
         self._file: _File | None = None
         self._stop = threading.Event()
@@ -212,7 +208,7 @@ class Recorder:
 
     def lane(self, socket: int) -> Lane:
         """A lane for one socket; call all of them before :meth:`start`."""
-        lane = Lane(socket, self._max_queue_bytes, self._time_ns)
+        lane = Lane(socket, self._max_queue_bytes, self._clock)
         self.lanes.append(lane)
         for each in self.lanes:  # the bound is for the whole recorder
             each.max_bytes = max(1, self._max_queue_bytes // len(self.lanes))
@@ -325,7 +321,7 @@ class Recorder:
         return self._file
 
     def _open(self, hour: int) -> _File:
-        header = recording.header_line(self._feed, self._ingester, self._time_ns())
+        header = recording.header_line(self._feed, self._ingester, wall_ns(self._clock))
         for attempt in range(100):
             name = recording.file_name(hour * recording.HOUR_NS, self._ingester, attempt)
             path = self.directory / name
@@ -394,6 +390,11 @@ class Recorder:
         except OSError as exc:
             log.error("closing the recording %s failed: %s", current.path, exc)
         self._bytes(current)
+
+
+def wall_ns(clock: Clock) -> int:
+    """The wall clock in ns (a float's resolution: about 0.25 µs today)."""
+    return int(clock.time() * 1e9)
 
 
 def _line(item: Item) -> bytes:

@@ -7,7 +7,7 @@ synchronously (the player waits on the broker; nothing is dropped). So replayed 
 the live keys and an hour already stored adds nothing.
 
 What differs from a live ingester, and why:
-- Time is the recording's: the pipelines run on a :class:`ReplayClock` set to each record's
+- Time is the recording's: the pipelines run on a :class:`~runtime.clock.SetClock` set to each record's
   receive time, so gaps, sessions and batch windows land where they did live.
 - Only the persist targets are sent (``ingest`` queue): old mids and contexts must not
   evaluate alerts, and no latest-state cache, lease or gap journal is touched, so a replay
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from runtime.clock import SYSTEM_CLOCK, Clock, SetClock
 from runtime.hyperliquid.protocol import ParsedFrame
 from runtime.metrics import Metrics
 from runtime.recording import Record
@@ -46,22 +47,6 @@ DRAIN_EVERY = 256  # records between checks for session records to send
 OUTBOX_EVENTS = 10_000_000  # never reached: the player drains after every batch
 
 Send = Callable[[Target, bytes, str], None]
-
-
-class ReplayClock:
-    """A :class:`~runtime.clock.Clock` showing the receive time of the record being played."""
-
-    def __init__(self) -> None:
-        self.ns = 0
-
-    def monotonic(self) -> float:
-        return self.ns / 1e9
-
-    def time(self) -> float:
-        return self.ns / 1e9
-
-    def time_ms(self) -> int:
-        return self.ns // 1_000_000
 
 
 @dataclass
@@ -82,15 +67,21 @@ class ReplayResult:
 class Pacer:
     """Holds the replay to ``speed`` times the recorded pace (``None``: as fast as it goes)."""
 
-    def __init__(self, speed: float | None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        speed: float | None,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.speed = speed
+        self._clock = clock
         self._sleep = sleep
         self._start: tuple[int, float] | None = None
 
     def wait(self, recv_ns: int) -> None:
         if self.speed is None:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._start is None:
             self._start = (recv_ns, now)
             return
@@ -116,7 +107,7 @@ class Player:
         self._batch_size = batch_size
         self._batch_ms = batch_ms
         self._dedup_size = dedup_size
-        self.clock = ReplayClock()
+        self.clock = SetClock()
         self._outbox = Outbox(OUTBOX_EVENTS)
         self._pipelines: dict[int, Pipeline] = {}
         self._open: dict[int, str | None] = {}  # socket → recorded connection now open
