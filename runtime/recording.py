@@ -25,8 +25,9 @@ writer's work to a join; frames are JSON text and nearly never contain a raw lin
 LZ4 frame is complete on its own, so a write that fails part-way is cut back to the last
 whole frame and the file stays readable; a crash loses only what was not yet written.
 
-File names start with the UTC hour of their records (``YYYYMMDDTHHZ``), so a sorted
-listing is in time order and retention reads a file's age from its name.
+File names start with the UTC hour of their records (``YYYYMMDDTHHZ``), so retention reads
+a file's age from its name; within an hour the header's ``created_ns`` orders the files
+(:func:`in_time_order`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,21 @@ def read_records(path: Path, result: ReadResult | None = None) -> Iterator[Recor
             result.bad_lines += 1
         else:
             yield record
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """A recording's header (raises :class:`RecordingError` when it is not one)."""
+    result = ReadResult()
+    next(read_records(path, result), None)
+    assert result.header is not None  # read_records raised otherwise
+    return result.header
+
+
+def in_time_order(paths: list[Path]) -> list[Path]:
+    """Recordings in the order they were started (their headers' ``created_ns``): several
+    files of one hour (a restart, a new file after a disk error) do not sort by name."""
+    started = {path: int(read_header(path).get("created_ns") or 0) for path in paths}
+    return sorted(paths, key=lambda p: (started[p], p.name))
 
 
 def _header(path: Path, line: bytes) -> dict[str, Any]:

@@ -19,7 +19,14 @@ import redis
 
 from runtime.confirmations import confirmed
 from runtime.metrics import Metrics
-from runtime.recording import ReadResult, Record, RecordingError, read_records
+from runtime.recording import (
+    ReadResult,
+    Record,
+    RecordingError,
+    in_time_order,
+    read_header,
+    read_records,
+)
 from runtime.redis_clients import quick_redis
 from runtime.retry import RetryPolicy
 from settings import Settings
@@ -60,24 +67,35 @@ def parse_time(text: str | None, option: str) -> int | None:
 def records(
     files: list[Path], start_ns: int | None, end_ns: int | None, damaged: list[str]
 ) -> Iterator[Record]:
-    """Every file's records in name order (names begin with the hour), within the bounds."""
-    for path in sorted(files, key=lambda p: p.name):
+    """Every file's records, files in the order they were started, within the bounds. A
+    connection id is qualified by the recording process (``<ingester>/<socket>.<n>``): two
+    runs of an ingester both number their connections from ``0.1``."""
+    for path in in_time_order(files):
         result = ReadResult()
+        prefix = ""
         for record in read_records(path, result):
+            if not prefix:
+                prefix = f"{(result.header or {}).get('ingester', '')}/"
             if start_ns is not None and record.recv_ns < start_ns:
                 continue
             if end_ns is not None and record.recv_ns >= end_ns:
                 continue
-            yield record
+            yield Record(record.recv_ns, prefix + record.conn, record.kind, record.payload)
         if result.damaged or result.bad_lines:
             damaged.append(f"{path}: {result.damaged or 'readable'}; {result.bad_lines} bad lines")
+
+
+def default_name(files: list[Path]) -> str:
+    """The recorded feed: replays of any of its files share a source, so their session and
+    gap ids agree."""
+    return str(read_header(in_time_order(files)[0]).get("feed") or "recording")
 
 
 def check_files(files: list[Path]) -> None:
     """Every file is a recording this version reads (exit 2 before anything is sent)."""
     for path in files:
         try:
-            next(read_records(path), None)
+            read_header(path)
         except RecordingError as exc:
             raise UsageError(str(exc)) from None
         except OSError as exc:
@@ -142,7 +160,7 @@ def wait_confirmed(settings: Settings, result: ReplayResult, timeout_s: float) -
 )
 @click.option("--stats", is_flag=True, help="Describe the recording; store nothing.")
 @click.option("--json", "as_json", is_flag=True, help="--stats as JSON.")
-@click.option("--name", default="", help="The replay's source name (default: the first file's).")
+@click.option("--name", default="", help="The replay's source name (default: the recorded feed).")
 @click.option(
     "--wait",
     "wait_s",
@@ -176,7 +194,7 @@ def replay(
         return
     settings = current_settings()
     player = Player(
-        name or sorted(paths, key=lambda p: p.name)[0].name.split(".")[0],
+        name or default_name(paths),
         Sender(BrokerClient(settings.effective_broker_url)),
         Metrics(),
         settings.ingest_batch_size,

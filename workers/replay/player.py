@@ -112,7 +112,7 @@ class Player:
         self._pipelines: dict[int, Pipeline] = {}
         self._open: dict[int, str | None] = {}  # socket → recorded connection now open
         self._session_ids: dict[str, str] = {}  # the pipeline's random id → the stable one
-        self._reconnects = 0
+        self._sessions_of: dict[str, int] = {}
         self.result = ReplayResult()
 
     def play(self, records: Iterable[Record], pacer: Pacer | None = None) -> ReplayResult:
@@ -167,9 +167,10 @@ class Player:
             # A new connection without the old one's close (the process died): the live
             # successor recorded this as the crash it was.
             pipeline.on_disconnected("recording_ended")
-        self._reconnects += 1
+        # The n-th session of a recorded connection (a D line starts another one).
+        n = self._sessions_of[conn] = self._sessions_of.get(conn, 0) + 1
         pipeline.on_connected()
-        stable = uuid.uuid5(REPLAY_NAMESPACE, f"{self.source}|{conn}|{self._reconnects}")
+        stable = uuid.uuid5(REPLAY_NAMESPACE, f"{self.source}|{conn}|{n}")
         self._session_ids[pipeline.session.id] = str(stable)
         self._open[socket] = conn
 
@@ -220,5 +221,6 @@ class Player:
 
 
 def _socket_of(conn: str) -> int:
-    head, _, _ = conn.partition(".")
+    """``[<ingester>/]<socket>.<n>`` → the socket index."""
+    head = conn.rpartition("/")[2].partition(".")[0]
     return int(head) if head.isdigit() else 0
