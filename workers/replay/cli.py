@@ -1,4 +1,5 @@
-"""``hyperwatch replay FILES...``: play recordings back into the database, or describe them.
+"""``hyperwatch replay FILES...``: play recordings back into the database (``--into pipeline``)
+or to a real ingester over a local WebSocket (``--into ws``), or describe them (``--stats``).
 
 Exit codes: 0 played (and, unless ``--no-wait``, every batch confirmed by the workers); 1
 the broker stayed unreachable or the workers did not confirm in time; 2 bad input (an
@@ -7,7 +8,9 @@ option, a file that is not a recording), nothing sent.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ from settings import Settings
 from workers.context import UsageError, current_settings, one_line
 from workers.ingester.broker import BrokerClient, Target
 from workers.replay.player import Pacer, Player, ReplayResult
+from workers.replay.server import ReplayServer, ServeResult
 from workers.replay.stats import collect, text_lines
 
 EXIT_FAILED = 1
@@ -153,10 +157,26 @@ def wait_confirmed(settings: Settings, result: ReplayResult, timeout_s: float) -
 @click.option("--to", "end", metavar="T", help="Only records received before T.")
 @click.option(
     "--into",
-    type=click.Choice(["pipeline"]),
+    type=click.Choice(["pipeline", "ws"]),
     default="pipeline",
     show_default=True,
-    help="pipeline: parse and publish to the persist tasks, as the ingester does.",
+    help="pipeline: parse and publish to the persist tasks, as the ingester does; ws: serve "
+    "the frames on a local WebSocket for a real ingester (HL_WS_URL).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="--into ws: the port (0 = a free one, printed).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="--into ws: the address.")
+@click.option(
+    "--linger",
+    type=click.FloatRange(min=0, max=3600),
+    default=2.0,
+    show_default=True,
+    help="--into ws: seconds to keep serving after the last record.",
 )
 @click.option("--stats", is_flag=True, help="Describe the recording; store nothing.")
 @click.option("--json", "as_json", is_flag=True, help="--stats as JSON.")
@@ -172,7 +192,8 @@ def wait_confirmed(settings: Settings, result: ReplayResult, timeout_s: float) -
 @click.option("--no-wait", is_flag=True, help="Return once everything is on the broker.")
 def replay(
     files: tuple[Path, ...], speed: float, as_fast: bool, start: str | None, end: str | None,
-    into: str, stats: bool, as_json: bool, name: str, wait_s: float, no_wait: bool,
+    into: str, port: int, host: str, linger: float, stats: bool, as_json: bool, name: str,
+    wait_s: float, no_wait: bool,
 ) -> None:  # fmt: skip
     """Play recorded frames (RECORD_DIR) back through the ingester's pipeline into the
     database (same keys as live: an hour already stored adds nothing), or --stats."""
@@ -192,6 +213,10 @@ def replay(
             for line in damaged:
                 click.echo(f"damaged: {line}")
         return
+    pacer = Pacer(None if as_fast else speed)
+    if into == "ws":
+        serve(paths, start_ns, end_ns, damaged, pacer, host, port, linger)
+        return
     settings = current_settings()
     player = Player(
         name or default_name(paths),
@@ -202,9 +227,7 @@ def replay(
         settings.ingest_dedup_size,
     )
     started = time.monotonic()
-    result = player.play(
-        records(paths, start_ns, end_ns, damaged), Pacer(None if as_fast else speed)
-    )
+    result = player.play(records(paths, start_ns, end_ns, damaged), pacer)
     sent_s = time.monotonic() - started
     for line in damaged:
         click.echo(f"hyperwatch: damaged: {one_line(line)}", err=True)
@@ -222,3 +245,38 @@ def replay(
     rate = result.trades / total_s if total_s > 0 else 0.0
     click.echo(f"stored: every batch confirmed in {total_s:.1f} s ({rate:,.0f} trades/s)")
     sys.stdout.flush()
+
+
+def serve(
+    paths: list[Path], start_ns: int | None, end_ns: int | None, damaged: list[str],
+    pacer: Pacer, host: str, port: int, linger: float,
+) -> None:  # fmt: skip
+    """--into ws: serve until the records are played (or SIGINT/SIGTERM)."""
+    coins = sorted(collect(records(paths, start_ns, end_ns, [])).coins)
+    server = ReplayServer(
+        records(paths, start_ns, end_ns, damaged), coins, pacer, host, port, linger
+    )
+
+    async def run() -> ServeResult:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ReplayFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        click.echo(
+            f"serving the recording on {server.ws_url} ({len(coins)} coins); run an ingester "
+            f"with HL_WS_URL={server.ws_url} HL_INFO_URL={server.info_url} and its own "
+            "INGESTER_NAME (not the live feed's)"
+        )
+        return await server.play(stop)
+
+    result = asyncio.run(run())
+    for line in damaged:
+        click.echo(f"hyperwatch: damaged: {one_line(line)}", err=True)
+    click.echo(
+        f"served {result.frames:,} frames ({result.skipped:,} recorded answers skipped, "
+        f"{result.drops:,} recorded drops played)"
+    )

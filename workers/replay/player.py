@@ -79,16 +79,24 @@ class Pacer:
         self._start: tuple[int, float] | None = None
 
     def wait(self, recv_ns: int) -> None:
+        delay = self.delay(recv_ns)
+        if delay > 0:
+            self._sleep(delay)
+
+    def delay(self, recv_ns: int) -> float:
+        """Seconds to wait before the record received at ``recv_ns`` is due."""
         if self.speed is None:
-            return
+            return 0.0
         now = self._clock.monotonic()
         if self._start is None:
             self._start = (recv_ns, now)
-            return
+            return 0.0
         first_ns, started = self._start
-        due = started + (recv_ns - first_ns) / 1e9 / self.speed
-        if due > now:
-            self._sleep(due - now)
+        return started + (recv_ns - first_ns) / 1e9 / self.speed - now
+
+    def restart(self) -> None:
+        """The next record is due at once and sets the pace from there (after a pause)."""
+        self._start = None
 
 
 class Player:
