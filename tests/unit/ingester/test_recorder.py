@@ -42,7 +42,7 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 def test_given_frames_and_markers_when_written_then_the_file_holds_them_in_order(
     tmp_path: Path,
 ) -> None:
-    rec, clock, metrics = make(tmp_path)
+    rec, _clock, metrics = make(tmp_path)
     lane = rec.lane(0)
     lane.opened("ws://x/ws")
     assert lane.frame(b'{"channel":"trades"}', 5) == START_MS + 1000  # the recorded time
@@ -65,7 +65,7 @@ def test_given_frames_and_markers_when_written_then_the_file_holds_them_in_order
 def test_given_a_full_lane_when_frames_arrive_then_they_are_dropped_counted_and_marked(
     tmp_path: Path,
 ) -> None:
-    rec, clock, metrics = make(tmp_path, max_bytes=100)
+    rec, _clock, metrics = make(tmp_path, max_bytes=100)
     lane = rec.lane(0)
     lane.opened("ws://x")
     for i in range(10):
