@@ -229,7 +229,7 @@ class Inner:
 def test_the_recording_sink_records_then_hands_everything_on(tmp_path: Path) -> None:
     rec, _clock, _metrics = make(tmp_path)
     inner = Inner()
-    sink = RecordingSink(inner, rec.lane(0), "ws://x")  # type: ignore[arg-type]
+    sink = RecordingSink(inner, rec.lane(0), "ws://x")
     sink.on_connected()
     sink.on_frame(b"f", 1)
     sink.on_healthy(2)
