@@ -7,7 +7,8 @@
 2. Replay ``--max`` into PostgreSQL: the recording of the last recorded run, played by
    ``hyperwatch replay --max`` into a fresh database drained by ``--workers`` Celery workers
    (``-c 2`` each); trades/s from the start of the replay to the last batch confirmed.
-3. Parsing alone: the same recording through the player with a send that discards
+3. The recorder's own work on those frames, inline (CPU per trade), and parsing alone: the
+   same recording through the player with a send that discards
    (parse + dedup + gaps + batches + encoding: what the player's CPU costs), frames/s and
    trades/s; and ``parse_frame`` alone over the frames.
 
@@ -35,13 +36,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_ingest import PYTHON, Run, one_run  # noqa: E402
 
 from models import migrate  # noqa: E402
+from runtime.clock import SYSTEM_CLOCK  # noqa: E402
 from runtime.hyperliquid.protocol import parse_frame  # noqa: E402
 from runtime.metrics import Metrics  # noqa: E402
-from runtime.recording import read_records  # noqa: E402
+from runtime.recording import compress, frame_line, read_records  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tests.integration.celery.support import WorkerProcess, service_env  # noqa: E402
 from tests.support.services import PostgresDatabase, RedisServer  # noqa: E402
 from workers.ingester.broker import Target  # noqa: E402
+from workers.ingester.recorder import Recorder  # noqa: E402
 from workers.replay.cli import records  # noqa: E402
 from workers.replay.player import Player  # noqa: E402
 
@@ -127,6 +130,48 @@ def parse_alone(files: list[Path]) -> tuple[int, int, float, float]:
     return result.frames, result.trades, played_s, parse_s
 
 
+def writer_cost(files: list[Path]) -> tuple[int, float]:
+    """The recorder's work on the recorded frames, done inline (lane + one writer cycle per
+    50 ms worth of frames, as the thread would): CPU seconds per trade, free of the noise of
+    a loaded machine's thread scheduling."""
+    frames = [r for r in records(files, None, None, []) if r.kind == "F"]
+    trades = sum(r.payload.count(b'"tid":') for r in frames)
+    with tempfile.TemporaryDirectory() as out:
+        recorder = Recorder(Path(out), "bench", "bench", Metrics(), SYSTEM_CLOCK, 1 << 30)
+        lane = recorder.lane(0)
+        lane.opened("ws://bench")
+        started = time.process_time()
+        for n, record in enumerate(frames):
+            lane.frame(record.payload, 0)
+            if n % 4 == 3:
+                recorder.write_pending()
+        recorder.write_pending()
+        spent = time.process_time() - started
+        recorder.stop()
+    return trades, spent
+
+
+def stream_sizes(files: list[Path]) -> dict[str, tuple[int, int, int, float]]:
+    """Per channel: frames, raw bytes, LZ4 bytes (its lines compressed alone, in 1 MB
+    frames as the writer makes them), seconds spanned."""
+    lines: dict[str, list[bytes]] = {}
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for record in records(files, None, None, []):
+        if record.kind != "F":
+            continue
+        channel = parse_frame(record.payload, 0).channel or "other"
+        lines.setdefault(channel, []).append(frame_line(record.recv_ns, "0.1", record.payload))
+        first.setdefault(channel, record.recv_ns)
+        last[channel] = record.recv_ns
+    out = {}
+    for channel, chunk in lines.items():
+        raw = b"".join(chunk)
+        packed = sum(len(compress(raw[i : i + (1 << 20)])) for i in range(0, len(raw), 1 << 20))
+        out[channel] = (len(chunk), len(raw), packed, (last[channel] - first[channel]) / 1e9)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100_000, help="offered trades/s")
@@ -154,6 +199,16 @@ def main() -> None:
             r.published_per_s for r in plain
         )
         print(f"with/without: {ratio:.3f}; recording {per_trade:.1f} bytes per trade")
+        for channel, (n, raw, packed, span) in sorted(stream_sizes(files).items()):
+            print(
+                f"  {channel:>16}: {n:,} frames, {raw / 1e6:.2f} MB raw, {packed / 1e6:.2f} MB "
+                f"LZ4 over {span:.1f} s"
+            )
+        cost_trades, cost_s = writer_cost(files)
+        print(
+            f"recorder work inline: {cost_s * 1e3:.0f} ms CPU for {cost_trades:,} trades = "
+            f"{cost_s / cost_trades * 1e5 * 100:.1f} % of one core at 100k trades/s"
+        )
         frames, trades, played_s, parse_s = parse_alone(files)
         print(
             f"\nparsing alone ({frames:,} frames, {trades:,} trades): player "
