@@ -4,8 +4,10 @@ Written by the ingester's recorder (``workers/ingester/recorder.py``), read by t
 (``hyperwatch replay``) and aged out by ``hyperwatch.maintenance.prune_recordings``; this
 module is the one place that knows the format, so all three agree.
 
-A file is a sequence of concatenated LZ4 frames (``lz4 -d`` reads it), each holding whole
-lines. Its first line is the header, the rest are records::
+A file is LZ4 frame data (``lz4 -d`` reads it): the recorder writes one frame of linked
+blocks per file, flushed at every write, and ends it when the file is closed; a reader also
+takes concatenated frames. The decompressed text is lines: the first is the header, the
+rest are records::
 
     HWREC 1 {"feed": "...", "ingester": "...", "created_ns": 1787052600000000000}
     <recv_ns> <conn> F <the frame's bytes, verbatim>       a frame without line breaks
@@ -21,9 +23,11 @@ disconnect and a reconnect, so replayed data gets the gap records a live drop wo
 
 Why this shape: one line per frame keeps the recorder's hot path to an append and the
 writer's work to a join; frames are JSON text and nearly never contain a raw line break
-(JSON escapes them), so base64 is the rare exception, not the cost of every frame. Each
-LZ4 frame is complete on its own, so a write that fails part-way is cut back to the last
-whole frame and the file stays readable; a crash loses only what was not yet written.
+(JSON escapes them), so base64 is the rare exception, not the cost of every frame. Every
+write ends on a block boundary, so a write that fails part-way is cut back to the last
+whole block and the file stays readable up to there, as does the file of a process that
+crashed (without the frame's end mark: :class:`ReadResult` says ``truncated``); linked
+blocks share their dictionary, so the small writes of a quiet feed compress like big ones.
 
 File names start with the UTC hour of their records (``YYYYMMDDTHHZ``), so retention reads
 a file's age from its name; within an hour the header's ``created_ns`` orders the files
@@ -48,6 +52,7 @@ MAGIC: Final = b"HWREC"
 SUFFIX: Final = ".hwrec.lz4"
 HOUR_NS: Final = 3_600 * 1_000_000_000
 _CHUNK = 1 << 20
+_END_MARK = b"\x00\x00\x00\x00"  # an LZ4 frame's end (no content checksum: the writer's)
 _NAME = re.compile(r"^(\d{8}T\d{2})Z-.*" + re.escape(SUFFIX) + "$")
 
 Kind = Literal["F", "O", "C", "D"]
@@ -87,7 +92,7 @@ def opened_payload(url: str, socket: int) -> bytes:
 
 
 def compress(lines: bytes) -> bytes:
-    """One self-contained LZ4 frame."""
+    """``lines`` as one self-contained LZ4 frame (a file may be a sequence of these)."""
     return lz4.frame.compress(lines)
 
 
@@ -113,6 +118,9 @@ class ReadResult:
     header: dict[str, Any] | None = None
     bad_lines: int = 0  # lines that are not records (counted, skipped)
     damaged: str | None = None  # why reading stopped before the end, if it did
+    # The file ends on a whole block without the frame's end mark: still being written, or
+    # its writer crashed or gave it up (a full disk). Everything in it was read.
+    unterminated: bool = False
 
 
 def read_records(path: Path, result: ReadResult | None = None) -> Iterator[Record]:
@@ -218,4 +226,16 @@ def _decompressed(path: Path, result: ReadResult) -> Iterator[bytes]:
                     data = b""
                     mid_frame = True
     if mid_frame:
-        result.damaged = "truncated (the writer stopped mid-frame)"
+        # LZ4's decoder holds back the tail of the last block until the frame ends: give it
+        # the end mark the writer could not write. A cut inside a block stays incomplete.
+        try:
+            out = decompressor.decompress(_END_MARK)
+        except RuntimeError as exc:
+            result.damaged = f"damaged LZ4 data at the end: {exc}"
+            return
+        if out:
+            yield out
+        if decompressor.eof:
+            result.unterminated = True
+        else:
+            result.damaged = "truncated inside a block (the writer stopped mid-write)"

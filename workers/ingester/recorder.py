@@ -6,7 +6,7 @@ never raise. One writer thread drains the lanes, compresses and writes
 (``runtime/recording.py`` is the format). When a lane holds ``max_queue_bytes`` / lanes of
 frames not yet written, further frames are dropped from the recording (``queue_full``);
 when a write fails (a full or failing disk) the batch it held is dropped (``disk``), the
-file is cut back to its last whole LZ4 frame and closed, and writing is retried a second
+file is cut back to its last whole LZ4 block and given up, and writing is retried a second
 later on a new file. Every dropped frame is counted (``RECORD_DROPPED``) and leaves a ``D``
 line where the hole is, so a replay knows it; ingestion never notices any of it.
 
@@ -27,6 +27,8 @@ import threading
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+import lz4.frame
 
 from runtime import recording
 from runtime.clock import Clock
@@ -128,31 +130,39 @@ class RecordingSink:
 
 
 class _File:
-    """The open recording of one hour; every method may raise OSError."""
+    """The open recording of one hour: one LZ4 frame of linked blocks, each write flushed as
+    whole blocks (so what is on disk is readable up to the last write, and the blocks share
+    a dictionary: small writes compress well too). Every method may raise OSError."""
 
     def __init__(self, path: Path, hour: int, header: bytes) -> None:
         self.path = path
         self.hour = hour
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
-        self.good = 0  # bytes up to the end of the last whole LZ4 frame
+        self.good = 0  # bytes up to the end of the last whole block written
         self.reported = 0  # of those, counted in RECORD_BYTES
         self.unsynced = False
+        self._compressor = lz4.frame.LZ4FrameCompressor(block_linked=True, auto_flush=True)
         try:
-            self.append(recording.compress(header))
+            self._append(self._compressor.begin() + self._compressor.compress(header))
         except OSError:
             self.abandon()
             with contextlib.suppress(OSError):
                 path.unlink()  # no header, no recording: leave no empty file behind
             raise
 
-    def append(self, data: bytes) -> None:
+    def write(self, lines: bytes) -> None:
+        """Append ``lines``; on an OSError the file is cut back to its last whole block and
+        must be abandoned (the compressor's state has moved on)."""
+        self._append(self._compressor.compress(lines))
+
+    def _append(self, data: bytes) -> None:
         view = memoryview(data)
         try:
             while view:
                 written = os.write(self.fd, view)
                 view = view[written:]
         except OSError:
-            # Cut the partial frame off so the file stays readable up to here.
+            # Cut the partial block off so the file stays readable up to here.
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self.good)
             raise
@@ -165,12 +175,16 @@ class _File:
             self.unsynced = False
 
     def close(self) -> None:
+        """End the frame, fsync, close (the hour is over, or the recorder stops)."""
         try:
+            self._append(self._compressor.flush())
             self.sync()
         finally:
             os.close(self.fd)
 
     def abandon(self) -> None:
+        """Give the file up after a failed write: it ends at its last whole block, without
+        the frame's end mark (a reader reports it truncated there)."""
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
@@ -293,7 +307,7 @@ class Recorder:
         lines.extend(_line(item) for item in items)
         try:
             file = self._file_for(hour)
-            file.append(recording.compress(b"".join(lines)))
+            file.write(b"".join(lines))
         except OSError as exc:
             self._disk_failed(exc, items)
             return

@@ -88,5 +88,6 @@ def test_a_full_disk_drops_frames_from_the_recording_not_from_ingestion(
         recorder.dropped_disk
     )
     assert sample(ingester, "hyperwatch_record_frames_total") == recorder.recorded
-    # And what was written stays readable (a failed write is cut back to whole frames)
+    # And what was written stays readable: a failed write is cut back to whole blocks (the
+    # file given up then ends there, without the frame's end mark)
     assert read.damaged is None

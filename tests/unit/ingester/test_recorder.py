@@ -26,12 +26,14 @@ def make(tmp_path: Path, max_bytes: int = 1 << 20) -> tuple[Recorder, ManualCloc
     return Recorder(tmp_path, "feed", "host-1", metrics, clock, max_bytes), clock, metrics
 
 
-def read_all(directory: Path) -> list[recording.Record]:
+def read_all(directory: Path, closed: bool = False) -> list[recording.Record]:
+    """Every record; a file still open ends without the frame's end mark, a closed one with."""
     out: list[recording.Record] = []
     for path in recording.in_time_order(list(directory.iterdir())):
         result = recording.ReadResult()
         out.extend(recording.read_records(path, result))
-        assert result.damaged is None and result.header is not None
+        assert result.header is not None and result.damaged is None
+        assert result.unterminated is not closed
     return out
 
 
@@ -199,7 +201,7 @@ def test_the_writer_thread_writes_and_closes_on_stop(tmp_path: Path) -> None:
     lane.frame(b"one", 0)
     rec.stop()
     assert rec.failure is None
-    assert [r.payload for r in read_all(tmp_path) if r.kind == "F"] == [b"one"]
+    assert [r.payload for r in read_all(tmp_path, closed=True) if r.kind == "F"] == [b"one"]
 
 
 class Inner:
