@@ -1,7 +1,8 @@
 """Record and replay: the recorder's cost on the ingester, and how fast a recording replays.
 
 1. Recorder overhead: ``bench_ingest.one_run`` (simulator → ``hyperwatch ingest`` → Redis) at
-   the offered rate, runs with and without RECORD_DIR interleaved in the same session;
+   the offered rate, runs with and without RECORD_DIR interleaved in the same session (which
+   goes first alternates);
    published trades/s, peak RSS and CPU per variant (medians), the frames the recorder
    dropped, and the recording's bytes per trade (for disk sizing).
 2. Replay ``--max`` into PostgreSQL: the recording of the last recorded run, played by
@@ -57,18 +58,23 @@ def overhead(args: argparse.Namespace, keep: Path) -> tuple[list[Run], list[Run]
     recorded: list[Run] = []
     bytes_per_trade = float("nan")
     for i in range(args.runs):
-        plain.append(one_run(2000, args.rate, 100, args.warmup, args.window))
-        print(f"  run {i + 1} without: {plain[-1].published_per_s:,.0f}/s "
-              f"{plain[-1].peak_rss_mb:.0f} MB", flush=True)  # fmt: skip
-        shutil.rmtree(keep, ignore_errors=True)
-        keep.mkdir(parents=True)
-        run = one_run(2000, args.rate, 100, args.warmup, args.window, {"RECORD_DIR": str(keep)})
-        recorded.append(run)
-        size = sum(p.stat().st_size for p in keep.iterdir())
-        trades = count_trades(keep)
-        bytes_per_trade = size / trades if trades else float("nan")
-        print(f"  run {i + 1} with:    {run.published_per_s:,.0f}/s {run.peak_rss_mb:.0f} MB; "
-              f"recording {size / 1e6:.1f} MB for {trades:,} trades", flush=True)  # fmt: skip
+        # Alternate which variant goes first: a loaded machine drifts within a pair too.
+        for with_recorder in (False, True) if i % 2 == 0 else (True, False):
+            if not with_recorder:
+                plain.append(one_run(2000, args.rate, 100, args.warmup, args.window))
+                print(f"  run {i + 1} without: {plain[-1].published_per_s:,.0f}/s "
+                      f"{plain[-1].peak_rss_mb:.0f} MB", flush=True)  # fmt: skip
+                continue
+            shutil.rmtree(keep, ignore_errors=True)
+            keep.mkdir(parents=True)
+            env = {"RECORD_DIR": str(keep)}
+            run = one_run(2000, args.rate, 100, args.warmup, args.window, env)
+            recorded.append(run)
+            size = sum(p.stat().st_size for p in keep.iterdir())
+            trades = count_trades(keep)
+            bytes_per_trade = size / trades if trades else float("nan")
+            print(f"  run {i + 1} with:    {run.published_per_s:,.0f}/s {run.peak_rss_mb:.0f} MB; "
+                  f"recording {size / 1e6:.1f} MB for {trades:,} trades", flush=True)  # fmt: skip
     return plain, recorded, bytes_per_trade
 
 
