@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 WRITE_EVERY_S = 0.05
 FSYNC_EVERY_S = 1.0
 RETRY_AFTER_S = 1.0
-MAX_WRITE_BYTES = 4 << 20  # one compressed frame holds at most about this much input
+MAX_WRITE_BYTES = 4 << 20  # one write takes at most about this much input
 
 # A lane item: (recv_ns, conn, kind, payload); kind "F" payloads are the raw frame.
 Item = tuple[int, str, str, Any]

@@ -102,6 +102,8 @@ class ReplayServer:
             if stop.is_set():
                 break
             await self._wait_for_client(stop)
+            if stop.is_set():
+                break
             delay = self._pacer.delay(record.recv_ns)
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+import websocket
 
 from runtime import recording
 from tests.integration.ingester.support import ingest_settings, read_queues, running_ingester
@@ -100,3 +102,45 @@ def test_an_ingester_on_the_replay_server_publishes_the_recording_and_its_gap(
     assert [(g["key"], g["from_ms"], g["to_ms"]) for g in dropped] == [
         ("BTC", T0 + 2000, T0 + 2100)
     ]
+
+
+def test_the_replay_server_answers_a_clients_own_messages_and_only_meta(tmp_path: Path) -> None:
+    path = tmp_path / "r.hwrec.lz4"
+    write_recording(path)
+    server = ReplayServer(records([path], None, None, []), ["BTC"], Pacer(None), linger_s=0.5)
+    stop_box: dict[str, Any] = {}
+    started = threading.Event()
+
+    def serve() -> None:
+        async def main() -> ServeResult:
+            stop = asyncio.Event()
+            stop_box["stop"], stop_box["loop"] = stop, asyncio.get_running_loop()
+            await server.start()
+            started.set()
+            return await server.play(stop)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    meta = httpx.post(server.info_url, json={"type": "meta"}, timeout=5)
+    assert meta.json() == {"universe": [{"name": "BTC", "szDecimals": 0, "maxLeverage": 1}]}
+    assert httpx.post(server.info_url, json={"type": "recentTrades"}, timeout=5).status_code == 400
+    assert httpx.post(server.info_url, content=b"{junk", timeout=5).status_code == 400
+    ws = websocket.create_connection(server.ws_url, timeout=5)
+    ws.send("not json")
+    ws.send("[1]")
+    ws.send('{"method":"ping"}')
+    assert ws.recv() == '{"channel":"pong"}'
+    sub = {"type": "trades", "coin": "BTC"}
+    ws.send(orjson.dumps({"method": "unsubscribe", "subscription": sub}).decode())
+    ack = orjson.loads(ws.recv())
+    assert ack == {
+        "channel": "subscriptionResponse",
+        "data": {"method": "unsubscribe", "subscription": sub},
+    }
+    ws.close()
+    stop_box["loop"].call_soon_threadsafe(stop_box["stop"].set)
+    thread.join(10)
+    assert not thread.is_alive()

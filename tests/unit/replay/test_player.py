@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from runtime.clock import ManualClock
 from runtime.metrics import Metrics
 from runtime.recording import Record
 from tests.unit.ingester import frames
 from workers.ingester.broker import Target
+from workers.replay import cli
 from workers.replay.player import Pacer, Player
 
 T0 = 1_787_052_600_000  # ms
@@ -149,3 +151,30 @@ def test_the_pacer_holds_the_recorded_pace_times_the_speed() -> None:
     fast: list[float] = []
     Pacer(None, clock, fast.append).wait(10**18)
     assert fast == []
+
+
+class FlakyBroker:
+    """A BrokerClient stand-in: ``errors`` as the real one exposes them, failing ``fail`` times."""
+
+    errors = (ConnectionError,)
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.sent: list[str] = []
+
+    def send(self, target: Target, body: bytes, argsrepr: str) -> str:
+        if self.fail > 0:
+            self.fail -= 1
+            raise ConnectionError("broker away")
+        self.sent.append(target.task)
+        return "id"
+
+
+def test_the_sender_retries_a_broker_outage_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.time, "sleep", lambda _s: None)
+    target = Target("hyperwatch.persist.trades", "ingest")
+    broker = FlakyBroker(fail=3)
+    cli.Sender(broker)(target, b"{}", "x")  # type: ignore[arg-type]
+    assert broker.sent == ["hyperwatch.persist.trades"]
+    with pytest.raises(cli.ReplayFailed, match="broker unreachable"):
+        cli.Sender(FlakyBroker(fail=cli.SEND_ATTEMPTS))(target, b"{}", "x")  # type: ignore[arg-type]
