@@ -196,7 +196,9 @@ def replay(
     wait_s: float, no_wait: bool,
 ) -> None:  # fmt: skip
     """Play recorded frames (RECORD_DIR) back through the ingester's pipeline into the
-    database (same keys as live: an hour already stored adds nothing), or --stats."""
+    database (same keys as live: an hour already stored adds nothing), or to a real
+    ingester over a local WebSocket (--into ws), or describe them (--stats). Times T are
+    ISO 8601 (2026-12-05T10:00:00Z; no zone means UTC) or epoch milliseconds."""
     paths = list(files)
     check_files(paths)
     start_ns, end_ns = parse_time(start, "--from"), parse_time(end, "--to")
