@@ -247,17 +247,17 @@ HEALTH_STATUS = MetricDef(
 
 # --- ingester: the recorder (RECORD_DIR) --------------------------------------------------
 RECORD_FRAMES = MetricDef(
-    "hyperwatch_record_frames_total", "counter", "Raw frames written to the recording."
+    "hyperwatch_ingest_record_frames_total", "counter", "Raw frames written to the recording."
 )
 RECORD_DROPPED = MetricDef(
-    "hyperwatch_record_dropped_frames_total",
+    "hyperwatch_ingest_record_dropped_frames_total",
     "counter",
     "Frames left out of the recording (ingestion unaffected): queue_full (the writer fell "
     "behind) or disk (a write failed, e.g. the disk is full).",
     ("reason",),
 )
 RECORD_BYTES = MetricDef(
-    "hyperwatch_record_bytes_total", "counter", "Compressed bytes written to recordings."
+    "hyperwatch_ingest_record_bytes_total", "counter", "Compressed bytes written to recordings."
 )
 
 ALL: tuple[MetricDef, ...] = (

@@ -84,10 +84,10 @@ def test_a_full_disk_drops_frames_from_the_recording_not_from_ingestion(
     assert recorder.dropped_disk > 0
     assert recorder.recorded == len(recorded) > 0
     assert recorder.recorded + recorder.dropped == frames
-    assert sample(ingester, "hyperwatch_record_dropped_frames_total", reason="disk") == (
+    assert sample(ingester, "hyperwatch_ingest_record_dropped_frames_total", reason="disk") == (
         recorder.dropped_disk
     )
-    assert sample(ingester, "hyperwatch_record_frames_total") == recorder.recorded
+    assert sample(ingester, "hyperwatch_ingest_record_frames_total") == recorder.recorded
     # And what was written stays readable: a failed write is cut back to whole blocks (the
     # file given up then ends there, without the frame's end mark)
     assert read.damaged is None

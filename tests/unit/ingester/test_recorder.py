@@ -61,7 +61,7 @@ def test_given_frames_and_markers_when_written_then_the_file_holds_them_in_order
     assert records[1].payload == b'{"channel":"trades"}' and records[2].payload == b"line\nbreak"
     assert records[3].payload == b"server_close extra"
     assert records[0].recv_ns == (START_MS + 1000) * 1_000_000
-    assert rec.recorded == 2 and sample(metrics, "hyperwatch_record_frames_total") == 2
+    assert rec.recorded == 2 and sample(metrics, "hyperwatch_ingest_record_frames_total") == 2
 
 
 def test_given_a_full_lane_when_frames_arrive_then_they_are_dropped_counted_and_marked(
@@ -81,7 +81,9 @@ def test_given_a_full_lane_when_frames_arrive_then_they_are_dropped_counted_and_
     assert kinds == ["O", "F", "F", "F", "D", "F", "C"]
     assert records[4].payload == b"7"
     assert rec.dropped_queue == 7 and rec.recorded == 4
-    assert sample(metrics, "hyperwatch_record_dropped_frames_total", reason="queue_full") == 7
+    assert (
+        sample(metrics, "hyperwatch_ingest_record_dropped_frames_total", reason="queue_full") == 7
+    )
 
 
 def test_drops_still_unmarked_when_the_socket_closes_are_marked_before_the_close(
@@ -174,7 +176,7 @@ def test_given_a_disk_that_fails_mid_write_then_the_batch_is_dropped_and_the_fil
     lane.frame(b"later", 0)
     rec.write_pending()  # a new file, starting with the hole's D line
     rec.stop()
-    assert sample(metrics, "hyperwatch_record_dropped_frames_total", reason="disk") == 3
+    assert sample(metrics, "hyperwatch_ingest_record_dropped_frames_total", reason="disk") == 3
     records = read_all(tmp_path)
     assert [(r.kind, r.payload) for r in records if r.kind in "FD"] == [
         ("F", b"kept"), ("D", b"3"), ("F", b"later"),
