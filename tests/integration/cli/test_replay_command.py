@@ -3,15 +3,20 @@ broker (Redis), the time window, a damaged file and unconfirmed batches."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
+import websocket
 from click.testing import CliRunner, Result
 
 from runtime import recording
+from tests.integration.celery.support import service_env
 from tests.integration.ingester.support import read_queues
-from tests.support.services import RedisServer
+from tests.support.services import RedisServer, free_port
 from workers.cli import cli
 from workers.replay.cli import parse_time
 
@@ -120,3 +125,42 @@ def test_a_damaged_tail_is_reported_and_unconfirmed_batches_fail_the_replay(
     assert "damaged:" in result.output  # CliRunner mixes stderr in
     assert result.exit_code == 1
     assert "batch(es) not confirmed by the workers within 0 s" in result.output
+
+
+def test_into_ws_serves_the_frames_to_a_subscriber_and_exits_after_lingering(
+    tmp_path: Path,
+) -> None:
+    path = write_recording(tmp_path / "r.hwrec.lz4", LINES[:4])
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "replay", str(path), "--into", "ws", "--max",
+         "--port", str(port), "--linger", "0.3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=service_env(None, data_dir=tmp_path),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert f"serving the recording on ws://127.0.0.1:{port}/ws (1 coins)" in banner
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=10)
+        ws.send('{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}')
+        received = [ws.recv() for _ in range(3)]
+        assert orjson.loads(received[0])["channel"] == "subscriptionResponse"
+        assert orjson.loads(received[1])["data"][0]["tid"] == 1
+        assert received[2] == "{broken"  # malformed frames are played too; the pong is not
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "served 2 frames (1 recorded answers skipped, 0 recorded drops played)" in out
+    # a port already taken: one line, exit 1
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        taken = subprocess.run(
+            [sys.executable, "-m", "workers.cli", "replay", str(path), "--into", "ws",
+             "--port", str(busy)],
+            capture_output=True, text=True, timeout=30, env=service_env(None, data_dir=tmp_path),
+        )  # fmt: skip
+    assert taken.returncode == 1 and f"cannot listen on 127.0.0.1:{busy}" in taken.stderr
