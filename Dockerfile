@@ -35,8 +35,8 @@ RUN apt-get update \
 # A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it.
 RUN groupadd --system --gid 10001 hyperwatch \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin hyperwatch \
-    && mkdir -p /app /var/lib/hyperwatch \
-    && chown hyperwatch:hyperwatch /var/lib/hyperwatch
+    && mkdir -p /app /var/lib/hyperwatch/recordings \
+    && chown -R hyperwatch:hyperwatch /var/lib/hyperwatch
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # Flower reads flowerconfig.py from its working directory (auth guard, history bound).

@@ -75,6 +75,13 @@ def build(settings: Settings) -> dict[str, Any]:
         )
         for table, period in RETENTION_PERIODS.items()
     }
+    # maintenance · hourly · the ingester's recordings older than RECORD_RETENTION_HOURS go
+    # (files are hourly, so an hourly run keeps at most an hour more than asked). Only when
+    # RECORD_DIR is set: without recordings there is nothing to age out.
+    if settings.record_dir is not None:
+        schedule["retention-recordings"] = _entry(
+            "hyperwatch.maintenance.prune_recordings", HOURLY, MAINTENANCE
+        )
     # maintenance · hourly · inserts never wait on partition DDL: PARTITIONS_AHEAD_DAYS days
     # exist ahead on PostgreSQL; on-demand creation in the insert path stays the fallback.
     schedule["partitions-ahead"] = _entry(

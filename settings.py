@@ -345,6 +345,24 @@ class Settings(BaseSettings):
     ingest_dedup_size: int = Field(
         100_000, ge=1000, description="Recent trade keys remembered for dedup."
     )
+    record_dir: Path | None = Field(
+        None,
+        description="Record every raw frame the ingester receives to hourly LZ4 files here (docs/OPERATIONS.md, "
+        '"Recording and replay"); `hyperwatch replay` plays them back. Unset or empty: no recording.',
+    )
+    record_queue_max_mb: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Frames held for the recorder's writer (MiB); beyond it frames are left out of the recording "
+        "and counted, ingestion never waits.",
+    )
+    record_retention_hours: int = Field(
+        72,
+        ge=1,
+        le=24 * 365,
+        description="Hours of recordings kept; the maintenance job deletes older files in RECORD_DIR.",
+    )
     ingester_health_port: int = Field(
         8001, ge=0, le=65535, description="Ingester /healthz /readyz /metrics (0 = off)."
     )
@@ -557,6 +575,11 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("record_dir", mode="before")
+    @classmethod
+    def _record_dir(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("data_dir", mode="before")
     @classmethod

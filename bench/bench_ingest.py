@@ -67,7 +67,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def one_run(batch: int, rate: float, batch_ms: int, warmup: float, window: float) -> Run:
+def one_run(
+    batch: int,
+    rate: float,
+    batch_ms: int,
+    warmup: float,
+    window: float,
+    extra_env: dict[str, str] | None = None,
+) -> Run:
+    """One measured run; ``extra_env`` adds settings (bench_record.py: RECORD_DIR)."""
     redis = RedisServer().start()
     sim = SimulatorProcess.start(
         ["--rate", str(rate), "--coins", "BTC,ETH,SOL", "--log-level", "warning"], python=PYTHON
@@ -83,6 +91,7 @@ def one_run(batch: int, rate: float, batch_ms: int, warmup: float, window: float
         INGEST_BATCH_MS=str(batch_ms),
         INGESTER_HEALTH_PORT=str(health),
         LOG_LEVEL="WARNING",
+        **(extra_env or {}),
     )
     with tempfile.TemporaryDirectory() as cwd:
         ingester = subprocess.Popen([PYTHON, "-m", "workers.cli", "ingest"], env=env, cwd=cwd)

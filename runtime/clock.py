@@ -74,3 +74,20 @@ class ManualClock:
             raise ValueError("a clock does not go back")
         self._mono += seconds
         self._wall_ms += round(seconds * 1000)
+
+
+class SetClock:
+    """A clock showing whatever time it was last set to (in ns): a replay runs the ingester's
+    pipeline on the recorded receive times. Both readings are that time."""
+
+    def __init__(self, ns: int = 0) -> None:
+        self.ns = ns
+
+    def monotonic(self) -> float:
+        return self.ns / 1e9
+
+    def time(self) -> float:
+        return self.ns / 1e9
+
+    def time_ms(self) -> int:
+        return self.ns // 1_000_000

@@ -245,6 +245,21 @@ HEALTH_STATUS = MetricDef(
     ("check",),
 )
 
+# --- ingester: the recorder (RECORD_DIR) --------------------------------------------------
+RECORD_FRAMES = MetricDef(
+    "hyperwatch_ingest_record_frames_total", "counter", "Raw frames written to the recording."
+)
+RECORD_DROPPED = MetricDef(
+    "hyperwatch_ingest_record_dropped_frames_total",
+    "counter",
+    "Frames left out of the recording (ingestion unaffected): queue_full (the writer fell "
+    "behind) or disk (a write failed, e.g. the disk is full).",
+    ("reason",),
+)
+RECORD_BYTES = MetricDef(
+    "hyperwatch_ingest_record_bytes_total", "counter", "Compressed bytes written to recordings."
+)
+
 ALL: tuple[MetricDef, ...] = (
     FRAMES,
     EVENTS,
@@ -268,6 +283,9 @@ ALL: tuple[MetricDef, ...] = (
     PLANNED_SUBSCRIPTIONS,
     STREAM_RESUBSCRIBES,
     LISTING_CHANGES,
+    RECORD_FRAMES,
+    RECORD_DROPPED,
+    RECORD_BYTES,
     ROWS_STORED,
     ROWS_DUPLICATE,
     TASK_DURATION,

@@ -43,6 +43,7 @@ TASK_MODULES: list[str] = [
     "tasks.persist",
     "tasks.heal",
     "tasks.maintenance.retention",
+    "tasks.maintenance.recordings",
     "tasks.maintenance.partitions",
     "tasks.maintenance.health_snapshot",
     "tasks.maintenance.positions_poll",

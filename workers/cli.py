@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "channels": "workers.commands.channels:channels",
     "archive": "workers.commands.archive:archive",
     "gaps": "workers.commands.gaps:gaps",
+    "replay": "workers.replay.cli:replay",
 }
 
 EXIT_USAGE = 2

@@ -60,6 +60,9 @@ from runtime.metrics import (
     PLANNED_SUBSCRIPTIONS,
     PUBLISH_LATENCY,
     RECONNECTS,
+    RECORD_BYTES,
+    RECORD_DROPPED,
+    RECORD_FRAMES,
     SERVER_ERRORS,
     STANDBY_HELD,
     STREAM_RESUBSCRIBES,
@@ -75,7 +78,7 @@ from workers.ingester.batcher import Batcher
 from workers.ingester.broker import BrokerClient
 from workers.ingester.cache import CacheWriter, LatestCache
 from workers.ingester.confirm import AwaitingConfirmation
-from workers.ingester.connection import Connection
+from workers.ingester.connection import Connection, FrameSink
 from workers.ingester.gaps import Gap, GapJournal, GapKey, JournalState
 from workers.ingester.health import HealthServer, Probe
 from workers.ingester.lease import Leadership, LeaseKeeper
@@ -92,6 +95,7 @@ from workers.ingester.planner import (
     shard_wallets,
 )
 from workers.ingester.publisher import ConfirmationCheck, Publisher
+from workers.ingester.recorder import Recorder, RecordingSink
 from workers.ingester.subscriptions import SubscriptionRegistry, coin_subscriptions
 
 log = logging.getLogger(__name__)
@@ -104,6 +108,7 @@ INGEST_METRICS = (
     BATCHES_PUBLISHED, EVENTS_PUBLISHED, BUFFER_DEPTH, EVENTS_LOST, PUBLISH_LATENCY, INGEST_LAG,
     LEADER, TAKEOVERS, LEASE_LOST, STANDBY_HELD,
     PLANNED_CONNECTIONS, PLANNED_SUBSCRIPTIONS, STREAM_RESUBSCRIBES, LISTING_CHANGES,
+    RECORD_FRAMES, RECORD_DROPPED, RECORD_BYTES,
 )  # fmt: skip
 
 
@@ -137,6 +142,7 @@ class Ingester:
         self.pipelines: list[Pipeline] = []
         self.live_plan: LivePlan | None = None
         self.refresher: MetaRefresher | None = None
+        self.recorder: Recorder | None = None
         self._failure: BaseException | None = None
 
     def _confirmation_check(self) -> ConfirmationCheck:
@@ -248,6 +254,8 @@ class Ingester:
             )
             for index, connection in enumerate(self.connections)
         ]
+        if self.recorder is not None:
+            self.recorder.start()
         self.publisher.start()
         self.cache_writer.start()
         self.lease.start()
@@ -276,6 +284,11 @@ class Ingester:
         window = ConnectWindow(s.max_connects_per_minute, self.clock)
         several = len(plan.connections) > 1
         self.connections, self.pipelines = [], []
+        if s.record_dir is not None:
+            self.recorder = Recorder(
+                s.record_dir, s.feed, self.id, self.metrics, self.clock,
+                s.record_queue_max_mb * 1024 * 1024,
+            )  # fmt: skip
         # Which pipeline follows each WebSocket wallet (coins: the live plan, as listings
         # move them).
         self._user_owner: dict[str, int] = {}
@@ -299,8 +312,11 @@ class Ingester:
                 s.reconnect_min_s, s.reconnect_max_s, s.max_connects_per_minute, self.clock,
                 window=window,
             )  # fmt: skip
+            sink: FrameSink = pipeline
+            if self.recorder is not None:  # the raw frames too, off the hot path
+                sink = RecordingSink(pipeline, self.recorder.lane(planned.index), s.hl_ws_url)
             connection = Connection(
-                s.hl_ws_url, registry, policy, pipeline, self.clock, self.metrics,
+                s.hl_ws_url, registry, policy, sink, self.clock, self.metrics,
                 s.ping_interval_s, s.pong_timeout_s, s.stream_silence_s,
                 name=f"c{planned.index}" if several else "", on_state=self._connection_state,
             )  # fmt: skip
@@ -430,6 +446,8 @@ class Ingester:
         # (runtime.lifecycle.SIGNAL_SLICE_S says why).
         for thread in socket_threads:
             join_in_slices(thread, 5.0)
+        if self.recorder is not None:  # the sockets are closed: fsync and close the file
+            self.recorder.stop()
         if self.refresher is not None:
             self.refresher.stop()
         for thread, pipeline in zip(socket_threads, self.pipelines, strict=True):

@@ -72,3 +72,11 @@ def test_celery_accepts_every_entry(schedule: dict) -> None:
     scheduler = Scheduler(app, lazy=True)
     scheduler.merge_inplace(schedule)  # raises on a key ScheduleEntry does not take
     assert set(scheduler.schedule) == set(schedule)
+
+
+def test_recordings_are_aged_out_hourly_only_where_record_dir_is_set(tmp_path: object) -> None:
+    assert "retention-recordings" not in beat_schedule.build(load_settings())
+    entry = beat_schedule.build(load_settings(record_dir=str(tmp_path)))["retention-recordings"]
+    assert entry["task"] == "hyperwatch.maintenance.prune_recordings"
+    assert entry["schedule"] == dt.timedelta(hours=1)
+    assert entry["options"]["queue"] == "maintenance"
