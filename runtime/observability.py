@@ -17,8 +17,9 @@ What never reaches Sentry (``send_default_pii`` off, local variables off, and
 - credentials in URLs (``scheme://user:pass@`` → ``scheme://[Filtered]@``), webhook URLs
   whose path is the secret (Slack, Discord, Telegram bot tokens), ``key=value`` pairs
   with a secret-like key in free text, ``Bearer``/``Basic`` authorization values;
+- subscribers' API keys (``hw_<prefix>_<secret>``: the secret part);
 - the exact values of the secrets this process was configured with (the DSN, Flower's
-  passwords, passwords in the database / Redis / broker URLs);
+  passwords, the API's admin key, passwords in the database / Redis / broker URLs);
 - Celery task arguments (``extra["celery-job"]``): batches are market data, never needed to
   understand an error, and may carry wallet addresses.
 """
@@ -38,7 +39,9 @@ log = logging.getLogger(__name__)
 # Beat entries that run more often than once a minute (see beat_schedule.py).
 SUB_MINUTE_BEAT_ENTRIES = ["health-snapshot", "outbox-sweep", "alerts-tick", "poll-positions"]
 
-ProcessKind = Literal["worker", "beat", "flower", "ingester", "simulator", "supervisor", "cli"]
+ProcessKind = Literal[
+    "worker", "beat", "flower", "ingester", "simulator", "supervisor", "cli", "api"
+]
 
 FILTERED: Final = "[Filtered]"
 
@@ -59,6 +62,9 @@ _KEY_VALUE = re.compile(
     r"access[-_]?key|signature|sig|dsn|auth)\b['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s&,;'\"})\]]+)",
     re.I,
 )
+# A subscriber's API key (domain.access.api_keys): its public prefix is kept, so an event
+# still says which key was involved.
+_API_KEY = re.compile(r"\b(?P<keep>hw_[0-9a-f]{12}_)[A-Za-z0-9_-]+")
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}", re.I)
 _MAX_DEPTH = 24
 _MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary words
@@ -78,6 +84,7 @@ class Scrubber:
         value = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{FILTERED}@", value)
         for pattern in _SECRET_PATH_URLS:
             value = pattern.sub(lambda m: f"{m['keep']}{FILTERED}", value)
+        value = _API_KEY.sub(lambda m: f"{m['keep']}{FILTERED}", value)
         value = _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {FILTERED}", value)
         return _KEY_VALUE.sub(lambda m: f"{m['key']}{FILTERED}", value)
 
@@ -133,6 +140,8 @@ def known_secrets(settings: Settings) -> list[str]:
     if settings.flower_basic_auth is not None:
         for pair in settings.flower_basic_auth.get_secret_value().split(","):
             out.append(pair.partition(":")[2])
+    if settings.api_admin_key is not None:
+        out.append(settings.api_admin_key.get_secret_value())
     if settings.channel_secret_keys is not None:
         keys = settings.channel_secret_keys.get_secret_value().split(",")
         out.extend(k.strip() for k in keys if k.strip())
