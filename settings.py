@@ -533,7 +533,10 @@ class Settings(BaseSettings):
     # --- subscriber API (`hyperwatch api`) ----------------------------------------------------
     api_host: str = Field("127.0.0.1", description="`hyperwatch api` bind address.")
     api_port: int = Field(
-        8080, ge=0, le=65535, description="`hyperwatch api` HTTP port (0: `hyperwatch up` runs no API)."
+        8080,
+        ge=0,
+        le=65535,
+        description="`hyperwatch api` HTTP port (0: `hyperwatch up` runs no API).",
     )
     api_workers: int = Field(
         1, ge=1, le=64, description="`hyperwatch api` worker processes (uvicorn --workers)."
@@ -543,7 +546,10 @@ class Settings(BaseSettings):
         description="The operators' key for the API's /v1/admin routes (users, keys, tiers); at least 32 characters. Unset: no admin routes answer.",
     )
     api_max_body_bytes: int = Field(
-        65_536, ge=1024, le=10_485_760, description="Largest request body the API reads (413 above)."
+        65_536,
+        ge=1024,
+        le=10_485_760,
+        description="Largest request body the API reads (413 above).",
     )
 
     # --- logging ---------------------------------------------------------------------------

@@ -236,6 +236,8 @@ ROUTINE_MESSAGES: Final[dict[str, tuple[str, ...]]] = {
     # Every HTTP request (the ingester's position polls, the worker's, deliveries); the
     # callers log failures themselves.
     "httpx": ("HTTP Request:",),
+    # Every request the API answers (uvicorn's access line); the API counts them by route.
+    "uvicorn.access": ('%s - "%s %s HTTP/%s" %d',),
 }
 
 

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "channels": "workers.commands.channels:channels",
     "archive": "workers.commands.archive:archive",
     "gaps": "workers.commands.gaps:gaps",
+    "api": "workers.api.command:api",
 }
 
 EXIT_USAGE = 2

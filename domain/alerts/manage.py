@@ -10,7 +10,8 @@ pick the change up.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from domain.alerts.definition import (
 )
 from domain.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
 from domain.notify.channels import user_channel
-from domain.notify.credentials import CredentialRefused, check_channel
+from domain.notify.credentials import CredentialRefused, check_channel, shown_target
 from domain.notify.egress import EgressRefused, resolve_target
 from models.alert import Alert
 from models.notification_channel import (
@@ -97,8 +98,7 @@ def check_time(name: str, value: int, now_ms: int) -> None:
     :data:`MAX_SCHEDULE_AHEAD_MS` ahead of it."""
     if value <= now_ms:
         raise Refused(
-            f"{name} {_iso(value)} is not in the future (now is {_iso(now_ms)}); "
-            "give a later time",
+            f"{name} {_iso(value)} is not in the future (now is {_iso(now_ms)}); give a later time",
             name,
         )
     if value > now_ms + MAX_SCHEDULE_AHEAD_MS:
@@ -183,10 +183,12 @@ def create_alert(
     return AlertRepository(session).add(alert)
 
 
-def owned_alert(session: Session, alert_id: int, user: User | None = None) -> Alert:
+def owned_alert(session: Session, alert_id: int, user_id: int | None = None) -> Alert:
+    """The alert ``alert_id`` — of ``user_id`` when given: another user's alert is
+    :class:`NotFound`, worded exactly as a missing one."""
     # An id beyond BIGINT names no row (and would overflow SQLite's integer on the way).
     alert = AlertRepository(session).get(alert_id) if 0 < alert_id <= MAX_ID else None
-    if alert is None or (user is not None and alert.user_id != user.id):
+    if alert is None or (user_id is not None and alert.user_id != user_id):
         raise NotFound(f"alert {alert_id} does not exist")
     return alert
 
@@ -292,11 +294,33 @@ def create_channel(
     return ChannelRepository(session).create(user.id, kind, stored, secret=secret, name=name)
 
 
-def remove_channel(session: Session, user_id: int | None, channel_id: int) -> None:
-    repository = ChannelRepository(session)
-    channel = repository.get(channel_id)
+@contextmanager
+def target_masked(kind: str, target: str | None) -> Iterator[None]:
+    """A refusal that quotes the target (the URL checks run again inside the transaction,
+    and DNS may answer differently the second time) quotes it as listings show it: a Slack
+    or Discord URL is a credential and is never echoed back."""
+    try:
+        yield
+    except Refused as exc:
+        message = str(exc)
+        if target:
+            message = message.replace(repr(target), repr(shown_target(kind, target)))
+            message = message.replace(target, shown_target(kind, target))
+        raise type(exc)(message, exc.field) from None
+
+
+def owned_channel(session: Session, channel_id: int, user_id: int | None) -> NotificationChannel:
+    """The channel ``channel_id`` — of ``user_id`` when given: another user's channel is
+    :class:`NotFound`, worded exactly as a missing one."""
+    channel = ChannelRepository(session).get(channel_id) if 0 < channel_id <= MAX_ID else None
     if channel is None or (user_id is not None and channel.user_id != user_id):
         raise NotFound(f"channel {channel_id} does not exist")
+    return channel
+
+
+def remove_channel(session: Session, user_id: int | None, channel_id: int) -> None:
+    repository = ChannelRepository(session)
+    owned_channel(session, channel_id, user_id)
     in_use = AlertRepository(session).using_channel(channel_id)
     if in_use:
         listed = ", ".join(map(str, in_use[:10]))
@@ -332,7 +356,9 @@ def untrack_wallet(session: Session, user: User, address: str) -> list[int]:
     liquidated) are deactivated (they could never be judged again). Returns the ids of those
     alerts, to announce."""
     address = address.strip().lower()
-    if not TrackedWalletRepository(session).untrack(user.id, address):
+    # Not an address (a NUL the database would refuse to compare, too): tracked by no one.
+    tracked = ADDRESS_PATTERN.match(address) is not None
+    if not tracked or not TrackedWalletRepository(session).untrack(user.id, address):
         raise NotFound(f"{user.email} does not track {address}")
     alerts = AlertRepository(session)
     ids = [
@@ -355,8 +381,8 @@ def track_wallets(
     for address in wanted:
         if not ADDRESS_PATTERN.match(address):
             raise Refused(
-            f"{address!r} is not a wallet address (0x followed by 40 hex digits)", "address"
-        )
+                f"{address!r} is not a wallet address (0x followed by 40 hex digits)", "address"
+            )
     repository = TrackedWalletRepository(session)
     have = repository.addresses_of(user.id)
     new = [a for a in wanted if a not in have]

@@ -26,9 +26,11 @@ def upgrade() -> None:
     op.create_table(
         "api_keys",
         sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
             nullable=False,
-        ),  # fmt: skip
+        ),
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("prefix", sa.String(length=12), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
