@@ -406,6 +406,14 @@ MAX_DOMAIN_LABEL_CHARS: Final = 63
 
 
 def check_email(text: str) -> str:
+    """The address to store for ``text`` (:func:`_email`); a refusal names ``email``."""
+    try:
+        return _email(text)
+    except Refused as exc:
+        raise Refused(str(exc), "email") from None
+
+
+def _email(text: str) -> str:
     """The address to store for ``text`` — spaces around it trimmed, lower-cased — or
     :class:`Refused` naming what is wrong. No control or other unprintable character
     anywhere (a CR/LF would let an address inject a header into a mail, an escape sequence
