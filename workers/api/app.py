@@ -65,6 +65,8 @@ async def _invalid(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8 JSON)
+        return _error(422, "invalid", "the body is not valid JSON")
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
     return JSONResponse(
