@@ -57,8 +57,12 @@ def test_an_alert_is_created_read_paused_resumed_snoozed_and_deleted(
     import time
 
     soon = int(time.time() * 1000) + 3_600_000
-    assert api.as_(ann, "POST", f"{path}/snooze", json={"until": soon}).json()["snooze_until"] == soon
-    assert api.as_(ann, "POST", f"{path}/snooze", json={"until": None}).json()["snooze_until"] is None
+    assert (
+        api.as_(ann, "POST", f"{path}/snooze", json={"until": soon}).json()["snooze_until"] == soon
+    )
+    assert (
+        api.as_(ann, "POST", f"{path}/snooze", json={"until": None}).json()["snooze_until"] is None
+    )
     assert api.as_(ann, "DELETE", path).status_code == 204
     assert api.as_(ann, "GET", path).status_code == 404
     version.close()

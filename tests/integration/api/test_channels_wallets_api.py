@@ -67,12 +67,18 @@ def test_a_test_send_that_fails_says_why_without_the_secret(api: ApiClient) -> N
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ({"kind": "webhook", "target": "http://169.254.169.254/latest/meta-data"}, "target",
-         "link-local"),
+        (
+            {"kind": "webhook", "target": "http://169.254.169.254/latest/meta-data"},
+            "target",
+            "link-local",
+        ),
         ({"kind": "webhook", "target": "http://10.1.2.3/hook"}, "target", "private"),
         ({"kind": "webhook", "target": "file:///etc/passwd"}, "target", "cannot be used"),
-        ({"kind": "slack", "target": "http://169.254.169.254/services/T0/B0/secretpath"}, "target",
-         "cannot be used"),
+        (
+            {"kind": "slack", "target": "http://169.254.169.254/services/T0/B0/secretpath"},
+            "target",
+            "cannot be used",
+        ),
         ({"kind": "telegram", "target": "12345"}, "secret", "bot token"),
         ({"kind": "pigeon"}, "kind", "channel kind"),
         ({"kind": "redis", "name": "x" * 101}, "name", "at most 100"),
@@ -96,7 +102,10 @@ def test_a_channel_in_use_is_409_and_removable_once_free(api: ApiClient) -> None
     alert = api.as_(ann, "POST", "/v1/alerts", json={
         "kind": "price_above", "coin": "ETH", "threshold": "1", "channel_id": channel}).json()["id"]  # fmt: skip
     in_use = api.as_(ann, "DELETE", f"/v1/channels/{channel}")
-    assert in_use.status_code == 409 and f"active alert(s) {alert}" in in_use.json()["error"]["message"]
+    assert (
+        in_use.status_code == 409
+        and f"active alert(s) {alert}" in in_use.json()["error"]["message"]
+    )
     api.as_(ann, "POST", f"/v1/alerts/{alert}/pause")
     assert api.as_(ann, "DELETE", f"/v1/channels/{channel}").status_code == 204
     assert api.as_(ann, "GET", f"/v1/channels/{channel}").status_code == 404

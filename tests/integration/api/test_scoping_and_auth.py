@@ -102,7 +102,11 @@ def test_a_key_is_checked_on_every_request_and_a_revoked_one_fails_at_once(
     refused = api.as_(ann, "GET", "/v1/me")
     assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
     assert api.http.get("/v1/me").status_code == 401
-    for key in ("nonsense", ann.key[:-1] + ("A" if ann.key[-1] != "A" else "B"), "hw_" + "0" * 12 + "_x"):
+    for key in (
+        "nonsense",
+        ann.key[:-1] + ("A" if ann.key[-1] != "A" else "B"),
+        "hw_" + "0" * 12 + "_x",
+    ):
         assert api.http.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
     # And a new key works; the listing shows both, by prefix, never the key
     fresh = api.admin("POST", f"/v1/admin/users/{ann.user_id}/keys", json={}).json()["key"]
@@ -128,7 +132,9 @@ def test_the_admin_routes_take_only_the_admin_key(api: ApiClient) -> None:
     assert api.http.get("/v1/admin/users", headers=wrong).status_code == 401
     users = api.admin("GET", "/v1/admin/users").json()["items"]
     assert [u["email"] for u in users] == ["ann@example.com"]
-    assert api.admin("POST", "/v1/admin/users", json={"email": "ann@example.com"}).status_code == 409
+    assert (
+        api.admin("POST", "/v1/admin/users", json={"email": "ann@example.com"}).status_code == 409
+    )
     bad = api.admin("POST", "/v1/admin/users", json={"email": "not-an-email"})
     assert bad.status_code == 422 and "is not an email address" in bad.json()["error"]["message"]
     tier = api.admin("POST", "/v1/admin/users", json={"email": "b@example.com", "tier": "gold"})
@@ -161,7 +167,10 @@ def test_bodies_are_bounded_and_malformed_ones_are_422(api: ApiClient) -> None:
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "body_too_large"
     broken = api.as_(ann, "POST", "/v1/channels", content=b"{not json",
                      headers={"Content-Type": "application/json"})  # fmt: skip
-    assert broken.status_code == 422 and broken.json()["error"]["message"] == "the body is not valid JSON"
+    assert (
+        broken.status_code == 422
+        and broken.json()["error"]["message"] == "the body is not valid JSON"
+    )
     assert api.as_(ann, "GET", "/v1/nowhere").status_code == 404
 
 
@@ -184,7 +193,9 @@ def test_metrics_count_requests_by_route_template_and_never_show_a_key(
     assert httpx.get(f"{api_process.url}/healthz").json() == {"status": "ok"}
 
 
-def test_time_filters_and_status_select_notifications(api: ApiClient, pg_database: Database) -> None:
+def test_time_filters_and_status_select_notifications(
+    api: ApiClient, pg_database: Database
+) -> None:
     # Given three of Ann's notifications an hour apart, one failed
     ann = api.subscriber("ann@example.com")
     base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
