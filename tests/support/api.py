@@ -28,6 +28,7 @@ class ApiProcess:
         self.port = free_port()
         self.log_path = workdir / f"api-{self.port}.log"
         self.env = service_env(
+            None,
             api_port=self.port,
             api_admin_key=ADMIN_KEY,
             api_workers=workers,
