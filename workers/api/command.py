@@ -9,6 +9,8 @@ lines are DEBUG (``runtime.observability``).
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import click
 import uvicorn
@@ -20,6 +22,13 @@ from workers.context import UsageError, current_settings
 log = logging.getLogger(__name__)
 
 GRACE_S = 20  # below the 30 s every deployment file gives the process to stop
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    """uvicorn drains on SIGTERM/SIGINT, then raises the signal again to end the process
+    the default way (status -15). Here that second delivery ends it with 0: it stopped as
+    asked, which is what the supervisor and orchestrators should see."""
+    raise SystemExit(0)
 
 
 @click.command("api")
@@ -44,6 +53,8 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     log.info(
         "hyperwatch api on http://%s:%d (%d worker(s))", host, port, workers or settings.api_workers
     )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _drained)
     uvicorn.run(
         "workers.api.app:app_factory",
         factory=True,
