@@ -21,7 +21,9 @@ What never reaches Sentry (``send_default_pii`` off, local variables off, and
 - the exact values of the secrets this process was configured with (the DSN, Flower's
   passwords, the API's admin key, passwords in the database / Redis / broker URLs);
 - Celery task arguments (``extra["celery-job"]``): batches are market data, never needed to
-  understand an error, and may carry wallet addresses.
+  understand an error, and may carry wallet addresses;
+- the path and query of outgoing HTTP requests (``http.client`` spans, ``http``
+  breadcrumbs): a delivery's URL is often its credential (:func:`outbound_url`).
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class Scrubber:
             job = dict(extra["celery-job"])
             job["args"] = job["kwargs"] = FILTERED
             extra["celery-job"] = job
+        for span in event.get("spans") or ():
+            if isinstance(span, dict) and str(span.get("op", "")).startswith("http.client"):
+                _outbound(span, "description")
         request = event.get("request")
         if isinstance(request, dict):
             for name in ("data", "cookies", "env"):
@@ -124,8 +129,35 @@ class Scrubber:
     def breadcrumb(
         self, crumb: dict[str, Any], hint: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        if crumb.get("type") == "http" or crumb.get("category") == "httplib":
+            _outbound(crumb, "message")
         scrubbed: dict[str, Any] = self.value(crumb)
         return scrubbed
+
+
+def outbound_url(url: str) -> str:
+    """An outgoing request's URL as telemetry may show it: scheme and host only. The path
+    and query of a delivery are often the credential itself (a Slack or Discord webhook, a
+    Telegram bot token, a receiver's own token), whatever the host."""
+    match = re.match(r"^(?P<base>[a-z][a-z0-9+.-]*://[^/?#\s]*)(?P<rest>\S*)", url, re.I)
+    if match is None:
+        return url
+    base = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{FILTERED}@", match["base"])
+    return f"{base}/{FILTERED}" if match["rest"] not in ("", "/") else base
+
+
+def _outbound(item: dict[str, Any], text_key: str) -> None:
+    """Cut the URLs of an HTTP client span or breadcrumb to their host, in place."""
+    text = item.get(text_key)
+    if isinstance(text, str):
+        item[text_key] = " ".join(outbound_url(part) for part in text.split(" "))
+    data = item.get("data")
+    if isinstance(data, dict):
+        if isinstance(data.get("url"), str):
+            data["url"] = outbound_url(data["url"])
+        for key in ("http.query", "http.fragment"):
+            if data.get(key):
+                data[key] = FILTERED
 
 
 def known_secrets(settings: Settings) -> list[str]:

@@ -27,15 +27,14 @@ class ApiProcess:
     def __init__(self, workdir: Path, workers: int = 1, **settings: object) -> None:
         self.port = free_port()
         self.log_path = workdir / f"api-{self.port}.log"
-        self.env = service_env(
-            None,
-            api_port=self.port,
-            api_admin_key=ADMIN_KEY,
-            api_workers=workers,
-            data_dir=workdir / "var",
-            log_level="INFO",
-            **settings,
-        )
+        base: dict[str, object] = {
+            "api_port": self.port,
+            "api_admin_key": ADMIN_KEY,
+            "api_workers": workers,
+            "data_dir": workdir / "var",
+            "log_level": "INFO",
+        }
+        self.env = service_env(None, **{**base, **settings})
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "api"],

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from domain.access.api_keys import KeyRefused, check_name, digest, new_key, prefix_of
 from domain.alerts.definition import field_of
 from domain.alerts.manage import NotFound, OverQuota, Refused, UnknownCoin
-from runtime.observability import ROUTINE_MESSAGES, Scrubber
+from runtime.observability import ROUTINE_MESSAGES, Scrubber, outbound_url
 from runtime.rate_limit import WINDOW_MS, decide
 from workers.api.errors import ApiError, from_refusal
 from workers.api.pagination import decode, encode
@@ -139,3 +139,22 @@ def test_uvicorn_access_lines_are_routine() -> None:
     from uvicorn.protocols.http import h11_impl
 
     assert ROUTINE_MESSAGES["uvicorn.access"][0] in inspect.getsource(h11_impl)
+
+
+def test_outgoing_request_urls_keep_only_their_host_in_spans_and_breadcrumbs() -> None:
+    scrubber = Scrubber()
+    url = "https://chat.example/services/T0/B0/s3cretPath?token=x"
+    event = scrubber.event({"spans": [
+        {"op": "http.client", "description": f"POST {url}", "data": {"url": url, "http.query": "token=x"}},
+        {"op": "db", "description": "SELECT 1"},
+    ]})  # fmt: skip
+    crumb = scrubber.breadcrumb({"type": "http", "category": "httplib", "data": {"url": url}})
+    assert event["spans"][0]["description"] == "POST https://chat.example/[Filtered]"
+    assert event["spans"][0]["data"] == {
+        "url": "https://chat.example/[Filtered]",
+        "http.query": "[Filtered]",
+    }
+    assert event["spans"][1]["description"] == "SELECT 1"
+    assert crumb["data"]["url"] == "https://chat.example/[Filtered]"
+    assert outbound_url("http://u:p@h:1/") == "http://[Filtered]@h:1"
+    assert outbound_url("not a url") == "not a url"
