@@ -173,7 +173,7 @@ def test_an_alert_created_through_the_api_fires_on_the_live_feed_and_reaches_the
 
     # Given `hyperwatch api` running beside the pipeline, on the same database and Redis,
     # and the ingester publishing BTC
-    settings = {k.lower(): v for k, v in system.items() if k in ("DATABASE_URL", "REDIS_URL",
+    settings: dict[str, object] = {k.lower(): v for k, v in system.items() if k in ("DATABASE_URL", "REDIS_URL",
                 "WEBHOOK_ALLOWLIST", "HL_INFO_URL")}  # fmt: skip
     process = ApiProcess(tmp_path, **settings).wait_ready()
     api = ApiClient(process.url)

@@ -24,7 +24,7 @@ ADMIN_KEY = "admin-" + "k3y" * 12
 
 
 class ApiProcess:
-    def __init__(self, workdir: Path, workers: int = 1, **settings: object) -> None:
+    def __init__(self, workdir: Path, *, workers: int = 1, **settings: object) -> None:
         self.port = free_port()
         self.log_path = workdir / f"api-{self.port}.log"
         base: dict[str, object] = {
