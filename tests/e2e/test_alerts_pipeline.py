@@ -173,9 +173,10 @@ def test_an_alert_created_through_the_api_fires_on_the_live_feed_and_reaches_the
 
     # Given `hyperwatch api` running beside the pipeline, on the same database and Redis,
     # and the ingester publishing BTC
-    settings: dict[str, object] = {k.lower(): v for k, v in system.items() if k in ("DATABASE_URL", "REDIS_URL",
-                "WEBHOOK_ALLOWLIST", "HL_INFO_URL")}  # fmt: skip
-    process = ApiProcess(tmp_path, **settings).wait_ready()
+    process = ApiProcess(
+        tmp_path, database_url=system["DATABASE_URL"], redis_url=system["REDIS_URL"],
+        webhook_allowlist=system["WEBHOOK_ALLOWLIST"], hl_info_url=system["HL_INFO_URL"],
+    ).wait_ready()  # fmt: skip
     api = ApiClient(process.url)
     client = redis.Redis.from_url(redis_url)
     try:
