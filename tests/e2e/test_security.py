@@ -135,7 +135,7 @@ def hyperwatch(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Complet
 # The developer's own settings must not leak into the run under test.
 FOREIGN_SETTINGS = (
     "HL_", "DATABASE_", "BROKER_", "REDIS_", "COINS", "TRACKED_", "FLOWER_", "SENTRY_",
-    "WEBHOOK_", "TELEGRAM_",
+    "WEBHOOK_", "TELEGRAM_", "API_",
 )  # fmt: skip
 FLOWER_PROTECTED = (
     "/", "/workers", "/tasks", "/broker", "/worker/celery@x", "/task/abc",
@@ -159,7 +159,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
 ) -> None:
     # Given every secret-bearing setting at once
     database_url = make_url(postgres_url).set(password=DB_PASSWORD).render_as_string(False)
-    ports = {name: free_port() for name in ("flower", "ingester", "worker")}
+    ports = {name: free_port() for name in ("flower", "ingester", "worker", "api")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_SETTINGS)}
     env.update(
         DATABASE_URL=database_url,
@@ -168,6 +168,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
         FLOWER_PORT=str(ports["flower"]),
         INGESTER_HEALTH_PORT=str(ports["ingester"]),
         WORKER_METRICS_PORT=str(ports["worker"]),
+        API_PORT=str(ports["api"]),
         SENTRY_DSN=sentry.dsn,
         WEBHOOK_ALLOWLIST="127.0.0.0/8",
         TELEGRAM_API_BASE=hooks.url("/tg"),
@@ -244,13 +245,15 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
         publisher.close()
         lifecycle.registry.reset()
 
-        # Then /metrics of the ingester, the worker and Flower hold no secret
-        for name in ("ingester", "worker", "flower"):
+        # Then /metrics of the ingester, the worker, Flower and the API hold no secret
+        assert httpx.get(f"http://127.0.0.1:{ports['api']}/v1/me", timeout=10).status_code == 401
+        for name in ("ingester", "worker", "flower", "api"):
             response = httpx.get(f"http://127.0.0.1:{ports[name]}/metrics", timeout=10)
             assert response.status_code == 200, name
             outputs[f"{name} /metrics"] = response.text
         assert "hyperwatch_ingest_frames_total" in outputs["ingester /metrics"]
         assert "hyperwatch_notifications_total" in outputs["worker /metrics"]
+        assert "hyperwatch_api_requests_total" in outputs["api /metrics"]
 
         # And Flower refuses every UI and API route without credentials, or with wrong ones
         flower = f"http://127.0.0.1:{ports['flower']}"
@@ -299,7 +302,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
 
     # Then no process printed a secret, from start to drain (every line, DEBUG included)
     combined = log_path.read_text(errors="replace")
-    for name in ("migrate", "simulator", "worker", "beat", "flower", "ingester", "up"):
+    for name in ("migrate", "simulator", "worker", "beat", "flower", "ingester", "api", "up"):
         assert f"[{name}] " in combined, f"no output from {name}"
     assert "Sentry enabled" in combined and "notification" in combined
     # One known exception, pinned so that nothing else hides behind it: at DEBUG, Celery logs

@@ -84,6 +84,7 @@ def up_env(redis_url: str, database_url: str) -> dict[str, str]:
         FLOWER_PORT=str(free_port()),
         INGESTER_HEALTH_PORT=str(free_port()),
         WORKER_METRICS_PORT=str(free_port()),
+        API_PORT=str(free_port()),
     )
     env.pop("WORKER_SOFT_SHUTDOWN_TIMEOUT_S", None)  # the default (45 s) is what ships
     return env
