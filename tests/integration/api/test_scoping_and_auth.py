@@ -221,3 +221,23 @@ def test_time_filters_and_status_select_notifications(
     assert rest["next_cursor"] is None
     bad = api.as_(ann, "GET", "/v1/notifications", params={"status": "lost"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "status"
+
+
+@pytest.mark.heavy
+def test_after_a_429_the_key_recovers_when_its_minute_ends(api: ApiClient) -> None:
+    # Given a free key that used up its minute
+    ann = api.subscriber("ann@example.com", "free")
+    for _ in range(FREE_REQUESTS_PER_MINUTE):
+        api.as_(ann, "GET", "/v1/me")
+    limited = api.as_(ann, "GET", "/v1/me")
+    assert limited.status_code == 429
+
+    # When the client waits as told
+    import time
+
+    time.sleep(int(limited.headers["retry-after"]) + 0.5)
+
+    # Then the key answers again, with a fresh minute
+    again = api.as_(ann, "GET", "/v1/me")
+    assert again.status_code == 200
+    assert int(again.headers["x-ratelimit-remaining"]) == FREE_REQUESTS_PER_MINUTE - 1
