@@ -27,7 +27,7 @@ from tests.support.api import ADMIN_KEY, ApiClient, ApiProcess
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = 12
+EXAMPLES = 10
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
