@@ -13,7 +13,6 @@ merges them, so every worker answers for all.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -23,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime.metrics import API_LATENCY, API_REQUESTS, Metrics
 from runtime.metrics_export import ENV_DIR
+from workers.api.errors import ErrorBody, ErrorDetail
 
 UNMATCHED = "unmatched"
 
@@ -98,25 +98,15 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "body_too_large",
-                    "message": f"the request body is larger than {self.max_bytes} bytes",
-                    "field": None,
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        detail = ErrorDetail(
+            code="body_too_large", message=f"the request body is larger than {self.max_bytes} bytes"
         )
+        body = ErrorBody(error=detail).model_dump_json().encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
