@@ -51,3 +51,29 @@ def test_without_an_admin_key_the_admin_routes_do_not_exist(
         assert "API_ADMIN_KEY is not set" in answer.json()["error"]["message"]
     finally:
         assert process.stop() == 0
+
+
+def test_two_workers_share_one_metrics_page_and_stop_together_on_sigterm(
+    tmp_path: Path, postgres_url: str, redis_server: RedisServer, _pg_database: Database
+) -> None:
+    # Given the API with two worker processes
+    process = ApiProcess(
+        tmp_path, workers=2, database_url=postgres_url, redis_url=redis_server.url
+    ).wait_ready()
+    try:
+        # When requests are spread over them (fresh connections land on either)
+        for _ in range(20):
+            assert httpx.get(f"{process.url}/v1/me").status_code == 401
+
+        # Then every worker's /metrics counts all of them
+        for _ in range(3):
+            text = httpx.get(f"{process.url}/metrics").text
+            line = next(
+                line for line in text.splitlines()
+                if line.startswith('hyperwatch_api_requests_total{method="GET",route="/v1/me",status="401"}')
+            )  # fmt: skip
+            assert float(line.split()[-1]) == 20.0
+    finally:
+        # And SIGTERM stops the server and both workers, exit 0
+        assert process.stop() == 0, process.log()
+    assert process.log().count("Finished server process") == 2
