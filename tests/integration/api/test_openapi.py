@@ -2,13 +2,15 @@
 (schemathesis): for generated valid and invalid requests to every operation, no answer is
 a 5xx, and every answer's status, content type and body are ones the document declares.
 
-Bounded to fit the test budget: :data:`EXAMPLES` per operation and generation mode. The
+Bounded to fit the test budget: :data:`EXAMPLES` per operation and generation mode, the same
+examples every run. ``HW_API_FUZZ_EXAMPLES=500`` digs deeper, with fresh examples each run. The
 caller is an enterprise subscriber (its rate limit is never reached here) with objects of
 each kind, and the operators' routes are called with the admin key.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -27,7 +29,8 @@ from tests.support.api import ADMIN_KEY, ApiClient, ApiProcess
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = 10
+EXAMPLES = int(os.environ.get("HW_API_FUZZ_EXAMPLES", "10"))
+DERANDOMIZE = "HW_API_FUZZ_EXAMPLES" not in os.environ
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -43,7 +46,7 @@ def _exercise(operation: Any, headers: dict[str, str], mode: GenerationMode) -> 
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
         database=None,
-        derandomize=True,
+        derandomize=DERANDOMIZE,
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
