@@ -98,7 +98,12 @@ def main() -> None:
         api = ApiClient(process.url)
         eve = api.subscriber("eve@example.com", tier="enterprise")
         channel = api.as_(eve, "POST", "/v1/channels", json={"kind": "redis"}).json()["id"]
-        body = {"kind": "price_above", "coin": "BTC", "threshold": "100000.5", "channel_id": channel}
+        body = {
+            "kind": "price_above",
+            "coin": "BTC",
+            "threshold": "100000.5",
+            "channel_id": channel,
+        }
         for _ in range(args.alerts):
             assert api.as_(eve, "POST", "/v1/alerts", json=body).status_code == 201
         auth = eve.auth

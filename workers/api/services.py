@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 import redis
-from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
@@ -61,15 +61,19 @@ class Services:
         )
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
+    def unit_of_work(self, conflict: str | None = None) -> Iterator[Session]:
         """One transaction, committed when the block ends; any error rolls it back, so
-        nothing is half-created. Refusals become their API errors; a database that cannot
-        be reached is 503."""
+        nothing is half-created. Refusals become their API errors; a unique key a
+        concurrent request took first is 409 (``conflict`` says which, when the caller
+        knows); a database that cannot be reached is 503."""
         try:
             with self.database.session() as session:
                 yield session
         except Refused as exc:
             raise from_refusal(exc) from None
+        except IntegrityError:
+            message = conflict or "a concurrent request changed the same object first; retry"
+            raise ApiError(409, "conflict", message) from None
         except DataError as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise ApiError(422, "invalid", f"the database refused a value ({reason})") from None

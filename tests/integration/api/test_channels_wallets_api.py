@@ -142,3 +142,22 @@ def test_wallets_are_tracked_once_within_the_quota_and_untracking_pauses_their_a
     assert api.as_(bob, "GET", f"/v1/alerts/{alert.json()['id']}").json()["active"] is False
     assert api.as_(bob, "GET", "/v1/wallets").json()["items"] == []
     assert api.as_(bob, "DELETE", f"/v1/wallets/{wallet}").status_code == 404
+
+
+def test_concurrent_tracks_of_one_wallet_store_it_once_and_never_fail_with_a_5xx(
+    api: ApiClient,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Given a subscriber, when eight requests track the same wallet at once
+    ann = api.subscriber("ann@example.com")
+    body = {"address": "0x" + "ef" * 20}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.as_(ann, "POST", "/v1/wallets", json=body), range(8)))
+
+    # Then each answer is a success or a conflict to retry, and the wallet is stored once
+    # (under the race, more than one answer may report creating it: the domain checks, then
+    # the repository's idempotent track finds the row a concurrent request just committed)
+    assert {a.status_code for a in answers} <= {201, 409}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers if a.status_code == 201}) == 1
+    assert len(api.as_(ann, "GET", "/v1/wallets").json()["items"]) == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain.access.api_keys import KeyRefused, issue_key
@@ -52,13 +51,10 @@ def _user(session: Session, user_id: int) -> User:
 def add_user(body: UserIn, services: Svc) -> UserOut:
     """Add a subscriber (the email checks of `hyperwatch users add`)."""
     tier = _tier(body.tier)
-    try:
-        with services.unit_of_work() as session:
-            return UserOut.of(create_user(session, body.email, tier))
-    except IntegrityError:  # a concurrent add of the same email won the unique index
-        raise ApiError(
-            409, "conflict", f"user {body.email.strip().lower()} already exists"
-        ) from None
+    # A concurrent add of the same email wins the unique index: the same refusal.
+    taken = f"user {body.email.strip().lower()} already exists"
+    with services.unit_of_work(conflict=taken) as session:
+        return UserOut.of(create_user(session, body.email, tier))
 
 
 @router.get("/users")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import redis
 from fastapi import APIRouter, Depends, Query
 
 from domain.alerts.coins import CoinsUnknown, known_coins
@@ -32,6 +33,10 @@ def add(body: AlertIn, me: Me, services: Svc) -> AlertOut:
         coins = known_coins(services.settings, services.redis)
     except CoinsUnknown as exc:
         raise ApiError(503, "unavailable", f"cannot check coin {body.coin!r}: {exc}") from None
+    except (redis.RedisError, OSError) as exc:
+        raise ApiError(
+            503, "unavailable", f"cannot check coin {body.coin!r}: redis {type(exc).__name__}"
+        ) from None
     with services.unit_of_work() as session:
         user = session.get(User, me.user_id)
         assert user is not None  # authenticated in this request
