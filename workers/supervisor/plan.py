@@ -59,6 +59,7 @@ INGESTER_STOP_TIMEOUT_S = 30.0
 SIMULATOR_STOP_TIMEOUT_S = 10.0
 BEAT_STOP_TIMEOUT_S = 15.0
 FLOWER_STOP_TIMEOUT_S = 10.0
+ADMIN_KEY_VARIABLE = "API_ADMIN_KEY"
 API_STOP_TIMEOUT_S = 30.0  # uvicorn's own grace (workers.api.command.GRACE_S) and its exit
 MIGRATE_TIMEOUT_S = 300.0
 # Above the soft-shutdown wait: the cancel, message restore and pool teardown that follow it.
@@ -237,7 +238,7 @@ def build_plan(
             )
         )
     if runs_api(settings, options):
-        children.append(_api(settings, env, hyperwatch))
+        children.append(_api(settings, env, base_env, hyperwatch))
     # Flower last, once the worker answers: it inspects workers as soon as it starts.
     if options.flower:
         children.append(_flower(settings, options, env, base_env, celery))
@@ -274,6 +275,8 @@ def _common_env(
     # password is not in every process's environment.
     for name in [k for k in env if _is_flower_variable(k)]:
         del env[name]
+    # Likewise the API's admin key: only the api child gets it (_api).
+    env.pop(ADMIN_KEY_VARIABLE, None)
     if options.feed == "sim":
         base = f"{SIM_HOST}:{options.sim_port}"
         env["HL_WS_URL"] = f"ws://{base}/ws"
@@ -312,13 +315,21 @@ def runs_api(settings: Settings, options: UpOptions) -> bool:
     return options.api and settings.api_port != 0
 
 
-def _api(settings: Settings, env: Mapping[str, str], hyperwatch: tuple[str, ...]) -> ChildSpec:
+def _api(
+    settings: Settings,
+    env: Mapping[str, str],
+    base_env: Mapping[str, str],
+    hyperwatch: tuple[str, ...],
+) -> ChildSpec:
+    api_env = dict(env)
+    if ADMIN_KEY_VARIABLE in base_env:
+        api_env[ADMIN_KEY_VARIABLE] = base_env[ADMIN_KEY_VARIABLE]
     # The summary names the API's URL: wait until it answers there, when reachable.
     reachable = settings.api_host in _REACHABLE_FROM_LOOPBACK
     return ChildSpec(
         "api",
         (*hyperwatch, "api"),
-        env,
+        api_env,
         stop_timeout_s=API_STOP_TIMEOUT_S,
         listens_on=settings.api_port if reachable else None,
     )

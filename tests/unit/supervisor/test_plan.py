@@ -69,6 +69,13 @@ def test_given_the_api_when_planned_then_it_serves_api_port_and_drains_first(
     assert beyond.listens_on is None  # the supervisor could not reach it to check
 
 
+def test_given_an_admin_key_when_planning_then_only_the_api_gets_it(settings: Settings) -> None:
+    plan = plan_for(settings, {"PATH": "/bin", "API_ADMIN_KEY": "k" * 40})
+
+    assert [c.name for c in plan.children if "API_ADMIN_KEY" in c.env] == ["api"]
+    assert "API_ADMIN_KEY" not in plan.migrate.env
+
+
 def test_given_any_plan_when_built_then_every_process_runs_our_interpreter_with_remapped_sigterm(
     settings: Settings,
 ) -> None:
