@@ -1088,6 +1088,8 @@ def test_given_the_api_under_use_when_keys_and_channel_secrets_pass_through_then
         answers.append(api.as_(ann, "GET", "/v1/me"))
         assert answers[-1].status_code == 401
         answers.append(api.http.get("/v1/me", headers={"Authorization": f"Bearer {ann.key}x"}))
+        # a client that puts its key where it does not belong: the query string
+        answers.append(api.http.get("/v1/me", params={"api_key": ann.key, "k": ann.key}))
         metrics = httpx.get(f"{process.url}/metrics").text
     finally:
         api.close()

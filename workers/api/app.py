@@ -25,7 +25,7 @@ from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.observability import configure_logging, init_sentry
 from settings import Settings, load_settings
 from workers.api.errors import ApiError, ErrorBody, ErrorDetail
-from workers.api.observe import BodyLimit, Observed, exposition
+from workers.api.observe import BodyLimit, Observed, access_lines_without_queries, exposition
 from workers.api.routes import account, admin, alerts, channels, notifications, wallets
 from workers.api.services import Services
 
@@ -156,5 +156,6 @@ def app_factory() -> FastAPI:
     """uvicorn's factory, called once in every worker process."""
     settings = load_settings()
     configure_logging(settings, "api")
+    access_lines_without_queries()
     init_sentry(settings, "api")
     return create_app(settings)

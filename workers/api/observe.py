@@ -13,6 +13,7 @@ merges them, so every worker answers for all.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -118,3 +119,23 @@ def exposition(metrics: Metrics) -> tuple[bytes, str]:
         MultiProcessCollector(registry, path=path)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(metrics.registry), CONTENT_TYPE_LATEST
+
+
+class PathOnly(logging.Filter):
+    """uvicorn's access line without the query string: a client that puts its key in the
+    URL (``?api_key=…``) must not get it written to the log. The line keeps ``?…`` so a
+    reader knows there was one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, query, _ = args[2].partition("?")
+            record.args = (args[0], args[1], path + ("?…" if query else ""), args[3], args[4])
+        return True
+
+
+def access_lines_without_queries() -> None:
+    """Install :class:`PathOnly` on uvicorn's access logger (idempotent)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PathOnly) for f in logger.filters):
+        logger.addFilter(PathOnly())

@@ -158,3 +158,18 @@ def test_outgoing_request_urls_keep_only_their_host_in_spans_and_breadcrumbs() -
     assert crumb["data"]["url"] == "https://chat.example/[Filtered]"
     assert outbound_url("http://u:p@h:1/") == "http://[Filtered]@h:1"
     assert outbound_url("not a url") == "not a url"
+
+
+def test_access_lines_lose_their_query_string_and_keep_the_rest() -> None:
+    import logging
+
+    from workers.api.observe import PathOnly
+
+    args = ("127.0.0.1:5", "GET", "/v1/me?api_key=hw_0123456789ab_secret", "1.1", 401)
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None
+    )
+    assert PathOnly().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "GET /v1/me?… HTTP/1.1" 401'
+    plain = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s", ("x",), None)
+    assert PathOnly().filter(plain) and plain.getMessage() == "x"
