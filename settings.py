@@ -458,6 +458,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Notifications per hour before the rest are stored as suppressed (enterprise tier).",
     )
+    tier_free_api_requests_per_minute: int = Field(
+        60, ge=1, description="API requests per minute per key (free tier; 429 above)."
+    )
+    tier_pro_api_requests_per_minute: int = Field(
+        600, ge=1, description="API requests per minute per key (pro tier; 429 above)."
+    )
+    tier_enterprise_api_requests_per_minute: int = Field(
+        6_000, ge=1, description="API requests per minute per key (enterprise tier; 429 above)."
+    )
 
     # --- alerts ----------------------------------------------------------------------------
     alert_max_age_s: float = Field(
@@ -549,6 +558,28 @@ class Settings(BaseSettings):
     flower_allow_unauthenticated: bool = Field(
         False,
         description="Let Flower listen beyond loopback WITHOUT credentials (anyone who reaches it controls the workers); warned about at every start. Never in production.",
+    )
+
+    # --- subscriber API (`hyperwatch api`) ----------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="`hyperwatch api` bind address.")
+    api_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="`hyperwatch api` HTTP port (0: `hyperwatch up` runs no API).",
+    )
+    api_workers: int = Field(
+        1, ge=1, le=64, description="`hyperwatch api` worker processes (uvicorn --workers)."
+    )
+    api_admin_key: SecretStr | None = Field(
+        None,
+        description="The operators' key for the API's /v1/admin routes (users, keys, tiers); at least 32 characters. Unset: no admin routes answer.",
+    )
+    api_max_body_bytes: int = Field(
+        65_536,
+        ge=1024,
+        le=10_485_760,
+        description="Largest request body the API reads (413 above).",
     )
 
     # --- logging ---------------------------------------------------------------------------
@@ -705,6 +736,15 @@ class Settings(BaseSettings):
                 raise ValueError("user:password pairs separated by commas")
         return value
 
+    @field_validator("api_admin_key")
+    @classmethod
+    def _admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("at least 32 characters (`openssl rand -hex 32` makes one)")
+        return value
+
     @field_validator("channel_secret_keys")
     @classmethod
     def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -785,6 +825,7 @@ class Settings(BaseSettings):
             max_alerts=getattr(self, f"tier_{tier}_max_alerts"),
             max_wallets=getattr(self, f"tier_{tier}_max_wallets"),
             notifications_per_hour=getattr(self, f"tier_{tier}_notifications_per_hour"),
+            api_requests_per_minute=getattr(self, f"tier_{tier}_api_requests_per_minute"),
         )
 
     def redacted(self) -> dict[str, Any]:
@@ -805,12 +846,19 @@ class Settings(BaseSettings):
 class TierQuota:
     """What one tier may have. A plain value object; quotas are enforced by the services."""
 
-    __slots__ = ("max_alerts", "max_wallets", "notifications_per_hour")
+    __slots__ = ("api_requests_per_minute", "max_alerts", "max_wallets", "notifications_per_hour")
 
-    def __init__(self, max_alerts: int, max_wallets: int, notifications_per_hour: int) -> None:
+    def __init__(
+        self,
+        max_alerts: int,
+        max_wallets: int,
+        notifications_per_hour: int,
+        api_requests_per_minute: int,
+    ) -> None:
         self.max_alerts = max_alerts
         self.max_wallets = max_wallets
         self.notifications_per_hour = notifications_per_hour
+        self.api_requests_per_minute = api_requests_per_minute
 
     def __repr__(self) -> str:
         return (
@@ -883,6 +931,7 @@ _SECRET_FIELDS = {
     "redis_url",
     "broker_url",
     "channel_secret_keys",
+    "api_admin_key",
 }
 
 

@@ -5,6 +5,7 @@ rely on that).
 """
 
 from models.alert import Alert
+from models.api_key import ApiKey
 from models.archive_import import ArchiveImport
 from models.asset_context import AssetContextSnapshot
 from models.base import Base
@@ -23,6 +24,7 @@ from models.user import User
 
 __all__ = [
     "Alert",
+    "ApiKey",
     "ArchiveImport",
     "AssetContextSnapshot",
     "Base",

@@ -171,6 +171,16 @@ BEAT_LAST_RUN: Final = Key(
     "entry name → epoch seconds of its last send, so a takeover does not double-send",
 )
 
+# --- subscriber API (workers.api) ------------------------------------------------------------
+API_RATE: Final = Key(
+    "hw:api:rate:{key_id}:{minute}",
+    "string",
+    "every `hyperwatch api` process (runtime.rate_limit)",
+    "2 minutes",
+    "requests made with API key `key_id` in that epoch minute, against its tier's "
+    "TIER_<TIER>_API_REQUESTS_PER_MINUTE (shared by every API process)",
+)
+
 # --- REST budget -----------------------------------------------------------------------------
 REST_WEIGHT: Final = Key(
     "hw:rest:weight:{minute}",

@@ -209,6 +209,33 @@ WALLET_POLL_WALLETS = MetricDef(
     ("class",),
 )
 
+# --- subscriber API (`hyperwatch api`) ----------------------------------------------------------
+# Labelled by the route's template (/v1/alerts/{alert_id}), never by the raw path or the key.
+API_REQUESTS = MetricDef(
+    "hyperwatch_api_requests_total",
+    "counter",
+    "API requests answered, per method, route template and status code.",
+    ("method", "route", "status"),
+)
+API_LATENCY = MetricDef(
+    "hyperwatch_api_request_duration_seconds",
+    "histogram",
+    "API request time from the first byte read to the response sent, per method and route.",
+    ("method", "route"),
+)
+API_RATE_LIMITED = MetricDef(
+    "hyperwatch_api_rate_limited_total",
+    "counter",
+    "API requests refused with 429 (the key's tier rate per minute used up), per tier.",
+    ("tier",),
+)
+API_AUTH_FAILURES = MetricDef(
+    "hyperwatch_api_auth_failures_total",
+    "counter",
+    "API requests refused with 401, per reason (missing, invalid: unknown, revoked or of an inactive user).",
+    ("reason",),
+)
+
 # --- health snapshot (beat job / health command) ---------------------------------------------
 QUEUE_DEPTH = MetricDef(
     "hyperwatch_queue_depth", "gauge", "Messages waiting per queue.", ("queue",)
@@ -297,6 +324,10 @@ ALL: tuple[MetricDef, ...] = (
     WALLET_POLL_INTERVAL,
     WALLET_POLL_OVERDUE,
     WALLET_POLL_WALLETS,
+    API_REQUESTS,
+    API_LATENCY,
+    API_RATE_LIMITED,
+    API_AUTH_FAILURES,
     QUEUE_DEPTH,
     DB_LATENCY,
     REDIS_LATENCY,

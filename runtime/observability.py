@@ -17,10 +17,13 @@ What never reaches Sentry (``send_default_pii`` off, local variables off, and
 - credentials in URLs (``scheme://user:pass@`` → ``scheme://[Filtered]@``), webhook URLs
   whose path is the secret (Slack, Discord, Telegram bot tokens), ``key=value`` pairs
   with a secret-like key in free text, ``Bearer``/``Basic`` authorization values;
+- subscribers' API keys (``hw_<prefix>_<secret>``: the secret part);
 - the exact values of the secrets this process was configured with (the DSN, Flower's
-  passwords, passwords in the database / Redis / broker URLs);
+  passwords, the API's admin key, passwords in the database / Redis / broker URLs);
 - Celery task arguments (``extra["celery-job"]``): batches are market data, never needed to
-  understand an error, and may carry wallet addresses.
+  understand an error, and may carry wallet addresses;
+- the path and query of outgoing HTTP requests (``http.client`` spans, ``http``
+  breadcrumbs): a delivery's URL is often its credential (:func:`outbound_url`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ log = logging.getLogger(__name__)
 # Beat entries that run more often than once a minute (see beat_schedule.py).
 SUB_MINUTE_BEAT_ENTRIES = ["health-snapshot", "outbox-sweep", "alerts-tick", "poll-positions"]
 
-ProcessKind = Literal["worker", "beat", "flower", "ingester", "simulator", "supervisor", "cli"]
+ProcessKind = Literal[
+    "worker", "beat", "flower", "ingester", "simulator", "supervisor", "cli", "api"
+]
 
 FILTERED: Final = "[Filtered]"
 
@@ -59,6 +64,9 @@ _KEY_VALUE = re.compile(
     r"access[-_]?key|signature|sig|dsn|auth)\b['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s&,;'\"})\]]+)",
     re.I,
 )
+# A subscriber's API key (domain.access.api_keys): its public prefix is kept, so an event
+# still says which key was involved.
+_API_KEY = re.compile(r"\b(?P<keep>hw_[0-9a-f]{12}_)[A-Za-z0-9_-]+")
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}", re.I)
 _MAX_DEPTH = 24
 _MIN_SECRET_LEN = 6  # shorter "secrets" would redact ordinary words
@@ -78,6 +86,7 @@ class Scrubber:
         value = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{FILTERED}@", value)
         for pattern in _SECRET_PATH_URLS:
             value = pattern.sub(lambda m: f"{m['keep']}{FILTERED}", value)
+        value = _API_KEY.sub(lambda m: f"{m['keep']}{FILTERED}", value)
         value = _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {FILTERED}", value)
         return _KEY_VALUE.sub(lambda m: f"{m['key']}{FILTERED}", value)
 
@@ -106,6 +115,9 @@ class Scrubber:
             job = dict(extra["celery-job"])
             job["args"] = job["kwargs"] = FILTERED
             extra["celery-job"] = job
+        for span in event.get("spans") or ():
+            if isinstance(span, dict) and str(span.get("op", "")).startswith("http.client"):
+                _outbound(span, "description")
         request = event.get("request")
         if isinstance(request, dict):
             for name in ("data", "cookies", "env"):
@@ -117,8 +129,35 @@ class Scrubber:
     def breadcrumb(
         self, crumb: dict[str, Any], hint: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        if crumb.get("type") == "http" or crumb.get("category") == "httplib":
+            _outbound(crumb, "message")
         scrubbed: dict[str, Any] = self.value(crumb)
         return scrubbed
+
+
+def outbound_url(url: str) -> str:
+    """An outgoing request's URL as telemetry may show it: scheme and host only. The path
+    and query of a delivery are often the credential itself (a Slack or Discord webhook, a
+    Telegram bot token, a receiver's own token), whatever the host."""
+    match = re.match(r"^(?P<base>[a-z][a-z0-9+.-]*://[^/?#\s]*)(?P<rest>\S*)", url, re.I)
+    if match is None:
+        return url
+    base = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{FILTERED}@", match["base"])
+    return f"{base}/{FILTERED}" if match["rest"] not in ("", "/") else base
+
+
+def _outbound(item: dict[str, Any], text_key: str) -> None:
+    """Cut the URLs of an HTTP client span or breadcrumb to their host, in place."""
+    text = item.get(text_key)
+    if isinstance(text, str):
+        item[text_key] = " ".join(outbound_url(part) for part in text.split(" "))
+    data = item.get("data")
+    if isinstance(data, dict):
+        if isinstance(data.get("url"), str):
+            data["url"] = outbound_url(data["url"])
+        for key in ("http.query", "http.fragment"):
+            if data.get(key):
+                data[key] = FILTERED
 
 
 def known_secrets(settings: Settings) -> list[str]:
@@ -133,6 +172,8 @@ def known_secrets(settings: Settings) -> list[str]:
     if settings.flower_basic_auth is not None:
         for pair in settings.flower_basic_auth.get_secret_value().split(","):
             out.append(pair.partition(":")[2])
+    if settings.api_admin_key is not None:
+        out.append(settings.api_admin_key.get_secret_value())
     if settings.channel_secret_keys is not None:
         keys = settings.channel_secret_keys.get_secret_value().split(",")
         out.extend(k.strip() for k in keys if k.strip())
@@ -227,6 +268,8 @@ ROUTINE_MESSAGES: Final[dict[str, tuple[str, ...]]] = {
     # Every HTTP request (the ingester's position polls, the worker's, deliveries); the
     # callers log failures themselves.
     "httpx": ("HTTP Request:",),
+    # Every request the API answers (uvicorn's access line); the API counts them by route.
+    "uvicorn.access": ('%s - "%s %s HTTP/%s" %d',),
 }
 
 

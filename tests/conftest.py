@@ -14,7 +14,7 @@ from tests.support.services import PostgresDatabase, RedisServer
 
 # Tables emptied between tests (children before parents).
 _TABLES = (
-    "notifications", "alerts", "tracked_wallets", "notification_channels", "users",
+    "notifications", "alerts", "tracked_wallets", "notification_channels", "api_keys", "users",
     "trade_snapshots", "trade_bars", "asset_context_snapshots", "position_snapshots",
     "user_fills", "sessions", "health_metrics", "dead_letters", "gaps", "archive_imports", "rest_bars", "funding_rates",
 )  # fmt: skip

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "archive": "workers.commands.archive:archive",
     "gaps": "workers.commands.gaps:gaps",
     "replay": "workers.replay.cli:replay",
+    "api": "workers.api.command:api",
 }
 
 EXIT_USAGE = 2

@@ -44,6 +44,11 @@ case "$role" in
     # which refuses a non-loopback address without FLOWER_BASIC_AUTH.
     exec celery -A tasks flower "$@"
     ;;
+  api)
+    # The subscriber API on all interfaces of the container; API_PORT, API_WORKERS and
+    # API_ADMIN_KEY come from the environment. uvicorn drains on SIGTERM.
+    exec hyperwatch api --host "${API_HOST:-0.0.0.0}" "$@"
+    ;;
   simulator)
     exec hyperwatch simulate --host 0.0.0.0 --port "${SIM_PORT:-8765}" \
       --users "${SIM_USERS:-2}" "$@"
@@ -52,7 +57,7 @@ case "$role" in
     exec hyperwatch health "$@"
     ;;
   "")
-    echo "usage: hyperwatch-entrypoint migrate|ingester|worker|beat|flower|simulator|health [ARGS...]" >&2
+    echo "usage: hyperwatch-entrypoint migrate|ingester|worker|beat|flower|api|simulator|health [ARGS...]" >&2
     exit 2
     ;;
   *)

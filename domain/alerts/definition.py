@@ -103,7 +103,38 @@ _ZERO: Final = Decimal(0)
 
 
 class InvalidAlert(ValueError):
-    """An alert definition that can never be evaluated. ``str()`` is one human sentence."""
+    """An alert definition that can never be evaluated. ``str()`` is one human sentence;
+    ``field`` the definition's field it is about (:func:`field_of`), None when no one field
+    is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.field = field_of(message)
+
+
+# A definition field, and how the messages below name it. The first name in a message is
+# the field the message is about ("window_s and direction apply only to …" is window_s's).
+_FIELD_NAMES: Final = (
+    ("kind", re.compile(r"alert kind|needs a kind")),
+    ("coin", re.compile(r"coin name")),
+    ("threshold", re.compile(r"\bthreshold\b|cannot fall by")),
+    ("price_source", re.compile(r"\bprice[ _]source\b")),
+    ("window_s", re.compile(r"\bwindow_s\b")),
+    ("direction", re.compile(r"\bdirection\b")),
+    ("wallet", re.compile(r"\bwallet\b")),
+    ("stream", re.compile(r"\bstream\b")),
+    ("mode", re.compile(r"\bmode\b")),
+    ("cooldown_s", re.compile(r"\bcooldown_s\b")),
+    ("rearm_margin", re.compile(r"\brearm_margin\b")),
+    ("snooze_until", re.compile(r"\bsnooze_until\b")),
+    ("expires_at", re.compile(r"\bexpires_at\b")),
+)
+
+
+def field_of(message: str) -> str | None:
+    """The definition field a refusal's ``message`` names first, or None. Pure."""
+    found = [(m.start(), name) for name, p in _FIELD_NAMES if (m := p.search(message))]
+    return min(found)[1] if found else None
 
 
 class AlertKind(StrEnum):

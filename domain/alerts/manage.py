@@ -10,7 +10,8 @@ pick the change up.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from domain.alerts.definition import (
 )
 from domain.alerts.tiers import QuotaExceeded, ensure_alert_slot, ensure_wallet_slot
 from domain.notify.channels import user_channel
-from domain.notify.credentials import CredentialRefused, check_channel
+from domain.notify.credentials import CredentialRefused, check_channel, shown_target
 from domain.notify.egress import EgressRefused, resolve_target
 from models.alert import Alert
 from models.notification_channel import (
@@ -58,15 +59,32 @@ MAX_ID: Final = 2**63 - 1  # ids are BIGINT
 
 
 class Refused(ValueError):
-    """The write is not allowed; ``str()`` says why in one sentence."""
+    """The write is not allowed; ``str()`` says why in one sentence, ``field`` which input it
+    is about when one is (the API's 422 names it)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(Refused):
+    """The object does not exist, or is not the caller's (which must look the same)."""
+
+
+class OverQuota(Refused):
+    """The user's tier allows no more of these."""
+
+
+class UnknownCoin(Refused):
+    """hyperwatch has no market data for the coin."""
 
 
 def _channel_of(session: Session, user: User, channel_id: int) -> NotificationChannel:
     channel = ChannelRepository(session).get(channel_id)
     if channel is None or channel.user_id != user.id:
-        raise Refused(f"channel {channel_id} does not exist for {user.email}")
+        raise Refused(f"channel {channel_id} does not exist for {user.email}", "channel_id")
     if not channel.active:
-        raise Refused(f"channel {channel_id} is not active")
+        raise Refused(f"channel {channel_id} is not active", "channel_id")
     return channel
 
 
@@ -75,23 +93,28 @@ def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def check_time(name: str, value: int, now_ms: int) -> None:
+    """Refuse ``value`` (epoch ms) for ``name`` unless after ``now_ms`` and at most
+    :data:`MAX_SCHEDULE_AHEAD_MS` ahead of it."""
+    if value <= now_ms:
+        raise Refused(
+            f"{name} {_iso(value)} is not in the future (now is {_iso(now_ms)}); give a later time",
+            name,
+        )
+    if value > now_ms + MAX_SCHEDULE_AHEAD_MS:
+        raise Refused(
+            f"{name} {_iso(value)} is more than 5 years ahead (latest "
+            f"{_iso(now_ms + MAX_SCHEDULE_AHEAD_MS)})",
+            name,
+        )
+
+
 def check_schedule(rule: AlertRule, now_ms: int) -> None:
-    """Refuse a new alert's ``snooze_until`` / ``expires_at`` unless after ``now_ms`` and at
-    most :data:`MAX_SCHEDULE_AHEAD_MS` ahead of it."""
+    """Refuse a new alert's ``snooze_until`` / ``expires_at`` (:func:`check_time`)."""
     for name in ("snooze_until", "expires_at"):
         value = getattr(rule, name)
-        if value is None:
-            continue
-        if value <= now_ms:
-            raise Refused(
-                f"{name} {_iso(value)} is not in the future (now is {_iso(now_ms)}); "
-                "give a later time"
-            )
-        if value > now_ms + MAX_SCHEDULE_AHEAD_MS:
-            raise Refused(
-                f"{name} {_iso(value)} is more than 5 years ahead (latest "
-                f"{_iso(now_ms + MAX_SCHEDULE_AHEAD_MS)})"
-            )
+        if value is not None:
+            check_time(name, value, now_ms)
 
 
 def create_alert(
@@ -117,23 +140,27 @@ def create_alert(
     try:
         rule: AlertRule = parse_rule({**fields, "user_id": user.id, "id": 0})
     except InvalidAlert as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(str(exc), exc.field) from None
     check_schedule(rule, clock.time_ms())
     if known_coins is not None and rule.coin not in known_coins:
-        raise Refused(f"unknown coin {rule.coin!r}: hyperwatch has no market data for it")
+        raise UnknownCoin(
+            f"unknown coin {rule.coin!r}: hyperwatch has no market data for it", "coin"
+        )
     if not 0 < channel_id <= MAX_ID:
-        raise Refused(f"channel {channel_id} does not exist for {user.email}")
+        raise Refused(f"channel {channel_id} does not exist for {user.email}", "channel_id")
     _channel_of(session, user, channel_id)
     if rule.kind in WALLET_KINDS:
         tracked = TrackedWalletRepository(session).list(
             {"user_id": user.id, "address": rule.wallet}, limit=1
         )
         if not tracked:
-            raise Refused(f"{user.email} does not track wallet {rule.wallet}; track it first")
+            raise Refused(
+                f"{user.email} does not track wallet {rule.wallet}; track it first", "wallet"
+            )
     try:
         ensure_alert_slot(session, settings, user)
     except QuotaExceeded as exc:
-        raise Refused(str(exc)) from None
+        raise OverQuota(str(exc)) from None
     alert = Alert(
         user_id=user.id,
         coin=rule.coin,
@@ -156,11 +183,13 @@ def create_alert(
     return AlertRepository(session).add(alert)
 
 
-def owned_alert(session: Session, alert_id: int, user: User | None = None) -> Alert:
+def owned_alert(session: Session, alert_id: int, user_id: int | None = None) -> Alert:
+    """The alert ``alert_id`` — of ``user_id`` when given: another user's alert is
+    :class:`NotFound`, worded exactly as a missing one."""
     # An id beyond BIGINT names no row (and would overflow SQLite's integer on the way).
     alert = AlertRepository(session).get(alert_id) if 0 < alert_id <= MAX_ID else None
-    if alert is None or (user is not None and alert.user_id != user.id):
-        raise Refused(f"alert {alert_id} does not exist")
+    if alert is None or (user_id is not None and alert.user_id != user_id):
+        raise NotFound(f"alert {alert_id} does not exist")
     return alert
 
 
@@ -177,34 +206,60 @@ def set_alert_active(session: Session, settings: Settings, alert: Alert, active:
             try:
                 ensure_alert_slot(session, settings, user)
             except QuotaExceeded as exc:
-                raise Refused(str(exc)) from None
+                raise OverQuota(str(exc)) from None
     return AlertRepository(session).set_active(alert.id, active)
+
+
+def snooze_alert(alert: Alert, until_ms: int | None, clock: Clock = SYSTEM_CLOCK) -> bool:
+    """Hold ``alert`` from firing until ``until_ms`` (None ends a snooze); the time is held
+    to :func:`check_time`, as a new alert's is. Returns whether anything changed; the caller
+    announces the alert after committing."""
+    if until_ms is not None:
+        check_time("snooze_until", until_ms, clock.time_ms())
+    if alert.snooze_until == until_ms:
+        return False
+    alert.snooze_until = until_ms
+    return True
 
 
 def check_channel_target(settings: Settings, kind: str, target: str | None) -> str:
     """The target to store for a new channel of ``kind``, or :class:`Refused`: URLs must
     pass the SSRF guard now (a private or malformed one would never be delivered)."""
     if kind not in CHANNEL_KINDS:
-        raise Refused(f"channel kind must be one of {', '.join(CHANNEL_KINDS)}, got {kind!r}")
+        raise Refused(
+            f"channel kind must be one of {', '.join(CHANNEL_KINDS)}, got {kind!r}", "kind"
+        )
     if kind in URL_KINDS:
         if not target:
-            raise Refused(f"a {kind} channel needs its URL")
+            raise Refused(f"a {kind} channel needs its URL", "target")
         try:
             resolve_target(target, settings.webhook_allowlist)
         except EgressRefused as exc:
-            raise Refused(f"{target!r} cannot be used: {exc.reason}") from None
+            raise Refused(f"{target!r} cannot be used: {exc.reason}", "target") from None
         except OSError as exc:
-            raise Refused(f"{target!r} cannot be used: its host does not resolve ({exc})") from None
+            raise Refused(
+                f"{target!r} cannot be used: its host does not resolve ({exc})", "target"
+            ) from None
         return target
     if kind == "telegram":
         if not target or (not target.lstrip("-").isdigit() and not target.startswith("@")):
-            raise Refused("a telegram channel needs the chat id (a number, or @channelname)")
+            raise Refused(
+                "a telegram channel needs the chat id (a number, or @channelname)", "target"
+            )
         return target
     if target:
         raise Refused(
-            f"a redis channel takes no target: it publishes on {keys.NOTIFY_USER_CHANNEL.template}"
+            f"a redis channel takes no target: it publishes on {keys.NOTIFY_USER_CHANNEL.template}",
+            "target",
         )
     return ""
+
+
+def _credential_field(message: str) -> str:
+    """Which channel input a ``CredentialRefused`` message is about. Pure."""
+    if "channel kind" in message:
+        return "kind"
+    return "secret" if "secret" in message or "bot token" in message else "target"
 
 
 def create_channel(
@@ -219,30 +274,53 @@ def create_channel(
     """Store a channel after :func:`check_channel_target`. Webhooks need a signing secret,
     Telegram its bot token (the caller generates the webhook secret when none is given)."""
     if target is not None and len(target) > MAX_TARGET_CHARS:
-        raise Refused(f"a channel target is at most {MAX_TARGET_CHARS} characters")
+        raise Refused(f"a channel target is at most {MAX_TARGET_CHARS} characters", "target")
     if secret is not None and len(secret) > MAX_SECRET_CHARS:
-        raise Refused(f"a channel secret is at most {MAX_SECRET_CHARS} characters")
+        raise Refused(f"a channel secret is at most {MAX_SECRET_CHARS} characters", "secret")
     try:
         # Every caller, not only the CLI: a credential's shape decides where a request goes
         # (a Telegram token is a path segment).
         check_channel(kind, target, secret, settings.webhook_allowlist)
     except CredentialRefused as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(str(exc), _credential_field(str(exc))) from None
     stored = check_channel_target(settings, kind, target)
     if kind in ("webhook", "telegram") and not secret:
         raise Refused(
-            f"a {kind} channel needs a secret ({'signing secret' if kind == 'webhook' else 'bot token'})"
+            f"a {kind} channel needs a secret ({'signing secret' if kind == 'webhook' else 'bot token'})",
+            "secret",
         )
     if kind == "redis":
         stored = user_channel(user.id)
     return ChannelRepository(session).create(user.id, kind, stored, secret=secret, name=name)
 
 
+@contextmanager
+def target_masked(kind: str, target: str | None) -> Iterator[None]:
+    """A refusal that quotes the target (the URL checks run again inside the transaction,
+    and DNS may answer differently the second time) quotes it as listings show it: a Slack
+    or Discord URL is a credential and is never echoed back."""
+    try:
+        yield
+    except Refused as exc:
+        message = str(exc)
+        if target:
+            message = message.replace(repr(target), repr(shown_target(kind, target)))
+            message = message.replace(target, shown_target(kind, target))
+        raise type(exc)(message, exc.field) from None
+
+
+def owned_channel(session: Session, channel_id: int, user_id: int | None) -> NotificationChannel:
+    """The channel ``channel_id`` — of ``user_id`` when given: another user's channel is
+    :class:`NotFound`, worded exactly as a missing one."""
+    channel = ChannelRepository(session).get(channel_id) if 0 < channel_id <= MAX_ID else None
+    if channel is None or (user_id is not None and channel.user_id != user_id):
+        raise NotFound(f"channel {channel_id} does not exist")
+    return channel
+
+
 def remove_channel(session: Session, user_id: int | None, channel_id: int) -> None:
     repository = ChannelRepository(session)
-    channel = repository.get(channel_id)
-    if channel is None or (user_id is not None and channel.user_id != user_id):
-        raise Refused(f"channel {channel_id} does not exist")
+    owned_channel(session, channel_id, user_id)
     in_use = AlertRepository(session).using_channel(channel_id)
     if in_use:
         listed = ", ".join(map(str, in_use[:10]))
@@ -259,7 +337,9 @@ def track_wallet(
     quota use."""
     address = address.strip().lower()
     if not ADDRESS_PATTERN.match(address):
-        raise Refused(f"{address!r} is not a wallet address (0x followed by 40 hex digits)")
+        raise Refused(
+            f"{address!r} is not a wallet address (0x followed by 40 hex digits)", "address"
+        )
     repository = TrackedWalletRepository(session)
     existing = repository.list({"user_id": user.id, "address": address}, limit=1)
     if existing:
@@ -267,7 +347,7 @@ def track_wallet(
     try:
         ensure_wallet_slot(session, settings, user)
     except QuotaExceeded as exc:
-        raise Refused(str(exc)) from None
+        raise OverQuota(str(exc)) from None
     return repository.track(user.id, address, label), True
 
 
@@ -276,8 +356,10 @@ def untrack_wallet(session: Session, user: User, address: str) -> list[int]:
     liquidated) are deactivated (they could never be judged again). Returns the ids of those
     alerts, to announce."""
     address = address.strip().lower()
-    if not TrackedWalletRepository(session).untrack(user.id, address):
-        raise Refused(f"{user.email} does not track {address}")
+    # Not an address (a NUL the database would refuse to compare, too): tracked by no one.
+    tracked = ADDRESS_PATTERN.match(address) is not None
+    if not tracked or not TrackedWalletRepository(session).untrack(user.id, address):
+        raise NotFound(f"{user.email} does not track {address}")
     alerts = AlertRepository(session)
     ids = [
         a.id
@@ -298,7 +380,9 @@ def track_wallets(
     wanted = list(dict.fromkeys(a.strip().lower() for a in addresses))
     for address in wanted:
         if not ADDRESS_PATTERN.match(address):
-            raise Refused(f"{address!r} is not a wallet address (0x followed by 40 hex digits)")
+            raise Refused(
+                f"{address!r} is not a wallet address (0x followed by 40 hex digits)", "address"
+            )
     repository = TrackedWalletRepository(session)
     have = repository.addresses_of(user.id)
     new = [a for a in wanted if a not in have]
@@ -306,7 +390,7 @@ def track_wallets(
         try:
             ensure_wallet_slot(session, settings, user, adding=len(new))
         except QuotaExceeded as exc:
-            raise Refused(str(exc)) from None
+            raise OverQuota(str(exc)) from None
         repository.track_many(user.id, new, label)
     return new, [a for a in wanted if a in have]
 
@@ -322,6 +406,14 @@ MAX_DOMAIN_LABEL_CHARS: Final = 63
 
 
 def check_email(text: str) -> str:
+    """The address to store for ``text`` (:func:`_email`); a refusal names ``email``."""
+    try:
+        return _email(text)
+    except Refused as exc:
+        raise Refused(str(exc), "email") from None
+
+
+def _email(text: str) -> str:
     """The address to store for ``text`` — spaces around it trimmed, lower-cased — or
     :class:`Refused` naming what is wrong. No control or other unprintable character
     anywhere (a CR/LF would let an address inject a header into a mail, an escape sequence

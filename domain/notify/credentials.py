@@ -158,3 +158,15 @@ def telegram_path(token: str, method: str = "sendMessage") -> str:
     if not TELEGRAM_TOKEN.fullmatch(token):
         raise ValueError("the telegram bot token is malformed (not 123456789:AAE…)")
     return f"/bot{quote(token, safe=':')}/{method}"
+
+
+def shown_target(kind: str, target: str) -> str:
+    """The target as listings show it: a Slack or Discord webhook URL is its own secret
+    (only scheme and host shown); a webhook URL loses its query string (tokens live there)."""
+    if kind not in ("webhook", "slack", "discord"):
+        return target
+    parts = urlsplit(target)
+    base = f"{parts.scheme}://{parts.netloc}"
+    if kind != "webhook":
+        return f"{base}/***"
+    return f"{base}{parts.path}" + ("?***" if parts.query else "")

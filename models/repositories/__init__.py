@@ -1,6 +1,7 @@
 """One repository per aggregate; see ``base.py`` for the contract they all keep."""
 
 from models.repositories.alerts import AlertRepository
+from models.repositories.api_keys import ApiKeyRepository
 from models.repositories.archive_imports import ArchiveImportRepository
 from models.repositories.asset_contexts import AssetContextRepository
 from models.repositories.bars import BarRepository
@@ -22,6 +23,7 @@ from models.repositories.wallets import TrackedWalletRepository
 
 __all__ = [
     "AlertRepository",
+    "ApiKeyRepository",
     "ArchiveImportRepository",
     "AssetContextRepository",
     "BarRepository",

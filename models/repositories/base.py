@@ -56,6 +56,24 @@ class Repository(Generic[M]):
         stmt = stmt.order_by(*self._ordering(order_by)).limit(limit).offset(offset)
         return list(self.session.scalars(stmt))
 
+    def page(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> builtins.list[M]:
+        """A keyset page: rows matching ``filters`` whose integer key ``id`` is above
+        ``after``, by ``id``, at most ``limit`` (an API cursor is the last id of a page:
+        rows added or removed meanwhile never shift the next page)."""
+        if not 0 < limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+        key = self._columns()["id"]
+        stmt = self._filtered(select(self.model), filters)
+        if after is not None:
+            stmt = stmt.where(key > after)
+        return list(self.session.scalars(stmt.order_by(key.asc()).limit(limit)))
+
     def count(self, filters: Mapping[str, Any] | None = None) -> int:
         stmt = self._filtered(select(func.count()).select_from(self.model), filters)
         return int(self.session.scalar(stmt) or 0)

@@ -176,3 +176,26 @@ class NotificationRepository(Repository[Notification]):
         if status is not None:
             stmt = stmt.where(Notification.status == status)
         return list(self.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit)))
+
+    def page_for_user(
+        self,
+        user_id: int,
+        *,
+        status: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[Notification]:
+        """A keyset page of one user's notifications, newest first: ids below ``before``,
+        created in ``[since, until)`` when given, of one status when given."""
+        stmt = select(Notification).where(Notification.user_id == user_id)
+        if status is not None:
+            stmt = stmt.where(Notification.status == status)
+        if since is not None:
+            stmt = stmt.where(Notification.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(Notification.created_at < until)
+        if before is not None:
+            stmt = stmt.where(Notification.id < before)
+        return list(self.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit)))

@@ -164,3 +164,54 @@ def test_a_whale_trade_on_the_live_feed_is_stored_forwarded_and_notified_once(
     time.sleep(1.0)
     assert len(receiver.received()) == 1
     client.close()
+
+
+def test_an_alert_created_through_the_api_fires_on_the_live_feed_and_reaches_the_webhook(
+    system: dict[str, str], receiver: Receiver, redis_url: str, tmp_path: Path
+) -> None:
+    from tests.support.api import ApiClient, ApiProcess
+
+    # Given `hyperwatch api` running beside the pipeline, on the same database and Redis,
+    # and the ingester publishing BTC
+    process = ApiProcess(
+        tmp_path, database_url=system["DATABASE_URL"], redis_url=system["REDIS_URL"],
+        webhook_allowlist=system["WEBHOOK_ALLOWLIST"], hl_info_url=system["HL_INFO_URL"],
+    ).wait_ready()  # fmt: skip
+    api = ApiClient(process.url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        wait_until(lambda: b"BTC" in set(client.hkeys("hw:latest:mid")), 30, what="mids")
+
+        # When an operator issues a key and the subscriber, with it, adds a webhook channel
+        # and an alert the live BTC price has crossed
+        ann = api.subscriber("ann@example.com", tier="pro")
+        channel = api.as_(ann, "POST", "/v1/channels", json={
+            "kind": "webhook", "target": receiver.url(), "secret": "e2e-secret-0123456789"})  # fmt: skip
+        assert channel.status_code == 201, channel.text
+        alert = api.as_(ann, "POST", "/v1/alerts", json={
+            "kind": "price_above", "coin": "BTC", "threshold": "1",
+            "channel_id": channel.json()["id"]})  # fmt: skip
+        assert alert.status_code == 201, alert.text
+
+        # Then the next BTC batch fires it and the webhook gets it, signed, once
+        [request] = wait_until(lambda: receiver.received(), 30, what="the webhook")
+        body = json.loads(request.body)
+        assert (body["coin"], body["kind"], body["alert_id"]) == ("BTC", "price_above",
+                                                                  alert.json()["id"])  # fmt: skip
+        assert verify("e2e-secret-0123456789", request.headers[TIMESTAMP_HEADER], request.body,
+                      request.headers[SIGNATURE_HEADER], now_s=time.time())  # fmt: skip
+
+        # And the subscriber reads it back through the API: sent, the once alert disarmed
+        def sent() -> list[dict[str, object]]:
+            items = api.as_(ann, "GET", "/v1/notifications", params={"status": "sent"}).json()
+            return list(items["items"])
+
+        [notification] = wait_until(sent, 10, what="sent")
+        assert notification["alert_id"] == alert.json()["id"]
+        fired = api.as_(ann, "GET", f"/v1/alerts/{alert.json()['id']}").json()
+        assert fired["active"] is False and fired["last_fired_at"] is not None
+        assert len(receiver.received()) == 1
+    finally:
+        client.close()
+        api.close()
+        assert process.stop() == 0, process.log()

@@ -135,7 +135,7 @@ def hyperwatch(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Complet
 # The developer's own settings must not leak into the run under test.
 FOREIGN_SETTINGS = (
     "HL_", "DATABASE_", "BROKER_", "REDIS_", "COINS", "TRACKED_", "FLOWER_", "SENTRY_",
-    "WEBHOOK_", "TELEGRAM_",
+    "WEBHOOK_", "TELEGRAM_", "API_",
 )  # fmt: skip
 FLOWER_PROTECTED = (
     "/", "/workers", "/tasks", "/broker", "/worker/celery@x", "/task/abc",
@@ -159,7 +159,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
 ) -> None:
     # Given every secret-bearing setting at once
     database_url = make_url(postgres_url).set(password=DB_PASSWORD).render_as_string(False)
-    ports = {name: free_port() for name in ("flower", "ingester", "worker")}
+    ports = {name: free_port() for name in ("flower", "ingester", "worker", "api")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_SETTINGS)}
     env.update(
         DATABASE_URL=database_url,
@@ -168,6 +168,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
         FLOWER_PORT=str(ports["flower"]),
         INGESTER_HEALTH_PORT=str(ports["ingester"]),
         WORKER_METRICS_PORT=str(ports["worker"]),
+        API_PORT=str(ports["api"]),
         SENTRY_DSN=sentry.dsn,
         WEBHOOK_ALLOWLIST="127.0.0.0/8",
         TELEGRAM_API_BASE=hooks.url("/tg"),
@@ -244,13 +245,15 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
         publisher.close()
         lifecycle.registry.reset()
 
-        # Then /metrics of the ingester, the worker and Flower hold no secret
-        for name in ("ingester", "worker", "flower"):
+        # Then /metrics of the ingester, the worker, Flower and the API hold no secret
+        assert httpx.get(f"http://127.0.0.1:{ports['api']}/v1/me", timeout=10).status_code == 401
+        for name in ("ingester", "worker", "flower", "api"):
             response = httpx.get(f"http://127.0.0.1:{ports[name]}/metrics", timeout=10)
             assert response.status_code == 200, name
             outputs[f"{name} /metrics"] = response.text
         assert "hyperwatch_ingest_frames_total" in outputs["ingester /metrics"]
         assert "hyperwatch_notifications_total" in outputs["worker /metrics"]
+        assert "hyperwatch_api_requests_total" in outputs["api /metrics"]
 
         # And Flower refuses every UI and API route without credentials, or with wrong ones
         flower = f"http://127.0.0.1:{ports['flower']}"
@@ -299,7 +302,7 @@ def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret
 
     # Then no process printed a secret, from start to drain (every line, DEBUG included)
     combined = log_path.read_text(errors="replace")
-    for name in ("migrate", "simulator", "worker", "beat", "flower", "ingester", "up"):
+    for name in ("migrate", "simulator", "worker", "beat", "flower", "ingester", "api", "up"):
         assert f"[{name}] " in combined, f"no output from {name}"
     assert "Sentry enabled" in combined and "notification" in combined
     # One known exception, pinned so that nothing else hides behind it: at DEBUG, Celery logs
@@ -1037,3 +1040,73 @@ def test_given_the_code_base_when_scanned_then_sql_is_formatted_only_at_the_audi
 
     # Then only the audited, identifier-only sites format SQL — exactly as many as audited
     assert sites == AUDITED_SQL_FORMATTING
+
+
+# --- the subscriber API -------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_given_the_api_under_use_when_keys_and_channel_secrets_pass_through_then_none_leaks(
+    tmp_path: Path, sentry: SentryReceiver, hooks: Receiver, postgres_url: str,
+    pg_database: Database, redis_url: str,
+) -> None:  # fmt: skip
+    from tests.support.api import ADMIN_KEY, ApiClient, ApiProcess
+
+    # Given `hyperwatch api` at DEBUG, with Sentry tracing every request, encrypted channel
+    # secrets, and Telegram pointed at a local receiver
+    process = ApiProcess(
+        tmp_path, database_url=postgres_url, redis_url=redis_url, sentry_dsn=sentry.dsn,
+        sentry_traces_sample_rate=1.0, log_level="DEBUG", webhook_allowlist="127.0.0.0/8",
+        channel_secret_keys=CHANNEL_KEY, telegram_api_base=hooks.url("").rstrip("/"),
+    ).wait_ready()  # fmt: skip
+    api = ApiClient(process.url)
+    try:
+        ann = api.subscriber("ann@example.com", tier="pro")
+        secrets = {**SECRETS, "api key": ann.key, "admin key": ADMIN_KEY}
+
+        # When the subscriber adds a webhook, a Slack and a Telegram channel with their
+        # secrets, test-sends each, lists them, is refused a Slack URL the guard stops, and
+        # the key is then revoked and tried again, along with an invented one
+        answers = [
+            api.as_(ann, "POST", "/v1/channels", json={
+                "kind": "webhook", "target": hooks.url(), "secret": WEBHOOK_SECRET}),
+            api.as_(ann, "POST", "/v1/channels", json={
+                "kind": "slack", "target": hooks.url(f"/services/{SLACK_PATH}")}),
+            api.as_(ann, "POST", "/v1/channels", json={
+                "kind": "telegram", "target": "123456", "secret": TELEGRAM_TOKEN}),
+        ]  # fmt: skip
+        assert [a.status_code for a in answers] == [201, 201, 201], [a.text for a in answers]
+        for channel in list(answers):
+            sent = api.as_(ann, "POST", f"/v1/channels/{channel.json()['id']}/test")
+            answers.append(sent)
+            assert sent.json()["delivered"] is True, sent.text
+        answers.append(api.as_(ann, "GET", "/v1/channels"))
+        answers.append(api.as_(ann, "POST", "/v1/channels", json={
+            "kind": "slack", "target": f"http://10.9.8.7/services/{SLACK_PATH}"}))  # fmt: skip
+        assert answers[-1].status_code == 422
+        answers.append(api.admin("DELETE", f"/v1/admin/keys/{ann.key_id}"))
+        answers.append(api.as_(ann, "GET", "/v1/me"))
+        assert answers[-1].status_code == 401
+        answers.append(api.http.get("/v1/me", headers={"Authorization": f"Bearer {ann.key}x"}))
+        # a client that puts its key where it does not belong: the query string
+        answers.append(api.http.get("/v1/me", params={"api_key": ann.key, "k": ann.key}))
+        metrics = httpx.get(f"{process.url}/metrics").text
+    finally:
+        api.close()
+        assert process.stop() == 0
+    assert len(hooks.received()) == 3  # each test send was delivered for real
+
+    # Then no answer, log line, metric or Sentry envelope holds a key or a channel secret
+    # (the Sentry key is how an envelope authenticates itself)
+    def leaked(where: str, content: str | bytes, skip: Sequence[str] = ()) -> list[str]:
+        body = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+        return [f"{n} in {where}" for n, s in secrets.items() if n not in skip and s in body]
+
+    found = [f for a in answers for f in leaked(f"answer {a.request.url.path}", a.text)]
+    log = process.log()
+    assert "DEBUG" in log and "/v1/channels" in log  # the access lines were written
+    found += leaked("the API's log", log) + leaked("/metrics", metrics)
+    assert sentry.bodies, "no envelope reached the Sentry receiver"
+    for index, body in enumerate(sentry.bodies):
+        found += leaked(f"sentry envelope {index}", body, skip=("sentry key",))
+    assert found == [], found

@@ -84,6 +84,7 @@ def up_env(redis_url: str, database_url: str) -> dict[str, str]:
         FLOWER_PORT=str(free_port()),
         INGESTER_HEALTH_PORT=str(free_port()),
         WORKER_METRICS_PORT=str(free_port()),
+        API_PORT=str(free_port()),
     )
     env.pop("WORKER_SOFT_SHUTDOWN_TIMEOUT_S", None)  # the default (45 s) is what ships
     return env
@@ -157,6 +158,10 @@ def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_tr
     flower = f"http://127.0.0.1:{up_env['FLOWER_PORT']}/healthcheck"
     with urllib.request.urlopen(flower, timeout=5) as answer:
         assert answer.status == 200
+    # and so does the subscriber API
+    api = f"http://127.0.0.1:{up_env['API_PORT']}/readyz"
+    with urllib.request.urlopen(api, timeout=5) as answer:
+        assert answer.status == 200
 
     # When the supervisor gets SIGTERM
     stop_started = time.monotonic()
@@ -172,6 +177,7 @@ def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_tr
         assert re.search(rf"^\[{name}\] ", log, re.M), f"no output prefixed [{name}]"
     stopped = re.findall(r"^\[up\] (\w+) stopped \(exit code (-?\d+)\)$", log, re.M)
     assert stopped == [
+        ("api", "0"),
         ("ingester", "0"),
         ("simulator", "0"),
         ("beat", "0"),
@@ -193,6 +199,6 @@ def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_tr
         client.close()
     # and no child outlived the supervisor
     pids = [int(p) for p in re.findall(r"^\[up\] started \w+ \(pid (\d+)\)$", log, re.M)]
-    assert len(pids) == 5
+    assert len(pids) == 6
     assert log.splitlines()[-1] == "[up] all stopped"
     assert not [pid for pid in pids if alive(pid)]

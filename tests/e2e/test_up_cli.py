@@ -97,8 +97,9 @@ def test_given_dry_run_when_up_then_the_plan_is_printed_and_nothing_runs(tmp_pat
         "worker",
         "beat",
         "ingester",
+        "api",
     ]
-    assert plan["stop_order"] == ["ingester", "simulator", "beat", "worker"]
+    assert plan["stop_order"] == ["api", "ingester", "simulator", "beat", "worker"]
     worker = next(s for s in plan["start"] if s["name"] == "worker")
     assert worker["argv"][worker["argv"].index("-c") + 1] == "4"
     assert not (tmp_path / "var").exists()

@@ -44,6 +44,7 @@ def up_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
         FLOWER_PORT=str(free_port()),
         INGESTER_HEALTH_PORT=str(free_port()),
         WORKER_METRICS_PORT=str(free_port()),
+        API_PORT=str(free_port()),
     )
     return env
 

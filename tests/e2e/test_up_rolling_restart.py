@@ -128,6 +128,7 @@ def test_given_two_ingesters_under_up_when_each_is_restarted_in_turn_then_nothin
         COINS=COINS,
         INGESTER_HEALTH_PORT=str(health),
         WORKER_METRICS_PORT=str(free_port()),
+        API_PORT=str(free_port()),
         WORKER_SOFT_SHUTDOWN_TIMEOUT_S="5",
         DATA_DIR=str(tmp_path / "var"),
     )

@@ -7,7 +7,8 @@ pass the SSRF guard now: private, loopback and link-local addresses are refused 
 ``WEBHOOK_ALLOWLIST`` permits them. Every credential is held to its kind's shape first
 (``domain.notify.credentials``: a bot token's characters, a signing secret's length), and
 a refusal names the field, never the value. Listings show whether a secret is set, never the secret,
-and mask the parts of URLs that are credentials themselves (:func:`shown_target`).
+and mask the parts of URLs that are credentials themselves
+(:func:`domain.notify.credentials.shown_target`).
 
 ``rotate-secret`` gives a webhook channel a new signing secret; the current one keeps
 signing next to it for ``--overlap`` (default 24 h), so a receiver can switch secrets
@@ -23,14 +24,16 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import click
 
-from domain.alerts.manage import Refused, create_channel, remove_channel
-from domain.notify.credentials import CredentialRefused, check_channel, check_webhook_secret
+from domain.alerts.manage import create_channel, remove_channel, target_masked
+from domain.notify.credentials import (
+    CredentialRefused,
+    check_channel,
+    check_webhook_secret,
+    shown_target,
+)
 from models.notification_channel import CHANNEL_KINDS, NotificationChannel
 from models.repositories import ChannelRepository
 from models.secret_box import SecretBox
@@ -44,18 +47,6 @@ from workers.context import UsageError, current_settings
 MAX_OVERLAP_S = 30 * 86400
 
 
-def shown_target(kind: str, target: str) -> str:
-    """The target as listings show it: a Slack or Discord webhook URL is its own secret
-    (only scheme and host shown); a webhook URL loses its query string (tokens live there)."""
-    if kind not in ("webhook", "slack", "discord"):
-        return target
-    parts = urlsplit(target)
-    base = f"{parts.scheme}://{parts.netloc}"
-    if kind != "webhook":
-        return f"{base}/***"
-    return f"{base}{parts.path}" + ("?***" if parts.query else "")
-
-
 def _secret_state(channel: NotificationChannel, now: dt.datetime) -> str:
     """``set`` or ``-``; during a rotation's overlap, until when the previous one signs."""
     if not channel.secret:
@@ -64,21 +55,6 @@ def _secret_state(channel: NotificationChannel, now: dt.datetime) -> str:
     if channel.previous_secret and until is not None and until > now:
         return f"set (+previous until {until.strftime('%Y-%m-%dT%H:%M:%SZ')})"
     return "set"
-
-
-@contextmanager
-def _target_masked(kind: str, target: str | None) -> Iterator[None]:
-    """A refusal that quotes the target (the URL checks run again inside the transaction,
-    and DNS may answer differently the second time) quotes it as listings show it: a Slack
-    or Discord URL is a credential and is never echoed back."""
-    try:
-        yield
-    except Refused as exc:
-        message = str(exc)
-        if target:
-            message = message.replace(repr(target), repr(shown_target(kind, target)))
-            message = message.replace(target, shown_target(kind, target))
-        raise Refused(message) from None
 
 
 @click.group()
@@ -106,7 +82,7 @@ def add(user_ref: str, kind: str, target: str | None, secret: str | None, name: 
         # NUL, or an undecodable byte of argv (a lone surrogate): the database would refuse
         # them with an encoding error instead of a usage error. Anything else is a label.
         raise UsageError("--name must be text without NUL or undecodable bytes")
-    with unit_of_work() as session, _target_masked(kind, target):
+    with unit_of_work() as session, target_masked(kind, target):
         user = find_user(session, user_ref)
         channel = create_channel(session, settings, user, kind, target, secret, name)
     click.echo(f"channel {channel.id} {kind} {shown_target(kind, channel.target)} for {user.email}")

@@ -1,5 +1,7 @@
-"""``hyperwatch users``: subscribers and their tiers — plus the helpers every subscriber
-command (channels, alerts, wallets, notifications) shares.
+"""``hyperwatch users``: subscribers, their tiers and their API keys (``issue-key``,
+``keys``, ``revoke-key``: the same as the API's admin routes, for an operator at the
+machine) — plus the helpers every subscriber command (channels, alerts, wallets,
+notifications) shares.
 
 Conventions for those commands: bad input (unknown user, coin or alert, a malformed or
 forbidden URL, a quota) is one line ``hyperwatch: …`` and exit 2 with nothing written —
@@ -9,6 +11,7 @@ unreachable database or Redis is exit 1. Listings never print a secret.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,14 +20,21 @@ import redis
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from domain.access.api_keys import KeyRefused, check_name, issue_key
 from domain.alerts.book import announce
-from domain.alerts.manage import Refused, check_email, create_user
+from domain.alerts.manage import MAX_ID, Refused, check_email, create_user
 from models.db import get_database
-from models.repositories import AlertRepository, TrackedWalletRepository, UserRepository
+from models.repositories import (
+    AlertRepository,
+    ApiKeyRepository,
+    TrackedWalletRepository,
+    UserRepository,
+)
 from models.secret_box import SecretUnavailable
 from models.user import TIERS, User
+from runtime.clock import SYSTEM_CLOCK, utc_now
 from settings import redact_url
-from workers.context import UsageError, current_settings
+from workers.context import UsageError, current_settings, one_line
 
 
 class Unavailable(click.ClickException):
@@ -176,3 +186,51 @@ def set_tier(user: str, tier: str) -> None:
             "they keep running, new ones are refused",
             err=True,
         )
+
+
+@users.command("issue-key")
+@click.argument("user")
+@click.option("--name", default="", help="A label for listings (e.g. the subscriber's bot).")
+def issue_key_command(user: str, name: str) -> None:
+    """Issue an API key for a subscriber (USER: email or id); it is printed once."""
+    try:
+        label = check_name(name)
+    except KeyRefused as exc:
+        raise UsageError(f"--name: {exc}") from None
+    with unit_of_work() as session:
+        found = find_user(session, user)
+        issued = issue_key(session, found, label)
+        key_id, prefix = issued.row.id, issued.row.prefix
+    click.echo(f"key {key_id} ({prefix}) for {found.email}")
+    click.echo(f"API key (shown once, store it now): {issued.plaintext}")
+
+
+@users.command("keys")
+@click.argument("user")
+def list_keys(user: str) -> None:
+    """A subscriber's API keys: prefix, name, created, last used, revoked. Never the key."""
+    with unit_of_work() as session:
+        found = find_user(session, user)
+        rows = [
+            (k.id, k.prefix, one_line(k.name) or "-", _at(k.created_at), _at(k.last_used_at),
+             _at(k.revoked_at))
+            for k in ApiKeyRepository(session).of_user(found.id)
+        ]  # fmt: skip
+    table(rows, ("ID", "PREFIX", "NAME", "CREATED", "LAST USED", "REVOKED"))
+
+
+@users.command("revoke-key")
+@click.argument("key_id", type=int)
+def revoke_key(key_id: int) -> None:
+    """Revoke an API key: it authenticates nothing from the next request on."""
+    with unit_of_work() as session:
+        repository = ApiKeyRepository(session)
+        key = repository.get(key_id) if 0 < key_id <= MAX_ID else None
+        if key is None:
+            raise UsageError(f"API key {key_id} does not exist")
+        changed = repository.revoke(key_id, utc_now(SYSTEM_CLOCK))
+    click.echo(f"API key {key_id} revoked" if changed else f"API key {key_id} already revoked")
+
+
+def _at(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")

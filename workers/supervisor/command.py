@@ -78,6 +78,12 @@ def run_once(spec: ChildSpec, output: PrefixedOutput) -> tuple[int | None, bool]
 )
 @click.option("--flower/--no-flower", default=True, show_default=True, help="Run Flower.")
 @click.option(
+    "--api/--no-api",
+    default=True,
+    show_default=True,
+    help="Run `hyperwatch api` on API_HOST:API_PORT (API_PORT=0 turns it off too).",
+)
+@click.option(
     "--worker-concurrency",
     type=click.IntRange(1, 256),
     default=2,
@@ -112,17 +118,18 @@ def up(
     ctx: click.Context,
     feed: str,
     flower: bool,
+    api: bool,
     worker_concurrency: int,
     ingesters: int,
     sim_users: int,
     sim_rate: float,
     dry_run: bool,
 ) -> None:
-    """Run ingester, worker, beat and Flower (and the simulator) until SIGTERM or Ctrl-C.
+    """Run ingester, worker, beat, Flower and the API (and the simulator) until SIGTERM or Ctrl-C.
 
     Migrates the database first, then prints one block saying where everything is. The
-    first SIGTERM/SIGINT drains every process in order (the ingesters, simulator, beat,
-    worker, Flower) and ends with "all stopped"; a second one kills them at once. Exit 0
+    first SIGTERM/SIGINT drains every process in order (the API, the ingesters, simulator,
+    beat, worker, Flower) and ends with "all stopped"; a second one kills them at once. Exit 0
     when all drained cleanly, 1 on a failure, 2 on a bad setting, 3 after a forced kill.
     """
     settings = current_settings()
@@ -136,6 +143,7 @@ def up(
     options = UpOptions(
         feed="sim" if feed == "sim" else "live",
         flower=flower,
+        api=api,
         flower_conf=conf,
         worker_concurrency=worker_concurrency,
         sim_users=sim_users,

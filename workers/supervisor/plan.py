@@ -41,7 +41,9 @@ Feed = Literal["live", "sim"]
 # draining; beat before the worker so nothing new is scheduled into a draining worker;
 # Flower last, so it shows the drain. "ingester" stands for every ingester (--ingesters N,
 # see ingester_stop_order).
-STOP_ORDER = ("ingester", "simulator", "beat", "worker", "flower")
+# The API first of all: it stops taking requests and finishes those in flight, so no
+# subscriber's write meets a pipeline that is already draining.
+STOP_ORDER = ("api", "ingester", "simulator", "beat", "worker", "flower")
 
 # `--ingesters N`: hot standbys for one feed. They share the environment, INGESTER_NAME
 # included (one of them leads and publishes, the others stand by), and differ only in their
@@ -57,6 +59,8 @@ INGESTER_STOP_TIMEOUT_S = 30.0
 SIMULATOR_STOP_TIMEOUT_S = 10.0
 BEAT_STOP_TIMEOUT_S = 15.0
 FLOWER_STOP_TIMEOUT_S = 10.0
+ADMIN_KEY_VARIABLE = "API_ADMIN_KEY"
+API_STOP_TIMEOUT_S = 30.0  # uvicorn's own grace (workers.api.command.GRACE_S) and its exit
 MIGRATE_TIMEOUT_S = 300.0
 # Above the soft-shutdown wait: the cancel, message restore and pool teardown that follow it.
 WORKER_STOP_MARGIN_S = 15.0
@@ -92,6 +96,7 @@ class UpOptions:
     sim_rate: float = 50.0
     sim_port: int = 0  # the port the simulator gets (chosen free by the command)
     ingesters: int = 1  # ingester processes for the one feed (hot standbys beyond the first)
+    api: bool = True  # `hyperwatch api` too, when API_PORT is not 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.ingesters <= MAX_INGESTERS:
@@ -232,6 +237,8 @@ def build_plan(
                 stop_timeout_s=INGESTER_STOP_TIMEOUT_S,
             )
         )
+    if runs_api(settings, options):
+        children.append(_api(settings, env, base_env, hyperwatch))
     # Flower last, once the worker answers: it inspects workers as soon as it starts.
     if options.flower:
         children.append(_flower(settings, options, env, base_env, celery))
@@ -268,6 +275,8 @@ def _common_env(
     # password is not in every process's environment.
     for name in [k for k in env if _is_flower_variable(k)]:
         del env[name]
+    # Likewise the API's admin key: only the api child gets it (_api).
+    env.pop(ADMIN_KEY_VARIABLE, None)
     if options.feed == "sim":
         base = f"{SIM_HOST}:{options.sim_port}"
         env["HL_WS_URL"] = f"ws://{base}/ws"
@@ -299,6 +308,30 @@ def _simulator(
         env=env,
         stop_timeout_s=SIMULATOR_STOP_TIMEOUT_S,
         listens_on=options.sim_port,
+    )
+
+
+def runs_api(settings: Settings, options: UpOptions) -> bool:
+    return options.api and settings.api_port != 0
+
+
+def _api(
+    settings: Settings,
+    env: Mapping[str, str],
+    base_env: Mapping[str, str],
+    hyperwatch: tuple[str, ...],
+) -> ChildSpec:
+    api_env = dict(env)
+    if ADMIN_KEY_VARIABLE in base_env:
+        api_env[ADMIN_KEY_VARIABLE] = base_env[ADMIN_KEY_VARIABLE]
+    # The summary names the API's URL: wait until it answers there, when reachable.
+    reachable = settings.api_host in _REACHABLE_FROM_LOOPBACK
+    return ChildSpec(
+        "api",
+        (*hyperwatch, "api"),
+        api_env,
+        stop_timeout_s=API_STOP_TIMEOUT_S,
+        listens_on=settings.api_port if reachable else None,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from settings import Settings, redact_url
 from workers import flower_guard
-from workers.supervisor.plan import SIM_HOST, UpOptions, ingester_health_ports
+from workers.supervisor.plan import SIM_HOST, UpOptions, ingester_health_ports, runs_api
 
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
 
@@ -44,6 +44,16 @@ def _flower(settings: Settings, options: UpOptions) -> str:
     return f"{url}  (no login: FLOWER_BASIC_AUTH is not set, so it listens on this machine only)"
 
 
+def _api(settings: Settings, options: UpOptions) -> str:
+    if not options.api:
+        return "off (--no-api)"
+    if not settings.api_port:
+        return "off (API_PORT=0)"
+    url = _http(settings.api_host, settings.api_port)
+    admin = "" if settings.api_admin_key else "; no admin routes: API_ADMIN_KEY is not set"
+    return f"{url}/v1  (OpenAPI {url}/docs; docs/API.md{admin})"
+
+
 def _metrics(settings: Settings, options: UpOptions) -> str:
     parts = []
     if settings.worker_metrics_port:
@@ -53,6 +63,8 @@ def _metrics(settings: Settings, options: UpOptions) -> str:
         )
     for name, port in ingester_health_ports(settings, options).items():
         parts.append(f"{name} " + _http(settings.ingester_health_host, port, "/metrics"))
+    if runs_api(settings, options):
+        parts.append("api " + _http(settings.api_host, settings.api_port, "/metrics"))
     return ", ".join(parts) if parts else "off (WORKER_METRICS_PORT=0, INGESTER_HEALTH_PORT=0)"
 
 
@@ -77,6 +89,7 @@ def summary_lines(settings: Settings, options: UpOptions) -> list[str]:
     """One block: what runs, every address, where data lives, how to stop."""
     rows = [
         ("Flower", _flower(settings, options)),
+        ("API", _api(settings, options)),
         ("metrics", _metrics(settings, options)),
         ("health", _health(settings, options)),
         ("database", redact_url(settings.database_url)),

@@ -134,7 +134,7 @@ def test_a_refusal_from_inside_the_transaction_shows_the_url_as_listings_do() ->
     # The URL checks run again when the row is written (DNS may answer differently then);
     # such a refusal quotes the target, which must be masked like in a listing.
     from domain.alerts.manage import Refused
-    from workers.commands.channels import _target_masked
+    from domain.alerts.manage import target_masked as _target_masked
 
     url = "https://hooks.slack.com/services/T0/B0/Secr3tSlackPath"
     with pytest.raises(Refused) as info, _target_masked("slack", url):

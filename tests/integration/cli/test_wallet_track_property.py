@@ -105,8 +105,9 @@ def test_track_a_file_tracks_every_line_or_none(
     run: Callable[..., Result], pg_database: Database, tmp_path: Path, lines: list[str]
 ) -> None:
     _delete_all(pg_database)
-    result = run("wallets", "track", "--user", "ann@example.com", "--file", "-",
-                 stdin="\n".join(lines) + "\n")  # fmt: skip
+    # Stdin is bytes, as from a real file: a lone surrogate arrives as bytes that are not UTF-8.
+    stdin = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+    result = run("wallets", "track", "--user", "ann@example.com", "--file", "-", stdin=stdin)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     stored = {address for address, _ in _stored(pg_database)}
     if result.exit_code == 0:

@@ -22,7 +22,7 @@ from tests.unit.deploy.conftest import (
     soft_shutdown_default_s,
 )
 
-APP_SERVICES = ("ingester", "worker", "beat", "flower")
+APP_SERVICES = ("ingester", "worker", "beat", "flower", "api")
 # Services only a profile starts that run hyperwatch with the app services' contract.
 PROFILE_APP_SERVICES = ("ingester-standby",)
 
@@ -159,7 +159,16 @@ def test_given_no_profile_when_up_then_the_default_services_are_unchanged(
 ) -> None:
     default = {name for name, svc in compose["services"].items() if "profiles" not in svc}
 
-    assert default == {"redis", "postgres", "migrate", "ingester", "worker", "beat", "flower"}
+    assert default == {
+        "redis",
+        "postgres",
+        "migrate",
+        "ingester",
+        "worker",
+        "beat",
+        "flower",
+        "api",
+    }
 
 
 def test_given_flower_when_configured_then_basic_auth_is_required_from_the_environment(
@@ -213,3 +222,14 @@ def test_given_the_simulator_recipe_when_followed_then_its_wallets_are_tracked()
     wallets = ",".join(SimulatorConfig(users=2).all_users)
     for path in (ROOT / "docker-compose.yml", ROOT / "docs" / "OPERATIONS.md"):
         assert f"TRACKED_WALLETS={wallets}" in path.read_text(), path.name
+
+
+def test_given_the_api_when_configured_then_it_probes_healthz_and_publishes_on_loopback(
+    compose: dict[str, Any],
+) -> None:
+    api = compose["services"]["api"]
+
+    assert api["command"] == ["api"]
+    assert api["ports"] == ["127.0.0.1:8080:8080"]
+    assert "8080/healthz" in " ".join(api["healthcheck"]["test"])
+    assert api["environment"]["API_PORT"] == "8080"

@@ -59,6 +59,7 @@ def test_given_every_deployment_when_terminated_then_grace_outlasts_the_soft_shu
     names = {d["metadata"]["name"] for d in deployments(k8s_documents)}
     assert names == {
         "hyperwatch-ingester", "hyperwatch-worker", "hyperwatch-beat", "hyperwatch-flower",
+        "hyperwatch-api",
     }  # fmt: skip
     config = find(k8s_documents, "ConfigMap", "hyperwatch-config")["data"]
     soft = float(config["WORKER_SOFT_SHUTDOWN_TIMEOUT_S"])
@@ -75,6 +76,7 @@ def test_given_every_deployment_when_terminated_then_grace_outlasts_the_soft_shu
         ("hyperwatch-ingester", "ingester"),
         ("hyperwatch-worker", "worker"),
         ("hyperwatch-flower", "flower"),
+        ("hyperwatch-api", "api"),
     ],
 )
 def test_given_a_long_running_deployment_when_probed_then_it_has_liveness_and_readiness(
@@ -232,7 +234,7 @@ def test_given_services_when_resolved_then_they_select_pods_and_named_ports_that
 ) -> None:
     services = [d for d in k8s_documents if d.get("kind") == "Service"]
     assert {s["metadata"]["name"] for s in services} == {
-        "hyperwatch-ingester", "hyperwatch-worker-metrics", "hyperwatch-flower",
+        "hyperwatch-ingester", "hyperwatch-worker-metrics", "hyperwatch-flower", "hyperwatch-api",
     }  # fmt: skip
     for svc in services:
         selector = svc["spec"]["selector"]
@@ -299,3 +301,15 @@ def test_given_kubectl_when_rendering_the_kustomization_then_it_builds() -> None
     assert all(
         d["metadata"].get("namespace") == "hyperwatch" for d in rendered if d["kind"] != "Namespace"
     )
+
+
+def test_given_the_api_when_probed_then_liveness_is_healthz_and_readiness_readyz(
+    k8s_documents: list[Doc],
+) -> None:
+    api = find(k8s_documents, "Deployment", "hyperwatch-api")
+    [container] = pod(api)["containers"]
+
+    assert container["args"] == ["api"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0

@@ -12,7 +12,7 @@ import pytest
 from celeryconfig import QUEUE_NAMES
 from tests.unit.deploy.conftest import SYSTEMD, soft_shutdown_default_s
 
-SERVICES = ("ingester", "worker", "beat", "flower")
+SERVICES = ("ingester", "worker", "beat", "flower", "api")
 # Every long-running unit: the services plus the template for several ingesters on one host
 # (hyperwatch-ingester@.service, instances enabled one by one).
 UNITS = (*SERVICES, "ingester@")

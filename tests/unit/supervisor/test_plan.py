@@ -44,13 +44,36 @@ def by_name(plan: Plan, name: str) -> ChildSpec:
     return next(c for c in plan.children if c.name == name)
 
 
-def test_given_live_feed_when_planning_then_four_processes_start_and_stop_in_drain_order(
+def test_given_live_feed_when_planning_then_five_processes_start_and_stop_in_drain_order(
     settings: Settings,
 ) -> None:
     plan = plan_for(settings)
 
-    assert plan.names() == ["worker", "beat", "ingester", "flower"]
-    assert plan.stop_order == ("ingester", "beat", "worker", "flower")
+    assert plan.names() == ["worker", "beat", "ingester", "api", "flower"]
+    assert plan.stop_order == ("api", "ingester", "beat", "worker", "flower")
+
+
+def test_given_the_api_when_planned_then_it_serves_api_port_and_drains_first(
+    settings: Settings,
+) -> None:
+    api = by_name(plan_for(settings), "api")
+
+    assert api.argv[1:] == ("-m", "workers.cli", "api")
+    assert api.listens_on == settings.api_port == 8080
+    assert api.stop_timeout_s == 30.0
+    assert "api" not in plan_for(settings, api=False).names()
+    assert "api" not in plan_for(load_settings(data_dir=settings.data_dir, api_port=0)).names()
+    beyond = by_name(
+        plan_for(load_settings(data_dir=settings.data_dir, api_host="10.0.0.5")), "api"
+    )
+    assert beyond.listens_on is None  # the supervisor could not reach it to check
+
+
+def test_given_an_admin_key_when_planning_then_only_the_api_gets_it(settings: Settings) -> None:
+    plan = plan_for(settings, {"PATH": "/bin", "API_ADMIN_KEY": "k" * 40})
+
+    assert [c.name for c in plan.children if "API_ADMIN_KEY" in c.env] == ["api"]
+    assert "API_ADMIN_KEY" not in plan.migrate.env
 
 
 def test_given_any_plan_when_built_then_every_process_runs_our_interpreter_with_remapped_sigterm(
@@ -102,7 +125,7 @@ def test_given_sim_feed_when_planning_then_simulator_starts_first_and_feeds_ever
     assert argv[argv.index("--port") + 1] == "4321"
     assert argv[argv.index("--users") + 1] == "2"
     assert argv[argv.index("--coins") + 1] == "BTC,ETH,SOL"
-    assert plan.stop_order == ("ingester", "simulator", "beat", "worker", "flower")
+    assert plan.stop_order == ("api", "ingester", "simulator", "beat", "worker", "flower")
     ingester = by_name(plan, "ingester")
     assert ingester.env["HL_WS_URL"] == "ws://127.0.0.1:4321/ws"
     assert ingester.env["HL_INFO_URL"] == "http://127.0.0.1:4321/info"
@@ -336,7 +359,7 @@ def test_given_three_ingesters_when_planned_then_each_runs_the_same_command_on_i
     plan = plan_for(settings, env, feed="sim", sim_port=4321, ingesters=3)
 
     names = ["ingester", "ingester-2", "ingester-3"]
-    assert plan.names() == ["simulator", "worker", "beat", *names, "flower"]
+    assert plan.names() == ["simulator", "worker", "beat", *names, "api", "flower"]
     specs = [by_name(plan, n) for n in names]
     assert {s.argv for s in specs} == {(PY, "-m", "workers.cli", "ingest")}
     assert [s.env["INGESTER_HEALTH_PORT"] for s in specs] == ["8101", "8102", "8103"]
@@ -355,7 +378,7 @@ def test_given_several_ingesters_when_stopping_then_they_all_stop_first_the_last
     plan = plan_for(settings, feed="sim", sim_port=1, ingesters=3)
 
     assert plan.stop_order == (
-        "ingester-3", "ingester-2", "ingester", "simulator", "beat", "worker", "flower",
+        "api", "ingester-3", "ingester-2", "ingester", "simulator", "beat", "worker", "flower",
     )  # fmt: skip
     assert sorted(plan.stop_order) == sorted(plan.names())
 

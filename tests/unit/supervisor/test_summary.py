@@ -53,9 +53,10 @@ def test_given_secrets_when_summarised_then_none_is_printed_and_flower_login_is_
 def test_given_servers_off_when_summarised_then_it_says_so(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, worker_metrics_port=0, ingester_health_port=0)
 
-    text = "\n".join(summary_lines(settings, UpOptions(flower=False)))
+    text = "\n".join(summary_lines(settings, UpOptions(flower=False, api=False)))
 
     assert "Flower    off (--no-flower)" in text
+    assert "API       off (--no-api)" in text
     assert "metrics   off" in text
     assert "health    `hyperwatch health`" in text
 
@@ -83,3 +84,17 @@ def test_given_the_flower_opt_out_when_summarised_then_the_missing_login_is_loud
     text = "\n".join(summary_lines(settings, UpOptions()))
 
     assert "NO LOGIN beyond this machine: FLOWER_ALLOW_UNAUTHENTICATED is set" in text
+
+
+def test_given_the_api_when_summarised_then_its_url_docs_and_metrics_are_named(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, api_port=18123)
+
+    text = "\n".join(summary_lines(settings, UpOptions()))
+
+    assert "API       http://127.0.0.1:18123/v1  (OpenAPI http://127.0.0.1:18123/docs" in text
+    assert "no admin routes: API_ADMIN_KEY is not set" in text
+    assert "api http://127.0.0.1:18123/metrics" in text
+    off = "\n".join(summary_lines(load_settings(data_dir=tmp_path, api_port=0), UpOptions()))
+    assert "API       off (API_PORT=0)" in off

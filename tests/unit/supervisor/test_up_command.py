@@ -24,7 +24,7 @@ def dry_run(*args: str, **env: str) -> dict[str, Any]:
 
 
 def test_given_no_ingesters_option_when_dry_run_then_one_ingester_as_before() -> None:
-    plan = dry_run("--no-flower")
+    plan = dry_run("--no-flower", "--no-api")
 
     assert [s["name"] for s in plan["start"]] == ["migrate", "worker", "beat", "ingester"]
     assert plan["stop_order"] == ["ingester", "beat", "worker"]
@@ -34,8 +34,10 @@ def test_given_two_ingesters_when_dry_run_then_both_start_and_stop_before_the_re
     plan = dry_run("--feed", "sim", "--ingesters", "2")
 
     names = [s["name"] for s in plan["start"]]
-    assert names == ["migrate", "simulator", "worker", "beat", "ingester", "ingester-2", "flower"]
-    assert plan["stop_order"][:3] == ["ingester-2", "ingester", "simulator"]
+    assert names == [
+        "migrate", "simulator", "worker", "beat", "ingester", "ingester-2", "api", "flower",
+    ]  # fmt: skip
+    assert plan["stop_order"][:4] == ["api", "ingester-2", "ingester", "simulator"]
     argvs = {tuple(s["argv"][1:]) for s in plan["start"] if s["name"].startswith("ingester")}
     assert argvs == {("-m", "workers.cli", "ingest")}
 

@@ -1,0 +1,1 @@
+"""Who may call ``hyperwatch api``: subscribers' API keys (``api_keys``)."""

@@ -1,0 +1,1 @@
+"""One router per resource; every object route is scoped to the calling subscriber."""
