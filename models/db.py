@@ -28,7 +28,6 @@ class Database:
     """The process's engine and session factory. Create via :func:`get_database`."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings  # another process opens the same database with them
         self.url = settings.database_url
         self.engine = _create_engine(settings)
         bind(self.engine, SecretBox.from_settings(settings))

@@ -16,8 +16,8 @@ Files in the exchange's order (legacy formats first, then by date and hour), eac
    file's progress row.
    Parsing the next batch overlaps with PostgreSQL storing this one; at most two batches
    wait, so memory stays bounded whatever the file size. With ``jobs`` > 1, that many
-   files are imported at once, each by a process of its own doing steps 2 and 3 with its
-   own connection (each file's batches in order); only progress comes back here.
+   files are parsed at once in processes of their own (steps 2 and 3's preparation), and
+   this process stores their batches, each file's in order.
 4. The end of the file marks it ``done``; an unreadable file (not LZ4, truncated, corrupt)
    is ``failed`` with the error, after storing what was read before it.
 
@@ -242,7 +242,7 @@ class _FileEnd:
 
 @dataclass(slots=True)
 class _Batch:
-    """What one transaction stores for one file."""
+    """What one transaction stores for one file (picklable: crosses processes with --jobs)."""
 
     key: str
     import_id: int
@@ -291,9 +291,11 @@ def _prefetched(chunks: Generator[LineChunk, None, None], depth: int = 2) -> Ite
                 slots.get(timeout=0.05)
 
 
-def file_batches(task: _Task) -> Iterator[_Batch]:
+def file_batches(task: _Task, ship: bool = False) -> Iterator[_Batch]:
     """Read one file from ``task.resume`` on and yield its batches, the last one with the
-    file's end (done, or failed with the error). Pure of the database."""
+    file's end (done, or failed with the error). Pure of the database: runs in the importing
+    process or in a decoding process (``ship``: leave the trades out of the batch, which
+    then carries their COPY text and bar deltas only)."""
     decoder = ArchiveDecoder(task.format, task.wallets, task.pair_window)
     carried: list[BadLineReport] = []  # bad lines past the resume line: a later batch
     samples = 0
@@ -309,9 +311,11 @@ def file_batches(task: _Task) -> Iterator[_Batch]:
         room = max(0, task.max_bad_samples - samples)
         sample_lines = [f"{task.key}:{b.line}: {b.reason}" for b in now[:room]]
         samples += len(sample_lines)
-        # COPY text and bar deltas are made here, so the thread that writes mostly waits
-        # on PostgreSQL while this one parses the next batch.
+        # COPY text and bar deltas are made here, so the thread (or process) that writes
+        # mostly waits on PostgreSQL while this one parses the next batch.
         prepared = TradeRepository.prepare(out.trades, task.wallets)
+        if ship:
+            prepared = replace(prepared, trades=())
         return _Batch(
             task.key,
             task.import_id,
@@ -435,62 +439,23 @@ class _Writer:
                 self.error = exc
 
 
-def _import_file(
-    database: Database, task: _Task, result: FileResult, on_batch: Callable[[_Batch], None]
-) -> None:
-    """Parse ``task``'s file on this thread and store it on a writer thread, the two
-    overlapping; ``on_batch`` hears of each batch as it is handed to the writer."""
-    writer = _Writer(database, result)
-    try:
-        for batch in file_batches(task):
-            writer.submit(batch)
-            on_batch(batch)
-    finally:
-        writer.close()
-
-
-def _copy_result(source: FileResult, target: FileResult) -> None:
-    """The importing process's account of a file into this process's result."""
-    for name in FileResult.__slots__:
-        setattr(target, name, getattr(source, name))
-
-
-def _import_process(settings: Settings, tasks: Any, events: Any) -> None:
-    """An importing process (``jobs`` > 1): files from ``tasks``, each parsed and stored
-    here exactly as :meth:`ArchiveImporter._run_here` does, with its own connection. Only
-    small messages go back: ("batch", key, offset, trades) and the file's end, ("done",
-    key, FileResult) or ("crash", key, FileResult, message) — what was stored before the
-    error, and the error."""
+def _decode_process(tasks: Any, results: Any) -> None:
+    """A decoding process (``jobs`` > 1): files from ``tasks`` → batches on ``results``."""
     gc.set_threshold(*GC_THRESHOLDS)  # a spawned process starts with the default
-    database = Database(settings)
-    try:
-        while (item := tasks.get()) is not None:
-            task, result = item
-            started = time.perf_counter()
-            try:
-                _import_file(
-                    database,
-                    task,
-                    result,
-                    lambda b: events.put(("batch", b.key, b.offset, b.derived)),
-                )
-            except BaseException as exc:  # reported as the file's failure; the process goes on
-                message = f"{task.key}: {type(exc).__name__}: {exc}"
-                events.put(("crash", task.key, result, message))
-                continue
-            result.seconds = time.perf_counter() - started
-            events.put(("done", task.key, result))
-    finally:
-        database.dispose()
+    while (task := tasks.get()) is not None:
+        try:
+            for batch in file_batches(task, ship=True):
+                results.put(batch)
+        except BaseException as exc:  # reported as the file's failure; the process goes on
+            results.put(("crash", task.key, f"{task.key}: {type(exc).__name__}: {exc}"))
 
 
 class ArchiveImporter:
     """Imports archive files; see the module docstring. Not thread-safe; one run at a time.
 
-    ``jobs`` > 1 (PostgreSQL only) imports that many files at once, each in a process of
-    its own that parses and stores it (its own connection; one transaction a batch, as
-    here): parsing is what limits one process, and nothing but progress crosses between
-    processes.
+    ``jobs`` > 1 (PostgreSQL only) parses that many files at once in processes of their
+    own, which hand their batches — COPY text and bar deltas, made there — to this process
+    to store: parsing is what limits one process.
     """
 
     def __init__(
@@ -609,25 +574,26 @@ class ArchiveImporter:
     ) -> None:
         """Parse on this thread, store on a writer thread: the two overlap."""
         started = time.perf_counter()
-
-        def on_batch(batch: _Batch) -> None:
-            self._trades += batch.derived
-            self._report(index, count, file.key, batch.offset)
-
-        _import_file(self.database, task, result, on_batch)
+        writer = _Writer(self.database, result)
+        try:
+            for batch in file_batches(task):
+                writer.submit(batch)
+                self._trades += batch.derived
+                self._report(index, count, file.key, batch.offset)
+        finally:
+            writer.close()
         result.seconds = time.perf_counter() - started
 
     def _run_processes(self, pending: list[tuple[_Task, FileResult, ArchiveFile]]) -> None:
-        """Import ``jobs`` files at once, each in a process of its own (see the class)."""
+        """Parse ``jobs`` files at once in processes of their own; store here, each file's
+        batches in order (a process sends a file's batches in order)."""
         context = multiprocessing.get_context("spawn")  # this process has threads: no fork
         tasks = context.Queue()
-        events = context.Queue()
-        for task, result, _ in pending:
-            tasks.put((task, result))
+        results = context.Queue(maxsize=2 * self.jobs)
+        for task, _, _ in pending:
+            tasks.put(task)
         workers = [
-            context.Process(
-                target=_import_process, args=(self.database.settings, tasks, events), daemon=True
-            )
+            context.Process(target=_decode_process, args=(tasks, results), daemon=True)
             for _ in range(min(self.jobs, len(pending)))
         ]
         for _ in workers:
@@ -637,28 +603,32 @@ class ArchiveImporter:
         by_key = {task.key: (result, file) for task, result, file in pending}
         offsets: dict[str, int] = {}
         open_files = set(by_key)
+        started = time.perf_counter()
         try:
             while open_files:
                 try:
-                    event = events.get(timeout=1.0)
+                    item = results.get(timeout=1.0)
                 except queue.Empty:
                     if not any(w.is_alive() for w in workers):
-                        break  # a process died without a word: its files stay partial
+                        break  # a process died without a word: its file stays partial
                     continue
-                kind, key = event[0], event[1]
-                if kind == "batch":
-                    offsets[key] = event[2]
-                    self._trades += event[3]
-                elif kind == "done":
-                    _copy_result(event[2], by_key[key][0])
-                    open_files.discard(key)
-                    offsets[key] = by_key[key][1].size
-                else:  # "crash"
+                if isinstance(item, tuple):  # ("crash", key, message)
+                    _, key, message = item
                     result = by_key[key][0]
-                    _copy_result(event[2], result)
-                    result.status, result.error = "failed", event[3]
+                    result.status, result.error = "failed", message
                     open_files.discard(key)
-                self._report(len(by_key) - len(open_files), len(by_key), key, sum(offsets.values()))
+                    continue
+                result, file = by_key[item.key]
+                _account(result, item, *store(self.database, item))
+                self._trades += item.derived
+                offsets[item.key] = item.offset
+                if item.end is not None:
+                    open_files.discard(item.key)
+                    offsets[item.key] = file.size
+                    result.seconds = time.perf_counter() - started
+                self._report(
+                    len(by_key) - len(open_files), len(by_key), item.key, sum(offsets.values())
+                )
         finally:
             for worker in workers:
                 if worker.is_alive():
@@ -666,4 +636,4 @@ class ArchiveImporter:
                 worker.join()
         for key in open_files:  # the rows stay partial: a rerun resumes them
             result = by_key[key][0]
-            result.status, result.error = "failed", f"{key}: the importing process stopped"
+            result.status, result.error = "failed", f"{key}: the decoding process stopped"

@@ -193,7 +193,7 @@ def test_given_simulator_archive_when_imported_by_two_processes_then_equal_to_gr
     assert summary.total("trades_new") == summary.total("trades") == len(truth.trades)
     assert_equals_truth(pg_database, truth)
     assert fill_rows(pg_database) == truth_fills(truth)
-    # Each importing process derived the activity and stored it with its new trades
+    # The decoding processes derived the activity; this one stored it with the new trades
     assert summary.total("activity") == assert_activity_completed(pg_database, truth, users)
     forced = import_dir(pg_database, archive, wallets=users, force=True, jobs=2)
     assert forced.total("trades_new") == 0 and forced.total("trades_duplicate") == len(truth.trades)
