@@ -7,7 +7,6 @@ subscribers and issues their keys exactly as an operator would.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import httpx
 
 from tests.integration.celery.support import service_env, wait_until
 from tests.support.services import free_port
+from tests.support.stack import terminate
 
 ADMIN_KEY = "admin-" + "k3y" * 12
 
@@ -61,15 +61,9 @@ class ApiProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        returncode = terminate(self.process, timeout)
         self._log.close()
-        return int(self.process.returncode)
+        return returncode
 
 
 @dataclass

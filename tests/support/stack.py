@@ -44,6 +44,18 @@ from workers.simulator import SimulatorProcess, read_ground_truth
 QUEUES = ("ingest", "alerts", "notify", "maintenance")
 
 
+def terminate(process: subprocess.Popen[Any], timeout: float = 30.0) -> int:
+    """SIGTERM ``process`` if it runs, SIGKILL it after ``timeout`` s; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
+
+
 def wait_until(
     predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.1
 ) -> None:
@@ -101,15 +113,9 @@ class IngesterProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        returncode = terminate(self.process, timeout)
         self._log.close()
-        return int(self.process.returncode)
+        return returncode
 
 
 class Stack:
