@@ -453,6 +453,31 @@ class Settings(BaseSettings):
         description="A tracked wallet's position older than this (s) is unknown to liquidation alerts.",
     )
 
+    alert_hold_mids_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Alerts reading a coin's mid are held (never fire) when its newest mid is older "
+            "than this (s); subscribers get one 'data stale' and one 'restored' notice."
+        ),
+    )
+    alert_hold_contexts_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Alerts reading a coin's asset context (mark, funding, open interest) are held "
+            "when its newest one is older than this (s)."
+        ),
+    )
+    alert_hold_positions_s: float = Field(
+        75.0,
+        gt=0,
+        description=(
+            "Liquidation-distance alerts are held when the wallet's newest position is older "
+            "than this (s): its polling cadence (30 s when active) missed twice and a half."
+        ),
+    )
+
     # --- notifications ---------------------------------------------------------------------
     notify_max_attempts: int = Field(
         8, ge=1, le=50, description="Delivery attempts before a notification is failed."

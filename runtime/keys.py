@@ -243,6 +243,14 @@ ALERTS_SEEN: Final = Key(
     "field → ms of the newest event applied, so an older batch never overwrites a newer; "
     "positions also '<wallet>|' → when that wallet's positions were first seen",
 )
+ALERTS_HOLDS: Final = Key(
+    "hw:alerts:holds",
+    "hash",
+    "alert workers (tasks.alerts.evaluate: the tick starts holds, any evaluation ends them)",
+    "none; a field is deleted when its hold ends",
+    "coin → JSON {coin, since, reason} of a coin whose alerts are held (stale data or an "
+    "open gap); its subscribers were sent the 'data stale' notice for that `since`",
+)
 ALERTS_VALUE: Final = Key(
     "hw:alerts:val:{stream}",
     "hash",
