@@ -488,6 +488,35 @@ class Settings(BaseSettings):
     notify_sweep_after_s: int = Field(
         60, ge=5, description="Pending outbox rows older than this are re-enqueued."
     )
+    notify_group_wait_s: int = Field(
+        0,
+        ge=0,
+        le=3600,
+        description=(
+            "Digests: how long the first notification of a new group (a channel with nothing "
+            "sent within its group interval) waits to collect others (s); 0 sends it at once. "
+            "A channel's own value overrides it."
+        ),
+    )
+    notify_group_interval_s: int = Field(
+        0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Digests: after a message to a channel, what arrives within this many seconds "
+            "goes out as one digest when it ends; 0 sends every notification on its own "
+            "(within the channel kind's rate budget). A channel's own value overrides it."
+        ),
+    )
+    notify_repeat_interval_s: int = Field(
+        0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Digests: an alert already notified on a channel less than this many seconds ago "
+            "is not sent on its own again: it waits for the channel's next digest. 0: off."
+        ),
+    )
     webhook_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs or hostnames allowed even though private/loopback (e.g. 127.0.0.0/8 for tests).",

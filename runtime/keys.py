@@ -289,6 +289,29 @@ NOTIFY_SCHEDULED: Final = Key(
     "the retry's delay plus a margin",
     "a retry is on its way; the sweeper leaves the row alone",
 )
+NOTIFY_GROUP: Final = Key(
+    "hw:notify:group:{channel_id}",
+    "hash",
+    "notify workers (domain.notify.grouping)",
+    "a day after the last write",
+    "a channel's grouping state: `until` (its group interval ends, ms), `flush` (when its "
+    "digest is due, ms), `tokens` and `ts` (its rate budget's bucket)",
+)
+NOTIFY_WAITING: Final = Key(
+    "hw:notify:waiting:{channel_id}",
+    "zset",
+    "notify workers (domain.notify.grouping)",
+    "a day after the last write; members leave when their digest is committed",
+    "ids of the channel's pending notifications waiting for its next digest",
+)
+NOTIFY_MENTIONED: Final = Key(
+    "hw:notify:mentioned:{channel_id}",
+    "hash",
+    "notify workers (domain.notify.grouping)",
+    "a day after the last write",
+    "alert id → ms it was last delivered on the channel (alone or in a digest): "
+    "NOTIFY_REPEAT_INTERVAL_S counts from it",
+)
 NOTIFY_USER_CHANNEL: Final = Key(
     "hw:notify:user:{user_id}",
     "channel",
