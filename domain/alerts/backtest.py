@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any, Final
 
 from domain.alerts.definition import (
@@ -39,14 +40,20 @@ from domain.alerts.definition import (
     PriceSource,
 )
 from domain.alerts.firing import Firing, idempotency_key, payload
-from domain.alerts.hold import HoldPolicy, rule_hold
+from domain.alerts.hold import HoldPolicy, inputs_of, rule_hold
+from domain.alerts.index import Purpose, ThresholdIndex, index_key
 from domain.alerts.judgement import Outcome, evaluate, evaluate_occurrence, should_rearm
-from domain.alerts.market_state import MarketState
+from domain.alerts.market_state import MarketState, Quote
 from domain.alerts.occurrence import Occurrence, concerns, position_change, whale_trade
 from events import AssetContext, Mid, Position, Trade
 from runtime.hyperliquid.positions import flat_position
 
 NOT_REPLAYED: Final = frozenset({AlertKind.STALE_DATA, AlertKind.WALLET_LIQUIDATED})
+_STREAM: Final[dict[type, str]] = {
+    Mid: "mids",
+    AssetContext: "asset_contexts",
+    Position: "positions",
+}
 Event = Mid | AssetContext | Position | Trade
 
 
@@ -131,12 +138,34 @@ class Replay:
         self.report = Report()
         self.rules: dict[int, AlertRule] = {}
         self._by_coin: dict[str, list[int]] = {}
+        # Event rules per (kind, coin), cheapest threshold first, as the worker's book keeps
+        # them: an event is compared with the thresholds it reaches only.
+        self._events: dict[tuple[AlertKind, str], list[tuple[Decimal, int]]] = {}
+        # Price and funding rules in the worker's threshold indexes: an event judges only
+        # the armed ones its value crosses and the disarmed ones past their re-arm level.
+        self._fire_index = ThresholdIndex(Purpose.FIRE)
+        self._rearm_index = ThresholdIndex(Purpose.REARM)
         for rule in rules:
             if rule.kind in NOT_REPLAYED:
                 self.report.not_replayed.append(rule.id)
                 continue
             self.rules[rule.id] = rule
-            self._by_coin.setdefault(rule.coin, []).append(rule.id)
+            if rule.kind in EVENT_KINDS:
+                self._events.setdefault((rule.kind, rule.coin), []).append(
+                    (rule.threshold, rule.id)
+                )
+            elif index_key(rule) is not None:
+                self._fire_index.add(rule)
+                self._rearm_index.add(rule)
+            else:
+                self._by_coin.setdefault(rule.coin, []).append(rule.id)
+        for ladder in self._events.values():
+            ladder.sort()
+        self._whale_floor = {
+            coin: ladder[0][0]
+            for (kind, coin), ladder in self._events.items()
+            if kind is AlertKind.WHALE_TRADE
+        }
         self.max_age_ms = max_age_ms
         self.position_max_age_ms = position_max_age_ms
         self.policy = policy
@@ -146,6 +175,7 @@ class Replay:
         self.view = MarketState(
             max_age_ms=max_age_ms, position_max_age_ms=position_max_age_ms, history_ms=history_ms
         )
+        self._drive_cache: dict[tuple[str, str], list[tuple[int, bool]]] = {}
         self._positions: dict[tuple[str, str], Position] = {}
         self._wallet_first: dict[str, int] = {}
 
@@ -154,7 +184,10 @@ class Replay:
     def feed(self, event: Event) -> None:
         self.report.events += 1
         if isinstance(event, Trade):
-            self._occurrences([whale_trade(event)], event.time)
+            floor = self._whale_floor.get(event.coin)
+            # The ingest workers' prefilter (tasks.alerts.forward): below every threshold.
+            if floor is not None and event.px * event.sz >= floor:
+                self._occurrences([whale_trade(event)], event.time)
             return
         before = self._replaced(event) if isinstance(event, Position) else None
         if not self.view.apply(event):
@@ -192,33 +225,84 @@ class Replay:
                 return {coin: gap.opened_ms}
         return {}
 
+    def _driven(self, event: Mid | AssetContext | Position) -> list[tuple[int, bool]]:
+        """(alert id, whether the event is its only input) of the rules a batch of
+        ``event``'s stream drives on its coin; computed once per coin and stream."""
+        stream = _STREAM[type(event)]
+        key = (event.coin, stream)
+        driven = self._drive_cache.get(key)
+        if driven is None:
+            driven = []
+            for alert_id in self._by_coin.get(event.coin, ()):
+                rule = self.rules.get(alert_id)
+                if rule is not None and (stream == "positions" or _drives(event, rule)):
+                    driven.append((alert_id, inputs_of(rule) == (stream,)))
+            self._drive_cache[key] = driven
+        return driven
+
+    def _candidates(self, event: Mid | AssetContext | Position) -> list[tuple[int, bool]]:
+        """The direct rules the event's stream drives, and the indexed ones its value
+        crosses — as the worker's batch of this one event would find them."""
+        driven = self._driven(event)
+        now, coin = event.time, event.coin
+        if isinstance(event, Mid):
+            quote = Quote(mid=self.view.mid(coin, now), mark=None, funding=None)
+        elif isinstance(event, AssetContext):
+            mark, funding = self.view.mark(coin, now), self.view.funding(coin, now)
+            quote = Quote(mid=None, mark=mark, funding=funding)
+        else:
+            return driven
+        quotes = {coin: quote}
+        crossed = self._fire_index.candidates_for_tick(quotes, direct=False)
+        crossed += self._rearm_index.candidates_for_tick(quotes, direct=False)
+        if not crossed:
+            return driven
+        return driven + [(i, True) for i in sorted(set(crossed))]
+
+    def _place(self, rule: AlertRule | None, alert_id: int) -> None:
+        """Keep the indexes where the worker's book would have the rule now."""
+        self._fire_index.remove(alert_id)
+        self._rearm_index.remove(alert_id)
+        if rule is not None and index_key(rule) is not None:
+            self._fire_index.add(rule)
+            self._rearm_index.add(rule)
+
     def _judge_states(self, event: Mid | AssetContext | Position) -> None:
         now = event.time
         gaps = self._gaps_open(event.coin, now)
-        for alert_id in list(self._by_coin.get(event.coin, ())):
+        for alert_id, only_this in self._candidates(event):
             rule = self.rules.get(alert_id)
-            if rule is None or rule.kind in EVENT_KINDS or not _drives(event, rule):
+            if rule is None or (isinstance(event, Position) and not _drives(event, rule)):
                 continue
             if rule.expires_at is not None and now >= rule.expires_at:
                 continue
-            if rule_hold(rule, self.view, gaps, self.policy, now) is not None:
+            # The event is the rule's only input and is as old as now: only a gap holds it.
+            if (gaps or not only_this) and rule_hold(
+                rule, self.view, gaps, self.policy, now
+            ) is not None:
                 self.report.held += 1
                 continue
-            verdict = evaluate(rule, self.view, now)
-            if verdict.outcome is Outcome.FIRE:
-                self._fire(Firing(rule, verdict, None, now), now)
+            # As the worker: a disarmed rule cannot fire (evaluate would HOLD it), an armed
+            # one cannot re-arm; so each asks only its own question.
+            if rule.armed:
+                verdict = evaluate(rule, self.view, now)
+                if verdict.outcome is Outcome.FIRE:
+                    self._fire(Firing(rule, verdict, None, now), now)
             elif should_rearm(rule, self.view, now) and (
                 rule.last_fired_at is None or rule.last_fired_at < now
             ):
                 self.rules[alert_id] = replace(rule, armed=True)
+                self._place(self.rules[alert_id], alert_id)
                 self.report.rearmed += 1
 
     def _occurrences(self, occurrences: Sequence[Occurrence], now: int) -> None:
         for occurrence in occurrences:
             gaps = self._gaps_open(occurrence.coin, now)
-            for alert_id in list(self._by_coin.get(occurrence.coin, ())):
+            for threshold, alert_id in self._events.get((occurrence.kind, occurrence.coin), ()):
+                if threshold > occurrence.notional:
+                    break  # cheapest first: none further on is reached either
                 rule = self.rules.get(alert_id)
-                if rule is None or rule.kind not in EVENT_KINDS or not concerns(rule, occurrence):
+                if rule is None or not concerns(rule, occurrence):
                     continue
                 if rule.expires_at is not None and now >= rule.expires_at:
                     continue
@@ -249,7 +333,9 @@ class Replay:
         )
         if rule.mode is Mode.ONCE:
             self.rules.pop(rule.id, None)
+            self._place(None, rule.id)
             return
         # A recurring event rule stays armed (each event is its own arm cycle).
         armed = rule.kind in EVENT_KINDS
         self.rules[rule.id] = replace(rule, armed=armed, last_fired_at=fired_at)
+        self._place(self.rules[rule.id], rule.id)
