@@ -45,6 +45,8 @@ from domain.alerts.index import Purpose, ThresholdIndex, index_key
 from domain.alerts.judgement import Outcome, evaluate, evaluate_occurrence, should_rearm
 from domain.alerts.market_state import MarketState, Quote
 from domain.alerts.occurrence import Occurrence, concerns, position_change, whale_trade
+from domain.notify.digest import Member, build
+from domain.notify.grouping import GroupModel, Windows
 from events import AssetContext, Mid, Position, Trade
 from runtime.hyperliquid.positions import flat_position
 
@@ -339,3 +341,61 @@ class Replay:
         armed = rule.kind in EVENT_KINDS
         self.rules[rule.id] = replace(rule, armed=armed, last_fired_at=fired_at)
         self._place(self.rules[rule.id], rule.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One message the channel would have received: a firing alone, or a digest."""
+
+    at: int
+    firings: tuple[Fired, ...]
+    text: str
+
+    @property
+    def digest(self) -> bool:
+        return len(self.firings) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "digest": self.digest,
+            "count": len(self.firings),
+            "alert_ids": [f.alert_id for f in self.firings],
+            "event_times": [f.event_time for f in self.firings],
+            "message": self.text,
+        }
+
+
+def messages(fired: Sequence[Fired], windows: Windows, channel_kind: str) -> list[Sent]:
+    """What one channel would have received for ``fired``: each firing offered for delivery
+    the moment it happened, through the channel's grouping windows and budget
+    (``GroupModel``, the in-memory twin of the workers' ``Gate``), digests when they were
+    due (``domain.notify.digest`` builds their text)."""
+    model = GroupModel(windows)
+    by_id = {n: f for n, f in enumerate(sorted(fired, key=lambda f: f.event_time), 1)}
+    out: list[Sent] = []
+
+    def flush_due(until: int | None) -> None:
+        while model.flush_at is not None and (until is None or model.flush_at <= until):
+            at = model.flush_at
+            decision = model.flush(at)
+            if not decision.go:
+                continue
+            members = [by_id[m] for m in decision.members]
+            model.settled(decision.members, [f.alert_id for f in members], at)
+            out.append(_sent(at, members, channel_kind))
+
+    for n, firing in by_id.items():
+        flush_due(firing.event_time)
+        if model.admit(n, firing.alert_id, firing.event_time).send:
+            out.append(Sent(firing.event_time, (firing,), firing.message))
+    flush_due(None)
+    return out
+
+
+def _sent(at: int, members: Sequence[Fired], channel_kind: str) -> Sent:
+    if len(members) == 1:
+        return Sent(at, (members[0],), members[0].message)
+    parts = [Member(i, f.idempotency_key, f.payload, f.event_time) for i, f in enumerate(members)]
+    text = str(build(0, channel_kind, parts, at)["message"])
+    return Sent(at, tuple(members), text)

@@ -26,6 +26,7 @@ Times are integer ms passed in by the caller (no clock here).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -240,3 +241,100 @@ class Gate:
             pipe.hset(mentioned, mapping={str(a): now_ms for a in alert_ids})
             pipe.pexpire(mentioned, STATE_TTL_MS)
         pipe.execute()
+
+
+class GroupModel:
+    """The same decisions as :class:`Gate` for one channel, in memory: what a backtest
+    uses to say what would have been sent (``domain.alerts.backtest``). A test holds it to
+    the Lua scripts decision for decision."""
+
+    def __init__(self, windows: Windows) -> None:
+        self.windows = windows
+        self.until = 0
+        self.flush_at: int | None = None
+        self.tokens: float | None = None
+        self.ts: int | None = None
+        self.waiting: list[int] = []
+        self.mentioned: dict[int, int] = {}
+
+    def _refill(self, now_ms: int) -> float:
+        budget = self.windows.budget
+        if budget is None:
+            return 0.0
+        rate = budget.per_second / 1000
+        tokens = float(budget.burst) if self.tokens is None else self.tokens
+        ts = now_ms if self.ts is None else self.ts
+        return min(float(budget.burst), tokens + max(0, now_ms - ts) * rate)
+
+    def _token_wait(self, tokens: float) -> int:
+        # As the script computes it: the same doubles, so the same millisecond.
+        budget = self.windows.budget
+        assert budget is not None
+        return math.ceil((1 - tokens) / (budget.per_second / 1000))
+
+    def _wait(self, notification_id: int, at: int, now_ms: int, tokens: float) -> Admission:
+        if notification_id not in self.waiting:
+            self.waiting.append(notification_id)
+        schedule = (
+            self.flush_at is None or at < self.flush_at or now_ms > self.flush_at + FLUSH_GRACE_MS
+        )
+        if schedule:
+            self.flush_at = at
+        self.tokens, self.ts = tokens, now_ms
+        return Admission(send=False, due_ms=self.flush_at or at, schedule=schedule)
+
+    def admit(self, notification_id: int, alert_id: int | None, now_ms: int) -> Admission:
+        w = self.windows
+        if w.always_alone:
+            return Admission(send=True)
+        tokens = self._refill(now_ms)
+        if w.repeat_interval_ms and alert_id is not None:
+            last = self.mentioned.get(alert_id)
+            if last is not None and now_ms < last + w.repeat_interval_ms:
+                at = max(last + w.repeat_interval_ms, self.until, now_ms)
+                return self._wait(notification_id, at, now_ms, tokens)
+        if now_ms < self.until:
+            return self._wait(notification_id, self.until, now_ms, tokens)
+        if self.waiting:
+            if w.budget is not None and tokens < 1:
+                return self._wait(
+                    notification_id, now_ms + self._token_wait(tokens), now_ms, tokens
+                )
+            return self._wait(notification_id, now_ms, now_ms, tokens)
+        if w.group_wait_ms:
+            self.until = now_ms + w.group_wait_ms
+            return self._wait(notification_id, self.until, now_ms, tokens)
+        if w.budget is not None and tokens < 1:
+            return self._wait(notification_id, now_ms + self._token_wait(tokens), now_ms, tokens)
+        if w.budget is not None:
+            tokens -= 1
+        self.until = now_ms + w.group_interval_ms
+        self.tokens, self.ts = tokens, now_ms
+        if alert_id is not None:
+            self.mentioned[alert_id] = now_ms
+        return Admission(send=True)
+
+    def flush(self, now_ms: int) -> FlushDecision:
+        if not self.waiting:
+            self.flush_at = None
+            return FlushDecision(go=False)
+        if self.flush_at is not None and now_ms < self.flush_at:
+            return FlushDecision(go=False, due_ms=self.flush_at)
+        tokens = 0.0
+        if self.windows.budget is not None:
+            tokens = self._refill(now_ms)
+            if tokens < 1:
+                self.flush_at = now_ms + self._token_wait(tokens)
+                self.tokens, self.ts = tokens, now_ms
+                return FlushDecision(go=False, due_ms=self.flush_at, reschedule=True)
+            tokens -= 1
+        self.until = now_ms + self.windows.group_interval_ms
+        self.tokens, self.ts = tokens, now_ms
+        self.flush_at = None
+        members = tuple(sorted(self.waiting))
+        return FlushDecision(go=True, members=members)
+
+    def settled(self, members: Sequence[int], alert_ids: Sequence[int], now_ms: int) -> None:
+        self.waiting = [m for m in self.waiting if m not in set(members)]
+        for alert_id in alert_ids:
+            self.mentioned[alert_id] = now_ms

@@ -21,7 +21,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from domain.alerts.backtest import NOT_REPLAYED, Gap, Replay, Report
+from domain.alerts.backtest import NOT_REPLAYED, Gap, Replay, Report, messages
 from domain.alerts.book import rule_from_row
 from domain.alerts.definition import (
     EVENT_KINDS,
@@ -34,9 +34,12 @@ from domain.alerts.definition import (
     parse_rule,
 )
 from domain.alerts.hold import HoldPolicy
-from models.repositories import AlertRepository, market_history
+from domain.notify.grouping import Windows
+from models.notification_channel import NotificationChannel
+from models.repositories import AlertRepository, ChannelRepository, market_history
 from runtime.clock import SYSTEM_CLOCK
 from settings import Settings
+from tasks.notify.deliver import windows_of
 from workers.commands.users import unit_of_work
 from workers.context import UsageError, current_settings
 
@@ -57,13 +60,27 @@ def _time(text: str, option: str) -> int:
     return parse_when(raw, option)
 
 
-def _stored_rule(alert_id: int) -> AlertRule:
+def _stored_rule(alert_id: int) -> tuple[AlertRule, int | None]:
+    """The stored alert, armed as if new, and its channel id."""
     with unit_of_work() as session:
         rows = AlertRepository(session).by_ids([alert_id])
         rule = rule_from_row(rows[0]) if rows else None
+        channel_id = rows[0].channel_id if rows else None
     if rule is None:
         raise UsageError(f"alert {alert_id} does not exist")
-    return replace(rule, armed=True, last_fired_at=None)
+    return replace(rule, armed=True, last_fired_at=None), channel_id
+
+
+def _channel_windows(settings: Settings, channel_id: int | None) -> tuple[Windows, str]:
+    """The channel's digest windows and budget (its kind's); without a channel, the
+    NOTIFY_GROUP_* settings and no budget (a webhook)."""
+    if channel_id is None:
+        return windows_of(settings, NotificationChannel(kind="webhook")), "webhook"
+    with unit_of_work() as session:
+        channel = ChannelRepository(session).get(channel_id)
+        if channel is None:
+            raise UsageError(f"channel {channel_id} does not exist")
+        return windows_of(settings, channel), channel.kind
 
 
 def _policy(settings: Settings) -> HoldPolicy:
@@ -123,6 +140,13 @@ def run_backtest(
 @click.option("--rearm-margin", default=None)
 @click.option("--from", "from_", required=True, help="ISO 8601, epoch ms, or -1d (ago).")
 @click.option("--to", default=None, help="ISO 8601, epoch ms, or -1h (default: now).")
+@click.option(
+    "--channel",
+    "channel_id",
+    type=int,
+    default=None,
+    help="Whose digest windows and budget to apply (default: the alert's channel).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 def backtest(
     alert_id: int | None,
@@ -138,6 +162,7 @@ def backtest(
     rearm_margin: str | None,
     from_: str,
     to: str | None,
+    channel_id: int | None,
     as_json: bool,
 ) -> None:
     """Replay stored market data through an alert: when it would have fired, and what it
@@ -153,7 +178,8 @@ def backtest(
     if (alert_id is None) == (kind is None):
         raise UsageError("give an ALERT_ID or --kind, --coin and --threshold (not both)")
     if alert_id is not None:
-        rule = _stored_rule(alert_id)
+        rule, stored_channel = _stored_rule(alert_id)
+        channel_id = channel_id if channel_id is not None else stored_channel
     else:
         fields = {
             "kind": kind, "coin": coin or "", "threshold": threshold, "price_source": source,
@@ -168,7 +194,9 @@ def backtest(
             raise UsageError(str(exc)) from None
     if rule.kind in NOT_REPLAYED:
         raise UsageError(f"{rule.kind} alerts cannot be backtested (no stored data drives them)")
+    windows, channel_kind = _channel_windows(settings, channel_id)
     report = run_backtest(unit_of_work, settings, [rule], from_ms, to_ms, progress=not as_json)
+    sent = messages(report.fired, windows, channel_kind)
     if as_json:
         doc = {
             "alert_id": alert_id,
@@ -181,6 +209,8 @@ def backtest(
             "held": report.held,
             "rearmed": report.rearmed,
             "fired": [f.to_dict() for f in report.fired],
+            "channel_kind": channel_kind,
+            "sent": [m.to_dict() for m in sent],
         }
         click.echo(json.dumps(doc))
         return
@@ -194,3 +224,11 @@ def backtest(
     )
     for fired in report.fired:
         click.echo(f"{_when(fired.event_time)}  {fired.message}")
+    digests = sum(m.digest for m in sent)
+    click.echo(
+        f"would have sent {len(sent)} {channel_kind} message(s), {digests} of them digest(s)"
+    )
+    for message in sent:
+        if message.digest:
+            first = message.text.splitlines()[0]
+            click.echo(f"{_when(message.at)}  digest: {first}")

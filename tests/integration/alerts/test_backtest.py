@@ -19,6 +19,7 @@ from domain.alerts.definition import AlertRule
 from events import AssetContext, Position, Trade, encode_batch
 from models.alert import Alert
 from models.db import Database
+from models.notification_channel import NotificationChannel
 from models.repositories import AssetContextRepository, PositionRepository, TradeRepository
 from runtime import lifecycle
 from settings import Settings
@@ -165,11 +166,32 @@ def test_the_command_lists_firings_as_text_or_json_and_refuses_bad_input(
     doc = json.loads(out)
     assert [f["event_time"] for f in doc["fired"]] == [T0 + 3 * MINUTE]
     assert doc["events"] > 20 and doc["fired"][0]["value"] == "31"
+    assert [(m["at"], m["count"]) for m in doc["sent"]] == [(T0 + 3 * MINUTE, 1)]
     assert (
         text_code == 0
         and "1 firing(s) over" in text
         and "2025-10-10T21:03:00Z  AVAX mark price 31" in text
     )
+    assert "would have sent 1 webhook message(s), 0 of them digest(s)" in text
+
+    # When a recurring rule is replayed for a channel with a 15-minute group interval
+    user = add_user(pg_database, "bob@example.com")
+    channel = add_channel(pg_database, alert_settings, user, "http://127.0.0.1:9/b")
+    with pg_database.session() as s:
+        stored = s.get(NotificationChannel, channel)
+        assert stored is not None
+        stored.group_interval_s = 900
+    code, out = run("--kind", "price_above", "--coin", "AVAX", "--threshold", "31",
+                    "--source", "mark", "--mode", "recurring", "--rearm-margin", "0.05",
+                    "--channel", str(channel), *span, "--json")  # fmt: skip
+
+    # Then it fired at 21:03 and 21:15; the second firing waited for the interval's end
+    assert code == 0, out
+    doc = json.loads(out)
+    assert [f["event_time"] for f in doc["fired"]] == [T0 + 3 * MINUTE, T0 + 15 * MINUTE]
+    assert [(m["at"], m["count"]) for m in doc["sent"]] == [
+        (T0 + 3 * MINUTE, 1), (T0 + 18 * MINUTE, 1),
+    ]  # fmt: skip
 
     # When the input is wrong: both an id and a kind, an unknown alert, a kind nothing
     # stored drives, a bad threshold, an empty span
@@ -181,10 +203,13 @@ def test_the_command_lists_firings_as_text_or_json_and_refuses_bad_input(
         run("--kind", "price_above", "--coin", "AVAX", "--threshold", "-1", *span),
         run("--kind", "price_above", "--coin", "AVAX", "--threshold", "1",
             "--from", str(T0), "--to", str(T0)),
+        run("--kind", "price_above", "--coin", "AVAX", "--threshold", "1", "--channel", "999",
+            *span),
     ]  # fmt: skip
 
     # Then each exits 2 with one line naming the problem
-    assert [c for c, _ in bad] == [2] * 5
+    assert [c for c, _ in bad] == [2] * 6
+    assert "channel 999 does not exist" in bad[5][1]
     assert "not both" in bad[0][1]
     assert "alert 99999 does not exist" in bad[1][1]
     assert "wallet_liquidated alerts cannot be backtested" in bad[2][1]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from domain.alerts.backtest import Gap, Replay
+from domain.alerts.backtest import Gap, Replay, messages
 from domain.alerts.definition import AlertKind, AlertRule, Mode, PriceSource
 from domain.alerts.hold import HoldPolicy
 from domain.alerts.view import Stream
+from domain.notify.budgets import BUDGETS
+from domain.notify.grouping import Windows
 from events import Trade
 from tests.unit.alerts.builders import ctx, mid
 
@@ -76,3 +78,36 @@ def test_claims_expiry_order_and_kinds_that_cannot_be_replayed() -> None:
     assert replay.report.rearmed == 1 and replay.report.not_replayed == [5]
     assert replay.report.events == 6
     assert replay.report.fired[0].to_dict()["message"] == replay.report.fired[0].message
+
+
+def test_what_a_channel_would_have_received_follows_its_windows_and_budget() -> None:
+    # Given a recurring whale alert firing on six trades: three within a second, three
+    # spread over the following minute
+    whale = _rule(1, AlertKind.WHALE_TRADE, "1000", mode=Mode.RECURRING)
+    replay = _replay(whale)
+    offsets = [0, 200, 400, 20_000, 40_000, 60_000]
+    replay.feed_all([_trade(T + o, "1") for o in offsets])
+    fired = replay.report.fired
+    assert len(fired) == 6
+
+    # When offered to a webhook without windows, to Slack (1 a second), and to a channel
+    # with a 30 s group interval
+    alone = messages(fired, Windows(), "webhook")
+    slack = messages(fired, Windows(budget=BUDGETS["slack"]), "slack")
+    grouped = messages(fired, Windows(group_interval_ms=30_000), "webhook")
+
+    # Then: six messages; Slack one, a digest of two a second later, then three alone;
+    # grouped: the first alone, a digest at 30 s of the rest of the burst and the 20 s one,
+    # the 40 s one at 60 s (due before the 60 s firing arrives, which then waits for 90 s);
+    # and every firing is in exactly one message
+    assert [len(m.firings) for m in alone] == [1] * 6
+    assert [(m.at - T, len(m.firings)) for m in slack] == [
+        (0, 1), (1_000, 2), (20_000, 1), (40_000, 1), (60_000, 1),
+    ]  # fmt: skip
+    assert [(m.at - T, len(m.firings)) for m in grouped] == [
+        (0, 1), (30_000, 3), (60_000, 1), (90_000, 1),
+    ]  # fmt: skip
+    assert grouped[1].digest and grouped[1].text.startswith("3 notifications since ")
+    for sent in (alone, slack, grouped):
+        assert sorted(f.event_time for m in sent for f in m.firings) == [T + o for o in offsets]
+    assert grouped[1].to_dict()["alert_ids"] == [1, 1, 1]
