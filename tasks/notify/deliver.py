@@ -196,6 +196,7 @@ class Deliverer:
         if admission.send:
             return None
         delay_s = max(0.0, (admission.due_ms - now_ms) / 1000)
+        count_notification("grouped", job.kind)
         if admission.schedule:
             self.schedule_flush(job.channel_id, delay_s)
         # The digest settles it; the sweeper looks again only if the digest never came.

@@ -37,6 +37,7 @@ from domain.notify.grouping import Windows
 from domain.notify.signing import idempotency_key
 from models.notification import Notification
 from models.repositories import ChannelRepository, NotificationRepository
+from runtime.metrics_export import count_notification
 from tasks.base import HyperwatchTask
 from tasks.notify.deliver import Deliverer, Step, deliverer_for, windows_of
 from tasks.notify.outbox import DeliveryLock, lock_ttl_ms
@@ -131,6 +132,8 @@ def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
         return Flushed()
     step = deliverer.attempt(target, admitted=True)
     if is_digest:
+        for _ in ids:
+            count_notification("digested", kind)
         log.info("digest %d of %d notifications for channel %d", target, len(ids), channel_id)
     return Flushed(members=len(ids), sent=target, digest=is_digest, step=step)
 
