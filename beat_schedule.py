@@ -102,7 +102,8 @@ def build(settings: Settings) -> dict[str, Any]:
     # failed call, a spent REST budget — so no closed gap waits longer than this.
     schedule["heal-gaps"] = _entry("hyperwatch.maintenance.heal_gaps", HEAL_PERIOD, MAINTENANCE)
     # alerts · 5 s · a feed that goes silent sends no batch, so nothing else can notice it:
-    # the tick evaluates stale-data alerts and retires expired ones.
+    # the tick evaluates stale-data alerts, starts the holds of coins whose data went stale
+    # or into an open gap (their subscribers are told once), and retires expired alerts.
     schedule["alerts-tick"] = _entry("hyperwatch.alerts.tick", ALERTS_TICK_PERIOD, ALERTS)
     # maintenance · half POSITION_POLL_HOT_S (5 s) · the exchange's WebSocket follows at
     # most 10 users per IP; every other tracked wallet is polled over REST by this one job,

@@ -480,6 +480,31 @@ class Settings(BaseSettings):
         description="A tracked wallet's position older than this (s) is unknown to liquidation alerts.",
     )
 
+    alert_hold_mids_s: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Alerts reading a coin's mid are held (never fire) when its newest mid is older "
+            "than this (s); subscribers get one 'data stale' and one 'restored' notice."
+        ),
+    )
+    alert_hold_contexts_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Alerts reading a coin's asset context (mark, funding, open interest) are held "
+            "when its newest one is older than this (s)."
+        ),
+    )
+    alert_hold_positions_s: float = Field(
+        75.0,
+        gt=0,
+        description=(
+            "Liquidation-distance alerts are held when the wallet's newest position is older "
+            "than this (s): its polling cadence (30 s when active) missed twice and a half."
+        ),
+    )
+
     # --- notifications ---------------------------------------------------------------------
     notify_max_attempts: int = Field(
         8, ge=1, le=50, description="Delivery attempts before a notification is failed."
@@ -489,6 +514,35 @@ class Settings(BaseSettings):
     )
     notify_sweep_after_s: int = Field(
         60, ge=5, description="Pending outbox rows older than this are re-enqueued."
+    )
+    notify_group_wait_s: int = Field(
+        0,
+        ge=0,
+        le=3600,
+        description=(
+            "Digests: how long the first notification of a new group (a channel with nothing "
+            "sent within its group interval) waits to collect others (s); 0 sends it at once. "
+            "A channel's own value overrides it."
+        ),
+    )
+    notify_group_interval_s: int = Field(
+        0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Digests: after a message to a channel, what arrives within this many seconds "
+            "goes out as one digest when it ends; 0 sends every notification on its own "
+            "(within the channel kind's rate budget). A channel's own value overrides it."
+        ),
+    )
+    notify_repeat_interval_s: int = Field(
+        0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Digests: an alert already notified on a channel less than this many seconds ago "
+            "is not sent on its own again: it waits for the channel's next digest. 0: off."
+        ),
     )
     webhook_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -4,7 +4,8 @@ A fired alert writes its row here in the same transaction as the ``armed`` flip;
 happens after commit, and a beat sweeper re-enqueues rows left ``pending``. The
 ``idempotency_key`` is unique (one row per alert firing) and is sent to receivers unchanged
 on every attempt. Statuses: pending → sent | failed; ``suppressed`` when a quota stopped it
-(the reason is kept in ``last_error``) — never silently dropped.
+(the reason is kept in ``last_error``); ``digested`` when it was folded into a digest row
+(``digest_id``; ``domain.notify.grouping``) — never silently dropped.
 """
 
 from __future__ import annotations
@@ -17,18 +18,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, UtcDateTime, utcnow
 
-STATUSES = ("pending", "sent", "failed", "suppressed")
+STATUSES = ("pending", "sent", "failed", "suppressed", "digested")
 
 
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed', 'suppressed')", name="status"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'failed', 'suppressed', 'digested')", name="status"
+        ),
         # The sweeper: pending rows older than a threshold.
         Index(None, "status", "created_at"),
         # Hourly quota: a user's notifications in the last hour; CLI listings per user.
         Index(None, "user_id", "created_at"),
         Index(None, "alert_id"),
+        # A digest's members (``hyperwatch notifications list``, the backtest's comparison).
+        Index(None, "digest_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -46,6 +51,9 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     event_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The digest row this notification was folded into (status ``digested``): delivered as
+    # one line of that message, never on its own.
+    digest_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
@@ -45,6 +45,12 @@ class NotificationChannel(Base):
     # over without a window in which they refuse deliveries. Sealed like ``secret``.
     previous_secret: Mapped[str | None] = mapped_column(_sealed(MAX_SECRET_CHARS), nullable=True)
     previous_secret_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Alertmanager's grouping windows for this channel (``domain.notify.grouping``);
+    # NULL: the NOTIFY_GROUP_WAIT_S / NOTIFY_GROUP_INTERVAL_S / NOTIFY_REPEAT_INTERVAL_S
+    # settings.
+    group_wait_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    repeat_interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -253,6 +253,14 @@ ALERTS_SEEN: Final = Key(
     "field → ms of the newest event applied, so an older batch never overwrites a newer; "
     "positions also '<wallet>|' → when that wallet's positions were first seen",
 )
+ALERTS_HOLDS: Final = Key(
+    "hw:alerts:holds",
+    "hash",
+    "alert workers (tasks.alerts.evaluate: the tick starts holds, any evaluation ends them)",
+    "none; a field is deleted when its hold ends",
+    "coin → JSON {coin, since, reason} of a coin whose alerts are held (stale data or an "
+    "open gap); its subscribers were sent the 'data stale' notice for that `since`",
+)
 ALERTS_VALUE: Final = Key(
     "hw:alerts:val:{stream}",
     "hash",
@@ -290,6 +298,29 @@ NOTIFY_SCHEDULED: Final = Key(
     "notify workers, the outbox sweeper",
     "the retry's delay plus a margin",
     "a retry is on its way; the sweeper leaves the row alone",
+)
+NOTIFY_GROUP: Final = Key(
+    "hw:notify:group:{channel_id}",
+    "hash",
+    "notify workers (domain.notify.grouping)",
+    "a day after the last write",
+    "a channel's grouping state: `until` (its group interval ends, ms), `flush` (when its "
+    "digest is due, ms), `tokens` and `ts` (its rate budget's bucket)",
+)
+NOTIFY_WAITING: Final = Key(
+    "hw:notify:waiting:{channel_id}",
+    "zset",
+    "notify workers (domain.notify.grouping)",
+    "a day after the last write; members leave when their digest is committed",
+    "ids of the channel's pending notifications waiting for its next digest",
+)
+NOTIFY_MENTIONED: Final = Key(
+    "hw:notify:mentioned:{channel_id}",
+    "hash",
+    "notify workers (domain.notify.grouping)",
+    "a day after the last write",
+    "alert id → ms it was last delivered on the channel (alone or in a digest): "
+    "NOTIFY_REPEAT_INTERVAL_S counts from it",
 )
 NOTIFY_USER_CHANNEL: Final = Key(
     "hw:notify:user:{user_id}",

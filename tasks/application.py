@@ -49,6 +49,7 @@ TASK_MODULES: list[str] = [
     "tasks.maintenance.positions_poll",
     "tasks.alerts.evaluate",
     "tasks.notify.deliver",
+    "tasks.notify.digest",
     "tasks.notify.outbox",
 ]
 

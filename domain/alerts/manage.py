@@ -330,6 +330,41 @@ def remove_channel(session: Session, user_id: int | None, channel_id: int) -> No
     repository.delete(channel_id)
 
 
+# Grouping windows a channel may have (s): group wait collects the start of a burst, so it
+# stays short; the intervals may be up to a day.
+MAX_GROUP_WAIT_S: Final = 3_600
+MAX_GROUP_INTERVAL_S: Final = 86_400
+
+
+def set_channel_windows(
+    session: Session,
+    user_id: int | None,
+    channel_id: int,
+    windows: dict[str, int | None],
+) -> NotificationChannel:
+    """Set a channel's digest windows (``group_wait_s``, ``group_interval_s``,
+    ``repeat_interval_s``; None: back to the NOTIFY_GROUP_* setting). Keys not given are
+    left as they are. Refused: an unknown key, a negative or too long window, a channel
+    that does not exist (or is not ``user_id``'s)."""
+    limits = {
+        "group_wait_s": MAX_GROUP_WAIT_S,
+        "group_interval_s": MAX_GROUP_INTERVAL_S,
+        "repeat_interval_s": MAX_GROUP_INTERVAL_S,
+    }
+    for name, value in windows.items():
+        if name not in limits:
+            raise Refused(f"{name} is not a grouping window ({', '.join(limits)})")
+        if value is not None and not 0 <= value <= limits[name]:
+            raise Refused(f"{name} must be between 0 and {limits[name]} seconds, got {value}")
+    channel = ChannelRepository(session).get(channel_id)
+    if channel is None or (user_id is not None and channel.user_id != user_id):
+        raise Refused(f"channel {channel_id} does not exist")
+    for name, value in windows.items():
+        setattr(channel, name, value)
+    session.flush()
+    return channel
+
+
 def track_wallet(
     session: Session, settings: Settings, user: User, address: str, label: str = ""
 ) -> tuple[TrackedWallet, bool]:

@@ -197,6 +197,11 @@ class MarketState:
             return None
         return position
 
+    def position_seen(self, wallet: str, coin: str) -> int | None:
+        """Time of the wallet's latest applied position in ``coin``; None if never seen."""
+        position = self._positions.get((wallet.lower(), coin))
+        return position.time if position is not None else None
+
     def last_seen(self, coin: str, stream: Stream) -> int | None:
         """Time of the latest applied event of ``stream`` for ``coin``; None if never seen."""
         latest = self._mids.get(coin) if stream is Stream.MIDS else self._contexts.get(coin)

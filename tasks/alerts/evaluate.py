@@ -19,7 +19,10 @@ storing them (``tasks.alerts.forward``: trades that may be whale trades, liquida
    liquidation_distance_below (the mark moved); ``positions``: liquidation_distance_below
    of that wallet and coin. The index only narrows: every candidate is re-read from the
    database and judged by ``judgement.evaluate`` (snooze, cooldown, expiry, freshness). Missing
-   or stale data is UNKNOWN and never fires.
+   or stale data is UNKNOWN and never fires. Before that, a rule whose data is stale or
+   inside an open gap of its coin is held (``domain.alerts.hold``): skipped, judged again
+   on the first fresh data. A batch whose coin was held and is fresh again ends the hold
+   first ('restored' notices, ``domain.alerts.hold_notices``), then is judged.
 4. Firing: ``domain.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
    outbox row beside it); after the commit each pending row's delivery is enqueued
    (``hyperwatch.notify.deliver``) and the change announced. A crash between the commit and
@@ -44,8 +47,9 @@ the same arm cycle hits 0 rows. Retries transient database / Redis / broker erro
 ``hyperwatch.alerts.tick()`` — queue ``alerts``; no arguments; run by beat every
 :data:`TICK_PERIOD_S` seconds. ``stale_data`` alerts must fire when nothing arrives, so no
 batch can drive them: the tick judges every stale_data alert against the shared seen times,
-re-arms them when data flows again, and (at most once a minute per worker) deactivates
-expired alerts. Idempotent and safe to run on several workers at once (same guards). Same
+re-arms them when data flows again, starts the holds of coins whose data went stale or into
+an open gap and ends those fresh again (each with its notices, ``keys.ALERTS_HOLDS``), and
+(at most once a minute per worker) deactivates expired alerts. Idempotent and safe to run on several workers at once (same guards). Same
 retry rules.
 """
 
@@ -64,6 +68,16 @@ from celery import Celery, shared_task
 from domain.alerts.book import VERSION_KEY, WINDOW_SERIES, AlertBook, announce, rule_from_row
 from domain.alerts.definition import WALLET_KINDS, AlertKind, AlertRule, Mode
 from domain.alerts.firing import Firing, fire, rearm
+from domain.alerts.hold import (
+    MARKET_INPUTS,
+    Hold,
+    HoldPolicy,
+    coin_hold,
+    is_holdable,
+    open_gaps,
+    rule_hold,
+)
+from domain.alerts.hold_notices import held_inputs, notify_restored, notify_stale
 from domain.alerts.judgement import Outcome, evaluate, evaluate_occurrence, should_rearm
 from domain.alerts.occurrence import (
     Occurrence,
@@ -85,6 +99,7 @@ from domain.alerts.view import Stream
 from events import AssetContext, Batch, MalformedPayload, Mid, Position, decode_batch
 from models.db import Database
 from models.repositories import AlertRepository
+from runtime import keys
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics_export import count_alerts_fired, count_notification
 from settings import Settings
@@ -97,6 +112,7 @@ TICK_PERIOD_S: Final = 5
 # Expired alerts never fire (judgement.evaluate holds them); deactivating them only frees the
 # quota, so the sweep — a scan of the active alerts — runs at most this often per worker.
 EXPIRY_SWEEP_S: Final = 60.0
+HOLDS_KEY: Final = keys.ALERTS_HOLDS.name()
 
 # Batches of events, not states: only the event kinds judge them (no shared view to apply).
 EVENT_STREAMS: Final = ("trades", "fills")
@@ -151,6 +167,7 @@ class Report:
     lost: int = 0
     rearmed: int = 0
     expired: int = 0
+    held: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -177,6 +194,16 @@ class Evaluator:
         self.mirror = HistoryMirror()
         self._started_ms = 0
         self._expiry_swept = -EXPIRY_SWEEP_S
+        self.policy = HoldPolicy(
+            mids_ms=int(settings.alert_hold_mids_s * 1000),
+            contexts_ms=int(settings.alert_hold_contexts_s * 1000),
+            positions_ms=int(settings.alert_hold_positions_s * 1000),
+        )
+        # The feeds' gap journals (keys.GAPS_OPEN, one per feed): found by SCAN at the
+        # first task and at every tick, read at every task (a few small hashes).
+        self._gap_keys: list[str] | None = None
+        self.gaps: dict[str, int] = {}  # coin → when its open trades gap opened
+        self.holds: dict[str, Hold] = {}  # coin → its hold, as keys.ALERTS_HOLDS has it
         # The book and mirror are not thread-safe; a threads pool gets correctness, not
         # parallelism (run alert workers with prefork or solo).
         self.lock = threading.Lock()
@@ -184,13 +211,25 @@ class Evaluator:
     # --- per task ----------------------------------------------------------------------------
 
     def _sync(self, now_ms: int) -> None:
+        if self._gap_keys is None:
+            self._find_gap_journals()
+        gap_keys = self._gap_keys or []
         pipe = self.client.pipeline(transaction=False)
         pipe.get(VERSION_KEY)
         pipe.set(STARTED_KEY, now_ms, nx=True)
         pipe.get(STARTED_KEY)
-        version, _, started = pipe.execute()
+        pipe.hgetall(HOLDS_KEY)
+        for key in gap_keys:
+            pipe.hgetall(key)
+        version, _, started, holds, *journals = pipe.execute()
         self._started_ms = int(started) if started is not None else now_ms
+        self.holds = _parse_holds(holds)
+        self.gaps = open_gaps(journals)
         self.book.sync(self.client, self.database.session, int(version or 0))
+
+    def _find_gap_journals(self) -> None:
+        pattern = keys.GAPS_OPEN.pattern
+        self._gap_keys = sorted(k.decode() for k in self.client.scan_iter(pattern, count=100))
 
     def _view(self) -> SharedView:
         return SharedView(
@@ -225,6 +264,7 @@ class Evaluator:
         for event in accepted:
             view.apply(event)
         coins = sorted({e.coin for e in accepted})
+        self._end_holds([c for c in coins if c in self.holds], now_ms)
         candidates = Candidates(event_time=_newest_per_coin(accepted))
         if stream == "positions":
             self._position_candidates(view, accepted, candidates)
@@ -277,9 +317,12 @@ class Evaluator:
             )
 
     def tick(self, now_ms: int) -> Report:
-        """Judge every stale_data alert; deactivate expired alerts (see module)."""
+        """Judge every stale_data alert; start and end holds; deactivate expired alerts
+        (see module)."""
+        self._find_gap_journals()
         self._sync(now_ms)
         report = Report()
+        self._sweep_holds(now_ms)
         if self.clock.monotonic() - self._expiry_swept >= EXPIRY_SWEEP_S:
             self._expiry_swept = self.clock.monotonic()
             with self.database.session() as session:
@@ -329,6 +372,9 @@ class Evaluator:
             if rule.expires_at is not None and now_ms >= rule.expires_at:
                 expired.append(rule.id)
                 continue
+            if rule_hold(rule, view, self.gaps, self.policy, now_ms) is not None:
+                report.held += 1  # judged again on the first fresh data
+                continue
             verdict = evaluate(rule, view, now_ms)
             if verdict.outcome is Outcome.FIRE:
                 event_time = candidates.event_of(rule, now_ms)
@@ -345,6 +391,72 @@ class Evaluator:
             changed += rearmed
         changed += self._expire(expired, report)
         self._announce(changed)
+
+    # --- holds ----------------------------------------------------------------------------
+
+    def _sweep_holds(self, now_ms: int) -> None:
+        """Start the holds of coins whose data went stale or into an open gap, end those
+        whose data is fresh again (each with its notices)."""
+        with self.database.session() as session:
+            needs = held_inputs(session)
+        coins = sorted(set(needs) | set(self.holds))
+        seen = {source: self.market.seen(source, coins) for source in MARKET_INPUTS}
+        ended: list[str] = []
+        for coin in coins:
+            hold = coin_hold(
+                coin,
+                needs.get(coin, ()),
+                {source: seen[source].get(coin) for source in MARKET_INPUTS},
+                self.gaps.get(coin),
+                self.policy,
+                self._started_ms,
+                now_ms,
+            )
+            if hold is not None and coin not in self.holds:
+                self._start_hold(hold, now_ms)
+            elif hold is None and coin in self.holds:
+                ended.append(coin)
+        self._end_holds(ended, now_ms, checked=True)
+
+    def _start_hold(self, hold: Hold, now_ms: int) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hsetnx(HOLDS_KEY, hold.coin, hold.to_json())
+        pipe.hget(HOLDS_KEY, hold.coin)
+        _, stored = pipe.execute()
+        # Another worker may have started it first: its ``since`` names the hold.
+        held = Hold.from_json(stored) if stored is not None else hold
+        self.holds[hold.coin] = held
+        with self.database.session() as session:
+            created = notify_stale(session, held, now_ms)
+        log.warning("alerts on %s held: %s", held.coin, held.reason)
+        self._enqueue(created)
+
+    def _end_holds(self, coins: Sequence[str], now_ms: int, *, checked: bool = False) -> None:
+        """End the holds of ``coins`` whose data is fresh and out of any gap (``checked``:
+        the caller has just judged so), each with its 'restored' notices."""
+        if not coins:
+            return
+        if not checked:
+            coins = [c for c in coins if self._fresh_again(self.holds[c], now_ms)]
+        for coin in coins:
+            hold = self.holds.pop(coin)
+            with self.database.session() as session:
+                created = notify_restored(session, hold, now_ms)
+            # After the commit: a crash before this leaves the hold, and the next tick or
+            # batch ends it again (the notices exist; nothing is sent twice).
+            self.client.hdel(HOLDS_KEY, coin)
+            log.warning("alerts on %s no longer held (held since %d)", coin, hold.since_ms)
+            self._enqueue(created)
+
+    def _fresh_again(self, hold: Hold, now_ms: int) -> bool:
+        if hold.coin in self.gaps:
+            return False
+        seen = {
+            source: self.market.seen(source, [hold.coin]).get(hold.coin) for source in hold.needs
+        }
+        # Never seen counts as stale since the view started, as in the tick.
+        again = coin_hold(hold.coin, hold.needs, seen, None, self.policy, self._started_ms, now_ms)
+        return again is None
 
     def _expire(self, expired: list[int], report: Report) -> list[int]:
         if not expired:
@@ -386,6 +498,9 @@ class Evaluator:
                 self.book.put(stored)
             if stored.expires_at is not None and now_ms >= stored.expires_at:
                 expired.append(stored.id)
+                continue
+            if is_holdable(stored) and stored.coin in self.gaps:
+                report.held += 1  # inside an open gap: what came before may be missing
                 continue
             firings = self._event_firings(stored, wanted[stored.id], row.channel_id, now_ms)
             for n, firing in enumerate(firings):
@@ -460,6 +575,16 @@ class Evaluator:
     def _announce(self, alert_ids: Sequence[int]) -> None:
         if alert_ids:
             announce(self.client, alert_ids)
+
+
+def _parse_holds(raw: dict[bytes, bytes]) -> dict[str, Hold]:
+    holds: dict[str, Hold] = {}
+    for coin, doc in raw.items():
+        try:
+            holds[coin.decode()] = Hold.from_json(doc)
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable hold %r in %s; ignored", coin, HOLDS_KEY)
+    return holds
 
 
 def _occurrences(batch: Batch) -> list[Occurrence]:

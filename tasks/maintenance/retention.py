@@ -9,10 +9,10 @@
   ``RETENTION_MAX_RUNTIME_S`` is spent. A run stopped by the cap reports
   ``complete=False``; the next run continues where it stopped.
 
-Only rows that are finished with are deleted: notifications only once ``sent``, ``failed``
-or ``suppressed`` (a ``pending`` one belongs to the outbox sweeper), sessions only once they
-ended (or never will: started before the cutoff without an end), gaps only once settled
-(an open one is still to be filled, and the completeness ledger shows it).
+Only rows that are finished with are deleted: notifications only once ``sent``, ``failed``,
+``suppressed`` or ``digested`` (a ``pending`` one belongs to the outbox sweeper), sessions
+only once they ended (or never will: started before the cutoff without an end), gaps only
+once settled (an open one is still to be filled, and the completeness ledger shows it).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Policy:
 
 
 def _notification_done(t: Table, _cutoff: Any) -> ColumnElement[bool]:
-    return t.c.status.in_(("sent", "failed", "suppressed"))
+    return t.c.status.in_(("sent", "failed", "suppressed", "digested"))
 
 
 def _session_done(t: Table, cutoff: Any) -> ColumnElement[bool]:

@@ -18,23 +18,33 @@
   with the reason; after the last attempt it is ``failed`` with the last error.
 - Transient database / Redis errors around the attempt are retried by the task policy
   (``tasks.retry``). Secrets (webhook secret, bot token) never reach a log or the row.
+- **Grouping** (``domain.notify.grouping``): before a row's first attempt, its channel's
+  windows and rate budget decide whether it goes out alone now; if not it stays
+  ``pending``, waits in the channel's group, and ``hyperwatch.notify.flush_digest``
+  (``tasks.notify.digest``) is scheduled for when the digest is due. A digest row and a
+  row already attempted (a retry) are never grouped again: a retry resends what was sent.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import httpx
 import redis
 from celery import Celery, shared_task
 
+from domain.notify.budgets import budget_of
 from domain.notify.channels import CHANNELS, Attempt, DeliveryContext, Outgoing
+from domain.notify.digest import is_digest
+from domain.notify.grouping import Gate, Windows
 from domain.notify.retry_policy import DELIVERY_CAP_S, classify, decide, delivery_policy
 from domain.notify.signing import idempotency_key
 from models.db import Database
+from models.notification_channel import NotificationChannel
 from models.repositories import NotificationRepository
 from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 from runtime.metrics_export import count_notification, observe_notification_latency
@@ -44,7 +54,8 @@ from tasks.notify.outbox import DeliveryLock, lock_ttl_ms, mark_scheduled, redis
 
 log = logging.getLogger(__name__)
 
-Action = Literal["sent", "failed", "retry", "skipped", "busy"]
+Action = Literal["sent", "failed", "retry", "skipped", "busy", "grouped"]
+FLUSH_TASK: Final = "hyperwatch.notify.flush_digest"
 # A scheduled retry is left alone by the sweeper for its delay plus this much.
 SCHEDULE_MARGIN_S: Final = 30.0
 
@@ -62,6 +73,28 @@ class _Job:
     kind: str
     attempt: int
     event_time: int | None
+    channel_id: int = 0
+    alert_id: int | None = None
+    windows: Windows = field(default_factory=Windows)
+    groupable: bool = False  # a first attempt of a row that is not a digest
+
+
+def _no_schedule(channel_id: int, delay_s: float) -> None:
+    """Without a task queue (a CLI send), a waiting row is found by the outbox sweeper."""
+
+
+def windows_of(settings: Settings, channel: NotificationChannel) -> Windows:
+    """A channel's grouping windows: its own values, else the NOTIFY_GROUP_* settings."""
+
+    def ms(own: int | None, default: int) -> int:
+        return (default if own is None else own) * 1000
+
+    return Windows(
+        group_wait_ms=ms(channel.group_wait_s, settings.notify_group_wait_s),
+        group_interval_ms=ms(channel.group_interval_s, settings.notify_group_interval_s),
+        repeat_interval_ms=ms(channel.repeat_interval_s, settings.notify_repeat_interval_s),
+        budget=budget_of(channel.kind),
+    )
 
 
 class Deliverer:
@@ -73,10 +106,17 @@ class Deliverer:
         database: Database,
         client: redis.Redis,
         clock: Clock = SYSTEM_CLOCK,
+        *,
+        schedule_flush: Callable[[int, float], None] | None = None,
     ) -> None:
+        """``schedule_flush(channel_id, delay_s)`` sends the channel's digest task."""
         self.settings = settings
         self.clock = clock
         self.database = database
+        self.gate = Gate(client)
+        self.schedule_flush: Callable[[int, float], None] = (
+            schedule_flush if schedule_flush is not None else _no_schedule
+        )
         ceiling = settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
         self.policy = delivery_policy(settings, cap_s=min(DELIVERY_CAP_S, ceiling))
         self.context = DeliveryContext(
@@ -86,8 +126,11 @@ class Deliverer:
             clock=clock,
         )
 
-    def attempt(self, notification_id: int, rng: random.Random | None = None) -> Step:
-        """One delivery attempt of one row, settled in the database (see module)."""
+    def attempt(
+        self, notification_id: int, rng: random.Random | None = None, *, admitted: bool = False
+    ) -> Step:
+        """One delivery attempt of one row, settled in the database (see module).
+        ``admitted``: the digest task already decided it goes now (no grouping)."""
         client = self.context.redis
         lock = DeliveryLock(client, notification_id, lock_ttl_ms(self.settings))
         if not lock.acquire():
@@ -96,6 +139,10 @@ class Deliverer:
             job = self._load(notification_id)
             if isinstance(job, Step):
                 return job
+            if job.groupable and not admitted:
+                waiting = self._admit(notification_id, job)
+                if waiting is not None:
+                    return waiting
             sender = CHANNELS[job.kind]
             result = sender.send(job.out, self.context)
             return self._settle(notification_id, job, result, rng)
@@ -129,7 +176,32 @@ class Deliverer:
                     else None
                 ),
             )
-            return _Job(out, channel.kind, row.attempts + 1, row.event_time)
+            return _Job(
+                out,
+                channel.kind,
+                row.attempts + 1,
+                row.event_time,
+                channel_id=channel.id,
+                alert_id=row.alert_id,
+                windows=windows_of(self.settings, channel),
+                groupable=row.attempts == 0 and not is_digest(row.payload),
+            )
+
+    def _admit(self, notification_id: int, job: _Job) -> Step | None:
+        """None when the row goes out now; else it waits for its channel's digest."""
+        now_ms = self.clock.time_ms()
+        admission = self.gate.admit(
+            job.channel_id, job.windows, notification_id, job.alert_id, now_ms
+        )
+        if admission.send:
+            return None
+        delay_s = max(0.0, (admission.due_ms - now_ms) / 1000)
+        count_notification("grouped", job.kind)
+        if admission.schedule:
+            self.schedule_flush(job.channel_id, delay_s)
+        # The digest settles it; the sweeper looks again only if the digest never came.
+        mark_scheduled(self.context.redis, notification_id, delay_s + SCHEDULE_MARGIN_S)
+        return Step("grouped", delay_s, f"waits for channel {job.channel_id}'s digest")
 
     def _settle(
         self, notification_id: int, job: _Job, result: Attempt, rng: random.Random | None
@@ -175,8 +247,16 @@ def deliverer_for(task: HyperwatchTask) -> Deliverer:
     app: Celery = task.app
     deliverer: Deliverer | None = getattr(app, "_hyperwatch_deliverer", None)
     if deliverer is None:
+
+        def schedule_flush(channel_id: int, delay_s: float) -> None:
+            app.send_task(FLUSH_TASK, args=[channel_id], countdown=delay_s)
+
         deliverer = Deliverer(
-            task.settings, task.database(), redis_client(task.settings), task.clock
+            task.settings,
+            task.database(),
+            redis_client(task.settings),
+            task.clock,
+            schedule_flush=schedule_flush,
         )
         app._hyperwatch_deliverer = deliverer
     return deliverer

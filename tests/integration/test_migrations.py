@@ -108,3 +108,44 @@ def test_given_stored_fills_and_activity_when_0006_goes_up_and_down_then_fills_s
         _wallet_activity_migration(database.url)
     finally:
         database.close()
+
+
+def _digests_migration(url: str) -> None:
+    """0009's downgrade keeps a digested notification, as sent and naming its digest."""
+    settings = load_settings(database_url=url)
+    engine = get_database(settings).engine
+    migrate.upgrade(settings)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, email, tier, active, created_at) "
+                "VALUES (1, 'a@x', 'pro', true, CURRENT_TIMESTAMP)"
+            )
+        )
+        for n, (status, digest) in enumerate([("sent", None), ("digested", 1)], 1):
+            conn.execute(
+                text(
+                    "INSERT INTO notifications (id, user_id, channel_kind, payload, status, "
+                    "attempts, idempotency_key, digest_id, created_at, updated_at) VALUES "
+                    "(:id, 1, 'webhook', '{}', :status, 0, :key, :digest, CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP)"
+                ),
+                {"id": n, "status": status, "key": f"k{n}", "digest": digest},
+            )
+    migrate.downgrade(settings, "0008")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, status, last_error FROM notifications ORDER BY id"))
+        assert rows.all() == [(1, "sent", None), (2, "sent", "delivered in digest 1")]
+    migrate.upgrade(settings)
+    get_database(settings).dispose()
+
+
+def test_given_a_digested_notification_when_0009_goes_down_then_it_stays_as_sent(
+    tmp_path: Path,
+) -> None:
+    _digests_migration(f"sqlite:///{tmp_path / 'd.db'}")
+    database = PostgresDatabase()
+    try:
+        _digests_migration(database.url)
+    finally:
+        database.close()

@@ -226,3 +226,9 @@ def rm(alert_id: int) -> None:
         AlertRepository(session).delete(alert_id)
     announce_changes(client, [alert_id])
     click.echo(f"alert {alert_id} removed")
+
+
+# Registered here so that ``hyperwatch alerts --help`` lists it; its module imports this one.
+from workers.commands.backtest import backtest  # noqa: E402
+
+alerts.add_command(backtest)

@@ -27,7 +27,12 @@ import secrets
 
 import click
 
-from domain.alerts.manage import create_channel, remove_channel, target_masked
+from domain.alerts.manage import (
+    create_channel,
+    remove_channel,
+    set_channel_windows,
+    target_masked,
+)
 from domain.notify.credentials import (
     CredentialRefused,
     check_channel,
@@ -160,6 +165,40 @@ def rotate_secret(channel_id: int, secret: str | None, overlap: str) -> None:
         )
     if generated:
         click.echo(f"signing secret (shown once, store it now): {new_secret}")
+
+
+def _window(text: str | None, option: str) -> int | None:
+    return None if text is None or text == "default" else parse_duration(text, option)
+
+
+@channels.command("group")
+@click.argument("channel_id", type=int)
+@click.option("--wait", default=None, help="group_wait: e.g. 0, 10s ('default': the setting).")
+@click.option("--interval", default=None, help="group_interval: e.g. 30s, 5m ('default').")
+@click.option("--repeat", default=None, help="repeat_interval: e.g. 4h ('default').")
+def group(channel_id: int, wait: str | None, interval: str | None, repeat: str | None) -> None:
+    """Set a channel's digest windows (docs/ALERTS.md, 'Digests and rate budgets')."""
+    given = {
+        "group_wait_s": (wait, "--wait"),
+        "group_interval_s": (interval, "--interval"),
+        "repeat_interval_s": (repeat, "--repeat"),
+    }
+    windows = {name: _window(text, opt) for name, (text, opt) in given.items() if text is not None}
+    if not windows:
+        raise UsageError("give at least one of --wait, --interval, --repeat")
+    settings = current_settings()
+    with unit_of_work() as session:
+        channel = set_channel_windows(session, None, channel_id, windows)
+        shown = {
+            "wait": (channel.group_wait_s, settings.notify_group_wait_s),
+            "interval": (channel.group_interval_s, settings.notify_group_interval_s),
+            "repeat": (channel.repeat_interval_s, settings.notify_repeat_interval_s),
+        }
+    parts = [
+        f"{name} {own}s" if own is not None else f"{name} {default}s (default)"
+        for name, (own, default) in shown.items()
+    ]
+    click.echo(f"channel {channel_id}: " + ", ".join(parts))
 
 
 @channels.command("rm")

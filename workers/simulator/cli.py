@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from workers.context import UsageError
+from workers.simulator.cascade import Cascade
 from workers.simulator.config import SimulatorConfig, parse_list_later
 from workers.simulator.faults import FaultPlan
 from workers.simulator.ledger import FILLS_KEPT
@@ -205,6 +206,21 @@ def _csv(value: str) -> tuple[str, ...]:
     "after the start (repeatable).",
 )
 @click.option(
+    "--cascade-at",
+    default=None,
+    type=float,
+    help="Cascade mode: this many seconds after the start the rate ramps to --cascade-peak "
+    "and every price moves by --cascade-move (workers/simulator/cascade.py).",
+)
+@click.option("--cascade-peak", default=25_000.0, show_default=True, type=float,
+              help="Cascade: trades per second at the peak.")  # fmt: skip
+@click.option("--cascade-ramp", default=20.0, show_default=True, type=float,
+              help="Cascade: seconds of the ramp up (and down).")  # fmt: skip
+@click.option("--cascade-hold", default=60.0, show_default=True, type=float,
+              help="Cascade: seconds at the peak rate.")  # fmt: skip
+@click.option("--cascade-move", default=-10.0, show_default=True, type=float,
+              help="Cascade: percent every price moves over the ramp and the peak.")  # fmt: skip
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -241,6 +257,11 @@ def simulate(
     max_messages_per_minute: int,
     fills_kept: int,
     list_later: tuple[str, ...],
+    cascade_at: float | None,
+    cascade_peak: float,
+    cascade_ramp: float,
+    cascade_hold: float,
+    cascade_move: float,
     log_level: str,
 ) -> None:
     """Serve a Hyperliquid-compatible exchange (WebSocket /ws and POST /info) on one port."""
@@ -280,6 +301,9 @@ def simulate(
         max_messages_per_minute=max_messages_per_minute,
         fills_kept=fills_kept,
         list_later=listings,
+        cascade=None
+        if cascade_at is None
+        else Cascade(cascade_at, cascade_ramp, cascade_hold, cascade_peak, cascade_move),
     )
     try:
         server = SimulatorServer(config)

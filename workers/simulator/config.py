@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers.simulator.cascade import Cascade
 from workers.simulator.faults import FaultPlan
 from workers.simulator.ledger import FILLS_KEPT
 from workers.simulator.market import sim_user_address, sim_wallet_address
@@ -58,6 +59,8 @@ class SimulatorConfig:
     fills_kept: int = FILLS_KEPT  # per simulated wallet (memory bound; see ledger.py)
     # Coins listed mid-run: (NAME or NAME=PRICE, seconds after the start in block time).
     list_later: tuple[tuple[str, float], ...] = ()
+    # Cascade mode (workers.simulator.cascade): the rate ramps and prices move; None: off.
+    cascade: Cascade | None = None
 
     def validate(self) -> None:
         """Raise ValueError("option: what it expects") on the first bad option."""
@@ -113,6 +116,10 @@ class SimulatorConfig:
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         self._validate_list_later()
+        if self.cascade is not None:
+            if self.replay_path is not None:
+                raise ValueError("cascade-at: only with a generated market, not with --replay")
+            self.cascade.validate()
 
     def _validate_list_later(self) -> None:
         if self.wallets and self.replay_path is not None:

@@ -40,6 +40,7 @@ from aiohttp import web
 
 from runtime.clock import SYSTEM_CLOCK, Clock
 from workers.simulator.archive import ArchiveSink
+from workers.simulator.cascade import CascadeBlocks
 from workers.simulator.config import SimulatorConfig
 from workers.simulator.connection import Connection
 from workers.simulator.contexts import AssetContexts
@@ -104,7 +105,12 @@ class Exchange:
             )
             market = generator
             self._generator = generator
-            self.source = GeneratedBlocks(generator, config.effective_block_ms, origin_ms=0)
+            if config.cascade is not None:
+                self.source = CascadeBlocks(
+                    generator, config.effective_block_ms, 0, config.cascade, config.rate
+                )
+            else:
+                self.source = GeneratedBlocks(generator, config.effective_block_ms, origin_ms=0)
         # Coins listed mid-run: (release time in ms of block time, token), soonest first.
         self._listings = sorted((seconds * 1000.0, token) for token, seconds in config.list_later)
         self.market = market
@@ -390,9 +396,17 @@ class Exchange:
             self.list_coin(token)
         return elapsed_ms
 
+    def _largest_block(self) -> int:
+        """Trades in the largest block the source makes (a cascade's peak blocks)."""
+        cascade = self.config.cascade
+        if cascade is None:
+            return self.config.effective_trades_per_block
+        peak = max(cascade.peak_rate, self.config.rate)
+        return max(1, round(peak * self.config.effective_block_ms / 1000.0))
+
     async def _pump(self) -> None:
         loop_start = self.clock.monotonic()
-        per_turn = max(1, _TRADES_PER_TURN // max(1, self.config.effective_trades_per_block))
+        per_turn = max(1, _TRADES_PER_TURN // max(1, self._largest_block()))
         while True:
             elapsed_ms = (self.clock.monotonic() - loop_start) * 1000.0
             horizon = self._list_due(elapsed_ms)

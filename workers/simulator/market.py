@@ -119,6 +119,7 @@ class _Book:
         "floor",
         "jitter",
         "ntl",
+        "origin",
         "px_cache",
         "px_decimals",
         "sizes",
@@ -130,6 +131,7 @@ class _Book:
         self.spec = spec
         self.px_decimals = spec.px_decimals
         self.base = to_units(spec.base_px, spec.px_decimals)
+        self.origin = self.base  # the base before any cascade moved it (set_level)
         self.bid = self.base
         # Keep the walk within a band so a long run never reaches zero or absurd prices.
         self.floor = max(1, self.base // 2)
@@ -213,6 +215,19 @@ class Market:
         self._cum_weights = list(accumulate(activity_weight(b.spec.name) for b in self._order))
 
     # --- generation --------------------------------------------------------------------
+
+    def set_level(self, factor: float) -> None:
+        """Move every coin's reference price to ``factor`` times its base (cascade mode):
+        the touch moves by the same ticks, and the walk leans toward the new reference."""
+        for book in self._order:
+            target = max(1, round(book.origin * factor))
+            delta = target - book.base
+            if delta:
+                book.base = target
+                book.bid = max(1, book.bid + delta)
+                book.floor = max(1, target // 2)
+                book.ceiling = target * 2
+                book.band = max(1, target // 10)
 
     def make_block(self, time_ms: int) -> Block:
         """The next block, stamped ``time_ms``."""

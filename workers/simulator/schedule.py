@@ -36,9 +36,13 @@ class GeneratedBlocks:
         blocks: list[Block] = []
         while len(blocks) < limit and self._index * self.block_ms <= elapsed_ms:
             time_ms = self.origin_ms + int(self._index * self.block_ms)
-            blocks.append(self.market.make_block(time_ms))
+            blocks.append(self._make(self._index, time_ms))
             self._index += 1
         return blocks
+
+    def _make(self, index: int, time_ms: int) -> Block:
+        """Block ``index``, stamped ``time_ms`` (a cascade sizes and levels it first)."""
+        return self.market.make_block(time_ms)
 
     def next_due_ms(self) -> float | None:
         return self._index * self.block_ms

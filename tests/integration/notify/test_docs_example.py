@@ -21,7 +21,7 @@ from domain.notify.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, idempote
 from models.db import Database
 from models.notification_channel import NotificationChannel
 from models.repositories import ChannelRepository
-from runtime.clock import Clock
+from runtime.clock import SYSTEM_CLOCK, Clock
 from settings import Settings
 from tasks.notify.deliver import Deliverer
 from tasks.notify.outbox import redis_client as make_redis
@@ -68,7 +68,7 @@ def run_example() -> Iterator[Callable[[list[str]], RunningExample]]:
 def deliver(
     settings: Settings, db: Database, notification_id: int, clock: Clock | None = None
 ) -> str:
-    deliverer = Deliverer(settings, db, make_redis(settings), **({"clock": clock} if clock else {}))
+    deliverer = Deliverer(settings, db, make_redis(settings), clock or SYSTEM_CLOCK)
     try:
         return deliverer.attempt(notification_id).action
     finally:

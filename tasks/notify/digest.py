@@ -1,0 +1,147 @@
+"""The digest task: a channel's waiting notifications → one digest row → one delivery.
+
+``hyperwatch.notify.flush_digest(channel_id)`` — queue ``notify``; scheduled (with a
+countdown) by the delivery that made a notification wait (``tasks.notify.deliver``,
+``domain.notify.grouping``) for when the channel's digest is due.
+
+1. The gate decides: not due yet (the scheduled run comes), the budget is empty (run again
+   when a token is there), nothing waits, or go — a token taken, a new group interval begun,
+   and the waiting notification ids.
+2. Each waiting row is locked (``DeliveryLock``, so no single delivery of it runs at the
+   same time) and, in one transaction, the rows still ``pending`` and never attempted
+   become: one row alone — delivered as itself; two or more — a digest row (payload built
+   once, ``domain.notify.digest``; idempotency key ``digest:<channel>:<first member id>``)
+   and the members ``digested``, pointing at it.
+3. After the commit the members stop waiting and the digest (or the single row) is
+   attempted at once; a failed attempt is retried by ``hyperwatch.notify.deliver`` like any
+   row — with the stored payload, so a retry after a timeout sends the same digest under
+   the same Idempotency-Key, never a different one.
+
+Idempotent: a second run finds nothing waiting (or rows no longer pending). A crash before
+the commit leaves the rows pending and waiting: the outbox sweeper re-enqueues them, their
+admission schedules the digest again. Retries transient database / Redis errors
+(``tasks.retry``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from celery import shared_task
+from sqlalchemy import select, update
+
+from domain.notify.digest import Member, build, digest_key
+from domain.notify.grouping import Windows
+from domain.notify.signing import idempotency_key
+from models.notification import Notification
+from models.repositories import ChannelRepository, NotificationRepository
+from runtime.metrics_export import count_notification
+from tasks.base import HyperwatchTask
+from tasks.notify.deliver import Deliverer, Step, deliverer_for, windows_of
+from tasks.notify.outbox import DeliveryLock, lock_ttl_ms
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK: Final = "hyperwatch.notify.deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    """What one run did: ``sent`` is the row attempted (a digest or a lone notification)."""
+
+    members: int = 0
+    sent: int | None = None
+    digest: bool = False
+    step: Step | None = None
+    due_in_s: float | None = None  # run again in this long (the budget was empty)
+
+
+def _windows(deliverer: Deliverer, channel_id: int) -> tuple[Windows, str]:
+    with deliverer.database.session() as session:
+        channel = ChannelRepository(session).get(channel_id)
+        if channel is None:
+            return Windows(), "webhook"
+        return windows_of(deliverer.settings, channel), channel.kind
+
+
+def _fold(
+    deliverer: Deliverer, channel_id: int, kind: str, ids: list[int], now_ms: int
+) -> tuple[int | None, bool, list[int]]:
+    """In one transaction: the target row to attempt (a new digest or the lone row), whether
+    it is a digest, and the alert ids it delivers."""
+    with deliverer.database.session() as session:
+        stmt = (
+            select(Notification)
+            .where(
+                Notification.id.in_(ids),
+                Notification.channel_id == channel_id,
+                Notification.status == "pending",
+                Notification.attempts == 0,
+            )
+            .order_by(Notification.id)
+        )
+        rows = list(session.scalars(stmt))
+        alert_ids = [r.alert_id for r in rows if r.alert_id is not None]
+        if len(rows) < 2:
+            return (rows[0].id if rows else None), False, alert_ids
+        members = [Member(r.id, idempotency_key(r.id), dict(r.payload), r.event_time) for r in rows]
+        times = [r.event_time for r in rows if r.event_time is not None]
+        digest, _ = NotificationRepository(session).enqueue(
+            user_id=rows[0].user_id,
+            channel_kind=kind,
+            channel_id=channel_id,
+            payload=build(rows[0].user_id, kind, members, now_ms),
+            idempotency_key=digest_key(channel_id, members),
+            event_time=min(times) if times else None,
+        )
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_([r.id for r in rows]), Notification.status == "pending")
+            .values(status="digested", digest_id=digest.id)
+            .execution_options(synchronize_session=False)
+        )
+        return digest.id, True, alert_ids
+
+
+def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
+    """Send the channel's digest if it is due (see module)."""
+    now_ms = deliverer.clock.time_ms()
+    windows, kind = _windows(deliverer, channel_id)
+    decision = deliverer.gate.flush(channel_id, windows, now_ms)
+    if not decision.go:
+        if decision.reschedule and decision.due_ms is not None:
+            delay_s = max(0.0, (decision.due_ms - now_ms) / 1000)
+            deliverer.schedule_flush(channel_id, delay_s)
+            return Flushed(due_in_s=delay_s)
+        return Flushed()
+    client = deliverer.context.redis
+    ttl = lock_ttl_ms(deliverer.settings)
+    locks = [DeliveryLock(client, i, ttl) for i in decision.members]
+    held = [(i, lock) for i, lock in zip(decision.members, locks, strict=True) if lock.acquire()]
+    try:
+        ids = [i for i, _ in held]
+        target, is_digest, alert_ids = _fold(deliverer, channel_id, kind, ids, now_ms)
+        # Committed: they no longer wait (a busy one stays, and is admitted again).
+        deliverer.gate.settled(channel_id, ids, alert_ids, now_ms)
+    finally:
+        for _, lock in held:
+            lock.release()
+    if target is None:
+        return Flushed()
+    step = deliverer.attempt(target, admitted=True)
+    if is_digest:
+        for _ in ids:
+            count_notification("digested", kind)
+        log.info("digest %d of %d notifications for channel %d", target, len(ids), channel_id)
+    return Flushed(members=len(ids), sent=target, digest=is_digest, step=step)
+
+
+@shared_task(name="hyperwatch.notify.flush_digest", bind=True, base=HyperwatchTask)
+def flush_digest(self: HyperwatchTask, channel_id: int) -> dict[str, object]:
+    """Send a channel's digest when it is due (see module contract)."""
+    done = flush(deliverer_for(self), int(channel_id))
+    if done.step is not None and done.step.action == "retry" and done.sent is not None:
+        self.app.send_task(DELIVER_TASK, args=[done.sent], countdown=done.step.delay_s)
+    return {"members": done.members, "digest": done.digest, "sent": done.sent}
