@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.notify.credentials import shown_target
+from events import MAX_TIME_MS
 from models.alert import Alert
 from models.api_key import MAX_NAME_CHARS, ApiKey
 from models.notification import Notification
@@ -106,6 +107,44 @@ class AlertOut(BaseModel):
 
 class SnoozeIn(Body):
     until: int | None = Field(description="Epoch ms; null ends the snooze.")
+
+
+BACKTEST_MAX_SPAN_MS = 7 * 86_400_000  # a request's worth of replay: about 10 s a busy day
+
+
+class BacktestIn(Body):
+    from_ms: int = Field(ge=0, le=MAX_TIME_MS, description="Start, epoch ms.")
+    to_ms: int | None = Field(
+        default=None, ge=0, le=MAX_TIME_MS, description="End, epoch ms (default: now)."
+    )
+
+
+class BacktestFired(BaseModel):
+    event_time: int = Field(description="Epoch ms of the event it would have fired on.")
+    value: str | None
+    message: str
+
+
+class BacktestSent(BaseModel):
+    at: int = Field(description="Epoch ms the channel would have received it.")
+    digest: bool
+    count: int
+    event_times: list[int]
+    message: str
+
+
+class BacktestOut(BaseModel):
+    """What `hyperwatch alerts backtest ALERT_ID --json` reports, for the caller's alert."""
+
+    alert_id: int
+    from_ms: int
+    to_ms: int
+    events: int = Field(description="Stored events replayed.")
+    held: int = Field(description="Judgements skipped by a stale-data or gap hold.")
+    rearmed: int
+    fired: list[BacktestFired]
+    channel_kind: str
+    sent: list[BacktestSent] = Field(description="The messages the channel would have got.")
 
 
 # --- channels ----------------------------------------------------------------------------------

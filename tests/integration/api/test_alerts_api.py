@@ -7,6 +7,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from models.db import Database
 from runtime import keys
 from tests.support.api import ApiClient, ApiProcess, Subscriber
 from workers.cli import cli
@@ -169,3 +170,48 @@ def test_listings_page_with_cursors_and_filter_by_state(api: ApiClient) -> None:
     assert [a["id"] for a in active] == [ids[0]]
     forged = api.as_(ann, "GET", "/v1/alerts", params={"cursor": "not-a-cursor"})
     assert forged.status_code == 422 and forged.json()["error"]["field"] == "cursor"
+
+
+def test_a_backtest_of_the_callers_alert_lists_its_firings_and_strangers_get_404(
+    api: ApiClient, pg_database: Database
+) -> None:
+    from decimal import Decimal
+
+    from models.repositories import AssetContextRepository
+    from tests.integration.alerts.support import context
+
+    # Given twelve stored minutes of BTC whose mark crosses 100,000.5 at minutes 3 and 9
+    minute, t0 = 60_000, 1_760_130_000_000
+    marks = ["99000", "99500", "100000", "100600", "101000", "99800", "99000", "99500",
+             "100000", "100700", "100900", "99900"]  # fmt: skip
+    with pg_database.session() as session:
+        AssetContextRepository(session).add_batch(
+            [context("BTC", t0 + i * minute, mark=m) for i, m in enumerate(marks)], minute
+        )
+    ann, bob = api.subscriber("ann@example.com"), api.subscriber("bob@example.com")
+    channel = _channel(api, ann)
+    created = api.as_(ann, "POST", "/v1/alerts", json=_alert(
+        channel, price_source="mark", mode="recurring", cooldown_s=0, rearm_margin="0.001"))  # fmt: skip
+    assert created.status_code == 201, created.text
+    path = f"/v1/alerts/{created.json()['id']}/backtest"
+    span = {"from_ms": t0, "to_ms": t0 + len(marks) * minute}
+
+    # When its owner backtests it over those minutes
+    answer = api.as_(ann, "POST", path, json=span)
+
+    # Then it fired where the mark crossed the threshold, re-armed in between, and the
+    # channel would have got each firing (no digest windows set)
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert [f["event_time"] for f in report["fired"]] == [t0 + 3 * minute, t0 + 9 * minute]
+    assert [Decimal(f["value"]) for f in report["fired"]] == [Decimal("100600"), Decimal("100700")]
+    assert report["events"] == 2 * len(marks)  # each context, and the mid it carries
+    assert report["channel_kind"] == "redis"
+    assert [m["count"] for m in report["sent"]] == [1, 1]
+
+    # And nobody else learns of it; bad spans are refused naming the field
+    assert api.as_(bob, "POST", path, json=span).status_code == 404
+    backwards = api.as_(ann, "POST", path, json={"from_ms": t0, "to_ms": t0})
+    assert backwards.status_code == 422 and backwards.json()["error"]["field"] == "to_ms"
+    too_long = api.as_(ann, "POST", path, json={"from_ms": t0, "to_ms": t0 + 8 * 86_400_000})
+    assert too_long.status_code == 422 and "7 days" in too_long.json()["error"]["message"]
