@@ -204,6 +204,9 @@ class Evaluator:
         self._gap_keys: list[str] | None = None
         self.gaps: dict[str, int] = {}  # coin → when its open trades gap opened
         self.holds: dict[str, Hold] = {}  # coin → its hold, as keys.ALERTS_HOLDS has it
+        # Holds whose 'data stale' notices this process has seen written: a hold found in
+        # Redis without them (a worker died between the two) gets them on the next sweep.
+        self._noticed: set[tuple[str, int]] = set()
         # The book and mirror are not thread-safe; a threads pool gets correctness, not
         # parallelism (run alert workers with prefork or solo).
         self.lock = threading.Lock()
@@ -414,6 +417,8 @@ class Evaluator:
             )
             if hold is not None and coin not in self.holds:
                 self._start_hold(hold, now_ms)
+            elif hold is not None and (coin, self.holds[coin].since_ms) not in self._noticed:
+                self._notice_stale(self.holds[coin], now_ms)
             elif hold is None and coin in self.holds:
                 ended.append(coin)
         self._end_holds(ended, now_ms, checked=True)
@@ -426,9 +431,15 @@ class Evaluator:
         # Another worker may have started it first: its ``since`` names the hold.
         held = Hold.from_json(stored) if stored is not None else hold
         self.holds[hold.coin] = held
-        with self.database.session() as session:
-            created = notify_stale(session, held, now_ms)
         log.warning("alerts on %s held: %s", held.coin, held.reason)
+        self._notice_stale(held, now_ms)
+
+    def _notice_stale(self, hold: Hold, now_ms: int) -> None:
+        """The hold's 'data stale' notices. Idempotent (keyed by the hold and channel), so
+        a sweep may write them again: only rows that did not exist yet are sent."""
+        with self.database.session() as session:
+            created = notify_stale(session, hold, now_ms)
+        self._noticed.add((hold.coin, hold.since_ms))
         self._enqueue(created)
 
     def _end_holds(self, coins: Sequence[str], now_ms: int, *, checked: bool = False) -> None:

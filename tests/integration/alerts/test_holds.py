@@ -159,3 +159,31 @@ def test_an_open_gap_holds_price_and_event_alerts_until_it_closes(
     assert report.fired == 2
     kinds = [k for k, _ in _kinds(notifications(pg_database))]
     assert kinds == ["data_stale"] * 3 + ["data_restored"] * 3 + ["price_above"] * 2
+
+
+def test_a_hold_left_without_its_notices_by_a_dead_worker_gets_them_once_on_the_next_tick(
+    alert_settings: Settings, pg_database: Database, redis_client: redis.Redis
+) -> None:
+    # Given two subscribers with BTC alerts whose mids stopped at t0, and a worker that
+    # recorded the BTC hold in Redis and died before writing its notices
+    channels, _ = _subscribers(pg_database, alert_settings, redis_client, "BTC")
+    t0 = now_ms()
+    hold_ms = int(alert_settings.alert_hold_mids_s * 1000)
+    app: HyperwatchCelery = create_app(alert_settings)
+    dead = Evaluator(app, alert_settings, pg_database, redis_client)
+    dead.evaluate_batch(mids(t0, BTC="99"), t0)
+    held = {"coin": "BTC", "since": t0, "reason": "no mid since", "needs": ["mids"]}
+    redis_client.hset(HOLDS_KEY, "BTC", json.dumps(held))
+    assert notifications(pg_database) == []
+
+    # When another worker's ticks run
+    other = Evaluator(app, alert_settings, pg_database, redis_client)
+    other.tick(t0 + hold_ms + 1)
+    other.tick(t0 + hold_ms + 2_000)
+
+    # Then each channel is told once, under the hold the dead worker started
+    rows = notifications(pg_database)
+    assert _kinds(rows) == [("data_stale", channels[0]), ("data_stale", channels[1])]
+    assert {r.payload["since"] for r in rows} == {t0}
+    app.close()
+    lifecycle.registry.reset()
