@@ -26,7 +26,7 @@ from tests.integration.celery.support import WorkerProcess
 from tests.support.services import PostgresDatabase, RedisServer, free_port
 from tests.support.stack import QUEUES, Stack, StackConfig
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]  # 17 s: runs in make test-heavy
 
 COLUMNS = {
     "trade_snapshots": ("coin", "time", "tid", "px", "sz", "side", "hash", "buyer", "seller"),

@@ -23,7 +23,7 @@ import pytest
 
 from tests.support.services import free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]  # 27 s: runs in make test-heavy
 
 QUIET_WINDOW_S = 15.0
 STARTED_WITHIN_S = 45.0

@@ -83,6 +83,7 @@ def track_all(database: Database, cache: redis.Redis) -> list[str]:
     return wallets
 
 
+@pytest.mark.heavy  # four exchange minutes at a fast clock, 26 s: runs in make test-heavy
 def test_given_2000_wallets_and_a_small_budget_when_runs_overlap_then_no_minute_exceeds_it(
     pg_database: Database, redis_url: str, simulator: Any, clock: FastClock
 ) -> None:
