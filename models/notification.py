@@ -13,7 +13,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, UtcDateTime, utcnow
@@ -32,8 +42,14 @@ class Notification(Base):
         # Hourly quota: a user's notifications in the last hour; CLI listings per user.
         Index(None, "user_id", "created_at"),
         Index(None, "alert_id"),
-        # A digest's members (``hyperwatch notifications list``, the backtest's comparison).
-        Index(None, "digest_id"),
+        # A digest's members (``hyperwatch notifications list``, the backtest's comparison);
+        # partial, so the notifications that are no digest's member never touch it.
+        Index(
+            None,
+            "digest_id",
+            postgresql_where=text("digest_id IS NOT NULL"),
+            sqlite_where=text("digest_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
