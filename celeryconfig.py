@@ -19,6 +19,7 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from events import BATCH_CONTENT_TYPE
+from runtime.brokers import for_settings
 from runtime.keys import QUEUE_NAMES
 from settings import Settings
 
@@ -124,6 +125,8 @@ def from_settings(settings: Settings) -> dict[str, Any]:
             "socket_keepalive": True,
             "health_check_interval": 25,
             "retry_on_timeout": True,
+            # The broker kind's own (runtime/brokers/: Sentinel's master_name).
+            **for_settings(settings).transport_options(),
         },
         "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout_s,

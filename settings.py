@@ -77,6 +77,19 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+_SENTINEL_PART = re.compile(r"^sentinel://([^@/;]*@)?[^:/;@]+(:\d+)?(/\d*)?$")
+
+
+def _check_sentinel_url(url: str) -> None:
+    """kombu's Sentinel URL: one ``sentinel://[:password@]host[:port][/db]`` per sentinel
+    node, separated by ``;`` (runtime/redis_clients.py reads it)."""
+    for part in url.split(";"):
+        if not _SENTINEL_PART.match(part.strip()):
+            raise ValueError(
+                f"sentinel://host:port;sentinel://host:port/db (part {redact_url(part)!r} is not)"
+            )
+
+
 class SettingsError(Exception):
     """A setting has a value the system cannot run with. ``str()`` is one line."""
 
@@ -171,7 +184,24 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Redis for the cache (latest mids/contexts, locks)."
     )
-    broker_url: str | None = Field(None, description="Celery broker; defaults to REDIS_URL.")
+    broker_url: str | None = Field(
+        None,
+        description=(
+            "Celery broker; defaults to REDIS_URL. redis:// (plain Redis) or "
+            "sentinel://host:port;sentinel://host:port/db (Redis Sentinel, kombu's format)."
+        ),
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster",
+        min_length=1,
+        description="Sentinel master name, when REDIS_URL is a sentinel:// URL.",
+    )
+    broker_sentinel_master: str | None = Field(
+        None,
+        description=(
+            "Sentinel master name of a sentinel:// BROKER_URL; defaults to REDIS_SENTINEL_MASTER."
+        ),
+    )
 
     # --- hyperliquid feed -----------------------------------------------------------------
     hl_ws_url: str = Field(
@@ -761,8 +791,13 @@ class Settings(BaseSettings):
     def _redis_like(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if value.startswith("sentinel://"):
+            _check_sentinel_url(value)
+            return value
         if not re.match(r"^(redis|rediss|unix)://", value):
-            raise ValueError("a redis://host:port/db URL")
+            raise ValueError(
+                "a redis://host:port/db URL, or sentinel://host:port;sentinel://host:port/db"
+            )
         return value
 
     @field_validator("hl_ws_url")
@@ -846,6 +881,10 @@ class Settings(BaseSettings):
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def effective_broker_sentinel_master(self) -> str:
+        return self.broker_sentinel_master or self.redis_sentinel_master
 
     @property
     def shard(self) -> tuple[int, int]:

@@ -6,7 +6,9 @@ What the statuses mean, per check (thresholds are ``HEALTH_*`` settings):
   and the tables can be read; degraded when slower; unhealthy when unreachable or the
   schema cannot be read.
 - ``redis`` (cache, heartbeats, locks) and, when ``BROKER_URL`` names another server,
-  ``broker``: the same with ``HEALTH_REDIS_LATENCY_DEGRADED_MS``.
+  ``broker``: the same with ``HEALTH_REDIS_LATENCY_DEGRADED_MS``. Behind Sentinel each also
+  names the node the sentinels call primary now (``primary``); a Sentinel group none of
+  whose sentinels answers is unreachable, like a Redis that does not.
 - ``queues``: messages waiting per Celery queue (every priority list of it); degraded when
   any queue holds more than ``HEALTH_QUEUE_DEPTH_DEGRADED``, unhealthy above
   ``HEALTH_QUEUE_DEPTH_UNHEALTHY``.
@@ -52,6 +54,7 @@ from models.position import PositionSnapshot
 from models.repositories.gaps import GapRepository, GapSummary
 from models.trade import TradeBar, TradeSnapshot
 from runtime import heartbeat, keys
+from runtime.brokers import Broker, for_settings
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics import (
     DB_LATENCY,
@@ -66,15 +69,11 @@ from runtime.metrics import (
     WORKERS_ALIVE,
     MetricDef,
 )
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis, is_sentinel, primary_address
 from settings import Settings, redact_url
 
 MIB = 1024 * 1024
 
-# kombu's Redis transport emulates priorities with one list per step (`priority_steps`
-# [0, 3, 6, 9]); step 0 is the queue's own name, the others `<queue>\x06\x16<step>`.
-PRIORITY_STEPS = (0, 3, 6, 9)
-PRIORITY_SEP = "\x06\x16"
 
 # Tables whose newest row shows data still arriving, with their event-time column (ms).
 NEWEST_ROW_COLUMNS: dict[str, InstrumentedAttribute[int]] = {
@@ -87,10 +86,6 @@ NEWEST_ROW_COLUMNS: dict[str, InstrumentedAttribute[int]] = {
 
 
 GAP_SECONDS_SPAN_MS = 86_400_000  # the gap-seconds gauge covers the last 24 h
-
-
-def queue_keys(queue: str) -> list[str]:
-    return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
 
 
 class Status(enum.IntEnum):
@@ -149,6 +144,9 @@ class Measurements:
     beat_holder: str | Failure | None
     gaps: GapSummary | Failure | None = None  # None: not measured (older snapshots)
     feeds: dict[str, FeedLeadership] | Failure | None = None  # None: not measured
+    # host:port of the primary behind Sentinel; None: a plain Redis (one node, nothing to name)
+    redis_primary: str | Failure | None = None
+    broker_primary: str | Failure | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,30 +209,38 @@ class Probe:
         settings: Settings,
         database: Database,
         cache: redis.Redis,
-        broker: redis.Redis | None = None,
+        broker: Broker,
+        broker_separate: bool = False,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.database = database
         self.cache = cache
         self.broker = broker
+        self.broker_separate = broker_separate  # False: the broker is the cache Redis
         self._clock = clock
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Probe:
-        broker_url = settings.effective_broker_url
-        broker = None if broker_url == settings.redis_url else quick_redis(broker_url)
-        return cls(settings, get_database(settings), quick_redis(settings.redis_url), broker)
+        separate = settings.effective_broker_url != settings.redis_url
+        return cls(
+            settings, get_database(settings), cache_redis(settings), for_settings(settings),
+            separate,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.cache.close()
-        if self.broker is not None:
-            self.broker.close()
+        self.broker.close()
+
+    def _cache_primary(self) -> str | Failure | None:
+        s = self.settings
+        if not is_sentinel(s.redis_url):
+            return None
+        return _measure(lambda: primary_address(s.redis_url, s.redis_sentinel_master))
 
     def measure(self) -> Measurements:
         cache_latency = _measure(lambda: _ping(self.cache))
-        broker = self.broker if self.broker is not None else self.cache
-        broker_latency = None if self.broker is None else _measure(lambda: _ping(broker))
+        broker_latency = None if not self.broker_separate else _measure(self._ping_broker)
         broker_ok = broker_latency if broker_latency is not None else cache_latency
 
         def cache_read(read: Callable[[], T]) -> T | Failure:
@@ -254,14 +260,21 @@ class Probe:
             queue_depths=(
                 broker_ok
                 if isinstance(broker_ok, Failure)
-                else _measure(lambda: _queue_depths(broker))
+                else _measure(lambda: self.broker.queue_depths(keys.QUEUE_NAMES))
             ),
             last_event_ms=cache_read(self._last_events),
             workers=cache_read(self._workers),
             beat_holder=cache_read(self._beat_holder),
             gaps=db_latency if isinstance(db_latency, Failure) else _measure(self._gaps),
             feeds=cache_read(self._feeds),
+            redis_primary=self._cache_primary(),
+            broker_primary=(None if not self.broker_separate else _measure(self.broker.primary)),
         )
+
+    def _ping_broker(self) -> float:
+        started = time.perf_counter()
+        self.broker.ping()
+        return time.perf_counter() - started
 
     def _newest_rows(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
@@ -335,15 +348,6 @@ def _ping(client: redis.Redis) -> float:
     return time.perf_counter() - started
 
 
-def _queue_depths(client: redis.Redis) -> dict[str, int]:
-    pipe = client.pipeline(transaction=False)
-    for queue in keys.QUEUE_NAMES:
-        for key in queue_keys(queue):
-            pipe.llen(key)
-    lengths = iter(pipe.execute())
-    return {queue: sum(next(lengths) for _ in PRIORITY_STEPS) for queue in keys.QUEUE_NAMES}
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -354,10 +358,10 @@ def _text(value: Any) -> str:
 def judge(m: Measurements, settings: Settings) -> HealthReport:
     checks = [
         check_database(m, settings),
-        check_redis("redis", m.redis_latency_s, settings),
+        check_redis("redis", m.redis_latency_s, settings, m.redis_primary),
     ]
     if m.broker_latency_s is not None:
-        checks.append(check_redis("broker", m.broker_latency_s, settings))
+        checks.append(check_redis("broker", m.broker_latency_s, settings, m.broker_primary))
     checks += [
         check_queues(m, settings),
         check_ingest(m, settings),
@@ -390,15 +394,25 @@ def check_database(m: Measurements, settings: Settings) -> Check:
     return Check("database", Status.HEALTHY, f"latency {latency_ms:.1f} ms", data)
 
 
-def check_redis(name: str, latency_s: float | Failure, settings: Settings) -> Check:
+def check_redis(
+    name: str,
+    latency_s: float | Failure,
+    settings: Settings,
+    primary: str | Failure | None = None,
+) -> Check:
     if isinstance(latency_s, Failure):
         return Check(name, Status.UNHEALTHY, f"unreachable: {latency_s.error}")
     latency_ms = latency_s * 1000
-    data = {"latency_ms": round(latency_ms, 2)}
+    data: dict[str, Any] = {"latency_ms": round(latency_ms, 2)}
+    at = ""
+    if primary is not None:  # behind Sentinel: which node answered
+        data["primary"] = primary if isinstance(primary, str) else f"unknown: {primary.error}"
+        at = f", primary {data['primary']}"
     limit = settings.health_redis_latency_degraded_ms
     if latency_ms > limit:
-        return Check(name, Status.DEGRADED, f"slow: {latency_ms:.0f} ms > {limit:g} ms", data)
-    return Check(name, Status.HEALTHY, f"latency {latency_ms:.1f} ms", data)
+        reason = f"slow: {latency_ms:.0f} ms > {limit:g} ms{at}"
+        return Check(name, Status.DEGRADED, reason, data)
+    return Check(name, Status.HEALTHY, f"latency {latency_ms:.1f} ms{at}", data)
 
 
 def check_queues(m: Measurements, settings: Settings) -> Check:

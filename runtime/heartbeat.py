@@ -35,7 +35,7 @@ from celery import bootsteps
 
 from runtime import keys
 from runtime.clock import SYSTEM_CLOCK, Clock
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         watch = LoopWatch()
         interval = settings.worker_heartbeat_interval_s
         self._timer_entry = parent.timer.call_repeatedly(interval, watch.turned)
-        client = quick_redis(settings.redis_url)
+        client = cache_redis(settings)
         self._heartbeat = Heartbeat(
             parent.hostname, settings.data_dir, client, settings.health_worker_heartbeat_stale_s
         )

@@ -70,7 +70,7 @@ from runtime.metrics import (
     MetricDef,
     Metrics,
 )
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -297,7 +297,7 @@ class MetricsServerStep(bootsteps.StartStopStep):
             return  # metrics off, or not a `celery worker` process (in-process test worker)
         from runtime.health import SNAPSHOT_DEFS
 
-        self._client = quick_redis(settings.redis_url)
+        self._client = cache_redis(settings)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(WorkerCollector(path))
         registry.register(SnapshotCollector(self._client, SNAPSHOT_DEFS))

@@ -31,7 +31,7 @@ import beat_schedule
 import celeryconfig
 from events import register_batch_serializer
 from models.db import dispose_all
-from runtime import lifecycle, transport
+from runtime import brokers, lifecycle, transport
 from runtime.observability import init_sentry, quiet_routine_records
 from settings import Settings, SettingsError, load_settings
 from tasks.maintenance.hooks import install_operations
@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> HyperwatchCelery:
     # kombu's Redis transport with hyperwatch's envelope codec and junk on a queue set aside
     # instead of stopping the worker; TransportMismatch if the installed kombu is not the
     # one those patches were written against.
-    transport.install()
+    brokers.for_settings(settings).install()
     # Per-task "received"/"succeeded" and beat's per-entry lines at DEBUG, in every Celery
     # process of the app (worker, beat, Flower), however it was started.
     quiet_routine_records()

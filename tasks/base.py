@@ -36,7 +36,7 @@ from models.repositories import DeadLetterRepository
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.confirmations import mark_done
 from runtime.metrics_export import count_dead_letter, count_rows
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from runtime.retry import RetryPolicy
 from settings import Settings
 from tasks.retry import DEFAULT_CLASSIFIER, DEFAULT_POLICY, Classifier
@@ -165,7 +165,7 @@ class HyperwatchTask(Task):
         global _confirm_client
         try:
             if _confirm_client is None:
-                _confirm_client = quick_redis(self.settings.redis_url)
+                _confirm_client = cache_redis(self.settings)
             mark_done(_confirm_client, batch.source, batch.seq, self.clock.time_ms())
         except redis.RedisError as exc:
             log.warning(

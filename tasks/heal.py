@@ -46,7 +46,7 @@ from runtime.clock import Clock, SystemClock, utc_now
 from runtime.hyperliquid import decoders
 from runtime.hyperliquid.rest import InfoCallFailed, post_info
 from runtime.metrics_export import count_rows
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from runtime.rest_budget import BASE_WEIGHT, Priority, RestBudget, items_weight
 from runtime.tracked_wallets import TrackedWalletSet, tracked_wallet_set
 from settings import Settings
@@ -302,7 +302,7 @@ def heal_gaps(self: Task) -> dict[str, int]:
     gap's status only moves forward). Not retried: an unhealed gap is taken again next run;
     failures are raised after the run so they are seen."""
     settings: Settings = self.app.settings
-    client = quick_redis(settings.redis_url, timeout_s=5.0)
+    client = cache_redis(settings, timeout_s=5.0)
     try:
         with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
             result = Healer(

@@ -102,6 +102,7 @@ from models.repositories import AlertRepository
 from runtime import keys
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics_export import count_alerts_fired, count_notification
+from runtime.redis_clients import cache_client
 from settings import Settings
 from tasks.base import HyperwatchTask
 
@@ -618,9 +619,7 @@ def evaluator_for(task: HyperwatchTask) -> Evaluator:
     evaluator: Evaluator | None = getattr(app, "_hyperwatch_evaluator", None)
     if evaluator is None:
         settings = task.settings
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
-        )
+        client = cache_client(settings, socket_timeout=5.0, socket_connect_timeout=5.0)
         evaluator = Evaluator(app, settings, task.database(), client, task.clock)
         app._hyperwatch_evaluator = evaluator
     return evaluator

@@ -38,7 +38,7 @@ from domain.alerts.book import VERSION_KEY, AlertBook
 from domain.alerts.definition import AlertKind
 from domain.alerts.occurrence import liquidated_wallet
 from events import EventKind, Fill, Trade, encode_batch
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from tasks.base import HyperwatchTask
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Forwarder:
             return
         self._checked = now
         if self._client is None:
-            self._client = quick_redis(self.settings.redis_url)
+            self._client = cache_redis(self.settings)
         version = self._client.get(VERSION_KEY)
         self.book.sync(self._client, self.database.session, int(version or 0))
 

@@ -41,7 +41,7 @@ from celery.beat import ScheduleEntry, Scheduler
 
 from runtime import keys
 from runtime.heartbeat import heartbeat_path
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SingleBeatScheduler(Scheduler):
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         settings = app.settings
         self._lock_timeout_s: float = settings.beat_lock_timeout_s
-        self._client = quick_redis(settings.redis_url)
+        self._client = cache_redis(settings)
         self._lock = ScheduleLock(self._client, self._lock_timeout_s, owner_id())
         self._leading = False
         self._redis_ok = True

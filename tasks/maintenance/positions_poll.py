@@ -64,7 +64,7 @@ from runtime.metrics_export import (
     observe_poll_interval,
     write_snapshot,
 )
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from runtime.rest_budget import Priority, RestBudget
 from runtime.wallets import polled_wallets
 from settings import Settings
@@ -403,7 +403,7 @@ def run_once(
     settings: Settings, send: Callable[[dict[str, Any]], None], clock: Clock = SYSTEM_CLOCK
 ) -> PollResult:
     """One run with its own Redis and HTTP clients (the task's body; benches call it)."""
-    client = quick_redis(settings.redis_url, timeout_s=5.0)
+    client = cache_redis(settings, timeout_s=5.0)
     timeout = httpx.Timeout(10.0, connect=5.0)
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     try:

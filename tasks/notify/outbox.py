@@ -32,6 +32,7 @@ from celery import shared_task
 from models.repositories import NotificationRepository
 from runtime import keys
 from runtime.clock import utc_now
+from runtime.redis_clients import cache_client
 from settings import Settings
 from tasks.base import HyperwatchTask
 
@@ -104,7 +105,7 @@ def sweep(
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    return cache_client(settings, socket_timeout=5.0, socket_connect_timeout=5.0)
 
 
 @shared_task(name="hyperwatch.notify.sweep_outbox", bind=True, base=HyperwatchTask)

@@ -27,7 +27,7 @@ from runtime.metrics import (
     Metrics,
 )
 from runtime.rate_limit import RateLimiter
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from settings import Settings
 from workers.api.errors import ApiError, from_refusal
 
@@ -48,7 +48,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Services:
-        client = quick_redis(settings.redis_url, timeout_s=3.0)
+        client = cache_redis(settings, timeout_s=3.0)
         return cls(
             settings=settings,
             database=get_database(settings),

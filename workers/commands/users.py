@@ -33,6 +33,7 @@ from models.repositories import (
 from models.secret_box import SecretUnavailable
 from models.user import TIERS, User
 from runtime.clock import SYSTEM_CLOCK, utc_now
+from runtime.redis_clients import cache_client
 from settings import redact_url
 from workers.context import UsageError, current_settings, one_line
 
@@ -73,7 +74,7 @@ def unit_of_work() -> Iterator[Session]:
 def redis_client() -> redis.Redis:
     """A Redis client that answered a ping (workers must hear about alert changes)."""
     settings = current_settings()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+    client = cache_client(settings, socket_timeout=3, socket_connect_timeout=3)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:

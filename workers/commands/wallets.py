@@ -29,6 +29,7 @@ import redis
 from domain.alerts.manage import track_wallet, track_wallets, untrack_wallet
 from models.repositories import PollingRepository, TrackedWalletRepository
 from runtime import keys
+from runtime.redis_clients import cache_client
 from runtime.wallets import websocket_wallets
 from settings import ADDRESS_PATTERN, Settings, redact_url
 from tasks.maintenance.poll_schedule import Cadence, CadenceClass, WalletState
@@ -176,7 +177,7 @@ def _poll_states(settings: Settings, addresses: list[str]) -> dict[str, WalletSt
     the listing itself comes from the database and is still shown)."""
     if not addresses:
         return {}
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+    client = cache_client(settings, socket_timeout=3, socket_connect_timeout=3)
     try:
         raw = client.hmget(keys.POLL_WALLETS.name(), addresses)
     except (redis.RedisError, OSError) as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from kombu import Connection, Producer
 
@@ -44,17 +44,21 @@ ROUTES: Final[dict[EventKind, tuple[Target, ...]]] = {
 
 
 class BrokerClient:
-    """One kombu connection to the Redis broker, used by one thread (the publisher).
+    """One kombu connection to the broker, used by one thread (the publisher).
 
     ``send`` either returns (the message is on the list) or raises one of
     :attr:`errors` within about ``timeout_s``; it never retries or blocks longer. After an
-    error the next ``send`` reconnects.
+    error the next ``send`` reconnects. ``transport_options`` are the broker kind's
+    (``runtime.brokers``: Sentinel's master name).
     """
 
-    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self, url: str, timeout_s: float = 2.0, transport_options: dict[str, Any] | None = None
+    ) -> None:
         transport.install()  # idempotent: `hyperwatch ingest` did it at start, a tool may not
         self._url = url
         self._timeout_s = timeout_s
+        self._kind_options = dict(transport_options or {})
         self._conn: Connection | None = None
         self._producer: Producer | None = None
         probe = Connection(url)
@@ -72,6 +76,7 @@ class BrokerClient:
                 "socket_connect_timeout": self._timeout_s,
                 "retry_on_timeout": False,
                 **transport.FAST_BODY_OPTIONS,  # batches are JSON text: no base64
+                **self._kind_options,
             }
             self._conn = Connection(
                 self._url, connect_timeout=self._timeout_s, transport_options=options

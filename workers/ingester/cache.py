@@ -25,6 +25,7 @@ from runtime import keys
 from runtime.clock import Clock
 from runtime.lifecycle import join_in_slices
 from runtime.metrics import INGEST_LAG, Metrics
+from runtime.redis_clients import redis_client
 from workers.ingester.gaps import GapJournal
 from workers.ingester.lease import Leadership, fenced_journal_write
 
@@ -104,14 +105,15 @@ class CacheWriter(threading.Thread):
         journal: GapJournal | None = None,
         feed: str = "default",
         leadership: Leadership | None = None,
+        master_name: str | None = None,
     ) -> None:
         super().__init__(name="ingest-cache", daemon=True)
         self._cache = cache
         self._journal = journal or GapJournal()
         self._feed = feed
         self._leadership = leadership or Leadership.sole()
-        self._client = redis.Redis.from_url(
-            redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        self._client = redis_client(  # master_name: a sentinel:// REDIS_URL's master
+            redis_url, master_name, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self._hb_key = heartbeat_key(ingester_id)
         self._metrics = metrics

@@ -19,7 +19,7 @@ import sys
 import click
 import sentry_sdk
 
-from runtime import transport
+from runtime import brokers, transport
 from runtime.hyperliquid.universe import InfoUnavailable, UnknownCoin
 from runtime.observability import init_sentry, quiet_routine_records
 from workers.context import UsageError, current_settings
@@ -45,7 +45,7 @@ def ingest(show_plan: bool, as_json: bool) -> None:
         _print_plan(Ingester(settings), as_json)
         return
     try:
-        transport.install()  # before anything connects
+        brokers.for_settings(settings).install()  # the broker kind's patches, before connecting
     except transport.TransportMismatch as exc:
         raise UsageError(str(exc)) from None
     if not logging.getLogger().handlers:

@@ -37,6 +37,7 @@ import httpx
 import redis
 import sentry_sdk
 
+from runtime import brokers
 from runtime.clock import Clock, SystemClock
 from runtime.confirmations import confirmed
 from runtime.hyperliquid.universe import InfoUnavailable, resolve_coins
@@ -69,7 +70,7 @@ from runtime.metrics import (
     TAKEOVERS,
     Metrics,
 )
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from runtime.rest_budget import RestBudget
 from runtime.retry import RetryPolicy
 from settings import Settings
@@ -112,17 +113,6 @@ INGEST_METRICS = (
 )  # fmt: skip
 
 
-def broker_is_quiet(client: redis.Redis) -> bool:
-    """Nothing waiting on the ingest queue and nothing delivered-but-unacknowledged (kombu's
-    ``unacked`` hash, shared by every queue): the only state in which an unconfirmed batch
-    cannot still be on its way."""
-    pipe = client.pipeline(transaction=False)
-    pipe.llen("ingest")
-    pipe.hlen("unacked")
-    waiting, unacked = pipe.execute()
-    return int(waiting) == 0 and int(unacked) == 0
-
-
 def default_ingester_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -144,11 +134,12 @@ class Ingester:
         self.refresher: MetaRefresher | None = None
         self.recorder: Recorder | None = None
         self._failure: BaseException | None = None
+        self.broker = brokers.for_settings(settings)
 
     def _confirmation_check(self) -> ConfirmationCheck:
         s = self.settings
-        client = quick_redis(s.redis_url)
-        broker = quick_redis(s.effective_broker_url)
+        client = cache_redis(s)
+        broker = self.broker
         # Per the envelope's source: the pipelines' ids (self.id, self.id.c1, ...).
         return ConfirmationCheck(
             AwaitingConfirmation(
@@ -156,7 +147,7 @@ class Ingester:
             ),
             lambda source, seqs: confirmed(client, source, seqs),
             (redis.RedisError,),
-            quiet=lambda: broker_is_quiet(broker),
+            quiet=broker.quiet,  # the broker kind says when nothing can still be on its way
         )
 
     def source_id(self, index: int) -> str:
@@ -215,11 +206,11 @@ class Ingester:
         self._build_connections(plan, cache, journal)
         self.publisher = Publisher(
             self.outbox,
-            BrokerClient(s.effective_broker_url),
+            BrokerClient(s.effective_broker_url, transport_options=self.broker.transport_options()),
             self.metrics,
             replay_window_s=s.ingest_outage_replay_s,
             replay_max_events=s.ingest_outage_replay_max_events,
-            confirmations=self._confirmation_check(),
+            confirmations=(self._confirmation_check() if self.broker.confirms_end_to_end else None),
             clock=self.clock,
             leadership=self.leadership,
             journal=journal,
@@ -229,17 +220,17 @@ class Ingester:
         )
         self.cache_writer = CacheWriter(
             cache, s.redis_url, self.id, self.metrics, self.clock, journal=journal,
-            feed=s.feed, leadership=self.leadership,
+            feed=s.feed, leadership=self.leadership, master_name=s.redis_sentinel_master,
         )  # fmt: skip
         self.lease = LeaseKeeper(
-            quick_redis(s.redis_url, timeout_s=s.ingest_lease_ttl_s / 3),
+            cache_redis(s, timeout_s=s.ingest_lease_ttl_s / 3),
             s.feed, self.id, s.ingest_lease_ttl_s, self.leadership, self.clock,
             self.metrics, ready=lambda: all(c.subscribed for c in self.connections),
             on_acquired=self._take_over, parties=len(self.pipelines),
         )  # fmt: skip
         if self._refreshes_meta():
             assert self.live_plan is not None
-            budget = RestBudget(quick_redis(s.redis_url), s.rest_weight_per_minute, self.clock)
+            budget = RestBudget(cache_redis(s), s.rest_weight_per_minute, self.clock)
             self.refresher = MetaRefresher(
                 s.hl_info_url, s.ingest_meta_refresh_s, s.shard, self.live_plan,
                 self._apply_listings, budget, self.clock,

@@ -20,6 +20,7 @@ import click
 import orjson
 import redis
 
+from runtime import brokers
 from runtime.confirmations import confirmed
 from runtime.metrics import Metrics
 from runtime.recording import (
@@ -30,7 +31,7 @@ from runtime.recording import (
     read_header,
     read_records,
 )
-from runtime.redis_clients import quick_redis
+from runtime.redis_clients import cache_redis
 from runtime.retry import RetryPolicy
 from settings import Settings
 from workers.context import UsageError, current_settings, one_line
@@ -126,7 +127,7 @@ class Sender:
 
 def wait_confirmed(settings: Settings, result: ReplayResult, timeout_s: float) -> int:
     """Wait until the workers confirmed every batch sent; returns how many are not."""
-    client = quick_redis(settings.redis_url)
+    client = cache_redis(settings)
     pending = {source: set(seqs) for source, seqs in result.seqs.items()}
     deadline = time.monotonic() + timeout_s
     while True:
@@ -222,7 +223,12 @@ def replay(
     settings = current_settings()
     player = Player(
         name or default_name(paths),
-        Sender(BrokerClient(settings.effective_broker_url)),
+        Sender(
+            BrokerClient(
+                settings.effective_broker_url,
+                transport_options=brokers.for_settings(settings).transport_options(),
+            )
+        ),
         Metrics(),
         settings.ingest_batch_size,
         settings.ingest_batch_ms,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from celeryconfig import QUEUE_NAMES
+from runtime.brokers import for_settings
 from settings import Settings
 from workers import flower_guard
 from workers.supervisor import wording
@@ -376,7 +377,11 @@ def _flower(
     argv += (f"--logging={FLOWER_LOGGING[settings.log_level]}",)
     worker_answers = Gate(
         what="the worker answers a ping",
-        ready=WorkerAnswersPing(settings.effective_broker_url, worker_node()),
+        ready=WorkerAnswersPing(
+            settings.effective_broker_url,
+            worker_node(),
+            transport_options=for_settings(settings).transport_options(),
+        ),
         after="worker",
         timeout_s=FLOWER_WAITS_FOR_WORKER_S,
     )

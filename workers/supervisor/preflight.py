@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import redis
 
+from runtime.redis_clients import redis_client
 from settings import Settings, redact_url
 
 CONNECT_TIMEOUT_S = 2.0
@@ -18,20 +19,24 @@ class Unreachable(Exception):
     """A dependency does not answer. ``str()`` is one line for the operator."""
 
 
-def redis_urls(settings: Settings) -> list[str]:
-    """The cache and, when separate, the broker: both must answer."""
-    urls = [settings.redis_url]
+def redis_urls(settings: Settings) -> list[tuple[str, str]]:
+    """The cache and, when separate, the broker, each with its Sentinel master's name (used
+    for a sentinel:// URL only): both must answer."""
+    urls = [(settings.redis_url, settings.redis_sentinel_master)]
     if settings.effective_broker_url != settings.redis_url:
-        urls.append(settings.effective_broker_url)
+        urls.append((settings.effective_broker_url, settings.effective_broker_sentinel_master))
     return urls
 
 
 def require_redis(settings: Settings) -> list[str]:
     """Ping every Redis the processes need; return warnings, raise :class:`Unreachable`."""
     warnings: list[str] = []
-    for url in redis_urls(settings):
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
+    for url, master_name in redis_urls(settings):
+        client = redis_client(
+            url,
+            master_name,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=CONNECT_TIMEOUT_S,
         )
         try:
             client.ping()

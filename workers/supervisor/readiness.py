@@ -21,8 +21,15 @@ class WorkerAnswersPing:
     answered; errors (broker briefly down) count as "not yet".
     """
 
-    def __init__(self, broker_url: str, node: str, timeout_s: float = PING_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        node: str,
+        timeout_s: float = PING_TIMEOUT_S,
+        transport_options: dict[str, Any] | None = None,
+    ) -> None:
         self.broker_url = broker_url
+        self.transport_options = transport_options or {}  # the broker kind's (Sentinel)
         self.node = node
         self.timeout_s = timeout_s
         self._app: Any = None
@@ -32,6 +39,7 @@ class WorkerAnswersPing:
             from celery import Celery
 
             self._app = Celery("hyperwatch-up", broker=self.broker_url, set_as_current=False)
+            self._app.conf.broker_transport_options = self.transport_options
         try:
             replies = self._app.control.ping(destination=[self.node], timeout=self.timeout_s)
         except Exception:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from runtime.brokers.redis import queue_keys
 from runtime.health import (
     SNAPSHOT_DEFS,
     Failure,
@@ -14,7 +15,6 @@ from runtime.health import (
     Status,
     WorkerBeat,
     judge,
-    queue_keys,
     samples,
 )
 from runtime.metrics import INGEST_LAG
