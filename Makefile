@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test-heavy install lock run test lint format bench soak clean
+.PHONY: test-heavy test-brokers install lock run test lint format bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,7 +44,12 @@ test: install
 # The heavy suites: the fault suite, ingester failover, the rolling restart (~3 minutes).
 # .ci/run runs them after `make test`.
 test-heavy: install
-	$(BIN)/pytest -q -m heavy
+	$(BIN)/pytest -q -m "heavy and not brokers"
+
+# The fault suite on the other broker kinds (Redis Sentinel with a failover); .ci/run runs
+# it after test-heavy. The default kind (plain Redis) runs in test-heavy.
+test-brokers: install
+	$(BIN)/pytest -q -m brokers
 
 lint: install
 	$(BIN)/ruff check .

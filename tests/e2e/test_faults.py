@@ -9,6 +9,12 @@ exactly once with its exact fields (except trades the protocol cannot replay, wh
 inside a gap the ingester recorded), nothing invented, bars equal to a fresh fold of the
 trades. Figures are printed and written to ``FAULT_SUITE_REPORT`` (docs/RELIABILITY.md
 carries the latest).
+
+The first test runs once per broker kind (``broker``): plain Redis, where the broker fault
+is a restart; and Redis Sentinel (a primary, a replica and three sentinels,
+tests/support/sentinel.py), where it is the primary SIGKILLed mid-stream and a failover.
+The non-default kinds carry the ``brokers`` marker: `make test-brokers`, after
+`make test-heavy` in .ci/run.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from domain.archive import ArchiveImporter, discover
 from models import migrate
 from models.db import get_database
 from settings import load_settings
+from tests.support.sentinel import SentinelGroup
 from tests.support.services import PostgresCluster, RedisServer
 from tests.support.stack import Stack, StackConfig, compare, compare_complete, wait_until
 
@@ -45,6 +52,46 @@ def private_services() -> Iterator[tuple[RedisServer, PostgresCluster, str]]:
         yield redis_server, cluster, url
     finally:
         redis_server.close()
+        cluster.close()
+
+
+class BrokerUnderTest:
+    """The broker a fault-suite run uses, and the fault it suffers mid-stream."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.failed_over_from: int | None = None  # Sentinel: the port of the killed primary
+        self.server: RedisServer | SentinelGroup = (
+            SentinelGroup().start() if kind == "sentinel" else RedisServer(appendonly=True).start()
+        )
+
+    def fail(self) -> str:
+        """Plain Redis: restarted (down 2 s). Sentinel: the primary SIGKILLed; the sentinels
+        promote the replica while the stream goes on. Returns the fault's name."""
+        if isinstance(self.server, SentinelGroup):
+            self.failed_over_from = self.server.kill_primary()
+            return "sentinel_primary_sigkill"
+        self.server.restart(down_for=2)
+        return "redis_restart"
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture(
+    params=["redis", pytest.param("sentinel", marks=pytest.mark.brokers)],
+)
+def broker_services(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[BrokerUnderTest, PostgresCluster, str]]:
+    broker = BrokerUnderTest(request.param)
+    cluster = PostgresCluster().start()
+    try:
+        url = cluster.create_database("hyperwatch")
+        migrate.upgrade(load_settings(database_url=url))
+        yield broker, cluster, url
+    finally:
+        broker.close()
         cluster.close()
 
 
@@ -77,9 +124,9 @@ def _sim_fault(stack: Stack, **body: object) -> None:
 
 
 def test_given_steady_stream_when_every_fault_is_injected_then_database_equals_ground_truth(
-    tmp_path: Path, private_services: tuple[RedisServer, PostgresCluster, str]
+    tmp_path: Path, broker_services: tuple[BrokerUnderTest, PostgresCluster, str]
 ) -> None:
-    redis_server, cluster, url = private_services
+    broker, cluster, url = broker_services
     config = StackConfig(
         rate=300,
         replay_trades=3000,  # the reconnect replay covers every drop and stall below
@@ -88,7 +135,7 @@ def test_given_steady_stream_when_every_fault_is_injected_then_database_equals_g
         extra_env={"INGEST_CONFIRM_TIMEOUT_S": "5"},
         sim_args=("--malformed-rate", "0.01"),
     )
-    stack = Stack(tmp_path, url, redis_server, config)
+    stack = Stack(tmp_path, url, broker.server, config)
     faults: Counter[str] = Counter()
     started = time.monotonic()
     try:
@@ -107,10 +154,12 @@ def test_given_steady_stream_when_every_fault_is_injected_then_database_equals_g
             stack.start_worker()
         _progress(stack, 1)
 
-        # … Redis is restarted (the ingester buffers, workers reconnect)
-        redis_server.restart(down_for=2)
-        faults["redis_restart"] += 1
+        # … the broker fails: Redis is restarted, or the Sentinel primary is SIGKILLed and a
+        # replica promoted (the ingester buffers and replays, workers reconnect)
+        faults[broker.fail()] += 1
         _progress(stack, 2)
+        if isinstance(broker.server, SentinelGroup):  # the stream goes on on the promoted node
+            assert broker.server.primary_port() != broker.failed_over_from
 
         # … PostgreSQL is restarted (tasks retry until it is back)
         cluster.restart(down_for=3)
@@ -147,6 +196,7 @@ def test_given_steady_stream_when_every_fault_is_injected_then_database_equals_g
         stack.close()
 
     report = {
+        "broker": broker.kind,
         "events": comparison.summary(),
         "faults": dict(faults),
         "faults_injected": sum(faults.values()),

@@ -31,6 +31,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from models.repositories.bars import fold
+from runtime.redis_clients import redis_client
 from tests.integration.celery.support import (
     WorkerProcess,
     holds_steadily,
@@ -38,6 +39,7 @@ from tests.integration.celery.support import (
     service_env,
     unacked,
 )
+from tests.support.sentinel import SentinelGroup
 from tests.support.services import RedisServer, free_port
 from workers.simulator import SimulatorProcess, read_ground_truth
 
@@ -122,7 +124,11 @@ class Stack:
     """Start, disturb and stop the pipeline's processes."""
 
     def __init__(
-        self, workdir: Path, database_url: str, redis_server: RedisServer, config: StackConfig
+        self,
+        workdir: Path,
+        database_url: str,
+        redis_server: RedisServer | SentinelGroup,
+        config: StackConfig,
     ) -> None:
         self.workdir = workdir
         self.database_url = database_url
@@ -134,7 +140,10 @@ class Stack:
         self.workers: dict[str, WorkerProcess] = {}
         self._worker_serial = 0
         self.crashed: list[tuple[str, int]] = []
-        self.redis = redis.Redis.from_url(redis_server.url)
+        # Through the sentinels when the stack runs behind Sentinel: after a failover the next
+        # command reaches the promoted node.
+        self.master_name = getattr(redis_server, "master_name", None)
+        self.redis = redis_client(redis_server.url, self.master_name)
 
     # --- environment -------------------------------------------------------------------
     def env(self, **settings: object) -> dict[str, str]:
@@ -148,6 +157,8 @@ class Stack:
             "log_level": "INFO",
             "data_dir": self.workdir / "var",
         }
+        if self.master_name is not None:
+            base["redis_sentinel_master"] = self.master_name
         if self.simulator is not None:
             base |= {"hl_ws_url": self.simulator.ws_url, "hl_info_url": self.simulator.info_url}
         base |= {"coins": self.config.coins}
