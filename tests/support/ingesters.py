@@ -12,7 +12,7 @@ import time
 
 from runtime import keys
 from tests.support.proxy import TcpProxy
-from tests.support.services import free_port
+from tests.support.services import RedisServer, free_port
 from tests.support.stack import IngesterProcess, Stack, wait_until
 
 FEED = "failover"
@@ -32,7 +32,9 @@ class IngesterPair:
     def start(self) -> str:
         self.serial += 1
         name = f"ingester-{self.serial}"
-        proxy = TcpProxy(self.stack.redis_server.port).start()
+        server = self.stack.redis_server
+        assert isinstance(server, RedisServer), "ingesters behind proxies need a plain Redis"
+        proxy = TcpProxy(server.port).start()
         url = f"redis://{proxy.url_netloc}/0"
         env = self.stack.env(
             ingester_health_port=free_port(),

@@ -43,7 +43,7 @@ def test_given_a_malformed_sentinel_url_then_settings_name_the_variable(bad: str
 
 
 def test_given_an_amqp_url_then_settings_refuse_it_naming_the_variable() -> None:
-    with pytest.raises(SettingsError, match="^invalid setting BROKER_URL: expected a redis://"):
+    with pytest.raises(SettingsError, match=r"^invalid setting BROKER_URL: expected a redis://"):
         load_settings(broker_url="amqp://guest:guest@127.0.0.1:5672//")
 
 
