@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from runtime.brokers import is_amqp
 from settings import Settings
 
 MAINTENANCE = {"queue": "maintenance", "routing_key": "maintenance"}
@@ -101,6 +102,12 @@ def build(settings: Settings) -> dict[str, Any]:
     # records the close (tasks/persist.py sends the job); this takes what that missed — a
     # failed call, a spent REST budget — so no closed gap waits longer than this.
     schedule["heal-gaps"] = _entry("hyperwatch.maintenance.heal_gaps", HEAL_PERIOD, MAINTENANCE)
+    # maintenance · 30 s · RabbitMQ only: what quorum queues dead-lettered at their delivery
+    # limit goes into `dead_letters` like every other poison (tasks/maintenance/dead_letters).
+    if is_amqp(settings.effective_broker_url):
+        schedule["dead-letters"] = _entry(
+            "hyperwatch.maintenance.collect_dead_letters", HEAL_PERIOD, MAINTENANCE
+        )
     # alerts · 5 s · a feed that goes silent sends no batch, so nothing else can notice it:
     # the tick evaluates stale-data alerts, starts the holds of coins whose data went stale
     # or into an open gap (their subscribers are told once), and retires expired alerts.

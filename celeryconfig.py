@@ -105,7 +105,14 @@ enable_utc = True
 
 
 def from_settings(settings: Settings) -> dict[str, Any]:
-    """The deployment-dependent part of the configuration."""
+    """The deployment-dependent part of the configuration; the broker kind's own settings
+    last (runtime/brokers/: RabbitMQ's quorum queues and transport options replace the
+    Redis ones above)."""
+    broker = for_settings(settings)
+    return _common(settings) | broker.celery_config(QUEUE_NAMES)
+
+
+def _common(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.effective_broker_url,
         "broker_transport_options": {

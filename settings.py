@@ -187,14 +187,24 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None,
         description=(
-            "Celery broker; defaults to REDIS_URL. redis:// (plain Redis) or "
-            "sentinel://host:port;sentinel://host:port/db (Redis Sentinel, kombu's format)."
+            "Celery broker; defaults to REDIS_URL. redis:// (plain Redis), "
+            "sentinel://host:port;sentinel://host:port/db (Redis Sentinel, kombu's format) or "
+            "amqp://user:password@host:port/vhost (RabbitMQ, quorum queues)."
         ),
     )
     redis_sentinel_master: str = Field(
         "mymaster",
         min_length=1,
         description="Sentinel master name, when REDIS_URL is a sentinel:// URL.",
+    )
+    broker_delivery_limit: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description=(
+            "RabbitMQ only: deliveries of one message (x-delivery-limit) before it is "
+            "dead-lettered; each killed worker holding it counts one."
+        ),
     )
     broker_sentinel_master: str | None = Field(
         None,
@@ -786,7 +796,16 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("redis_url", "broker_url")
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_like(cls, value: str | None) -> str | None:
+        if value is not None and re.match(r"^(amqp|amqps|pyamqp)://", value):
+            if not re.match(r"^(amqp|amqps|pyamqp)://([^@/\s]*@)?[^:/@\s]+(:\d+)?(/\S*)?$", value):
+                raise ValueError("amqp://user:password@host:port/vhost")
+            return value
+        return cls._redis_like(value)
+
+    @field_validator("redis_url")
     @classmethod
     def _redis_like(cls, value: str | None) -> str | None:
         if value is None:

@@ -357,9 +357,12 @@ def task_headers(task: str, task_id: str, argsrepr: str) -> dict[str, Any]:
     }
 
 
-def publish_task(producer: Producer, task: str, queue: str, arg_json: bytes, argsrepr: str) -> str:
+def publish_task(
+    producer: Producer, task: str, queue: str, arg_json: bytes, argsrepr: str, **options: Any
+) -> str:
     """Publish one task message whose argument is the JSON text ``arg_json`` onto ``queue``
-    (no retry: kombu's errors propagate); returns its task id."""
+    (no retry: kombu's errors propagate); returns its task id. ``options``: the broker
+    kind's publish options (RabbitMQ's confirm timeout)."""
     task_id = str(uuid.uuid4())
     producer.publish(
         task_body(arg_json),
@@ -372,5 +375,6 @@ def publish_task(producer: Producer, task: str, queue: str, arg_json: bytes, arg
         reply_to="",
         delivery_mode=2,
         retry=False,
+        **options,
     )
     return task_id

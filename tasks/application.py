@@ -47,6 +47,7 @@ TASK_MODULES: list[str] = [
     "tasks.maintenance.partitions",
     "tasks.maintenance.health_snapshot",
     "tasks.maintenance.positions_poll",
+    "tasks.maintenance.dead_letters",
     "tasks.alerts.evaluate",
     "tasks.notify.deliver",
     "tasks.notify.digest",

@@ -17,6 +17,9 @@ a few questions, and the rest of the code asks them here instead of looking at t
   and autoscalers.
 - :meth:`Broker.primary` — which node serves as the broker now (health shows it), or None
   when the URL names the only one.
+- :meth:`Broker.declare`, :meth:`Broker.publish_options`, :meth:`Broker.celery_config` —
+  what the ingester declares before it publishes, what it passes to each publish, and the
+  Celery settings this kind changes (RabbitMQ's quorum queues; nothing on Redis).
 
 Reading methods may block for the client's timeout and raise the client's errors; they
 never answer "empty" for "unreadable" (health turns an error into a Failure).
@@ -42,6 +45,19 @@ class Broker(ABC):
     @abstractmethod
     def transport_options(self) -> dict[str, Any]:
         """kombu transport options this kind needs (merged over the deployment's)."""
+
+    def publish_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for kombu's ``Producer.publish`` (none by default)."""
+        return {}
+
+    def declare(self, channel: Any, names: tuple[str, ...]) -> None:  # noqa: B027
+        """Declare ``names`` on ``channel`` before publishing to them, when the kind needs
+        it (RabbitMQ); the Redis kinds' lists need nothing."""
+
+    def celery_config(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """Celery settings this kind changes (queues ``names`` declared its way); the
+        Redis kinds change none."""
+        return {}
 
     @abstractmethod
     def queue_depths(self, queues: tuple[str, ...]) -> dict[str, int]:

@@ -33,6 +33,7 @@ from domain.archive import ArchiveImporter, discover
 from models import migrate
 from models.db import get_database
 from settings import load_settings
+from tests.support.rabbitmq import RabbitNode
 from tests.support.sentinel import SentinelGroup
 from tests.support.services import PostgresCluster, RedisServer
 from tests.support.stack import Stack, StackConfig, compare, compare_complete, wait_until
@@ -64,6 +65,8 @@ class BrokerUnderTest:
         self.server: RedisServer | SentinelGroup = (
             SentinelGroup().start() if kind == "sentinel" else RedisServer(appendonly=True).start()
         )
+        # RabbitMQ: the broker; the Redis above stays the cache (mids, leases, locks)
+        self.rabbit = RabbitNode().start() if kind == "rabbitmq" else None
 
     def fail(self) -> str:
         """Plain Redis: restarted (down 2 s). Sentinel: the primary SIGKILLed; the sentinels
@@ -71,15 +74,24 @@ class BrokerUnderTest:
         if isinstance(self.server, SentinelGroup):
             self.failed_over_from = self.server.kill_primary()
             return "sentinel_primary_sigkill"
+        if self.rabbit is not None:
+            self.rabbit.restart(down_for=2)
+            return "rabbitmq_restart"
         self.server.restart(down_for=2)
         return "redis_restart"
 
     def close(self) -> None:
+        if self.rabbit is not None:
+            self.rabbit.close()
         self.server.close()
 
 
 @pytest.fixture(
-    params=["redis", pytest.param("sentinel", marks=pytest.mark.brokers)],
+    params=[
+        "redis",
+        pytest.param("sentinel", marks=pytest.mark.brokers),
+        pytest.param("rabbitmq", marks=pytest.mark.brokers),
+    ],
 )
 def broker_services(
     request: pytest.FixtureRequest,
@@ -135,7 +147,7 @@ def test_given_steady_stream_when_every_fault_is_injected_then_database_equals_g
         extra_env={"INGEST_CONFIRM_TIMEOUT_S": "5"},
         sim_args=("--malformed-rate", "0.01"),
     )
-    stack = Stack(tmp_path, url, broker.server, config)
+    stack = Stack(tmp_path, url, broker.server, config, rabbit=broker.rabbit)
     faults: Counter[str] = Counter()
     started = time.monotonic()
     try:

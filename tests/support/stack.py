@@ -39,6 +39,7 @@ from tests.integration.celery.support import (
     service_env,
     unacked,
 )
+from tests.support.rabbitmq import RabbitNode
 from tests.support.sentinel import SentinelGroup
 from tests.support.services import RedisServer, free_port
 from workers.simulator import SimulatorProcess, read_ground_truth
@@ -129,10 +130,13 @@ class Stack:
         database_url: str,
         redis_server: RedisServer | SentinelGroup,
         config: StackConfig,
+        rabbit: RabbitNode | None = None,
     ) -> None:
+        """``rabbit``: the broker is that RabbitMQ node, ``redis_server`` only the cache."""
         self.workdir = workdir
         self.database_url = database_url
         self.redis_server = redis_server
+        self.rabbit = rabbit
         self.config = config
         self.truth_path = workdir / "ground-truth.jsonl"
         self.simulator: SimulatorProcess | None = None
@@ -159,6 +163,8 @@ class Stack:
         }
         if self.master_name is not None:
             base["redis_sentinel_master"] = self.master_name
+        if self.rabbit is not None:
+            base["broker_url"] = self.rabbit.url
         if self.simulator is not None:
             base |= {"hl_ws_url": self.simulator.ws_url, "hl_info_url": self.simulator.info_url}
         base |= {"coins": self.config.coins}
@@ -214,6 +220,8 @@ class Stack:
         return len(dead)
 
     def backlog(self) -> int:
+        if self.rabbit is not None:
+            return self.rabbit.backlog(QUEUES)
         return sum(queue_depth(self.redis, q) for q in QUEUES) + unacked(self.redis)
 
     def wait_drained(self, timeout: float = 120.0) -> None:
@@ -227,8 +235,8 @@ class Stack:
     def _safe_backlog(self) -> int:
         try:
             return self.backlog()
-        except redis.RedisError:
-            return -1
+        except (redis.RedisError, OSError, subprocess.SubprocessError):
+            return -1  # the broker is away (kombu's connection errors are OSErrors)
 
     def stop_all(self) -> dict[str, int]:
         """Warm shutdown in dependency order; returns each process's exit code."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from kombu import Connection, Producer
 
 from events import EventKind
 from runtime import transport
+from runtime.brokers import Broker, RedisBroker
+from runtime.keys import QUEUE_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +50,17 @@ class BrokerClient:
 
     ``send`` either returns (the message is on the list) or raises one of
     :attr:`errors` within about ``timeout_s``; it never retries or blocks longer. After an
-    error the next ``send`` reconnects. ``transport_options`` are the broker kind's
-    (``runtime.brokers``: Sentinel's master name).
+    error the next ``send`` reconnects. ``kind`` is the broker kind (``runtime.brokers``;
+    plain Redis when not given): its transport options (Sentinel's master name, RabbitMQ's
+    publisher confirms), what it declares on a new connection and its publish options.
     """
 
-    def __init__(
-        self, url: str, timeout_s: float = 2.0, transport_options: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, url: str, timeout_s: float = 2.0, kind: Broker | None = None) -> None:
         transport.install()  # idempotent: `hyperwatch ingest` did it at start, a tool may not
         self._url = url
         self._timeout_s = timeout_s
-        self._kind_options = dict(transport_options or {})
+        self._kind = kind if kind is not None else RedisBroker(url, timeout_s)
+        self._publish_options = self._kind.publish_options()
         self._conn: Connection | None = None
         self._producer: Producer | None = None
         probe = Connection(url)
@@ -76,20 +78,23 @@ class BrokerClient:
                 "socket_connect_timeout": self._timeout_s,
                 "retry_on_timeout": False,
                 **transport.FAST_BODY_OPTIONS,  # batches are JSON text: no base64
-                **self._kind_options,
+                **self._kind.transport_options(),
             }
             self._conn = Connection(
                 self._url, connect_timeout=self._timeout_s, transport_options=options
             )
-            self._producer = Producer(self._conn.channel())
+            channel = self._conn.channel()
+            self._kind.declare(channel, QUEUE_NAMES)  # RabbitMQ: before the first publish
+            self._producer = Producer(channel)
         return self._producer
 
     def send(self, target: Target, arg_json: bytes, argsrepr: str) -> str:
         """Publish one task message; returns its task id."""
         try:
             return transport.publish_task(
-                self._ensure(), target.task, target.queue, arg_json, argsrepr
-            )
+                self._ensure(), target.task, target.queue, arg_json, argsrepr,
+                **self._publish_options,
+            )  # fmt: skip
         except self.errors:
             self.close()
             raise

@@ -206,7 +206,7 @@ class Ingester:
         self._build_connections(plan, cache, journal)
         self.publisher = Publisher(
             self.outbox,
-            BrokerClient(s.effective_broker_url, transport_options=self.broker.transport_options()),
+            BrokerClient(s.effective_broker_url, kind=self.broker),
             self.metrics,
             replay_window_s=s.ingest_outage_replay_s,
             replay_max_events=s.ingest_outage_replay_max_events,

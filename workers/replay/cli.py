@@ -223,12 +223,7 @@ def replay(
     settings = current_settings()
     player = Player(
         name or default_name(paths),
-        Sender(
-            BrokerClient(
-                settings.effective_broker_url,
-                transport_options=brokers.for_settings(settings).transport_options(),
-            )
-        ),
+        Sender(BrokerClient(settings.effective_broker_url, kind=brokers.for_settings(settings))),
         Metrics(),
         settings.ingest_batch_size,
         settings.ingest_batch_ms,

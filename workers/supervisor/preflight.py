@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import redis
 
+from runtime.brokers import is_amqp
 from runtime.redis_clients import redis_client
 from settings import Settings, redact_url
 
@@ -23,7 +24,9 @@ def redis_urls(settings: Settings) -> list[tuple[str, str]]:
     """The cache and, when separate, the broker, each with its Sentinel master's name (used
     for a sentinel:// URL only): both must answer."""
     urls = [(settings.redis_url, settings.redis_sentinel_master)]
-    if settings.effective_broker_url != settings.redis_url:
+    if settings.effective_broker_url != settings.redis_url and not is_amqp(
+        settings.effective_broker_url
+    ):  # RabbitMQ: the worker and the ingester report and retry it themselves
         urls.append((settings.effective_broker_url, settings.effective_broker_sentinel_master))
     return urls
 

@@ -40,7 +40,7 @@ def test_given_sentinel_urls_when_the_primary_is_killed_then_clients_follow_the_
     settings = _settings(group)
     cache = cache_redis(settings)
     broker = SentinelBroker(group.url, group.master_name)
-    sender = BrokerClient(group.url, transport_options=broker.transport_options())
+    sender = BrokerClient(group.url, kind=broker)
     cache.set("hw:test:before", "1")
     cache.wait(1, 2000)  # replicated before the kill: replication is asynchronous
     sender.send(PERSIST_TRADES, b'{"v":2}', "batch")

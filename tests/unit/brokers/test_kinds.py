@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+import beat_schedule
 import celeryconfig
-from runtime.brokers import RedisBroker, SentinelBroker, for_settings, for_url, kind_of
+from runtime.brokers import AmqpBroker, RedisBroker, SentinelBroker, for_settings, for_url, kind_of
+from runtime.brokers.amqp import DEAD_LETTER_QUEUE
 from runtime.health import Failure, check_redis
+from runtime.keys import QUEUE_NAMES
 from runtime.redis_clients import parse_sentinel_url
 from settings import SettingsError, load_settings
 
@@ -20,12 +23,15 @@ SENTINEL = "sentinel://:s3cret@10.0.0.1:26379;sentinel://10.0.0.2:26380;sentinel
         ("rediss://h:6380/1", "redis", RedisBroker),
         ("unix:///run/redis.sock", "redis", RedisBroker),
         (SENTINEL, "sentinel", SentinelBroker),
+        ("amqp://guest:guest@h:5672//", "amqp", AmqpBroker),
+        ("pyamqp://h", "amqp", AmqpBroker),
     ],
 )
 def test_given_a_broker_url_then_its_scheme_picks_the_kind(url: str, kind: str, cls: type) -> None:
     broker = for_url(url, "mymaster")
     assert kind_of(url) == kind and type(broker) is cls and broker.kind == kind
-    assert broker.confirms_end_to_end  # both Redis kinds pop before recording
+    # the Redis kinds pop before recording; RabbitMQ keeps a delivery until it is acked
+    assert broker.confirms_end_to_end == (kind != "amqp")
 
 
 def test_given_a_sentinel_url_then_nodes_db_and_password_are_read() -> None:
@@ -42,9 +48,42 @@ def test_given_a_malformed_sentinel_url_then_settings_name_the_variable(bad: str
     assert "\n" not in str(err.value)
 
 
-def test_given_an_amqp_url_then_settings_refuse_it_naming_the_variable() -> None:
-    with pytest.raises(SettingsError, match=r"^invalid setting BROKER_URL: expected a redis://"):
-        load_settings(broker_url="amqp://guest:guest@127.0.0.1:5672//")
+@pytest.mark.parametrize("bad", ["amqp://", "amqp://h:port", "amqp://x y"])
+def test_given_a_malformed_amqp_url_then_settings_name_the_variable(bad: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(broker_url=bad)
+    assert str(err.value) == (
+        "invalid setting BROKER_URL: expected amqp://user:password@host:port/vhost"
+    )
+
+
+def test_given_an_amqp_url_for_the_cache_then_settings_refuse_it() -> None:
+    with pytest.raises(SettingsError, match=r"^invalid setting REDIS_URL: expected a redis://"):
+        load_settings(redis_url="amqp://guest:guest@127.0.0.1:5672//")
+
+
+def test_given_rabbitmq_then_every_queue_is_a_quorum_queue_with_a_delivery_limit() -> None:
+    settings = load_settings(
+        broker_url="amqp://guest:guest@10.0.0.1:5672//", broker_delivery_limit=7
+    )
+    broker = for_settings(settings)
+    assert isinstance(broker, AmqpBroker) and not broker.confirms_end_to_end
+    config = celeryconfig.from_settings(settings)
+    queues = {q.name: q for q in config["task_queues"]}
+    assert set(queues) == set(QUEUE_NAMES)
+    for queue in queues.values():
+        assert queue.queue_arguments == {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": 7,
+            "x-dead-letter-exchange": DEAD_LETTER_QUEUE,
+            "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
+        }
+        assert queue.exchange.type == "topic"  # native delayed delivery needs it
+    assert config["worker_detect_quorum_queues"] is True
+    assert config["broker_transport_options"] == {"confirm_publish": True}
+    assert broker.publish_options() == {"confirm_timeout": broker.timeout_s}
+    assert "dead-letters" in beat_schedule.build(settings)
+    assert "dead-letters" not in beat_schedule.build(load_settings())
 
 
 def test_given_a_sentinel_broker_then_celery_and_kombu_get_its_master_name() -> None:
@@ -58,8 +97,10 @@ def test_given_a_sentinel_broker_then_celery_and_kombu_get_its_master_name() -> 
 
 
 def test_given_a_plain_redis_broker_then_celery_options_are_unchanged() -> None:
-    options = celeryconfig.from_settings(load_settings())["broker_transport_options"]
+    config = celeryconfig.from_settings(load_settings())
+    options = config["broker_transport_options"]
     assert "master_name" not in options and "sentinel_kwargs" not in options
+    assert "task_queues" not in config  # celeryconfig's own (direct exchanges, no arguments)
 
 
 def test_given_a_primary_behind_sentinel_then_the_redis_check_names_it() -> None:
