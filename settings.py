@@ -799,7 +799,9 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_like(cls, value: str | None) -> str | None:
-        if value is not None and re.match(r"^(amqp|amqps|pyamqp)://", value):
+        if not value:  # unset or empty (compose passes BROKER_URL= through): REDIS_URL
+            return None
+        if re.match(r"^(amqp|amqps|pyamqp)://", value):
             if not re.match(r"^(amqp|amqps|pyamqp)://([^@/\s]*@)?[^:/@\s]+(:\d+)?(/\S*)?$", value):
                 raise ValueError("amqp://user:password@host:port/vhost")
             return value

@@ -15,12 +15,14 @@ In the same run the naive design (one Celery task per trade, ORM insert per row)
 ``--naive-trades`` single-trade tasks; the ratio is the best sustained rate over its rate.
 
     .venv/bin/python bench/bench_e2e.py [--rates 2000,20000,60000] [--seconds 10] [--repeat 3]
-        [--broker redis|sentinel|redis,sentinel]
+        [--broker redis|sentinel|rabbitmq|redis,sentinel,rabbitmq]
 
 ``--broker`` picks the broker kind each rate runs on (a comma list runs each in turn):
 ``redis`` a private redis-server (the default), ``sentinel`` a private Sentinel group — a
 primary, a replica and three sentinels (tests/support/sentinel.py) — reached through its
-``sentinel://`` URL for the broker and the cache.
+``sentinel://`` URL for the broker and the cache, ``rabbitmq`` a private RabbitMQ node
+(tests/support/rabbitmq.py, quorum queues, publisher confirms) with a private redis-server
+as the cache.
 
 Memory: the ground-truth check holds every trade of a run in Python objects, about 2.5 kB
 each (8 GB for the 3.3 million of a minute at 55,000/s); keep rate times seconds to what the
@@ -47,6 +49,7 @@ from sqlalchemy import create_engine, text
 from models import migrate
 from settings import load_settings
 from tests.integration.celery.support import WorkerProcess, service_env
+from tests.support.rabbitmq import RabbitNode
 from tests.support.sentinel import SentinelGroup
 from tests.support.services import PostgresDatabase, RedisServer
 from tests.support.stack import Stack, StackConfig, compare, wait_until
@@ -87,7 +90,7 @@ def stop_feed_and_wait_last_commit(engine: Any, stack: Stack, timeout: float = 6
     raise TimeoutError("the feed did not stop or the queues did not drain")
 
 
-BROKERS = ("redis", "sentinel")
+BROKERS = ("redis", "sentinel", "rabbitmq")
 
 
 def run_rate(
@@ -103,6 +106,7 @@ def run_rate(
     redis_server: RedisServer | SentinelGroup = (
         SentinelGroup().start() if broker == "sentinel" else RedisServer(appendonly=True).start()
     )
+    rabbit = RabbitNode().start() if broker == "rabbitmq" else None
     workdir = Path(tempfile.mkdtemp(prefix=f"hw-e2e-{rate}-"))
     try:
         migrate.upgrade(load_settings(database_url=pg.url))
@@ -117,6 +121,7 @@ def run_rate(
                 batch_size=batch_size,
                 extra_env={"WORKER_PREFETCH_MULTIPLIER": str(prefetch)},
             ),
+            rabbit=rabbit,
         )
         engine = create_engine(pg.url)
         try:
@@ -146,6 +151,8 @@ def run_rate(
             stack.close()
             engine.dispose()
     finally:
+        if rabbit is not None:
+            rabbit.close()
         redis_server.close()
         pg.close()
     (t0, wall0, rows0), (t1, _, rows1) = window

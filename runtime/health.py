@@ -118,6 +118,8 @@ def _describe(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
     text = str(orig if orig is not None else exc).strip().splitlines()
     message = text[0] if text else ""
+    # redis-py's MasterNotFoundError appends the repr of every sentinel client it asked
+    message = message.split(" : <", 1)[0]
     return f"{type(orig or exc).__name__}: {redact_url(message)}"[:300]
 
 

@@ -59,6 +59,14 @@ class HyperwatchCelery(Celery):
     """A Celery app that carries the process's Settings (``app.settings``)."""
 
     settings: Settings
+    # The broker kind's shortest delay (runtime/brokers/: 1 s on RabbitMQ, none on Redis)
+    min_countdown_s: float = 0.0
+
+    def send_task(self, name: str, *args: Any, **options: Any) -> Any:
+        countdown = options.get("countdown")
+        if countdown is not None and 0 < countdown < self.min_countdown_s:
+            options["countdown"] = self.min_countdown_s
+        return super().send_task(name, *args, **options)
 
 
 def create_app(settings: Settings) -> HyperwatchCelery:
@@ -66,12 +74,14 @@ def create_app(settings: Settings) -> HyperwatchCelery:
     # kombu's Redis transport with hyperwatch's envelope codec and junk on a queue set aside
     # instead of stopping the worker; TransportMismatch if the installed kombu is not the
     # one those patches were written against.
-    brokers.for_settings(settings).install()
+    broker = brokers.for_settings(settings)
+    broker.install()
     # Per-task "received"/"succeeded" and beat's per-entry lines at DEBUG, in every Celery
     # process of the app (worker, beat, Flower), however it was started.
     quiet_routine_records()
     app = HyperwatchCelery("hyperwatch", set_as_current=True)
     app.settings = settings
+    app.min_countdown_s = broker.min_countdown_s
     app.config_from_object(celeryconfig)
     app.conf.update(celeryconfig.from_settings(settings))
     app.conf.beat_schedule = beat_schedule.build(settings)

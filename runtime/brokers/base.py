@@ -34,6 +34,8 @@ from typing import Any, ClassVar
 class Broker(ABC):
     kind: ClassVar[str]
     confirms_end_to_end: ClassVar[bool]
+    # The shortest countdown a task message can be delayed by (a shorter one is raised to it)
+    min_countdown_s: ClassVar[float] = 0.0
 
     def __init__(self, url: str) -> None:
         self.url = url

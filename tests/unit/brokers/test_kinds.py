@@ -110,3 +110,13 @@ def test_given_a_primary_behind_sentinel_then_the_redis_check_names_it() -> None
     unknown = check_redis("broker", 0.001, settings, Failure("MasterNotFoundError: x"))
     assert unknown.data["primary"] == "unknown: MasterNotFoundError: x"
     assert "primary" not in check_redis("redis", 0.001, settings).data
+
+
+def test_given_rabbitmq_then_the_app_raises_sub_second_countdowns_to_one_second() -> None:
+    # Celery's native delayed delivery refuses a countdown under 1 s (the retry would be
+    # rejected, requeued and loop to the delivery limit); on Redis nothing changes.
+    from tasks.application import create_app
+
+    amqp = create_app(load_settings(broker_url="amqp://guest:guest@10.0.0.1:5672//"))
+    assert amqp.min_countdown_s == 1.0
+    assert create_app(load_settings()).min_countdown_s == 0.0
