@@ -46,8 +46,9 @@ test: install
 test-heavy: install
 	$(BIN)/pytest -q -m "heavy and not brokers"
 
-# The fault suite on the other broker kinds (Redis Sentinel with a failover); .ci/run runs
-# it after test-heavy. The default kind (plain Redis) runs in test-heavy.
+# The fault suite on the other broker kinds (Redis Sentinel with a failover, RabbitMQ
+# restarted) and RabbitMQ's dead-lettering; .ci/run runs it after test-heavy. The default
+# kind (plain Redis) runs in test-heavy.
 test-brokers: install
 	$(BIN)/pytest -q -m brokers
 
