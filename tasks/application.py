@@ -71,9 +71,9 @@ class HyperwatchCelery(Celery):
 
 def create_app(settings: Settings) -> HyperwatchCelery:
     register_batch_serializer()  # before any message is decoded (accept_content lists it)
-    # kombu's Redis transport with hyperwatch's envelope codec and junk on a queue set aside
-    # instead of stopping the worker; TransportMismatch if the installed kombu is not the
-    # one those patches were written against.
+    # The broker kind's kombu changes (runtime/brokers/): on Redis, hyperwatch's envelope
+    # codec and junk on a queue set aside instead of stopping the worker; TransportMismatch
+    # if the installed kombu is not the one those patches were written against.
     broker = brokers.for_settings(settings)
     broker.install()
     # Per-task "received"/"succeeded" and beat's per-entry lines at DEBUG, in every Celery

@@ -56,10 +56,10 @@ class BrokerClient:
     """
 
     def __init__(self, url: str, timeout_s: float = 2.0, kind: Broker | None = None) -> None:
-        transport.install()  # idempotent: `hyperwatch ingest` did it at start, a tool may not
         self._url = url
         self._timeout_s = timeout_s
         self._kind = kind if kind is not None else RedisBroker(url, timeout_s)
+        self._kind.install()  # idempotent: `hyperwatch ingest` did it at start, a tool may not
         self._publish_options = self._kind.publish_options()
         self._conn: Connection | None = None
         self._producer: Producer | None = None
