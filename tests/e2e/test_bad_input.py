@@ -516,7 +516,8 @@ BAD_SETTINGS: tuple[tuple[tuple[str, ...], dict[str, str], str], ...] = (
     (("db", "upgrade"), {"DATABASE_URL": f"mysql://app:{SECRET}@db/x"}, "DATABASE_URL"),
     (("db", "current"), {"DATABASE_URL": f"postgresql+psycopg2://app:{SECRET}@db"}, "DATABASE_URL"),
     (("users", "list"), {"REDIS_URL": f"http://:{SECRET}@cache:6379"}, "REDIS_URL"),
-    (("alerts", "list"), {"BROKER_URL": f"amqp://guest:{SECRET}@mq"}, "BROKER_URL"),
+    # RabbitMQ is a broker kind now: a malformed amqp:// URL (the port) is what is refused
+    (("alerts", "list"), {"BROKER_URL": f"amqp://guest:{SECRET}@mq:port//"}, "BROKER_URL"),
     (("channels", "list"), {"SENTRY_DSN": f"not-a-dsn-{SECRET}"}, "SENTRY_DSN"),
     (("wallets", "list"), {"FLOWER_BASIC_AUTH": f"ops{SECRET}"}, "FLOWER_BASIC_AUTH"),
     (("notifications", "list"), {"TRACKED_WALLETS": "0x123"}, "TRACKED_WALLETS"),
