@@ -68,6 +68,18 @@ class HexBytesType(TypeDecorator[str]):
         return None if value is None else decode(bytes(value))
 
 
+def length_check(column: str, length: int) -> str:
+    """PostgreSQL: the decoded string of ``column`` is at most ``length`` characters — what
+    ``VARCHAR(length)`` enforced before the column held bytes, so a value too long for it
+    is still refused by the database (a CHECK violation, dead-lettered like any bad row)."""
+    head = f"substring({column} from 1 for 1)"
+    return (
+        rf"CASE {head} WHEN '\x00'::bytea THEN octet_length({column}) <= {1 + (length - 2) // 2} "
+        rf"WHEN '\x01'::bytea THEN char_length(convert_from(substring({column} from 2), 'UTF8')) "
+        f"<= {length} ELSE char_length(convert_from({column}, 'UTF8')) <= {length} END"
+    )
+
+
 def HexBytes(length: int) -> TypeEngine[str]:
     """Bytes on PostgreSQL, ``VARCHAR(length)`` (the text as it is) on SQLite."""
     return HexBytesType().with_variant(String(length), "sqlite")

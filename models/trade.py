@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Index, Integer, PrimaryKeyConstraint, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Millis, Money
-from models.hexbytes import HexBytes
+from models.hexbytes import HexBytes, length_check
+
+# The most characters each hex column's string may have (what VARCHAR held before 0010).
+HEX_LENGTHS = {"hash": 66, "buyer": 42, "seller": 42}
 
 
 class TradeSnapshot(Base):
@@ -26,6 +36,10 @@ class TradeSnapshot(Base):
         # newest row (health), which needed a second B-tree on time before. A coin's
         # trades in a time window are that window's rows filtered by coin.
         PrimaryKeyConstraint("time", "coin", "tid"),
+        *(
+            CheckConstraint(length_check(c, n), name=f"{c}_length").ddl_if(dialect="postgresql")
+            for c, n in HEX_LENGTHS.items()
+        ),
         {"postgresql_partition_by": "RANGE (time)"},
     )
 

@@ -22,12 +22,15 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from models.hexbytes import length_check
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 HEX_COLUMNS = ("hash", "buyer", "seller")
+# As VARCHAR(n) did, CHECKs refuse strings longer than n characters (models/hexbytes.py).
 _LENGTH = {"hash": 66, "buyer": 42, "seller": 42}
 
 
@@ -61,7 +64,11 @@ def upgrade() -> None:
     op.execute("DROP INDEX ix_trade_snapshots_time")
     op.execute("ALTER TABLE trade_snapshots DROP CONSTRAINT pk_trade_snapshots")
     changes = ", ".join(f"ALTER COLUMN {c} TYPE bytea USING {_to_bytes(c)}" for c in HEX_COLUMNS)
-    op.execute(f"ALTER TABLE trade_snapshots {changes}")
+    checks = ", ".join(
+        f"ADD CONSTRAINT ck_trade_snapshots_{c}_length CHECK ({length_check(c, _LENGTH[c])})"
+        for c in HEX_COLUMNS
+    )
+    op.execute(f"ALTER TABLE trade_snapshots {changes}, {checks}")
     op.execute(
         "ALTER TABLE trade_snapshots ADD CONSTRAINT pk_trade_snapshots "
         "PRIMARY KEY (time, coin, tid)"
@@ -76,6 +83,8 @@ def downgrade() -> None:
             batch_op.create_index("ix_trade_snapshots_time", ["time"], unique=False)
         return
     op.execute("ALTER TABLE trade_snapshots DROP CONSTRAINT pk_trade_snapshots")
+    for c in HEX_COLUMNS:
+        op.execute(f"ALTER TABLE trade_snapshots DROP CONSTRAINT ck_trade_snapshots_{c}_length")
     changes = ", ".join(
         f"ALTER COLUMN {c} TYPE varchar({_LENGTH[c]}) USING {_to_text(c)}" for c in HEX_COLUMNS
     )
