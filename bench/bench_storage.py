@@ -12,6 +12,9 @@ migration, in the same run, and (when the cold tier exists) in Parquet.
    ``TradeRepository.add_batch`` (COPY), in the same batches.
 4. Both are ``VACUUM ANALYZE``d and measured with ``pg_total_relation_size`` summed over
    the day partitions (heap + indexes + TOAST), split into heap and each index.
+5. **cold**: every day of the "after" database is exported to Parquet by the cold tier's
+   real export (read, write, verify: domain/coldtier/export.py): bytes per trade of the
+   files and the export's rows/s.
 
     .venv/bin/python bench/bench_storage.py [--trades 1000000] [--rate 3000] [--batch 20000]
 """
@@ -23,6 +26,7 @@ import io
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -32,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Engine, create_engine, text
 
+from domain.coldtier.export import export_day
 from events import Trade
 from models import migrate
 from models.db import get_database
@@ -109,6 +114,19 @@ def load_after(url: str, trades: Sequence[Trade], batch: int) -> float:
     return len(trades) / seconds
 
 
+def export_cold(url: str, trades: Sequence[Trade]) -> tuple[int, float]:
+    """Every day of the trades exported to Parquet: (bytes of the files, rows/s)."""
+    db = get_database(load_settings(database_url=url))
+    total = 0
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hw-cold-") as cold:
+        for day in sorted({day_of(t.time) for t in trades}):
+            total += export_day(db, Path(cold), "trade_snapshots", day).bytes
+    seconds = time.perf_counter() - started
+    db.dispose()
+    return total, len(trades) / seconds
+
+
 def sizes(engine: Engine) -> dict[str, int]:
     """Bytes of trade_snapshots' partitions: total, heap (+TOAST, FSM, VM) and per index."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -182,6 +200,7 @@ def main() -> None:
             engine = create_engine(db.url)
             results[label] = sizes(engine)
             engine.dispose()
+        cold_bytes, export_rate = export_cold(after_db.url, trades)
     finally:
         before_db.close()
         after_db.close()
@@ -190,6 +209,12 @@ def main() -> None:
     b = report("before", results["before"], len(trades), args.rate)
     a = report("after", results["after"], len(trades), args.rate)
     print(f"after/before: {a / b:.2f}")
+    c = cold_bytes / len(trades)
+    print(
+        f"   cold: {c:6.1f} bytes/trade (Parquet, zstd); "
+        f"{c * args.rate * 86_400 / GB:5.1f} GB/day at {args.rate:,} trades/s; "
+        f"export (read, write, verify) {export_rate:,.0f} trades/s"
+    )
 
 
 if __name__ == "__main__":
