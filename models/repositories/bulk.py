@@ -18,7 +18,6 @@ what limits a worker.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -265,8 +264,8 @@ _NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-# A hex column's field as the fast path writes it: canonical hex, up to the field's end.
-_CANONICAL_FIELD = re.compile(r"\t0x(?:[0-9a-f]{2})*(?=[\t\n])")
+# Deletes what a canonical hex value is made of: a batch of them joined leaves nothing.
+_HEX_CHARS = str.maketrans("", "", "0123456789abcdefx")
 
 
 def copy_text(table: Table, columns: Sequence[str], values: Values) -> str:
@@ -296,8 +295,7 @@ def copy_text(table: Table, columns: Sequence[str], values: Values) -> str:
         hex_columns = _hex_columns(table, columns)
         if not hex_columns:
             return body
-        expected = len(values) * hex_columns
-        if body.count("\t0x") == expected and len(_CANONICAL_FIELD.findall(body)) == expected:
+        if _all_canonical_hex(body, values, columns, table, hex_columns):
             return body.replace("\t0x", "\t\\\\x00")
     encoders = [_copy_encoder(table.c[name]) for name in columns]
     return "".join(
@@ -337,6 +335,27 @@ def _hex_columns(table: Table, columns: Sequence[str]) -> int:
         elif isinstance(kind, String) and (kind.length is None or kind.length > 1) and index:
             return -1 if _has_hex(table, columns) else 0
     return hexes
+
+
+def _all_canonical_hex(
+    body: str, values: Values, columns: Sequence[str], table: Table, hex_columns: int
+) -> bool:
+    """Whether every hex field of the batch is canonical (``0x`` + lowercase digit pairs),
+    checked in C over whole columns, not per row in Python: one ``\\t0x`` a hex field
+    (so each value starts with it: no other column can hold one, see _hex_columns), and per
+    hex column, its values joined hold only ``0-9a-fx`` with one ``x`` a value (the
+    prefix's), and every length is even."""
+    if hex_columns < 0 or body.count("\t0x") != len(values) * hex_columns:
+        return False
+    for index, name in enumerate(columns):
+        if isinstance(table.c[name].type, hexbytes.HexBytesType):
+            column = list(map(itemgetter(index), values))
+            joined = "".join(column)
+            if joined.count("x") != len(column) or joined.translate(_HEX_CHARS):
+                return False
+            if any(n & 1 for n in set(map(len, column))):
+                return False
+    return True
 
 
 def _has_hex(table: Table, columns: Sequence[str]) -> bool:
