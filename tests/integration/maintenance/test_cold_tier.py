@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from domain.coldtier.export import export_day
+from domain.coldtier.query import query
 from events import Trade
 from models.cold_export import ColdExport
 from models.db import Database
@@ -151,3 +153,24 @@ def test_given_an_unwritable_cold_dir_when_retained_then_the_partition_stays_and
         assert str(check.status) == "healthy"
     finally:
         probe.close()
+
+
+def test_given_a_day_exported_but_kept_when_queried_with_hot_rows_then_counted_once(
+    pg_database: Database, tmp_path: Path
+) -> None:
+    # Given an old day exported (its partition not dropped) and a newer day only in the database
+    newer = Trade("BTC", T0 + 3 * 86_400_000, 9, D("1.25"), D("2"), "B", "0x" + "cd" * 32)
+    with pg_database.session() as s:
+        TradeRepository(s).add_batch([*trades()[:3], newer])
+    export_day(pg_database, tmp_path, "trade_snapshots", DAY)
+    # When queried over the files and the database's rows
+    result = query(
+        tmp_path, "SELECT tid, px FROM trade_snapshots ORDER BY tid", pg_database, hot_since_ms=0
+    )
+    # Then each trade is there once, amounts exact
+    assert [r[0] for r in result.rows] == [1, 2, 3, 9]
+    assert result.rows[1][1] == D("3000.123456789012345678") and result.rows[3][1] == D("1.25")
+    # And the files alone hold the exported day only
+    assert [r[0] for r in query(tmp_path, "SELECT tid FROM trade_snapshots ORDER BY 1").rows] == [
+        1, 2, 3,
+    ]  # fmt: skip
