@@ -7,9 +7,10 @@ migration, in the same run, and (when the cold tier exists) in Parquet.
    as a live feed at that rate would.
 2. **before**: a fresh database migrated to ``--before`` (0009, the schema before compact
    rows) is loaded by COPY of the rows as the code of that schema wrote them (``0x…`` text),
-   in batches of ``--batch``.
+   in batches of ``--batch``; and, interleaved, a database at head by COPY of the text the
+   head's write path renders (prepared ahead): the database's side, before and after, twice.
 3. **after**: a fresh database migrated to head is loaded through the real write path,
-   ``TradeRepository.add_batch`` (COPY), in the same batches.
+   ``TradeRepository.add_batch`` (COPY), in the same batches; its sizes are reported.
 4. Both are ``VACUUM ANALYZE``d and measured with ``pg_total_relation_size`` summed over
    the day partitions (heap + indexes + TOAST), split into heap and each index.
 5. **cold**: every day of the "after" database is exported to Parquet by the cold tier's
@@ -87,6 +88,28 @@ def load_before(url: str, trades: Sequence[Trade], batch: int) -> float:
     with engine.begin() as conn:
         ensure_partitions(conn, "trade_snapshots", {day_of(t.time) for t in trades})
     chunks = [old_copy_text(chunk) for chunk in batches(trades, batch)]
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        started = time.perf_counter()
+        for chunk in chunks:
+            cursor.copy_expert(f"COPY trade_snapshots ({COLUMNS}) FROM STDIN", io.BytesIO(chunk))
+            raw.commit()
+        seconds = time.perf_counter() - started
+    finally:
+        raw.close()
+    engine.dispose()
+    return len(trades) / seconds
+
+
+def load_after_copy(url: str, trades: Sequence[Trade], batch: int) -> float:
+    """COPY into the head schema of the text its write path renders (prepared ahead, as the
+    archive import does), a transaction a batch; returns trades/s (COPY only): the
+    database's side, comparable with :func:`load_before`."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        ensure_partitions(conn, "trade_snapshots", {day_of(t.time) for t in trades})
+    chunks = [TradeRepository.prepare(chunk).copy_data for chunk in batches(trades, batch)]
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -189,11 +212,23 @@ def main() -> None:
         f"generated {len(trades):,} trades over {span_s:,.0f} s of exchange time "
         f"in {time.perf_counter() - started:.1f} s"
     )
-    before_db, after_db = PostgresDatabase(), PostgresDatabase()
+    before_db, after_db, copy_db = PostgresDatabase(), PostgresDatabase(), PostgresDatabase()
     try:
         migrate.upgrade(load_settings(database_url=before_db.url), args.before)
         migrate.upgrade(load_settings(database_url=after_db.url))
-        before_rate = load_before(before_db.url, trades, args.batch)
+        migrate.upgrade(load_settings(database_url=copy_db.url))
+        # Plain COPY before and after, twice interleaved (the machine is shared): the
+        # database's side of the write path; then the whole write path at head.
+        before_rates, copy_rates = [], []
+        for round_ in range(2):
+            if round_:
+                for db in (before_db, copy_db):
+                    engine = create_engine(db.url)
+                    with engine.begin() as conn:
+                        conn.execute(text("TRUNCATE trade_snapshots"))
+                    engine.dispose()
+            before_rates.append(load_before(before_db.url, trades, args.batch))
+            copy_rates.append(load_after_copy(copy_db.url, trades, args.batch))
         after_rate = load_after(after_db.url, trades, args.batch)
         results = {}
         for label, db in (("before", before_db), ("after", after_db)):
@@ -204,8 +239,14 @@ def main() -> None:
     finally:
         before_db.close()
         after_db.close()
-    print(f"load: before (plain COPY) {before_rate:,.0f} trades/s; after (add_batch) "
-          f"{after_rate:,.0f} trades/s")  # fmt: skip
+        copy_db.close()
+    print(
+        "plain COPY (two interleaved rounds), trades/s: before "
+        + " / ".join(f"{r:,.0f}" for r in before_rates)
+        + "; after "
+        + " / ".join(f"{r:,.0f}" for r in copy_rates)
+        + f"\nafter, the whole write path (prepare + add_batch): {after_rate:,.0f} trades/s"
+    )
     b = report("before", results["before"], len(trades), args.rate)
     a = report("after", results["after"], len(trades), args.rate)
     print(f"after/before: {a / b:.2f}")
