@@ -13,7 +13,9 @@ the old file or the new one, never a partial one) and the day recorded ``exporte
 
 Idempotent and resumable: a day recorded ``exported`` or ``dropped`` whose file is there
 with the recorded size is not exported again; a temporary file left by an interrupted run
-is overwritten. Any failure — an unwritable directory, a full disk, a value Parquet's exact
+is overwritten. Rows that come back for a dropped day (a late replay, an archive import of
+old hours: workers create the partition again) are exported again *merged* with the day's
+file — the union, each key once — so an earlier export is never overwritten by a part. Any failure — an unwritable directory, a full disk, a value Parquet's exact
 decimal cannot hold, a checksum mismatch — records the day ``failed`` with the reason and
 raises :class:`ExportFailed`; nothing is dropped, and health reports failed days.
 
@@ -65,6 +67,9 @@ class ExportResult:
     checksum: str
     skipped: bool = False  # already exported and verified by an earlier run
     seconds: float = 0.0
+    # Rows the partition held (the file may hold more: rows of an earlier export of the day,
+    # merged); None when skipped (then the file's rows are what the partition must hold).
+    partition_rows: int | None = None
 
 
 def file_for(cold_dir: Path, table: str, day: dt.date) -> Path:
@@ -118,17 +123,30 @@ def _record(database: Database, table: str, day: dt.date, **values: Any) -> None
 
 
 def _already_done(database: Database, table: str, day: dt.date, path: Path) -> ColdExport | None:
+    """The record of an earlier export that needs no new one: ``exported`` (verified, the
+    partition not yet dropped), or ``dropped`` with no row of the day back in the database;
+    either with its file there at the recorded size."""
     row = recorded(database, table, day)
     if row is None or row.status not in ("exported", "dropped"):
         return None
-    if row.rows == 0 and not row.path:
-        return row  # an empty day: no file
-    try:
-        if Path(row.path) == path and path.stat().st_size == row.bytes:
-            return row
-    except OSError:
-        return None
-    return None
+    if row.rows or row.path:
+        try:
+            if Path(row.path) != path or path.stat().st_size != row.bytes:
+                return None
+        except OSError:
+            return None
+    if row.status == "exported" or not _day_rows(database, table, day):
+        return row
+    return None  # rows came back for a dropped day: export again, merged with the file
+
+
+def _day_rows(database: Database, table: str, day: dt.date) -> int:
+    model = table_of(table)
+    low = day_start_ms(day)
+    with database.engine.connect() as conn:
+        stmt = select(func.count()).select_from(model)
+        stmt = stmt.where((model.c.time >= low) & (model.c.time < low + DAY_MS))
+        return int(conn.execute(stmt).scalar_one())
 
 
 def export_day(database: Database, cold_dir: Path, table: str, day: dt.date) -> ExportResult:
@@ -140,7 +158,7 @@ def export_day(database: Database, cold_dir: Path, table: str, day: dt.date) -> 
         return ExportResult(table, day, path, done.rows, done.bytes, done.checksum, skipped=True)
     started = dt.datetime.now(dt.UTC)
     try:
-        rows, checksum = _write_verified(database, path, table, day)
+        rows, checksum, partition_rows = _write_verified(database, path, table, day)
         size = path.stat().st_size if rows else 0
     except Exception as exc:  # every failure is recorded and keeps the partition
         reason = (
@@ -156,10 +174,15 @@ def export_day(database: Database, cold_dir: Path, table: str, day: dt.date) -> 
     )  # fmt: skip
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     log.info("cold export %s %s: %d rows, %d bytes in %.1f s", table, day, rows, size, seconds)
-    return ExportResult(table, day, path, rows, size, checksum, seconds=seconds)
+    return ExportResult(
+        table, day, path, rows, size, checksum, seconds=seconds, partition_rows=partition_rows
+    )
 
 
-def _write_verified(database: Database, path: Path, table: str, day: dt.date) -> tuple[int, str]:
+def _write_verified(
+    database: Database, path: Path, table: str, day: dt.date
+) -> tuple[int, str, int]:
+    """Write the day's file; returns (rows in the file, its checksum, rows of the partition)."""
     model = table_of(table)
     arrow_schema = schema(model)
     low = day_start_ms(day)
@@ -177,7 +200,7 @@ def _write_verified(database: Database, path: Path, table: str, day: dt.date) ->
                     conn.execute(select(func.count()).select_from(model).where(in_day)).scalar_one()
                 )
                 if not expected:
-                    return 0, "0:0"
+                    return 0, "0:0", 0
                 path.parent.mkdir(parents=True, exist_ok=True)
                 result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
                     select(*model.columns).where(in_day).order_by(*order)
@@ -200,13 +223,54 @@ def _write_verified(database: Database, path: Path, table: str, day: dt.date) ->
                 f"the file does not verify: {file_rows} rows, checksum {file_total}; "
                 f"the database's: {written} rows, checksum {total}"
             )
+        file_rows, file_total = written, total
+        if path.exists():
+            # A file from an earlier export of this day: its partition was dropped, and rows
+            # came back since (a late replay, an archive import of old hours). Keep both.
+            file_rows, file_total = _merge(con, table, temporary, path)
         _fsync(temporary)
         os.replace(temporary, path)
         _fsync(path.parent)
     finally:
         con.close()
         temporary.unlink(missing_ok=True)
-    return written, f"{written}:{total}"
+    return file_rows, f"{file_rows}:{file_total}", written
+
+
+def _quoted_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _merge(con: duckdb.DuckDBPyConnection, table: str, fresh: Path, old: Path) -> tuple[int, int]:
+    """Rewrite ``fresh`` as the union of itself and ``old`` with each key once (a key is one
+    trade, whichever file holds it), sorted as an export is, and verify it: (rows, checksum).
+    ``old`` is only read; the caller renames ``fresh`` over it."""
+    model = table_of(table)
+    columns = ", ".join(f'"{c.name}"' for c in model.columns)
+    key = ", ".join(f'"{c}"' for c in key_columns(model))
+    distinct = (
+        f"SELECT {columns} FROM (SELECT {columns}, 0 AS _src FROM read_parquet({_quoted_path(fresh)}) "  # noqa: S608
+        f"UNION ALL SELECT {columns}, 1 AS _src FROM read_parquet({_quoted_path(old)})) "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _src) = 1"
+    )
+    expected = con.execute(
+        f"SELECT count(*), coalesce(sum(hash({key})), 0) FROM ({distinct})"  # noqa: S608
+    ).fetchall()[0]
+    merged = fresh.with_name(fresh.name + ".merged")
+    try:
+        con.execute(
+            f"COPY (SELECT * FROM ({distinct}) ORDER BY {key}) TO {_quoted_path(merged)} "  # noqa: S608
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {BATCH_ROWS})"
+        )
+        rows, total = checksum_of(merged, table, con)
+        if (rows, total) != (int(expected[0]), int(expected[1])):
+            raise ExportFailed(
+                f"the merged file does not verify: {rows} rows, expected {expected[0]}"
+            )
+        os.replace(merged, fresh)
+    finally:
+        merged.unlink(missing_ok=True)
+    return rows, total
 
 
 def _fsync(path: Path) -> None:
@@ -238,7 +302,8 @@ def export_and_drop(database: Database, cold_dir: Path, table: str, day: dt.date
     partition. Raises ExportFailed (partition kept) when the export fails."""
     result = export_day(database, cold_dir, table, day)
     with database.engine.begin() as conn:
-        dropped = drop_exported(conn, table, day, result.rows)
+        expected = result.rows if result.partition_rows is None else result.partition_rows
+        dropped = drop_exported(conn, table, day, expected)
     if not dropped:
         # Rows arrived after the export: export the day again next run, then drop it.
         _record(database, table, day, status="failed", path=str(result.path),

@@ -174,3 +174,30 @@ def test_given_a_day_exported_but_kept_when_queried_with_hot_rows_then_counted_o
     assert [r[0] for r in query(tmp_path, "SELECT tid FROM trade_snapshots ORDER BY 1").rows] == [
         1, 2, 3,
     ]  # fmt: skip
+
+
+def test_given_rows_back_for_a_dropped_day_when_retained_again_then_the_file_keeps_both(
+    pg_database: Database, tmp_path: Path
+) -> None:
+    # Given a day exported and dropped
+    first = trades()[:3]
+    with pg_database.session() as s:
+        TradeRepository(s).add_batch(first)
+    settings = load_settings(database_url=pg_database.url, cold_dir=tmp_path)
+    retain = Retention(pg_database, settings, clock=ManualClock.at(NOW))
+    assert f"trade_snapshots_p{DAY:%Y%m%d}" in retain.run("trade_snapshots").dropped_partitions
+    # When rows of that day come back (an archive import of old hours: one trade already in
+    # the file, one new) and retention runs again
+    late = Trade("ETH", T0 + 5, 50, D("2999.5"), D("0.25"), "B", "0x" + "ef" * 32)
+    with pg_database.session() as s:
+        TradeRepository(s).add_batch([first[0], late])
+    again = retain.run("trade_snapshots")
+    # Then the day's file holds the union, each trade once, and the partition is gone again
+    assert again.export_failures == () and len(again.dropped_partitions) == 1
+    back = query(tmp_path, "SELECT tid, px FROM trade_snapshots ORDER BY tid").rows
+    assert back == [(1, D("117342.5")), (2, D("3000.123456789012345678")), (3, D("0.000012345")),
+                    (50, D("2999.5"))]  # fmt: skip
+    assert stored_rows(pg_database) == []
+    with pg_database.session() as s:
+        record = s.get(ColdExport, ("trade_snapshots", DAY))
+        assert record is not None and record.status == "dropped" and record.rows == 4
