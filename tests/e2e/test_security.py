@@ -876,6 +876,11 @@ AUDITED_SQL_FORMATTING = {
     # CREATE TEMP TABLE / TRUNCATE / COPY … FROM STDIN into the staging table (its INSERT …
     # SELECT, built by _stage_and_insert, is executed and counted in insert_ignore_values).
     ("models/repositories/bulk.py", "_stage"): 3,
+    # 0010: ALTER TABLE trade_snapshots ALTER COLUMN <c> TYPE … USING …, ADD/DROP CONSTRAINT
+    # ck_trade_snapshots_<c>_length: <c> from the migration's constant HEX_COLUMNS, lengths
+    # from its constant _LENGTH (ints).
+    ("models/migrations/versions/0010_compact_trades.py", "upgrade"): 1,
+    ("models/migrations/versions/0010_compact_trades.py", "downgrade"): 2,
 }
 SQL_ROOTS = ("models", "tasks", "workers")
 _RAW_SQL_METHODS = {"exec_driver_sql", "copy_expert", "copy_from", "executescript"}
