@@ -465,6 +465,12 @@ class Settings(BaseSettings):
     retention_max_runtime_s: float = Field(
         30.0, gt=0, description="Cap on one retention run (chunked deletes)."
     )
+    cold_dir: Path | None = Field(
+        None,
+        description="The cold tier: a directory where retention exports each day partition to "
+        "Parquet (one file per table per day, verified) before dropping it; a failed export "
+        "keeps the partition. Unset: retention drops days without exporting them.",
+    )
     asset_context_bucket_s: int = Field(
         60, ge=1, le=3600, description="Keep one asset context per coin per this many seconds."
     )
@@ -701,7 +707,7 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("record_dir", mode="before")
+    @field_validator("record_dir", "cold_dir", mode="before")
     @classmethod
     def _record_dir(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

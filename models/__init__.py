@@ -9,6 +9,7 @@ from models.api_key import ApiKey
 from models.archive_import import ArchiveImport
 from models.asset_context import AssetContextSnapshot
 from models.base import Base
+from models.cold_export import ColdExport
 from models.dead_letter import DeadLetter
 from models.fill import UserFill
 from models.gap import Gap
@@ -28,6 +29,7 @@ __all__ = [
     "ArchiveImport",
     "AssetContextSnapshot",
     "Base",
+    "ColdExport",
     "DeadLetter",
     "FundingRate",
     "Gap",

@@ -96,20 +96,30 @@ def list_partitions(conn: Connection, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def drop_older_than(conn: Connection, table: str, cutoff: dt.date) -> list[str]:
-    """Drop whole day partitions that end on or before ``cutoff``'s start."""
+def days_older_than(conn: Connection, table: str, cutoff: dt.date) -> list[dt.date]:
+    """The days of ``table``'s partitions that end on or before ``cutoff``'s start, oldest
+    first."""
     _check_table(table)
     if not is_postgres(conn):
         return []
-    quote = conn.dialect.identifier_preparer.quote
-    dropped = []
     prefix = f"{table}_p"
+    days = []
     for name in list_partitions(conn, table):
         suffix = name.removeprefix(prefix)
         if not (len(suffix) == 8 and suffix.isdigit()):
             continue
         day = dt.date(int(suffix[:4]), int(suffix[4:6]), int(suffix[6:]))
         if day < cutoff:
-            conn.execute(text(f"DROP TABLE {quote(name)}"))
-            dropped.append(name)
+            days.append(day)
+    return sorted(days)
+
+
+def drop_older_than(conn: Connection, table: str, cutoff: dt.date) -> list[str]:
+    """Drop whole day partitions that end on or before ``cutoff``'s start."""
+    quote = conn.dialect.identifier_preparer.quote
+    dropped = []
+    for day in days_older_than(conn, table, cutoff):
+        name = partition_name(table, day)
+        conn.execute(text(f"DROP TABLE {quote(name)}"))
+        dropped.append(name)
     return dropped

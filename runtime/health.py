@@ -24,6 +24,9 @@ What the statuses mean, per check (thresholds are ``HEALTH_*`` settings):
 - ``gaps``: degraded while a gap not yet filled (open, or only partly healed) touches the
   last ``HEALTH_GAP_WINDOW_S``: the record of that time may be incomplete until healing or
   an archive import fills it (``hyperwatch gaps --open``).
+- ``cold``: degraded while a day's export to the cold tier is recorded ``failed``
+  (``cold_exports``): retention keeps that day's partition and tries again each run; the
+  reason is in the check (runbook: docs/OPERATIONS.md, "export failing").
 - ``beat``: degraded when no beat holds the schedule lock — retention, partitions ahead,
   the outbox sweeper and position polling have stopped, data still flows.
 
@@ -48,6 +51,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from models.asset_context import AssetContextSnapshot
+from models.cold_export import ColdExport
 from models.db import Database, get_database
 from models.fill import UserFill
 from models.position import PositionSnapshot
@@ -57,6 +61,7 @@ from runtime import heartbeat, keys
 from runtime.brokers import Broker, for_settings
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.metrics import (
+    COLD_EXPORT_FAILURES,
     DB_LATENCY,
     GAP_SECONDS,
     GAPS_UNFILLED,
@@ -146,9 +151,14 @@ class Measurements:
     beat_holder: str | Failure | None
     gaps: GapSummary | Failure | None = None  # None: not measured (older snapshots)
     feeds: dict[str, FeedLeadership] | Failure | None = None  # None: not measured
+<<<<<<< HEAD
     # host:port of the primary behind Sentinel; None: a plain Redis (one node, nothing to name)
     redis_primary: str | Failure | None = None
     broker_primary: str | Failure | None = None
+=======
+    # "table day: error" of each day whose cold-tier export is recorded failed
+    cold_failures: list[str] | Failure | None = None  # None: not measured
+>>>>>>> wt-storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +279,7 @@ class Probe:
             beat_holder=cache_read(self._beat_holder),
             gaps=db_latency if isinstance(db_latency, Failure) else _measure(self._gaps),
             feeds=cache_read(self._feeds),
+<<<<<<< HEAD
             redis_primary=self._cache_primary(),
             broker_primary=(None if not self.broker_separate else _measure(self.broker.primary)),
         )
@@ -277,6 +288,21 @@ class Probe:
         started = time.perf_counter()
         self.broker.ping()
         return time.perf_counter() - started
+=======
+            cold_failures=(
+                db_latency if isinstance(db_latency, Failure) else _measure(self._cold_failures)
+            ),
+        )
+
+    def _cold_failures(self) -> list[str]:
+        with self.database.engine.connect() as conn:
+            rows = conn.execute(
+                select(ColdExport.table_name, ColdExport.day, ColdExport.error)
+                .where(ColdExport.status == "failed")
+                .order_by(ColdExport.day, ColdExport.table_name)
+            )
+            return [f"{table} {day}: {error or ''}"[:300] for table, day, error in rows]
+>>>>>>> wt-storage
 
     def _newest_rows(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
@@ -375,7 +401,23 @@ def judge(m: Measurements, settings: Settings) -> HealthReport:
         checks.append(check_gaps(m, settings))
     if m.feeds is not None:
         checks.append(check_ingesters(m))
+    if m.cold_failures is not None:
+        checks.append(check_cold_tier(m))
     return HealthReport(m.time_ms, tuple(checks))
+
+
+def check_cold_tier(m: Measurements) -> Check:
+    if isinstance(m.cold_failures, Failure) or m.cold_failures is None:
+        error = m.cold_failures.error if isinstance(m.cold_failures, Failure) else "not measured"
+        return Check("cold", Status.UNHEALTHY, f"cannot read the cold tier record: {error}")
+    failures = m.cold_failures
+    if failures:
+        reason = (
+            f"{len(failures)} day(s) not exported to the cold tier, partitions kept: "
+            f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        )
+        return Check("cold", Status.DEGRADED, reason, {"failed": failures})
+    return Check("cold", Status.HEALTHY, "no failed export", {"failed": []})
 
 
 def check_database(m: Measurements, settings: Settings) -> Check:
@@ -558,6 +600,7 @@ SNAPSHOT_DEFS: tuple[MetricDef, ...] = (
     WORKER_MEMORY,
     GAPS_UNFILLED,
     GAP_SECONDS,
+    COLD_EXPORT_FAILURES,
     HEALTH_STATUS,
 )
 
@@ -596,6 +639,8 @@ def _samples(m: Measurements, report: HealthReport, settings: Settings) -> Itera
             for status in ("open", "healed", "unrecoverable"):
                 value = m.gaps.seconds.get((stream, status), 0.0)
                 yield GAP_SECONDS.name, value, {"stream": stream, "status": status}
+    if isinstance(m.cold_failures, list):
+        yield COLD_EXPORT_FAILURES.name, float(len(m.cold_failures)), {}
     for check in report.checks:
         yield HEALTH_STATUS.name, float(check.status), {"check": check.name}
     yield HEALTH_STATUS.name, float(report.status), {"check": "overall"}

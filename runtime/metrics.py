@@ -258,6 +258,12 @@ GAPS_UNFILLED = MetricDef(
     "Gaps not yet filled (open or partial) touching the last HEALTH_GAP_WINDOW_S, per stream.",
     ("stream",),
 )
+COLD_EXPORT_FAILURES = MetricDef(
+    "hyperwatch_cold_export_failures",
+    "gauge",
+    "Days whose export to the cold tier failed (their partitions are kept); health is "
+    "degraded while above zero.",
+)
 GAP_SECONDS = MetricDef(
     "hyperwatch_gap_seconds",
     "gauge",
@@ -336,6 +342,7 @@ ALL: tuple[MetricDef, ...] = (
     WORKER_MEMORY,
     GAPS_UNFILLED,
     GAP_SECONDS,
+    COLD_EXPORT_FAILURES,
     HEALTH_STATUS,
 )
 

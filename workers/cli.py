@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "gaps": "workers.commands.gaps:gaps",
     "replay": "workers.replay.cli:replay",
     "api": "workers.api.command:api",
+    "export": "workers.commands.coldtier:export",
+    "history": "workers.commands.coldtier:history",
 }
 
 EXIT_USAGE = 2

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     Numeric,
+    String,
     Table,
     select,
     text,
@@ -39,6 +40,8 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+
+from models import hexbytes
 
 Values = Sequence[tuple[Any, ...]]
 
@@ -261,6 +264,10 @@ _NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+# Deletes what a canonical hex value is made of: a batch of them joined leaves nothing.
+_HEX_CHARS = str.maketrans("", "", "0123456789abcdefx")
+
+
 def copy_text(table: Table, columns: Sequence[str], values: Values) -> str:
     """``values`` as COPY text-format input.
 
@@ -270,6 +277,11 @@ def copy_text(table: Table, columns: Sequence[str], values: Values) -> str:
     one newline per row, no carriage return, no backslash and no "None". Only a batch that
     fails the check (a NULL, or a value holding one of those) is written again value by
     value, with ``\\N`` for NULL and escaping.
+
+    Hex columns (``bytea``, models/hexbytes.py): when every one of their values in the batch
+    is canonical hex (``0x`` + lowercase digit pairs: real hashes and addresses), one
+    ``replace`` turns each ``\t0x`` into ``\t\\\\x00`` — bytea hex input of the encoding
+    (tag 00, then the digits). Any other value sends the batch the value-by-value way.
     """
     line = "\t".join(["%s"] * len(columns)) + "\n"
     body = "".join([line % row for row in values])
@@ -280,7 +292,11 @@ def copy_text(table: Table, columns: Sequence[str], values: Values) -> str:
         and body.count("\t") == len(values) * (len(columns) - 1)
         and body.count("\n") == len(values)
     ):
-        return body
+        hex_columns = _hex_columns(table, columns)
+        if not hex_columns:
+            return body
+        if _all_canonical_hex(body, values, columns, table, hex_columns):
+            return body.replace("\t0x", "\t\\\\x00")
     encoders = [_copy_encoder(table.c[name]) for name in columns]
     return "".join(
         "\t".join([encode(v) for encode, v in zip(encoders, row, strict=True)]) + "\n"
@@ -300,7 +316,55 @@ def _copy_text(value: Any) -> str:
     return _NULL if value is None else str(value).translate(_COPY_ESCAPES)
 
 
+def _copy_hex(value: Any) -> str:
+    return _NULL if value is None else hexbytes.copy_field(value)
+
+
+def _hex_columns(table: Table, columns: Sequence[str]) -> int:
+    """How many of ``columns`` are hex (bytea) columns, when the fast path may rewrite their
+    fields by their ``\\t0x`` prefix: none first (no tab before it), and no other column
+    able to hold text starting with ``0x`` (numbers, one-character text). Else 0, and the
+    caller's check fails for any hex value (``0x…`` would be counted but not rewritten)."""
+    hexes = 0
+    for index, name in enumerate(columns):
+        kind = table.c[name].type
+        if isinstance(kind, hexbytes.HexBytesType):
+            if index == 0:
+                return -1
+            hexes += 1
+        elif isinstance(kind, String) and (kind.length is None or kind.length > 1) and index:
+            return -1 if _has_hex(table, columns) else 0
+    return hexes
+
+
+def _all_canonical_hex(
+    body: str, values: Values, columns: Sequence[str], table: Table, hex_columns: int
+) -> bool:
+    """Whether every hex field of the batch is canonical (``0x`` + lowercase digit pairs),
+    checked in C over whole columns, not per row in Python: one ``\\t0x`` a hex field
+    (so each value starts with it: no other column can hold one, see _hex_columns), and per
+    hex column, its values joined hold only ``0-9a-fx`` with one ``x`` a value (the
+    prefix's), and every length is even."""
+    if hex_columns < 0 or body.count("\t0x") != len(values) * hex_columns:
+        return False
+    for index, name in enumerate(columns):
+        if isinstance(table.c[name].type, hexbytes.HexBytesType):
+            column = list(map(itemgetter(index), values))
+            joined = "".join(column)
+            if joined.count("x") != len(column) or joined.translate(_HEX_CHARS):
+                return False
+            if any(n & 1 for n in set(map(len, column))):
+                return False
+    return True
+
+
+def _has_hex(table: Table, columns: Sequence[str]) -> bool:
+    return any(isinstance(table.c[n].type, hexbytes.HexBytesType) for n in columns)
+
+
 def _copy_encoder(column: Column[Any]) -> Callable[[Any], str]:
+    if isinstance(column.type, hexbytes.HexBytesType):
+        return _copy_hex
     if isinstance(column.type, Integer | Numeric):
         return _copy_number
     if isinstance(column.type, Boolean):

@@ -4,6 +4,9 @@
   cutoff are dropped — no row-by-row delete, no bloat, no vacuum debt. The drop waits for
   its lock at most 5 s (a DROP queued behind a long insert would otherwise
   block every insert queued behind *it*); a run that times out is retried by the next one.
+  With ``COLD_DIR`` set, each day is first exported to Parquet and verified
+  (domain/coldtier/export.py); a day whose export fails keeps its partition, is recorded
+  ``failed`` (health reports it) and is tried again by the next run.
 - Everything else (and every table on SQLite): deletes in chunks of ``chunk_size`` rows by
   primary key, each chunk its own short transaction, until nothing old is left or
   ``RETENTION_MAX_RUNTIME_S`` is spent. A run stopped by the cap reports
@@ -26,9 +29,10 @@ from typing import Any, Literal
 from celery import Task, shared_task
 from sqlalchemy import ColumnElement, Table, delete, or_, select, text, tuple_
 
+from domain.coldtier.export import ExportFailed, export_and_drop
 from models import PARTITIONED_TABLES, Base
 from models.db import Database, get_database
-from models.partitions import drop_older_than
+from models.partitions import days_older_than, drop_older_than, partition_name
 from models.repositories.snapshots import forget_known_partitions
 from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 from settings import Settings
@@ -103,6 +107,7 @@ class RetentionResult:
     dropped_partitions: tuple[str, ...] = ()
     deleted_rows: int = 0
     complete: bool = True
+    export_failures: tuple[str, ...] = ()  # "day: reason" of each day kept (cold tier)
 
 
 class Retention:
@@ -131,15 +136,40 @@ class Retention:
         return self._delete_chunks(policy, cutoff)
 
     def _drop_partitions(self, policy: Policy, cutoff: dt.datetime) -> RetentionResult:
-        with self.database.engine.begin() as conn:
-            conn.execute(_LOCK_TIMEOUT)
-            dropped = drop_older_than(conn, policy.table, cutoff.date())
+        failures: list[str] = []
+        if self.settings.cold_dir is not None:
+            dropped = self._export_and_drop(policy.table, cutoff.date(), failures)
+        else:
+            with self.database.engine.begin() as conn:
+                conn.execute(_LOCK_TIMEOUT)
+                dropped = drop_older_than(conn, policy.table, cutoff.date())
         if dropped:
             # This process must not believe those days still exist (it would skip creating
             # one again for a late row); other processes only ever write far newer days.
             forget_known_partitions()
             log.info("retention %s: dropped %s", policy.table, ", ".join(dropped))
-        return RetentionResult(policy.table, cutoff, dropped_partitions=tuple(dropped))
+        return RetentionResult(
+            policy.table,
+            cutoff,
+            dropped_partitions=tuple(dropped),
+            complete=not failures,
+            export_failures=tuple(failures),
+        )
+
+    def _export_and_drop(self, table: str, cutoff: dt.date, failures: list[str]) -> list[str]:
+        """Each old day exported to the cold tier, then dropped; a failed day is kept."""
+        assert self.settings.cold_dir is not None
+        with self.database.engine.connect() as conn:
+            days = days_older_than(conn, table, cutoff)
+        dropped = []
+        for day in days:
+            try:
+                export_and_drop(self.database, self.settings.cold_dir, table, day)
+            except ExportFailed as exc:
+                failures.append(f"{day}: {exc}")
+                continue
+            dropped.append(partition_name(table, day))
+        return dropped
 
     def _delete_chunks(self, policy: Policy, cutoff: dt.datetime) -> RetentionResult:
         table = _table(policy.table)
@@ -186,4 +216,5 @@ def retention(self: Task, table: str) -> dict[str, Any]:
         "dropped_partitions": list(result.dropped_partitions),
         "deleted_rows": result.deleted_rows,
         "complete": result.complete,
+        "export_failures": list(result.export_failures),
     }

@@ -133,7 +133,8 @@ OVERSIZE_TRADES = 25_000  # ≈ 5.5 MB of JSON in one message
 
 
 def oversize_batch() -> dict[str, Any]:
-    """Megabytes of good trades whose very last one the database refuses (hash too long):
+    """Megabytes of good trades whose very last one the database refuses (hash too long: its
+    bytes break the CHECK that holds it to 66 characters, as VARCHAR(66) did):
     the COPY fails at the end, so any partial write would show."""
     payload = trades_payload(make_trades(OVERSIZE_TRADES))
     payload["events"][-1][Trade._fields.index("hash")] = "0x" + "ab" * 40
@@ -211,7 +212,7 @@ POISON: tuple[Poison, ...] = (
     Poison("NUL in coin", "persist.asset_contexts", good("asset_contexts", {**CONTEXT, "coin": "B\x00"}),
            "0x00"),
     Poison("oversize batch", "persist.trades", oversize_batch(),
-           "value too long for type character varying(66)"),
+           'violates check constraint "ck_trade_snapshots_hash_length"'),
 )  # fmt: skip
 
 

@@ -41,12 +41,13 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from domain.notify.channels.base import DeliveryContext, post_json
 from domain.notify.egress import EgressRefused, resolve_target
 from models.db import Database
+from models.trade import TradeSnapshot
 from runtime import lifecycle
 from settings import load_settings
 from tasks.application import create_app
@@ -745,7 +746,9 @@ def test_given_injection_strings_as_data_when_every_specific_repository_method_t
                        "user_id <> :u", v=short, u=user_id) == (short.lower(), short)  # fmt: skip
             assert one("SELECT task, reason FROM dead_letters WHERE task = :v", v=value) == (
                 value, value)  # fmt: skip
-            assert one("SELECT coin, hash, buyer FROM trade_snapshots WHERE tid = :n", n=n) == (
+            # trades' hash and buyer are bytes: read through the model's column types
+            t = TradeSnapshot
+            assert conn.execute(select(t.coin, t.hash, t.buyer).where(t.tid == n)).one() == (
                 short, short, short)  # fmt: skip
             assert one("SELECT coin FROM asset_context_snapshots WHERE coin = :v", v=short) == (
                 short,
@@ -873,6 +876,11 @@ AUDITED_SQL_FORMATTING = {
     # CREATE TEMP TABLE / TRUNCATE / COPY … FROM STDIN into the staging table (its INSERT …
     # SELECT, built by _stage_and_insert, is executed and counted in insert_ignore_values).
     ("models/repositories/bulk.py", "_stage"): 3,
+    # 0010: ALTER TABLE trade_snapshots ALTER COLUMN <c> TYPE … USING …, ADD/DROP CONSTRAINT
+    # ck_trade_snapshots_<c>_length: <c> from the migration's constant HEX_COLUMNS, lengths
+    # from its constant _LENGTH (ints).
+    ("models/migrations/versions/0010_compact_trades.py", "upgrade"): 1,
+    ("models/migrations/versions/0010_compact_trades.py", "downgrade"): 2,
 }
 SQL_ROOTS = ("models", "tasks", "workers")
 _RAW_SQL_METHODS = {"exec_driver_sql", "copy_expert", "copy_from", "executescript"}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from models import PARTITIONED_TABLES, Base, migrate
 from models.db import get_database
+from models.partitions import day_of, ensure_partitions
+from models.trade import TradeSnapshot
 from settings import load_settings
 from tests.support.services import PostgresDatabase
 
@@ -147,5 +150,79 @@ def test_given_a_digested_notification_when_0009_goes_down_then_it_stays_as_sent
     database = PostgresDatabase()
     try:
         _digests_migration(database.url)
+    finally:
+        database.close()
+
+
+# Trades as the 0009 schema stored them: canonical hex, and the odd values live input,
+# tests and old rows hold (upper case, odd length, not hex, no address).
+_TRADE_ROWS = [
+    ("BTC", 1_754_006_400_000, 1, "117342.5", "0.00123", "B", "0x" + "ab" * 32,
+     "0x" + "5b" * 20, "0x" + "0a" * 20),
+    ("ETH", 1_754_006_400_001, 2, "3000.1", "1", "A", "0x" + "00" * 32, None, None),
+    ("kPEPE", 1_754_006_400_001, 3, "0.0000123", "1000000", "A", "0xAB", "0x1", "h"),
+    ("SOL", 1_754_006_400_002, 4, "150", "2.5", "B", "hash", "0xh", "0x"),
+]  # fmt: skip
+
+
+_PARAMS = ("c", "t", "i", "px", "sz", "side", "h", "b", "s")
+
+
+def _trades_as_text(conn: Any) -> list[tuple[Any, ...]]:
+    rows = conn.execute(
+        text(
+            "SELECT coin, time, tid, CAST(px AS TEXT), CAST(sz AS TEXT), side, hash, buyer, "
+            "seller FROM trade_snapshots ORDER BY tid"
+        )
+    )
+    return [tuple(r) for r in rows]
+
+
+def _trades_through_model(conn: Any) -> list[tuple[Any, ...]]:
+    t = TradeSnapshot
+    stmt = select(t.coin, t.time, t.tid, t.px, t.sz, t.side, t.hash, t.buyer, t.seller)
+    rows = conn.execute(stmt.order_by(t.tid))
+    return [(*r[:3], str(r[3]), str(r[4]), *r[5:]) for r in rows]
+
+
+def _compact_trades_migration(url: str) -> None:
+    """0010 keeps every trade exactly, up, down and up again."""
+    settings = load_settings(database_url=url)
+    engine = get_database(settings).engine
+    migrate.upgrade(settings, "0009")
+    with engine.begin() as conn:
+        ensure_partitions(conn, "trade_snapshots", [day_of(_TRADE_ROWS[0][1])])
+        conn.execute(
+            text(
+                "INSERT INTO trade_snapshots (coin, time, tid, px, sz, side, hash, buyer, seller) "
+                "VALUES (:c, :t, :i, :px, :sz, :side, :h, :b, :s)"
+            ),
+            [dict(zip(_PARAMS, r, strict=True)) for r in _TRADE_ROWS],
+        )
+    migrate.upgrade(settings)
+    with engine.connect() as conn:
+        assert _trades_through_model(conn) == _TRADE_ROWS
+        if engine.dialect.name == "postgresql":
+            sizes = conn.execute(
+                text("SELECT octet_length(hash), octet_length(buyer) FROM trade_snapshots "
+                     "WHERE tid = 1")
+            ).one()  # fmt: skip
+            assert tuple(sizes) == (33, 21)  # a tag byte and the 32 / 20 bytes
+    migrate.downgrade(settings, "0009")
+    with engine.connect() as conn:
+        assert _trades_as_text(conn) == _TRADE_ROWS
+    migrate.upgrade(settings)
+    with engine.connect() as conn:
+        assert _trades_through_model(conn) == _TRADE_ROWS
+    get_database(settings).dispose()
+
+
+def test_given_stored_trades_when_0010_goes_up_down_up_then_every_value_is_kept(
+    tmp_path: Path,
+) -> None:
+    _compact_trades_migration(f"sqlite:///{tmp_path / 't.db'}")
+    database = PostgresDatabase()
+    try:
+        _compact_trades_migration(database.url)
     finally:
         database.close()

@@ -28,9 +28,10 @@ from typing import Any
 
 import httpx
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from models.repositories.bars import fold
+from models.trade import TradeSnapshot
 from runtime.redis_clients import redis_client
 from tests.integration.celery.support import (
     WorkerProcess,
@@ -43,6 +44,10 @@ from tests.support.rabbitmq import RabbitNode
 from tests.support.sentinel import SentinelGroup
 from tests.support.services import RedisServer, free_port
 from workers.simulator import SimulatorProcess, read_ground_truth
+
+# Every stored trade, read through the model: hashes and addresses are bytes in PostgreSQL.
+_T = TradeSnapshot
+_TRADES = select(_T.coin, _T.time, _T.tid, _T.px, _T.sz, _T.side, _T.hash, _T.buyer, _T.seller)
 
 QUEUES = ("ingest", "alerts", "notify", "maintenance")
 
@@ -310,11 +315,7 @@ def compare(database_url: str, truth_path: Path) -> Comparison:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT coin, time, tid, px, sz, side, hash, buyer, seller FROM trade_snapshots"
-                )
-            ).all()
+            rows = conn.execute(_TRADES).all()
             bar_rows = conn.execute(
                 text(
                     "SELECT coin, minute, open, high, low, close, volume, buy_volume, sell_volume, trade_count FROM trade_bars"
@@ -417,11 +418,7 @@ def compare_complete(database_url: str, truth_path: Path) -> FullComparison:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT coin, time, tid, px, sz, side, hash, buyer, seller FROM trade_snapshots"
-                )
-            ).all()
+            rows = conn.execute(_TRADES).all()
     finally:
         engine.dispose()
     stored = {

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Table
 
+from models import hexbytes
 from models.repositories.bulk import copy_text
 from models.trade import TradeSnapshot
 
@@ -51,10 +52,19 @@ def _parse(text: str) -> list[list[str | None]]:
 def test_given_plain_rows_when_written_then_values_as_str_and_null_marker() -> None:
     text = copy_text(TABLE, COLUMNS, [_row(), _row(tid=13, buyer=None)])
     assert text.endswith("\n") and text.count("\n") == 2
+    # Hashes and addresses are bytea: hex input of their encoding (tag 00, the digits).
     assert text.split("\n")[0].split("\t") == [
-        "BTC", "1787052617384", "12", "117342.5", "0.00123", "B", "0x" + "ab" * 32,
-        "0x" + "5b" * 20, "\\N",
+        "BTC", "1787052617384", "12", "117342.5", "0.00123", "B", "\\\\x00" + "ab" * 32,
+        "\\\\x00" + "5b" * 20, "\\N",
     ]  # fmt: skip
+
+
+def _bytea(field: str | None) -> str | None:
+    """A bytea field as PostgreSQL reads it (hex input) and the column type decodes it."""
+    if field is None:
+        return None
+    assert field.startswith("\\x"), field
+    return hexbytes.decode(bytes.fromhex(field[2:]))
 
 
 @pytest.mark.parametrize(
@@ -65,6 +75,39 @@ def test_given_a_value_copy_must_escape_or_like_null_when_written_then_it_reads_
 ) -> None:
     rows = [_row(), _row(tid=13, hash=nasty), _row(tid=14)]
     parsed = _parse(copy_text(TABLE, COLUMNS, rows))
-    assert [r[6] for r in parsed] == ["0x" + "ab" * 32, nasty, "0x" + "ab" * 32]
+    assert [_bytea(r[6]) for r in parsed] == ["0x" + "ab" * 32, nasty, "0x" + "ab" * 32]
     assert [r[8] for r in parsed] == [None, None, None]
     assert all(len(r) == len(COLUMNS) for r in parsed)
+
+
+@pytest.mark.parametrize(
+    "odd", ["0xAB", "0x1", "0xh", "0x", "0x ab", "hash", "", "\x01x", "0x" + "ab" * 40, "é"]
+)
+def test_given_a_hex_column_value_not_canonical_when_written_then_it_reads_back_exactly(
+    odd: str,
+) -> None:
+    # Given a batch whose other rows take the one-replace fast path
+    rows = [_row(), _row(tid=13, hash=odd, seller="0x" + "0c" * 20), _row(tid=14)]
+    # When written, Then every hex field reads back as the string given (the batch goes the
+    # value-by-value way, or the fast one when the value is canonical: "0x" is)
+    parsed = _parse(copy_text(TABLE, COLUMNS, rows))
+    assert [_bytea(r[6]) for r in parsed] == ["0x" + "ab" * 32, odd, "0x" + "ab" * 32]
+    assert _bytea(parsed[1][8]) == "0x" + "0c" * 20
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0x" + "00" * 32, "0x" + "ab" * 20, "0x", "0xAB", "0x1", "h", "", "\x00", "\x01", "0xé"],
+)
+def test_given_any_string_when_encoded_then_decoded_back_and_canonical_hex_is_compact(
+    value: str,
+) -> None:
+    encoded = hexbytes.encode(value)
+    assert hexbytes.decode(encoded) == value
+    if value.startswith("0x") and value == value.lower() and len(value) % 2 == 0:
+        assert len(encoded) == 1 + (len(value) - 2) // 2
+
+
+def test_given_distinct_strings_when_encoded_then_encodings_distinct() -> None:
+    values = ["0xab", "0xAB", "\x01" + "0xab", "0x" + "00", "\x00", "\x01", "", "ab", "0x"]
+    assert len({hexbytes.encode(v) for v in values}) == len(values)

@@ -77,6 +77,7 @@ def test_given_every_dependency_fine_when_checked_then_healthy_and_exit_0(
             "beat",
             "gaps",
             "leaders",
+            "cold",
         )
     }
 

@@ -342,5 +342,6 @@ def test_given_the_task_when_called_on_postgres_then_it_applies_the_policy(
     outcome = retention("dead_letters")
     assert outcome == {
         "table": "dead_letters", "dropped_partitions": [], "deleted_rows": 1, "complete": True,
+        "export_failures": [],
     }  # fmt: skip
     assert count(pg_database, DeadLetter) == 1
