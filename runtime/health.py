@@ -151,14 +151,11 @@ class Measurements:
     beat_holder: str | Failure | None
     gaps: GapSummary | Failure | None = None  # None: not measured (older snapshots)
     feeds: dict[str, FeedLeadership] | Failure | None = None  # None: not measured
-<<<<<<< HEAD
     # host:port of the primary behind Sentinel; None: a plain Redis (one node, nothing to name)
     redis_primary: str | Failure | None = None
     broker_primary: str | Failure | None = None
-=======
     # "table day: error" of each day whose cold-tier export is recorded failed
     cold_failures: list[str] | Failure | None = None  # None: not measured
->>>>>>> wt-storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,20 +276,17 @@ class Probe:
             beat_holder=cache_read(self._beat_holder),
             gaps=db_latency if isinstance(db_latency, Failure) else _measure(self._gaps),
             feeds=cache_read(self._feeds),
-<<<<<<< HEAD
             redis_primary=self._cache_primary(),
             broker_primary=(None if not self.broker_separate else _measure(self.broker.primary)),
+            cold_failures=(
+                db_latency if isinstance(db_latency, Failure) else _measure(self._cold_failures)
+            ),
         )
 
     def _ping_broker(self) -> float:
         started = time.perf_counter()
         self.broker.ping()
         return time.perf_counter() - started
-=======
-            cold_failures=(
-                db_latency if isinstance(db_latency, Failure) else _measure(self._cold_failures)
-            ),
-        )
 
     def _cold_failures(self) -> list[str]:
         with self.database.engine.connect() as conn:
@@ -302,7 +296,6 @@ class Probe:
                 .order_by(ColdExport.day, ColdExport.table_name)
             )
             return [f"{table} {day}: {error or ''}"[:300] for table, day, error in rows]
->>>>>>> wt-storage
 
     def _newest_rows(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
