@@ -66,7 +66,7 @@ def write_recording(path: Path, trades: int, coins: int, per_block: int, block_m
         block = market.make_block(time_ms)
         index += 1
         recv_ns = (time_ms + 50) * 1_000_000
-        for coin, coin_trades in block.by_coin.items():
+        for coin_trades in block.by_coin.values():
             frame = orjson.dumps({"channel": "trades", "data": coin_trades})
             pending.append(frame_line(recv_ns, "0.1", frame))
             size += len(pending[-1])
@@ -77,7 +77,9 @@ def write_recording(path: Path, trades: int, coins: int, per_block: int, block_m
                 ctx = {"funding": "0.0000125", "openInterest": "1000.5", "prevDayPx": "1.0",
                        "dayNtlVlm": "1.0", "premium": "0.0001", "oraclePx": "1.0",
                        "markPx": "1.0", "midPx": "1.0", "impactPxs": ["1.0", "1.0"]}  # fmt: skip
-                frame = orjson.dumps({"channel": "activeAssetCtx", "data": {"coin": coin, "ctx": ctx}})
+                frame = orjson.dumps(
+                    {"channel": "activeAssetCtx", "data": {"coin": coin, "ctx": ctx}}
+                )
                 pending.append(frame_line(recv_ns, "0.1", frame))
         if size > 4 << 20:
             chunks.append(compress(b"".join(pending)))
@@ -172,7 +174,7 @@ def main() -> None:
                 try:
                     migrate.upgrade(load_settings(database_url=database.url))
                     load = os.getloadavg()[0]
-                    n, new, dup, rate, wall = replay_db(database.url, path, jobs)
+                    n, new, _dup, rate, wall = replay_db(database.url, path, jobs)
                     load_after = os.getloadavg()[0]
                     again = replay_db(database.url, path, jobs)
                     rows = stored(database.url)
