@@ -123,7 +123,7 @@ def pipeline_messages(path: Path) -> tuple[set[tuple[str, int, int]], set[tuple[
         (t.coin, t.time, t.tid)
         for task, body in sent
         if task == "hyperwatch.persist.trades"
-        for t in decode_batch(body).events  # type: ignore[union-attr]
+        for t in decode_batch(body).events
     }
     gaps: dict[str, tuple[Any, ...]] = {}
     for task, body in sent:
