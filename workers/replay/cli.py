@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -26,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from domain.archive import tracked_wallets
 from domain.archive.importer import GC_THRESHOLDS
-from models.db import get_database
+from models.db import Database, get_database
 from runtime.confirmations import confirmed
 from runtime.metrics import Metrics
 from runtime.recording import RecordingError, in_time_order, read_header
@@ -36,6 +37,7 @@ from settings import Settings, redact_url
 from workers.context import UsageError, current_settings, one_line
 from workers.ingester.broker import BrokerClient, Target
 from workers.replay.direct import DirectFailed, DirectReplay
+from workers.replay.healing import heal_replayed
 from workers.replay.player import Pacer, Player, ReplayResult
 from workers.replay.reading import records
 from workers.replay.server import ReplayServer, ServeResult
@@ -240,7 +242,25 @@ def replay(
         raise ReplayFailed(f"{left} batch(es) not confirmed by the workers within {wait_s:.0f} s")
     rate = result.trades / total_s if total_s > 0 else 0.0
     click.echo(f"stored: every batch confirmed in {total_s:.1f} s ({rate:,.0f} trades/s)")
+    healed = heal(settings, lambda db: heal_replayed(db, result.seen, result.gaps.values()))
+    click.echo(f"{healed:,} gap(s) healed (inside what the recording held)")
     sys.stdout.flush()
+
+
+def heal(settings: Settings, run: Callable[[Database], int]) -> int:
+    """``run`` on the database, a database failure as the replay's (exit 1)."""
+    try:
+        return run(get_database(settings))
+    except DBAPIError as exc:
+        raise ReplayFailed(database_problem(settings, exc)) from None
+
+
+def database_problem(settings: Settings, exc: DBAPIError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return (
+        f"database {redact_url(settings.database_url)}: {reason} "
+        "(is it reachable and migrated? `hyperwatch db upgrade`)"
+    )
 
 
 def into_db(
@@ -263,11 +283,7 @@ def into_db(
         )
         result = replayer.run(paths, start_ns, end_ns)
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ReplayFailed(
-            f"database {redact_url(settings.database_url)}: {reason} "
-            "(is it reachable and migrated? `hyperwatch db upgrade`)"
-        ) from None
+        raise ReplayFailed(database_problem(settings, exc)) from None
     except DirectFailed as exc:
         raise ReplayFailed(f"{exc}; what was stored stays, a rerun completes it") from None
     for line in result.damaged:

@@ -274,7 +274,9 @@ class Player:
         for gap in record.get("gaps", []):
             name = f"{record['source']}|{gap['stream']}|{gap['key']}|{gap['from_ms']}"
             gap["id"] = str(uuid.uuid5(REPLAY_NAMESPACE, name))
-            self.result.gaps[gap["id"]] = gap
+            known = self.result.gaps.get(gap["id"])
+            if known is None or known.get("to_ms") is None:
+                self.result.gaps[gap["id"]] = gap  # a closed copy over an open one
         return orjson.dumps(record)
 
 
