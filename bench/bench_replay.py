@@ -11,6 +11,8 @@
    times interleaved ``--jobs`` 1 and N (which goes first alternates); each run's trades/s
    from the command's own line and wall time, and the load average around it. Each run is
    followed by a second replay of the same files into the same database: it must add 0.
+   ``--pipeline`` adds, in each round, the path before ``--into db``: ``replay --max``
+   through two Celery workers (``-c 2``), ``bench_record.replay_into_postgres``.
 
     .venv/bin/python bench/bench_replay.py                     # 2,000,000 trades, 3 coins
     .venv/bin/python bench/bench_replay.py --coins 9 --per-block 180   # small frames
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
@@ -119,9 +123,12 @@ def parse_alone(path: Path) -> None:
     )
 
 
-def replay_db(url: str, path: Path, jobs: int) -> tuple[int, int, int, float, float]:
-    """(trades, new, already stored, the command's trades/s, wall seconds)."""
+def replay_db(url: str, path: Path, jobs: int) -> tuple[int, int, int, float, float, float]:
+    """(trades, new, already stored, the command's trades/s, wall seconds, CPU seconds of
+    the command and its processes — PostgreSQL's own not included)."""
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     out = subprocess.run(
         [PYTHON, "-m", "workers.cli", "replay", "--into", "db", "--max", "--jobs", str(jobs),
@@ -129,11 +136,13 @@ def replay_db(url: str, path: Path, jobs: int) -> tuple[int, int, int, float, fl
         env=env, cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
     found = LINE.search(out.stdout)
     if out.returncode != 0 or found is None:
         raise SystemExit(f"replay failed ({out.returncode}): {out.stdout}{out.stderr}")
     trades, new, dup, rate = (int(g.replace(",", "")) for g in found.groups())
-    return trades, new, dup, float(rate), wall
+    return trades, new, dup, float(rate), wall, cpu
 
 
 def stored(url: str) -> int:
@@ -154,6 +163,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--skip-parse", action="store_true")
+    parser.add_argument("--pipeline", action="store_true", help="also replay through workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "20260818T11Z-bench.hwrec.lz4"
@@ -167,14 +177,28 @@ def main() -> None:
         )
         if not args.skip_parse:
             parse_alone(path)
-        order = [1, args.jobs] if args.jobs != 1 else [1]
+        order: list[int] = [1, args.jobs] if args.jobs != 1 else [1]
+        if args.pipeline:
+            order.append(0)  # 0: through the workers
         for run in range(args.runs):
             for jobs in order if run % 2 == 0 else order[::-1]:
+                if jobs == 0:
+                    from bench_record import replay_into_postgres
+
+                    load = os.getloadavg()[0]
+                    n, seconds = replay_into_postgres([path], 2, Path(tmp))
+                    print(
+                        f"run {run + 1} --into pipeline (2 workers -c 2): {n:,} trades at "
+                        f"{n / seconds:,.0f} trades/s; load {load:.2f} → "
+                        f"{os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
+                    continue
                 database = PostgresDatabase()
                 try:
                     migrate.upgrade(load_settings(database_url=database.url))
                     load = os.getloadavg()[0]
-                    n, new, _dup, rate, wall = replay_db(database.url, path, jobs)
+                    n, new, _dup, rate, wall, cpu = replay_db(database.url, path, jobs)
                     load_after = os.getloadavg()[0]
                     again = replay_db(database.url, path, jobs)
                     rows = stored(database.url)
@@ -182,7 +206,8 @@ def main() -> None:
                     database.close()
                 print(
                     f"run {run + 1} --jobs {jobs}: {n:,} trades ({new:,} new) at {rate:,.0f} "
-                    f"trades/s ({n / wall:,.0f}/s of wall time with start-up); load "
+                    f"trades/s ({n / wall:,.0f}/s of wall time with start-up; "
+                    f"{cpu / n * 1e6:.2f} µs of CPU a trade, all its processes); load "
                     f"{load:.2f} → {load_after:.2f}; replayed again: {again[1]:,} new, "
                     f"{again[2]:,} already stored; {rows:,} rows",
                     flush=True,

@@ -54,7 +54,7 @@ from workers.replay.shards import (
     run_shard,
 )
 
-DEFAULT_BATCH = 20_000
+DEFAULT_BATCH = 50_000  # trades a transaction, as the archive import
 
 
 class DirectFailed(RuntimeError):

@@ -197,18 +197,22 @@ class Player:
 
     def _saw(self, pf: ParsedFrame) -> None:
         """Widen each coin's span of trade times played (what the recording covers)."""
-        seen = self.result.seen
-        by_coin: dict[str, list[int]] = {}
-        for trade in pf.events:
-            by_coin.setdefault(trade.coin, []).append(trade.time)
-        for coin, times in by_coin.items():
-            lo, hi = min(times), max(times)
-            span = seen.get(coin)
-            if span is None:
-                seen[coin] = [lo, hi]
-            else:
-                span[0] = min(span[0], lo)
-                span[1] = max(span[1], hi)
+        events = pf.events
+        coin = events[0].coin
+        if all(t.coin == coin for t in events):  # one subscription per coin: the usual case
+            times = [t.time for t in events]
+            self._widen(coin, min(times), max(times))
+            return
+        for trade in events:
+            self._widen(trade.coin, trade.time, trade.time)
+
+    def _widen(self, coin: str, lo: int, hi: int) -> None:
+        span = self.result.seen.get(coin)
+        if span is None:
+            self.result.seen[coin] = [lo, hi]
+        else:
+            span[0] = min(span[0], lo)
+            span[1] = max(span[1], hi)
 
     def _connect(self, socket: int, conn: str, pipeline: Pipeline) -> None:
         if self._open.get(socket) is not None:
