@@ -189,8 +189,10 @@ def replay(
     name: str, wait_s: float, no_wait: bool,
 ) -> None:  # fmt: skip
     """Play recorded frames (RECORD_DIR) back through the ingester's pipeline into the
-    database (same keys as live: an hour already stored adds nothing), or to a real
-    ingester over a local WebSocket (--into ws), or describe them (--stats). Times T are
+    database (same keys as live: an hour already stored adds nothing) through the workers,
+    or straight in over --jobs processes (--into db, the fastest), or to a real ingester
+    over a local WebSocket (--into ws), or describe them (--stats). Live gaps inside what
+    the recording held are healed. Times T are
     ISO 8601 (2026-12-05T10:00:00Z; no zone means UTC) or epoch milliseconds."""
     paths = list(files)
     check_files(paths)
