@@ -216,9 +216,7 @@ def main() -> None:
                 print(
                     f"run {run + 1} --jobs {jobs}: {n:,} trades ({new:,} new) at {rate:,.0f} "
                     f"trades/s ({n / wall:,.0f}/s of wall time with start-up; "
-                    f"{cpu / n * 1e6:.2f} µs of CPU a trade, all its processes; largest process "
-                    f"so far {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024} MB"
-                    "); load "
+                    f"{cpu / n * 1e6:.2f} µs of CPU a trade, all its processes); load "
                     f"{load:.2f} → {load_after:.2f}; replayed again: {again[1]:,} new, "
                     f"{again[2]:,} already stored; {rows:,} rows",
                     flush=True,
