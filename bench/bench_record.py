@@ -7,7 +7,10 @@
    dropped, and the recording's bytes per trade (for disk sizing).
 2. Replay ``--max`` into PostgreSQL: the recording of the last recorded run, played by
    ``hyperwatch replay --max`` into a fresh database drained by ``--workers`` Celery workers
-   (``-c 2`` each); trades/s from the start of the replay to the last batch confirmed.
+   (``-c 2`` each); trades/s from the start of the replay to the last batch confirmed. Then
+   ``hyperwatch replay --into db`` (no workers, parsing over processes) of the same files
+   into another fresh database, trades/s as it reports them (``bench_replay.py`` measures
+   that path alone, interleaved, on a recording of any size).
 3. The recorder's own work on those frames, inline (CPU per trade), and parsing alone: the
    same recording through the player with a send that discards
    (parse + dedup + gaps + batches + encoding: what the player's CPU costs), frames/s and
@@ -115,6 +118,28 @@ def replay_into_postgres(files: list[Path], workers: int, workdir: Path) -> tupl
             worker.stop()
         database.close()
         redis.close()
+
+
+DIRECT = re.compile(r"([\d,]+) trades \(([\d,]+) new, [\d,]+ already stored; ([\d,]+) trades/s\)")
+
+
+def replay_direct(files: list[Path], workdir: Path) -> tuple[int, float]:
+    """``replay --into db`` into a fresh database: (trades stored, the trades/s it printed)."""
+    database = PostgresDatabase()
+    try:
+        migrate.upgrade(load_settings(database_url=database.url))
+        env = service_env(None, database_url=database.url, log_level="WARNING",
+                          data_dir=workdir / "var")  # fmt: skip
+        out = subprocess.run(
+            [PYTHON, "-m", "workers.cli", "replay", "--into", "db", *map(str, files)],
+            env=env, cwd=workdir, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        found = DIRECT.search(out.stdout)
+        if out.returncode != 0 or found is None:
+            raise SystemExit(f"replay --into db failed: {out.stderr}{out.stdout}")
+        return int(found.group(2).replace(",", "")), float(found.group(3).replace(",", ""))
+    finally:
+        database.close()
 
 
 def parse_alone(files: list[Path]) -> tuple[int, int, float, float]:
@@ -227,6 +252,8 @@ def main() -> None:
                 f"replay --max into PostgreSQL ({args.workers} workers -c 2): {stored:,} trades "
                 f"in {seconds:.1f} s = {stored / seconds:,.0f} trades/s"
             )
+            new, rate = replay_direct(files, Path(tmp))
+            print(f"replay --into db into PostgreSQL: {new:,} trades new at {rate:,.0f} trades/s")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import shared_task
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from events import MAX_TIME_MS, MIN_TIME_MS, MalformedPayload, batch_argument, decode_batch
 from models.gap import GAP_STREAMS
@@ -30,6 +31,7 @@ from models.repositories import (
     SessionRepository,
     TradeRepository,
 )
+from models.repositories.gaps import Recorded
 from runtime.tracked_wallets import tracked_wallet_set
 from tasks.alerts.forward import forward_new_fills, forward_new_trades
 from tasks.base import HyperwatchTask
@@ -116,12 +118,7 @@ def persist_session(self: HyperwatchTask, payload: Any) -> Result:
     for attempt in (1, 2):
         try:
             with self.transaction() as session:
-                repository = SessionRepository(session)
-                existed = repository.get(record["id"]) is not None
-                repository.upsert(record)
-                gaps = GapRepository(session).record(
-                    {**gap, "source": record.get("source", "")} for gap in gap_records(record)
-                )
+                existed, gaps = store_session_record(session, record)
             break
         except IntegrityError:
             # Two records of a brand-new session raced to insert it; the row exists now,
@@ -134,6 +131,19 @@ def persist_session(self: HyperwatchTask, payload: Any) -> Result:
     new = 0 if existed else 1
     self.count_rows("sessions", new, 1 - new)
     return {"new": new, "duplicates": 1 - new}
+
+
+def store_session_record(session: Session, record: dict[str, Any]) -> tuple[bool, Recorded]:
+    """Upsert a validated session record (:func:`session_record`) and its gaps, in the
+    caller's transaction; returns whether the session existed and what the gaps did. Also
+    how ``hyperwatch replay --into db`` stores its sessions."""
+    repository = SessionRepository(session)
+    existed = repository.get(record["id"]) is not None
+    repository.upsert(record)
+    gaps = GapRepository(session).record(
+        {**gap, "source": record.get("source", "")} for gap in gap_records(record)
+    )
+    return existed, gaps
 
 
 _SESSION_COUNTERS = ("frames", "events", "malformed", "duplicates")

@@ -15,10 +15,11 @@ data after the archive's last hour may still be missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from models.archive_import import ArchiveImport
 from models.db import Database
@@ -57,19 +58,39 @@ def heal_covered_gaps(database: Database, wallets: Iterable[str]) -> int:
         ]
         trade_spans = merged((lo, hi) for _fmt, lo, hi in spans)
         fill_spans = merged((lo, hi) for fmt, lo, hi in spans if fmt in FILL_FORMATS)
-        repo = GapRepository(session)
-        for start, end in trade_spans:
-            for gap in repo.covered_by("trades", None, start, end):
-                stored = session.scalar(
-                    select(func.count()).where(
-                        TradeSnapshot.coin == gap.key,
-                        TradeSnapshot.time >= gap.from_ms,
-                        TradeSnapshot.time <= (gap.to_ms or gap.from_ms),
-                    )
-                )
-                healed += repo.settle(gap.id, "healed", "archive", int(stored or 0))
-        for start, end in fill_spans:
-            for gap in repo.covered_by("userFills", tracked, start, end):
-                healed += repo.settle(gap.id, "healed", "archive", gap.filled or 0)
+        healed += heal_inside(session, "trades", None, trade_spans, "archive")
+        healed += heal_inside(session, "userFills", tracked, fill_spans, "archive")
         session.commit()
+    return healed
+
+
+def heal_inside(
+    session: Session,
+    stream: str,
+    keys: Sequence[str] | None,
+    spans: Iterable[tuple[int, int]],
+    healed_by: str,
+) -> int:
+    """Settle as ``healed`` (by ``healed_by``) every unsettled, closed gap of ``stream`` and
+    ``keys`` (None: any key) lying wholly inside one of ``spans``, spans over which every
+    event is now stored; returns how many moved. A trade gap's ``filled`` is the trades
+    stored in its window; a fill gap keeps its own. Also used by ``hyperwatch replay``,
+    whose spans are per coin (what its recording held without a hole)."""
+    repo = GapRepository(session)
+    healed = 0
+    for start, end in spans:
+        for gap in repo.covered_by(stream, keys, start, end):
+            filled = gap.filled or 0
+            if stream == "trades":
+                filled = int(
+                    session.scalar(
+                        select(func.count()).where(
+                            TradeSnapshot.coin == gap.key,
+                            TradeSnapshot.time >= gap.from_ms,
+                            TradeSnapshot.time <= (gap.to_ms or gap.from_ms),
+                        )
+                    )
+                    or 0
+                )
+            healed += repo.settle(gap.id, "healed", healed_by, filled)
     return healed

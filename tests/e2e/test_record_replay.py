@@ -4,7 +4,7 @@ Given a simulator that drops every socket every few seconds and sends malformed 
 ingester recording to RECORD_DIR and a worker storing into database A; when the recording
 is replayed (``hyperwatch replay --max``) into an empty database B, twice; then B holds
 exactly A's trades, bars and asset contexts and the same gap spans, and the second replay
-stored nothing new.
+stored nothing new. The same for ``--into db`` (no workers) into an empty database C.
 """
 
 from __future__ import annotations
@@ -44,15 +44,16 @@ COLUMNS = {
 
 
 @pytest.fixture()
-def databases() -> Iterator[tuple[str, str]]:
-    live, replayed = PostgresDatabase(), PostgresDatabase()
+def databases() -> Iterator[tuple[str, str, str]]:
+    live, replayed, direct = PostgresDatabase(), PostgresDatabase(), PostgresDatabase()
     try:
-        for db in (live, replayed):
+        for db in (live, replayed, direct):
             migrate.upgrade(load_settings(database_url=db.url))
-        yield live.url, replayed.url
+        yield live.url, replayed.url, direct.url
     finally:
         live.close()
         replayed.close()
+        direct.close()
 
 
 def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -68,8 +69,12 @@ def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         engine.dispose()
 
 
-def replay(stack: Stack, files: list[Path], *args: str) -> subprocess.CompletedProcess[str]:
+def replay(
+    stack: Stack, files: list[Path], *args: str, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = stack.env()
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "workers.cli", "replay", *map(str, files), *args],
         env=env, cwd=stack.workdir, capture_output=True, text=True, timeout=120,
@@ -77,9 +82,9 @@ def replay(stack: Stack, files: list[Path], *args: str) -> subprocess.CompletedP
 
 
 def test_replay_into_an_empty_database_stores_what_the_live_run_stored(
-    tmp_path: Path, databases: tuple[str, str]
+    tmp_path: Path, databases: tuple[str, str, str]
 ) -> None:
-    live_url, replay_url = databases
+    live_url, replay_url, direct_url = databases
     recordings = tmp_path / "recordings"
     redis_server = RedisServer().start()
     config = StackConfig(
@@ -114,6 +119,11 @@ def test_replay_into_an_empty_database_stores_what_the_live_run_stored(
         second = replay(stack, files, "--max")
         assert second.returncode == 0, second.stderr + second.stdout
         twice = rows(replay_url)
+        direct = replay(stack, files, "--into", "db", "--jobs", "2", database_url=direct_url)
+        assert direct.returncode == 0, direct.stderr + direct.stdout
+        direct_rows = rows(direct_url)
+        direct_again = replay(stack, files, "--into", "db", database_url=direct_url)
+        assert direct_again.returncode == 0, direct_again.stderr + direct_again.stdout
     finally:
         stack.close()
         redis_server.close()
@@ -124,3 +134,6 @@ def test_replay_into_an_empty_database_stores_what_the_live_run_stored(
         assert replayed[table] == live[table], table
     assert twice == replayed
     assert "stored: every batch confirmed" in first.stdout
+    for table in COLUMNS:
+        assert direct_rows[table] == live[table], f"--into db: {table}"
+    assert "(0 new, " in direct_again.stdout and rows(direct_url) == direct_rows

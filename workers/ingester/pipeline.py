@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from events import Event, EventKind, Fill, Position, Trade, decode_batch
@@ -78,8 +78,12 @@ class Pipeline:
         dedup_size: int,
         journal: GapJournal | None = None,
         leadership: Leadership | None = None,
+        direct: Callable[[Ready], None] | None = None,
     ) -> None:
         self.source = source
+        # ``hyperwatch replay --into db``: finished batches go to this callable as events,
+        # not encoded onto the outbox (they are stored in this process, never sent).
+        self._direct = direct
         self._batcher = batcher
         self._outbox = outbox
         self._cache = cache
@@ -318,6 +322,9 @@ class Pipeline:
     def _emit(self, ready: list[Ready]) -> None:
         for batch in ready:
             self._seq += 1
+            if self._direct is not None:
+                self._direct(batch)
+                continue
             body = batch_json(batch.kind, batch.events, self.source, self._seq)
             env = Envelope(
                 batch.kind,

@@ -1,42 +1,46 @@
-"""``hyperwatch replay FILES...``: play recordings back into the database (``--into pipeline``)
-or to a real ingester over a local WebSocket (``--into ws``), or describe them (``--stats``).
+"""``hyperwatch replay FILES...``: play recordings back into the database (``--into pipeline``
+through the workers, ``--into db`` straight in), or to a real ingester over a local
+WebSocket (``--into ws``), or describe them (``--stats``).
 
 Exit codes: 0 played (and, unless ``--no-wait``, every batch confirmed by the workers); 1
-the broker stayed unreachable or the workers did not confirm in time; 2 bad input (an
-option, a file that is not a recording), nothing sent.
+the broker stayed unreachable, the workers did not confirm in time, or (``--into db``) the
+database failed or a replay process died; 2 bad input (an option, a file that is not a
+recording), nothing sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
+import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import orjson
 import redis
+from sqlalchemy.exc import DBAPIError
 
+from domain.archive import tracked_wallets
+from domain.archive.importer import GC_THRESHOLDS
+from models.db import Database, get_database
 from runtime import brokers
 from runtime.confirmations import confirmed
 from runtime.metrics import Metrics
-from runtime.recording import (
-    ReadResult,
-    Record,
-    RecordingError,
-    in_time_order,
-    read_header,
-    read_records,
-)
+from runtime.recording import RecordingError, in_time_order, read_header
 from runtime.redis_clients import cache_redis
 from runtime.retry import RetryPolicy
-from settings import Settings
+from settings import Settings, redact_url
 from workers.context import UsageError, current_settings, one_line
 from workers.ingester.broker import BrokerClient, Target
+from workers.replay.direct import DirectFailed, DirectReplay
+from workers.replay.healing import heal_replayed
 from workers.replay.player import Pacer, Player, ReplayResult
+from workers.replay.reading import records
 from workers.replay.server import ReplayServer, ServeResult
 from workers.replay.stats import collect, text_lines
 
@@ -67,27 +71,6 @@ def parse_time(text: str | None, option: str) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1_000_000) * 1000
-
-
-def records(
-    files: list[Path], start_ns: int | None, end_ns: int | None, damaged: list[str]
-) -> Iterator[Record]:
-    """Every file's records, files in the order they were started, within the bounds. A
-    connection id is qualified by the recording process (``<ingester>/<socket>.<n>``): two
-    runs of an ingester both number their connections from ``0.1``."""
-    for path in in_time_order(files):
-        result = ReadResult()
-        prefix = ""
-        for record in read_records(path, result):
-            if not prefix:
-                prefix = f"{(result.header or {}).get('ingester', '')}/"
-            if start_ns is not None and record.recv_ns < start_ns:
-                continue
-            if end_ns is not None and record.recv_ns >= end_ns:
-                continue
-            yield Record(record.recv_ns, prefix + record.conn, record.kind, record.payload)
-        if result.damaged or result.bad_lines:
-            damaged.append(f"{path}: {result.damaged or 'readable'}; {result.bad_lines} bad lines")
 
 
 def default_name(files: list[Path]) -> str:
@@ -158,11 +141,21 @@ def wait_confirmed(settings: Settings, result: ReplayResult, timeout_s: float) -
 @click.option("--to", "end", metavar="T", help="Only records received before T.")
 @click.option(
     "--into",
-    type=click.Choice(["pipeline", "ws"]),
+    type=click.Choice(["pipeline", "db", "ws"]),
     default="pipeline",
     show_default=True,
-    help="pipeline: parse and publish to the persist tasks, as the ingester does; ws: serve "
-    "the frames on a local WebSocket for a real ingester (HL_WS_URL).",
+    help="pipeline: parse and publish to the persist tasks, as the ingester does; db: parse "
+    "in --jobs processes and store straight into DATABASE_URL (as fast as it goes, no "
+    "workers needed); ws: serve the frames on a local WebSocket for a real ingester "
+    "(HL_WS_URL).",
+)
+@click.option(
+    "--jobs",
+    default=min(os.cpu_count() or 1, 4),
+    show_default="the CPUs, at most 4",
+    type=click.IntRange(1, 64),
+    help="--into db: processes parsing the frames, each a share of the coins (PostgreSQL; "
+    "SQLite takes one).",
 )
 @click.option(
     "--port",
@@ -193,12 +186,14 @@ def wait_confirmed(settings: Settings, result: ReplayResult, timeout_s: float) -
 @click.option("--no-wait", is_flag=True, help="Return once everything is on the broker.")
 def replay(
     files: tuple[Path, ...], speed: float, as_fast: bool, start: str | None, end: str | None,
-    into: str, port: int, host: str, linger: float, stats: bool, as_json: bool, name: str,
-    wait_s: float, no_wait: bool,
+    into: str, jobs: int, port: int, host: str, linger: float, stats: bool, as_json: bool,
+    name: str, wait_s: float, no_wait: bool,
 ) -> None:  # fmt: skip
     """Play recorded frames (RECORD_DIR) back through the ingester's pipeline into the
-    database (same keys as live: an hour already stored adds nothing), or to a real
-    ingester over a local WebSocket (--into ws), or describe them (--stats). Times T are
+    database (same keys as live: an hour already stored adds nothing) through the workers,
+    or straight in over --jobs processes (--into db, the fastest), or to a real ingester
+    over a local WebSocket (--into ws), or describe them (--stats). Live gaps inside what
+    the recording held are healed. Times T are
     ISO 8601 (2026-12-05T10:00:00Z; no zone means UTC) or epoch milliseconds."""
     paths = list(files)
     check_files(paths)
@@ -221,6 +216,9 @@ def replay(
         serve(paths, start_ns, end_ns, damaged, pacer, host, port, linger)
         return
     settings = current_settings()
+    if into == "db":
+        into_db(settings, paths, start_ns, end_ns, name or default_name(paths), jobs)
+        return
     player = Player(
         name or default_name(paths),
         Sender(BrokerClient(settings.effective_broker_url, kind=brokers.for_settings(settings))),
@@ -247,6 +245,60 @@ def replay(
         raise ReplayFailed(f"{left} batch(es) not confirmed by the workers within {wait_s:.0f} s")
     rate = result.trades / total_s if total_s > 0 else 0.0
     click.echo(f"stored: every batch confirmed in {total_s:.1f} s ({rate:,.0f} trades/s)")
+    healed = heal(settings, lambda db: heal_replayed(db, result.seen, result.gaps.values()))
+    click.echo(f"{healed:,} gap(s) healed (inside what the recording held)")
+    sys.stdout.flush()
+
+
+def heal(settings: Settings, run: Callable[[Database], int]) -> int:
+    """``run`` on the database, a database failure as the replay's (exit 1)."""
+    try:
+        return run(get_database(settings))
+    except DBAPIError as exc:
+        raise ReplayFailed(database_problem(settings, exc)) from None
+
+
+def database_problem(settings: Settings, exc: DBAPIError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return (
+        f"database {redact_url(settings.database_url)}: {reason} "
+        "(is it reachable and migrated? `hyperwatch db upgrade`)"
+    )
+
+
+def into_db(
+    settings: Settings, paths: list[Path], start_ns: int | None, end_ns: int | None, name: str,
+    jobs: int,
+) -> None:  # fmt: skip
+    """--into db: parse in processes, store here (workers/replay/direct.py)."""
+    database = get_database(settings)
+    gc.set_threshold(*GC_THRESHOLDS)  # batches of tens of thousands of rows: see shards.py
+    try:
+        with database.session() as session:
+            wallets = tracked_wallets(settings, session)
+        replayer = DirectReplay(
+            database,
+            name,
+            wallets=wallets,
+            dedup_size=settings.ingest_dedup_size,
+            context_bucket_ms=settings.asset_context_bucket_s * 1000,
+            jobs=jobs,
+        )
+        result = replayer.run(paths, start_ns, end_ns)
+    except DBAPIError as exc:
+        raise ReplayFailed(database_problem(settings, exc)) from None
+    except DirectFailed as exc:
+        raise ReplayFailed(f"{exc}; what was stored stays, a rerun completes it") from None
+    for line in result.damaged:
+        click.echo(f"hyperwatch: damaged: {one_line(line)}", err=True)
+    rate = result.trades / result.seconds if result.seconds > 0 else 0.0
+    click.echo(
+        f"replayed {result.frames:,} frames ({result.malformed:,} malformed) as replay:{name} "
+        f"into the database in {result.seconds:.1f} s: {result.trades:,} trades "
+        f"({result.trades_new:,} new, {result.trades_duplicate:,} already stored; "
+        f"{rate:,.0f} trades/s), {result.rows_new:,} other rows new, {result.sessions:,} "
+        f"sessions, {result.gaps:,} gaps of its own; {result.healed:,} gap(s) healed"
+    )
     sys.stdout.flush()
 
 

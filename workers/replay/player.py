@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -35,7 +36,7 @@ from runtime.clock import SYSTEM_CLOCK, Clock, SetClock
 from runtime.hyperliquid.protocol import ParsedFrame
 from runtime.metrics import Metrics
 from runtime.recording import Record
-from workers.ingester.batcher import Batcher
+from workers.ingester.batcher import Batcher, Ready
 from workers.ingester.broker import PERSIST_SESSION, Target
 from workers.ingester.cache import LatestCache
 from workers.ingester.outbox import Outbox
@@ -58,6 +59,8 @@ class ReplayResult:
     batches: int = 0
     sessions: int = 0
     seqs: dict[str, list[int]] = field(default_factory=dict)  # source → batch seqs sent
+    seen: dict[str, list[int]] = field(default_factory=dict)  # coin → [first, last] trade ms
+    gaps: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → the replay's own gap
 
     @property
     def trades(self) -> int:
@@ -108,9 +111,11 @@ class Player:
         batch_size: int,
         batch_ms: int,
         dedup_size: int,
+        direct: Callable[[Ready], None] | None = None,
     ) -> None:
         self.source = f"replay:{name}"
         self._send = send
+        self._direct = direct
         self._metrics = metrics
         self._batch_size = batch_size
         self._batch_ms = batch_ms
@@ -128,8 +133,7 @@ class Player:
         since_drain = 0
         for record in records:
             pacer.wait(record.recv_ns)
-            self.clock.ns = record.recv_ns
-            self._play(record)
+            self.feed(record)
             since_drain += 1
             if since_drain >= DRAIN_EVERY or len(self._outbox):
                 since_drain = 0
@@ -144,6 +148,25 @@ class Player:
             pipeline.publish_session()
         self._drain()
 
+    def feed(self, record: Record) -> None:
+        """Play one record now (the caller drains: :meth:`drain`)."""
+        self.clock.ns = record.recv_ns
+        self._play(record)
+
+    def touch(self, record: Record) -> None:
+        """A frame another player parses: only its connection is noted (opened if new), so
+        this player's sessions start and are numbered as theirs are."""
+        self.clock.ns = record.recv_ns
+        socket = _socket_of(record.conn)
+        pipeline = self._pipeline(socket)
+        if self._open.get(socket) != record.conn:
+            self._connect(socket, record.conn, pipeline)
+        for each in self._pipelines.values():
+            each.tick()
+
+    def drain(self) -> None:
+        self._drain()
+
     def _play(self, record: Record) -> None:
         self.result.records += 1
         socket = _socket_of(record.conn)
@@ -156,6 +179,8 @@ class Player:
             self.result.frames += 1
             if pf.malformed is not None:
                 self.result.malformed += 1
+            if pf.channel == "trades" and pf.events:
+                self._saw(pf)
         elif kind == "O":
             self._connect(socket, record.conn, pipeline)
         elif kind == "C":
@@ -169,6 +194,25 @@ class Player:
             self._connect(socket, record.conn, pipeline)
         for each in self._pipelines.values():
             each.tick()
+
+    def _saw(self, pf: ParsedFrame) -> None:
+        """Widen each coin's span of trade times played (what the recording covers)."""
+        events = pf.events
+        coin = events[0].coin
+        if all(t.coin == coin for t in events):  # one subscription per coin: the usual case
+            times = [t.time for t in events]
+            self._widen(coin, min(times), max(times))
+            return
+        for trade in events:
+            self._widen(trade.coin, trade.time, trade.time)
+
+    def _widen(self, coin: str, lo: int, hi: int) -> None:
+        span = self.result.seen.get(coin)
+        if span is None:
+            self.result.seen[coin] = [lo, hi]
+        else:
+            span[0] = min(span[0], lo)
+            span[1] = max(span[1], hi)
 
     def _connect(self, socket: int, conn: str, pipeline: Pipeline) -> None:
         if self._open.get(socket) is not None:
@@ -194,12 +238,21 @@ class Player:
                 self._metrics,
                 self.clock,
                 self._dedup_size,
+                direct=None if self._direct is None else self._stored,
             )
             self._pipelines[socket] = pipeline
             self._session_ids[pipeline.session.id] = str(
                 uuid.uuid5(REPLAY_NAMESPACE, f"{source}|before-first-connection")
             )
         return pipeline
+
+    def _stored(self, batch: Ready) -> None:
+        assert self._direct is not None
+        if batch.kind == "mids":
+            return  # mids are evaluated, never stored: a replay evaluates nothing
+        self._direct(batch)
+        self.result.batches += 1
+        self.result.events[batch.kind] = self.result.events.get(batch.kind, 0) + len(batch.events)
 
     def _drain(self) -> None:
         outbox = self._outbox
@@ -225,6 +278,9 @@ class Player:
         for gap in record.get("gaps", []):
             name = f"{record['source']}|{gap['stream']}|{gap['key']}|{gap['from_ms']}"
             gap["id"] = str(uuid.uuid5(REPLAY_NAMESPACE, name))
+            known = self.result.gaps.get(gap["id"])
+            if known is None or known.get("to_ms") is None:
+                self.result.gaps[gap["id"]] = gap  # a closed copy over an open one
         return orjson.dumps(record)
 
 
