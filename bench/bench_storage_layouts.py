@@ -30,10 +30,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_storage import generate, load_after_copy, load_before, sizes
 from sqlalchemy import create_engine, text
 
-from bench.bench_storage import generate, load_after_copy, load_before, sizes
 from models import migrate
 from settings import load_settings
 from tests.support.services import PostgresDatabase
