@@ -24,8 +24,8 @@ storing them (``tasks.alerts.forward``: trades that may be whale trades, liquida
    on the first fresh data. A batch whose coin was held and is fresh again ends the hold
    first ('restored' notices, ``domain.alerts.hold_notices``), then is judged.
 4. Firing: ``domain.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
-   outbox row beside it); after the commit each pending row's delivery is enqueued
-   (``hyperwatch.notify.deliver``) and the change announced. A crash between the commit and
+   outbox row beside it); after the commit the pending rows' delivery is enqueued, one
+   ``hyperwatch.notify.deliver_many`` message per burst, and the change announced. A crash between the commit and
    the enqueue loses nothing: the outbox sweeper finds the pending row.
 5. Recurring alerts whose condition is false by the margin, on data newer than their last
    firing, are re-armed; expired alerts are deactivated.
@@ -107,7 +107,9 @@ from tasks.base import HyperwatchTask
 
 log = logging.getLogger(__name__)
 
-DELIVER_TASK: Final = "hyperwatch.notify.deliver"
+DELIVER_MANY_TASK: Final = "hyperwatch.notify.deliver_many"
+# Rows per delivery message: a big burst is split so several notify workers share it.
+DELIVER_CHUNK: Final = 200
 TICK_PERIOD_S: Final = 5
 # Expired alerts never fire (judgement.evaluate holds them); deactivating them only frees the
 # quota, so the sweep — a scan of the active alerts — runs at most this often per worker.
@@ -571,10 +573,12 @@ class Evaluator:
         if not notification_ids:
             return
         try:
-            # One pooled producer for the whole burst, not one acquire per message.
+            # One message per burst (up to DELIVER_CHUNK rows): the notify worker reads,
+            # groups and settles the burst's rows together instead of one task per row.
             with self.app.producer_or_acquire() as producer:
-                for notification_id in notification_ids:
-                    self.app.send_task(DELIVER_TASK, args=[notification_id], producer=producer)
+                for k in range(0, len(notification_ids), DELIVER_CHUNK):
+                    chunk = list(notification_ids[k : k + DELIVER_CHUNK])
+                    self.app.send_task(DELIVER_MANY_TASK, args=[chunk], producer=producer)
         except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as exc:
             # The rows are pending in the outbox; the sweeper enqueues them later.
             log.warning(
