@@ -360,7 +360,7 @@ class Evaluator:
         ids = sorted(candidates.armed | candidates.rearmable)
         report.candidates += len(ids)
         with self.database.session() as session:
-            rows = AlertRepository(session).by_ids(ids)
+            rows = AlertRepository(session).rows_by_ids(ids)
         found = {row.id for row in rows}
         for gone in set(ids) - found:
             self.book.drop(gone)
@@ -497,7 +497,7 @@ class Evaluator:
             return
         report.candidates += len(wanted)
         with self.database.session() as session:
-            rows = AlertRepository(session).by_ids(sorted(wanted))
+            rows = AlertRepository(session).rows_by_ids(sorted(wanted))
         for gone in set(wanted) - {row.id for row in rows}:
             self.book.drop(gone)
         rounds: list[list[Firing]] = []
