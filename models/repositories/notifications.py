@@ -199,6 +199,27 @@ class NotificationRepository(Repository[Notification]):
         )
         return int(self.session.scalar(stmt) or 0)
 
+    def counts_for_users_since(
+        self,
+        user_ids: Sequence[int],
+        since: dt.datetime,
+        statuses: Sequence[str] = COUNTED_FOR_QUOTA,
+    ) -> dict[int, int]:
+        """:meth:`count_for_user_since` for many users in one grouped query: user → count
+        (a user with none is absent)."""
+        if not user_ids:
+            return {}
+        stmt = (
+            select(Notification.user_id, func.count())
+            .where(
+                Notification.user_id.in_(list(user_ids)),
+                Notification.created_at >= since,
+                Notification.status.in_(list(statuses)),
+            )
+            .group_by(Notification.user_id)
+        )
+        return {int(u): int(n) for u, n in self.session.execute(stmt).all()}
+
     def recent(
         self, user_id: int | None = None, status: str | None = None, limit: int = 50
     ) -> list[Notification]:
