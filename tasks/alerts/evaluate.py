@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -333,7 +333,7 @@ class Evaluator:
             with self.database.session() as session:
                 expired = AlertRepository(session).deactivate_expired(now_ms)
             report.expired = len(expired)
-            self._announce(expired)
+            self._announce(expired, gone=expired)
         rules = self.book.of_kind(AlertKind.STALE_DATA)
         if not rules:
             return report
@@ -394,8 +394,8 @@ class Evaluator:
                 rearmed = rearm(session, rearms)
             report.rearmed = len(rearmed)
             changed += rearmed
-        changed += self._expire(expired, report)
-        self._announce(changed)
+        done = self._expire(expired, report)
+        self._announce(changed + done, gone=[*_once(firings, changed), *done])
 
     # --- holds ----------------------------------------------------------------------------
 
@@ -521,10 +521,13 @@ class Evaluator:
                     rounds.append([])
                 rounds[n].append(firing)
         changed: list[int] = []
+        inactive: list[int] = []
         for firings in rounds:
-            changed += self._fire(firings, now_ms, report)
-        changed += self._expire(expired, report)
-        self._announce(changed)
+            fired = self._fire(firings, now_ms, report)
+            changed += fired
+            inactive += _once(firings, fired)
+        done = self._expire(expired, report)
+        self._announce(changed + done, gone=[*inactive, *done])
 
     def _event_firings(
         self,
@@ -587,9 +590,32 @@ class Evaluator:
                 exc,
             )
 
-    def _announce(self, alert_ids: Sequence[int]) -> None:
-        if alert_ids:
-            announce(self.client, alert_ids)
+    def _announce(self, alert_ids: Sequence[int], gone: Collection[int] = ()) -> None:
+        """Tell every worker what this task changed. ``gone``: of those, the ones now
+        inactive (fired ``once`` alerts, expired ones)."""
+        if not alert_ids:
+            return
+        version = announce(self.client, alert_ids)
+        if version is None or self.book.version is None or version != self.book.version + 1:
+            return  # others wrote meanwhile: the next sync reads every change, ours too
+        # Nobody else wrote since this task's sync, so the book may take our own changes
+        # now instead of reading them back from the database at the next task (in a
+        # cascade that read was a fifth of evaluation): inactive alerts leave it, the
+        # others (disarmed recurring, re-armed) are re-read, as the sync would.
+        gone_set = set(gone)
+        for alert_id in gone_set:
+            self.book.drop(alert_id)
+        rest = sorted(set(alert_ids) - gone_set)
+        if rest:
+            with self.database.session() as session:
+                self.book.reload(session, rest)
+        self.book.version = version
+
+
+def _once(firings: Sequence[Firing], fired: Collection[int]) -> list[int]:
+    """The fired ``once`` alerts: the claim deactivated them."""
+    won = set(fired)
+    return [f.rule.id for f in firings if f.rule.id in won and f.rule.mode is Mode.ONCE]
 
 
 def _parse_holds(raw: dict[bytes, bytes]) -> dict[str, Hold]:
