@@ -314,7 +314,7 @@ class Settings(BaseSettings):
         100, ge=1, le=60_000, description="… or after this many milliseconds, whichever first."
     )
     ingest_alert_batch_ms: int = Field(
-        20,
+        50,
         ge=1,
         le=60_000,
         description="Mids and asset contexts (what price and funding alerts judge) flush after this many "
