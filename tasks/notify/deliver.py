@@ -156,12 +156,13 @@ class Deliverer:
         lock = DeliveryLock(client, notification_id, lock_ttl_ms(self.settings))
         if not lock.acquire():
             return Step("busy", reason="another delivery of this notification is running")
+        flushes: list[tuple[int, float]] = []
         try:
             job = self._load(notification_id)
             if isinstance(job, Step):
                 return job
             if job.groupable and not admitted:
-                waiting = self._admit(notification_id, job)
+                waiting = self._admit(notification_id, job, flushes)
                 if waiting is not None:
                     return waiting
             sender = CHANNELS[job.kind]
@@ -169,6 +170,13 @@ class Deliverer:
             return self._settle(notification_id, job, result, rng)
         finally:
             lock.release()
+            self._schedule(flushes)
+
+    def _schedule(self, flushes: list[tuple[int, float]]) -> None:
+        """Send the digest tasks decided meanwhile — only once the rows' locks are free: a
+        digest due now would otherwise find its members locked (busy) and leave them."""
+        for channel_id, delay_s in flushes:
+            self.schedule_flush(channel_id, delay_s)
 
     def attempt_many(
         self, notification_ids: Sequence[int], rng: random.Random | None = None
@@ -199,8 +207,10 @@ class Deliverer:
                         steps[i] = job
                     else:
                         jobs[i] = job
-            steps.update(self._admit_many(jobs))
+            flushes: list[tuple[int, float]] = []
+            steps.update(self._admit_many(jobs, flushes))
             locks.release([i for i in held if i in steps])  # grouped, skipped, failed
+            self._schedule(flushes)
             now = [(i, job) for i, job in jobs.items() if i not in steps]
             for k in range(0, len(now), SEND_CONCURRENCY):
                 steps.update(self._send_wave(now[k : k + SEND_CONCURRENCY], locks, rng))
@@ -208,8 +218,11 @@ class Deliverer:
             locks.release_all()
         return steps
 
-    def _admit_many(self, jobs: dict[int, _Job]) -> dict[int, Step]:
-        """The grouping decisions of ``jobs``' first attempts: the rows that wait."""
+    def _admit_many(
+        self, jobs: dict[int, _Job], flushes: list[tuple[int, float]]
+    ) -> dict[int, Step]:
+        """The grouping decisions of ``jobs``' first attempts: the rows that wait (the
+        digests to schedule appended to ``flushes``)."""
         groupable = [(i, job) for i, job in jobs.items() if job.groupable]
         if not groupable:
             return {}
@@ -225,7 +238,7 @@ class Deliverer:
             delay_s = max(0.0, (admission.due_ms - now_ms) / 1000)
             count_notification("grouped", job.kind)
             if admission.schedule:
-                self.schedule_flush(job.channel_id, delay_s)
+                flushes.append((job.channel_id, delay_s))
             mark_scheduled(pipe, i, delay_s + SCHEDULE_MARGIN_S)
             steps[i] = Step("grouped", delay_s, f"waits for channel {job.channel_id}'s digest")
         pipe.execute()
@@ -321,8 +334,11 @@ class Deliverer:
             groupable=row.attempts == 0 and not is_digest(row.payload),
         )
 
-    def _admit(self, notification_id: int, job: _Job) -> Step | None:
-        """None when the row goes out now; else it waits for its channel's digest."""
+    def _admit(
+        self, notification_id: int, job: _Job, flushes: list[tuple[int, float]]
+    ) -> Step | None:
+        """None when the row goes out now; else it waits for its channel's digest (the
+        digest to schedule appended to ``flushes``)."""
         now_ms = self.clock.time_ms()
         admission = self.gate.admit(
             job.channel_id, job.windows, notification_id, job.alert_id, now_ms
@@ -332,7 +348,7 @@ class Deliverer:
         delay_s = max(0.0, (admission.due_ms - now_ms) / 1000)
         count_notification("grouped", job.kind)
         if admission.schedule:
-            self.schedule_flush(job.channel_id, delay_s)
+            flushes.append((job.channel_id, delay_s))
         # The digest settles it; the sweeper looks again only if the digest never came.
         mark_scheduled(self.context.redis, notification_id, delay_s + SCHEDULE_MARGIN_S)
         return Step("grouped", delay_s, f"waits for channel {job.channel_id}'s digest")

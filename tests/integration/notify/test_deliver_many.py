@@ -15,6 +15,7 @@ import pytest
 from domain.notify.signing import IDEMPOTENCY_HEADER, idempotency_key
 from models.db import Database
 from models.notification_channel import NotificationChannel
+from runtime import keys
 from runtime.clock import ManualClock
 from settings import Settings
 from tasks.application import HyperwatchCelery
@@ -169,3 +170,43 @@ def test_the_evaluator_sends_one_message_for_a_burst_and_the_worker_delivers_it(
     assert {row(pg_database, i).status for i in ids} == {"sent"}
     keys = sorted(r.headers[IDEMPOTENCY_HEADER] for r in receiver.received())
     assert keys == sorted(idempotency_key(i) for i in ids)
+
+
+def test_a_digest_is_scheduled_only_after_its_members_locks_are_free(
+    alert_settings: Settings, pg_database: Database, receiver: Receiver, clock: ManualClock
+) -> None:
+    # Given a grouped channel whose digest task, when scheduled, looks at once (as a digest
+    # due now does) whether the waiting rows are still locked
+    client = make_redis(alert_settings)
+    user_id, channel = _channel(
+        pg_database, alert_settings, receiver, "/locks", group_interval_s=30
+    )
+    rows = [outbox_row(pg_database, alert_settings, user_id, channel) for _ in range(4)]
+    locked_at_schedule: list[bool] = []
+    calls: list[float] = []
+
+    def schedule(channel_id: int, delay_s: float) -> None:
+        calls.append(delay_s)
+        waiting = [r for r in rows[1:] if row(pg_database, r).status == "pending"]
+        locked_at_schedule.extend(
+            bool(client.exists(keys.NOTIFY_LOCK.name(notification_id=r))) for r in waiting
+        )
+
+    deliverer = Deliverer(alert_settings, pg_database, client, clock, schedule_flush=schedule)
+    try:
+        # When one row goes alone and the next waits (one at a time), then, the group's
+        # state gone (a new group), a burst of two arrives
+        assert deliverer.attempt(rows[0]).action == "sent"
+        assert deliverer.attempt(rows[1]).action == "grouped"
+        redis_state = make_redis(alert_settings)
+        redis_state.delete(keys.NOTIFY_GROUP.name(channel_id=channel))  # a new group
+        redis_state.close()
+        steps = deliverer.attempt_many(rows[2:])
+    finally:
+        deliverer.close()
+
+    # Then each time the digest was scheduled, no waiting row was still locked
+    # (the burst joins the row already waiting, in a digest due now: scheduled again)
+    assert [s.action for s in steps.values()] == ["grouped", "grouped"]
+    assert calls == [30.0, 0.0]
+    assert len(locked_at_schedule) == 2 * 3 and not any(locked_at_schedule)
