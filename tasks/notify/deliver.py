@@ -1,6 +1,9 @@
 """The ``notify`` queue: one outbox row → one delivery attempt → sent, failed or a retry.
 
-``hyperwatch.notify.deliver(notification_id)`` — queue ``notify``.
+``hyperwatch.notify.deliver(notification_id)`` — queue ``notify``; a retry, the sweeper.
+``hyperwatch.notify.deliver_many(notification_ids)`` — queue ``notify``; what a firing
+transaction sends for its rows: the same attempt per row, with the bookkeeping done for the
+burst at once (``Deliverer.attempt_many``), and a row's retry sent as its own ``deliver``.
 
 - **Idempotent**: a row that is not ``pending`` (already sent, failed or suppressed, or
   gone) is left alone; at most one attempt per row runs at a time in the whole system
