@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -149,6 +150,7 @@ class Deliverer:
             clock=clock,
         )
         self._senders: ThreadPoolExecutor | None = None
+        self._senders_lock = threading.Lock()
 
     def attempt(
         self, notification_id: int, rng: random.Random | None = None, *, admitted: bool = False
@@ -287,9 +289,13 @@ class Deliverer:
         return CHANNELS[job.kind].send(job.out, self.context)
 
     def _pool(self) -> ThreadPoolExecutor:
-        if self._senders is None:
-            self._senders = ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="notify-send")
-        return self._senders
+        # Built on first use, once, though the worker's threads may all get here at once.
+        with self._senders_lock:
+            if self._senders is None:
+                self._senders = ThreadPoolExecutor(
+                    SEND_CONCURRENCY, thread_name_prefix="notify-send"
+                )
+            return self._senders
 
     def _load(self, notification_id: int) -> _Job | Step:
         with self.database.session() as session:
