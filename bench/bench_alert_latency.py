@@ -7,7 +7,8 @@ threaded HTTP receiver on 127.0.0.1 that records when each signed webhook arrive
 Market: ``--coins`` coins whose mids ramp up steadily; ``--rate`` mid events per second in
 total, stamped with the time they are generated (as the ingester stamps receive time) and
 sent as one ``hyperwatch.alerts.evaluate`` mids batch every ``--batch-ms`` (the ingester's
-``INGEST_BATCH_MS`` default is 100), exactly the task and payload the ingester sends.
+window for mids, ``INGEST_ALERT_BATCH_MS``, default 50; it was ``INGEST_BATCH_MS``'s 100
+before), exactly the task and payload the ingester sends.
 Alerts: per coin ``--firing`` once-alerts whose thresholds the ramp crosses one after the
 other during the run, plus ``--noise`` per coin that never fire (thresholds far above and
 below), so the index is not trivially small.
@@ -120,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=2000, help="mid events per second")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--batch-ms", type=int, default=100)
+    parser.add_argument("--batch-ms", type=int, default=50)
     parser.add_argument("--coins", type=int, default=20)
     parser.add_argument("--firing", type=int, default=40, help="firing alerts per coin")
     parser.add_argument("--noise", type=int, default=2500, help="never-firing alerts per coin")

@@ -271,6 +271,17 @@ def main() -> None:
                 )
             )
         )
+        # When each firing's outbox row was written: splits the latency into evaluation
+        # (event -> row) and delivery (row -> receiver).
+        written: dict[int, float] = {
+            int(a): float(t)
+            for a, t in s.execute(
+                text(
+                    "SELECT alert_id, min(extract(epoch FROM created_at)) FROM notifications "
+                    "WHERE alert_id IS NOT NULL GROUP BY alert_id"
+                )
+            ).all()
+        }
     member_keys = [key for d in receiver.deliveries for _, key in d.items]
     duplicates = len(member_keys) - len(set(member_keys))
     arrived: dict[int, float] = {}
@@ -298,6 +309,14 @@ def main() -> None:
     if latencies:
         print(f"event -> delivery per firing ms: p50 {statistics.median(latencies):.0f}  "
               f"p99 {percentile(latencies, 99):.0f}  max {max(latencies):.0f}")  # fmt: skip
+        judged = [
+            (written[a] - crossing[a]) * 1000 for a in arrived if a in crossing and a in written
+        ]
+        sending = [(arrived[a] - written[a]) * 1000 for a in arrived if a in written]
+        if judged:
+            print(f"  event -> outbox row (evaluation) ms: p50 {statistics.median(judged):.0f}  "
+                  f"p99 {percentile(judged, 99):.0f}; outbox row -> delivery ms: p50 "
+                  f"{statistics.median(sending):.0f}  p99 {percentile(sending, 99):.0f}")  # fmt: skip
         print(f"newest firing -> message ms: p50 {statistics.median(per_message):.0f}  "
               f"p99 {percentile(per_message, 99):.0f}")  # fmt: skip
     print(f"settled {settled_s:.0f} s after the cascade (fresh mids meanwhile)")

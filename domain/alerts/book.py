@@ -162,7 +162,7 @@ class AlertBook:
         ids = set(alert_ids)
         if not ids:
             return
-        rows = AlertRepository(session).by_ids(sorted(ids))
+        rows = AlertRepository(session).rows_by_ids(sorted(ids))
         for row in rows:
             rule = rule_from_row(row) if row.active else None
             if rule is None or (self.kinds is not None and rule.kind not in self.kinds):

@@ -91,6 +91,19 @@ class NotificationRepository(Repository[Notification]):
         found = self.session.execute(stmt).first()
         return None if found is None else (found[0], found[1])
 
+    def with_channels(
+        self, notification_ids: Sequence[int]
+    ) -> dict[int, tuple[Notification, NotificationChannel | None]]:
+        """:meth:`with_channel` for many rows in one query: id → (row, channel)."""
+        if not notification_ids:
+            return {}
+        stmt = (
+            select(Notification, NotificationChannel)
+            .outerjoin(NotificationChannel, NotificationChannel.id == Notification.channel_id)
+            .where(Notification.id.in_(list(notification_ids)))
+        )
+        return {row.id: (row, channel) for row, channel in self.session.execute(stmt).all()}
+
     def by_key(self, idempotency_key: str) -> Notification | None:
         stmt = select(Notification).where(Notification.idempotency_key == idempotency_key)
         return self.session.scalars(stmt).first()
@@ -116,6 +129,26 @@ class NotificationRepository(Repository[Notification]):
             "last_error": None if error is None else error[:2000],
         }
         return self._update_pending(notification_id, values)
+
+    def settle_sent(self, notification_ids: Sequence[int]) -> int:
+        """:meth:`settle` of many rows to ``sent`` in one statement (one attempt each, the
+        last error cleared). Idempotency key: the status, as there. Returns rows moved."""
+        if not notification_ids:
+            return 0
+        now = utcnow()
+        stmt = (
+            update(Notification)
+            .where(Notification.id.in_(list(notification_ids)), Notification.status == "pending")
+            .values(
+                status="sent",
+                attempts=Notification.attempts + 1,
+                last_error=None,
+                updated_at=now,
+                sent_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(self.session.execute(stmt), "rowcount", 0) or 0)
 
     def mark_sent(self, notification_id: int) -> bool:
         """pending → sent, once. Idempotency key: the status; a second call returns False."""
@@ -165,6 +198,27 @@ class NotificationRepository(Repository[Notification]):
             )
         )
         return int(self.session.scalar(stmt) or 0)
+
+    def counts_for_users_since(
+        self,
+        user_ids: Sequence[int],
+        since: dt.datetime,
+        statuses: Sequence[str] = COUNTED_FOR_QUOTA,
+    ) -> dict[int, int]:
+        """:meth:`count_for_user_since` for many users in one grouped query: user → count
+        (a user with none is absent)."""
+        if not user_ids:
+            return {}
+        stmt = (
+            select(Notification.user_id, func.count())
+            .where(
+                Notification.user_id.in_(list(user_ids)),
+                Notification.created_at >= since,
+                Notification.status.in_(list(statuses)),
+            )
+            .group_by(Notification.user_id)
+        )
+        return {int(u): int(n) for u, n in self.session.execute(stmt).all()}
 
     def recent(
         self, user_id: int | None = None, status: str | None = None, limit: int = 50

@@ -24,8 +24,8 @@ storing them (``tasks.alerts.forward``: trades that may be whale trades, liquida
    on the first fresh data. A batch whose coin was held and is fresh again ends the hold
    first ('restored' notices, ``domain.alerts.hold_notices``), then is judged.
 4. Firing: ``domain.alerts.firing.fire`` in one transaction (conditional UPDATE per alert,
-   outbox row beside it); after the commit each pending row's delivery is enqueued
-   (``hyperwatch.notify.deliver``) and the change announced. A crash between the commit and
+   outbox row beside it); after the commit the pending rows' delivery is enqueued, one
+   ``hyperwatch.notify.deliver_many`` message per burst, and the change announced. A crash between the commit and
    the enqueue loses nothing: the outbox sweeper finds the pending row.
 5. Recurring alerts whose condition is false by the margin, on data newer than their last
    firing, are re-armed; expired alerts are deactivated.
@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -108,7 +108,9 @@ from tasks.base import HyperwatchTask
 
 log = logging.getLogger(__name__)
 
-DELIVER_TASK: Final = "hyperwatch.notify.deliver"
+DELIVER_MANY_TASK: Final = "hyperwatch.notify.deliver_many"
+# Rows per delivery message: a big burst is split so several notify workers share it.
+DELIVER_CHUNK: Final = 200
 TICK_PERIOD_S: Final = 5
 # Expired alerts never fire (judgement.evaluate holds them); deactivating them only frees the
 # quota, so the sweep — a scan of the active alerts — runs at most this often per worker.
@@ -332,7 +334,7 @@ class Evaluator:
             with self.database.session() as session:
                 expired = AlertRepository(session).deactivate_expired(now_ms)
             report.expired = len(expired)
-            self._announce(expired)
+            self._announce(expired, gone=expired)
         rules = self.book.of_kind(AlertKind.STALE_DATA)
         if not rules:
             return report
@@ -359,7 +361,7 @@ class Evaluator:
         ids = sorted(candidates.armed | candidates.rearmable)
         report.candidates += len(ids)
         with self.database.session() as session:
-            rows = AlertRepository(session).by_ids(ids)
+            rows = AlertRepository(session).rows_by_ids(ids)
         found = {row.id for row in rows}
         for gone in set(ids) - found:
             self.book.drop(gone)
@@ -393,8 +395,8 @@ class Evaluator:
                 rearmed = rearm(session, rearms)
             report.rearmed = len(rearmed)
             changed += rearmed
-        changed += self._expire(expired, report)
-        self._announce(changed)
+        done = self._expire(expired, report)
+        self._announce(changed + done, gone=[*_once(firings, changed), *done])
 
     # --- holds ----------------------------------------------------------------------------
 
@@ -496,7 +498,7 @@ class Evaluator:
             return
         report.candidates += len(wanted)
         with self.database.session() as session:
-            rows = AlertRepository(session).by_ids(sorted(wanted))
+            rows = AlertRepository(session).rows_by_ids(sorted(wanted))
         for gone in set(wanted) - {row.id for row in rows}:
             self.book.drop(gone)
         rounds: list[list[Firing]] = []
@@ -520,10 +522,13 @@ class Evaluator:
                     rounds.append([])
                 rounds[n].append(firing)
         changed: list[int] = []
+        inactive: list[int] = []
         for firings in rounds:
-            changed += self._fire(firings, now_ms, report)
-        changed += self._expire(expired, report)
-        self._announce(changed)
+            fired = self._fire(firings, now_ms, report)
+            changed += fired
+            inactive += _once(firings, fired)
+        done = self._expire(expired, report)
+        self._announce(changed + done, gone=[*inactive, *done])
 
     def _event_firings(
         self,
@@ -572,10 +577,12 @@ class Evaluator:
         if not notification_ids:
             return
         try:
-            # One pooled producer for the whole burst, not one acquire per message.
+            # One message per burst (up to DELIVER_CHUNK rows): the notify worker reads,
+            # groups and settles the burst's rows together instead of one task per row.
             with self.app.producer_or_acquire() as producer:
-                for notification_id in notification_ids:
-                    self.app.send_task(DELIVER_TASK, args=[notification_id], producer=producer)
+                for k in range(0, len(notification_ids), DELIVER_CHUNK):
+                    chunk = list(notification_ids[k : k + DELIVER_CHUNK])
+                    self.app.send_task(DELIVER_MANY_TASK, args=[chunk], producer=producer)
         except (kombu.exceptions.OperationalError, redis.RedisError, OSError) as exc:
             # The rows are pending in the outbox; the sweeper enqueues them later.
             log.warning(
@@ -584,9 +591,32 @@ class Evaluator:
                 exc,
             )
 
-    def _announce(self, alert_ids: Sequence[int]) -> None:
-        if alert_ids:
-            announce(self.client, alert_ids)
+    def _announce(self, alert_ids: Sequence[int], gone: Collection[int] = ()) -> None:
+        """Tell every worker what this task changed. ``gone``: of those, the ones now
+        inactive (fired ``once`` alerts, expired ones)."""
+        if not alert_ids:
+            return
+        version = announce(self.client, alert_ids)
+        if version is None or self.book.version is None or version != self.book.version + 1:
+            return  # others wrote meanwhile: the next sync reads every change, ours too
+        # Nobody else wrote since this task's sync, so the book may take our own changes
+        # now instead of reading them back from the database at the next task (in a
+        # cascade that read was a fifth of evaluation): inactive alerts leave it, the
+        # others (disarmed recurring, re-armed) are re-read, as the sync would.
+        gone_set = set(gone)
+        for alert_id in gone_set:
+            self.book.drop(alert_id)
+        rest = sorted(set(alert_ids) - gone_set)
+        if rest:
+            with self.database.session() as session:
+                self.book.reload(session, rest)
+        self.book.version = version
+
+
+def _once(firings: Sequence[Firing], fired: Collection[int]) -> list[int]:
+    """The fired ``once`` alerts: the claim deactivated them."""
+    won = set(fired)
+    return [f.rule.id for f in firings if f.rule.id in won and f.rule.mode is Mode.ONCE]
 
 
 def _parse_holds(raw: dict[bytes, bytes]) -> dict[str, Hold]:

@@ -1,6 +1,9 @@
 """The ``notify`` queue: one outbox row → one delivery attempt → sent, failed or a retry.
 
-``hyperwatch.notify.deliver(notification_id)`` — queue ``notify``.
+``hyperwatch.notify.deliver(notification_id)`` — queue ``notify``; a retry, the sweeper.
+``hyperwatch.notify.deliver_many(notification_ids)`` — queue ``notify``; what a firing
+transaction sends for its rows: the same attempt per row, with the bookkeeping done for the
+burst at once (``Deliverer.attempt_many``), and a row's retry sent as its own ``deliver``.
 
 - **Idempotent**: a row that is not ``pending`` (already sent, failed or suppressed, or
   gone) is left alone; at most one attempt per row runs at a time in the whole system
@@ -29,7 +32,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -44,20 +49,31 @@ from domain.notify.grouping import Gate, Windows
 from domain.notify.retry_policy import DELIVERY_CAP_S, classify, decide, delivery_policy
 from domain.notify.signing import idempotency_key
 from models.db import Database
+from models.notification import Notification
 from models.notification_channel import NotificationChannel
 from models.repositories import NotificationRepository
 from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 from runtime.metrics_export import count_notification, observe_notification_latency
 from settings import Settings
 from tasks.base import RETRY_CEILING_OF_VISIBILITY, HyperwatchTask
-from tasks.notify.outbox import DeliveryLock, lock_ttl_ms, mark_scheduled, redis_client
+from tasks.notify.outbox import (
+    DeliveryLock,
+    DeliveryLocks,
+    lock_ttl_ms,
+    mark_scheduled,
+    redis_client,
+)
 
 log = logging.getLogger(__name__)
 
 Action = Literal["sent", "failed", "retry", "skipped", "busy", "grouped"]
 FLUSH_TASK: Final = "hyperwatch.notify.flush_digest"
+DELIVER_TASK: Final = "hyperwatch.notify.deliver"
 # A scheduled retry is left alone by the sweeper for its delay plus this much.
 SCHEDULE_MARGIN_S: Final = 30.0
+# Rows of one burst sent at once (``Deliverer.attempt_many``): a slow receiver holds up
+# one of these threads, not the burst; the HTTP client's pool (100 connections) has room.
+SEND_CONCURRENCY: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,14 @@ class _Job:
     alert_id: int | None = None
     windows: Windows = field(default_factory=Windows)
     groupable: bool = False  # a first attempt of a row that is not a digest
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    action: str  # the retry policy's: done, fail or retry
+    status: str  # what the row becomes: sent, failed, or pending (a retry)
+    error: str | None
+    delay_s: float
 
 
 def _no_schedule(channel_id: int, delay_s: float) -> None:
@@ -125,6 +149,8 @@ class Deliverer:
             redis=client,
             clock=clock,
         )
+        self._senders: ThreadPoolExecutor | None = None
+        self._senders_lock = threading.Lock()
 
     def attempt(
         self, notification_id: int, rng: random.Random | None = None, *, admitted: bool = False
@@ -135,12 +161,13 @@ class Deliverer:
         lock = DeliveryLock(client, notification_id, lock_ttl_ms(self.settings))
         if not lock.acquire():
             return Step("busy", reason="another delivery of this notification is running")
+        flushes: list[tuple[int, float]] = []
         try:
             job = self._load(notification_id)
             if isinstance(job, Step):
                 return job
             if job.groupable and not admitted:
-                waiting = self._admit(notification_id, job)
+                waiting = self._admit(notification_id, job, flushes)
                 if waiting is not None:
                     return waiting
             sender = CHANNELS[job.kind]
@@ -148,47 +175,179 @@ class Deliverer:
             return self._settle(notification_id, job, result, rng)
         finally:
             lock.release()
+            self._schedule(flushes)
+
+    def _schedule(self, flushes: list[tuple[int, float]]) -> None:
+        """Send the digest tasks decided meanwhile — only once the rows' locks are free: a
+        digest due now would otherwise find its members locked (busy) and leave them."""
+        for channel_id, delay_s in flushes:
+            self.schedule_flush(channel_id, delay_s)
+
+    def attempt_many(
+        self, notification_ids: Sequence[int], rng: random.Random | None = None
+    ) -> dict[int, Step]:
+        """:meth:`attempt` for a burst's rows (what one firing transaction wrote), with the
+        per-row work set-based: the locks taken in one round trip, the rows and channels
+        read in one query, the grouping decisions in one pipeline; the rows that go out now
+        are sent ``SEND_CONCURRENCY`` at a time, each wave settled in one transaction.
+        Per row, the same outcome as :meth:`attempt` (a row locked elsewhere is ``busy``)."""
+        ids = sorted(set(notification_ids))
+        locks = DeliveryLocks(self.context.redis, lock_ttl_ms(self.settings))
+        steps: dict[int, Step] = {}
+        try:
+            held = locks.acquire(ids)
+            steps.update(
+                (i, Step("busy", reason="another delivery of this notification is running"))
+                for i in set(ids) - set(held)
+            )
+            jobs: dict[int, _Job] = {}
+            with self.database.session() as session:
+                outbox = NotificationRepository(session)
+                found = outbox.with_channels(held)
+                for i in held:
+                    job = self._job_of(outbox, *found[i]) if i in found else None
+                    if job is None:
+                        steps[i] = Step("skipped", reason="not pending")
+                    elif isinstance(job, Step):
+                        steps[i] = job
+                    else:
+                        jobs[i] = job
+            flushes: list[tuple[int, float]] = []
+            steps.update(self._admit_many(jobs, flushes))
+            locks.release([i for i in held if i in steps])  # grouped, skipped, failed
+            self._schedule(flushes)
+            now = [(i, job) for i, job in jobs.items() if i not in steps]
+            for k in range(0, len(now), SEND_CONCURRENCY):
+                steps.update(self._send_wave(now[k : k + SEND_CONCURRENCY], locks, rng))
+        finally:
+            locks.release_all()
+        return steps
+
+    def _admit_many(
+        self, jobs: dict[int, _Job], flushes: list[tuple[int, float]]
+    ) -> dict[int, Step]:
+        """The grouping decisions of ``jobs``' first attempts: the rows that wait (the
+        digests to schedule appended to ``flushes``)."""
+        groupable = [(i, job) for i, job in jobs.items() if job.groupable]
+        if not groupable:
+            return {}
+        now_ms = self.clock.time_ms()
+        admissions = self.gate.admit_many(
+            [(job.channel_id, job.windows, i, job.alert_id) for i, job in groupable], now_ms
+        )
+        steps: dict[int, Step] = {}
+        pipe = self.context.redis.pipeline(transaction=False)
+        for (i, job), admission in zip(groupable, admissions, strict=True):
+            if admission.send:
+                continue
+            delay_s = max(0.0, (admission.due_ms - now_ms) / 1000)
+            count_notification("grouped", job.kind)
+            if admission.schedule:
+                flushes.append((job.channel_id, delay_s))
+            mark_scheduled(pipe, i, delay_s + SCHEDULE_MARGIN_S)
+            steps[i] = Step("grouped", delay_s, f"waits for channel {job.channel_id}'s digest")
+        pipe.execute()
+        return steps
+
+    def _send_wave(
+        self, wave: list[tuple[int, _Job]], locks: DeliveryLocks, rng: random.Random | None
+    ) -> dict[int, Step]:
+        """Send up to ``SEND_CONCURRENCY`` rows at once and settle them in one transaction.
+        Their locks get a full lifetime first, so one wave's worst case (every send timing
+        out) fits in it as one attempt's does; a row whose lock lapsed is left alone."""
+        kept = set(locks.extend([i for i, _ in wave]))
+        steps = {
+            i: Step("busy", reason="another delivery of this notification is running")
+            for i, _ in wave
+            if i not in kept
+        }
+        wave = [(i, job) for i, job in wave if i in kept]
+        if not wave:
+            return steps
+        jobs = [job for _, job in wave]
+        if len(jobs) == 1:  # no thread hand-off for a lone row
+            results = [self._send(jobs[0])]
+        else:
+            results = list(self._pool().map(self._send, jobs))
+        outcomes = [
+            self._outcome(job, result, rng) for (_, job), result in zip(wave, results, strict=True)
+        ]
+        with self.database.session() as session:
+            outbox = NotificationRepository(session)
+            outbox.settle_sent(
+                [i for (i, _), o in zip(wave, outcomes, strict=True) if o.status == "sent"]
+            )
+            for (i, _), o in zip(wave, outcomes, strict=True):
+                if o.status != "sent":
+                    outbox.settle(i, o.status, o.error)
+        for (i, job), result, o in zip(wave, results, outcomes, strict=True):
+            steps[i] = self._settled(i, job, result, o)
+        locks.release([i for i, _ in wave])
+        return steps
+
+    def _send(self, job: _Job) -> Attempt:
+        return CHANNELS[job.kind].send(job.out, self.context)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        # Built on first use, once, though the worker's threads may all get here at once.
+        with self._senders_lock:
+            if self._senders is None:
+                self._senders = ThreadPoolExecutor(
+                    SEND_CONCURRENCY, thread_name_prefix="notify-send"
+                )
+            return self._senders
 
     def _load(self, notification_id: int) -> _Job | Step:
         with self.database.session() as session:
             outbox = NotificationRepository(session)
             found = outbox.with_channel(notification_id)
-            if found is None or found[0].status != "pending":
+            if found is None:
                 return Step("skipped", reason="not pending")
-            row, channel = found
-            if channel is None or not channel.active or channel.kind not in CHANNELS:
-                reason = "the notification channel was removed or deactivated"
-                outbox.settle(notification_id, "failed", reason)
-                count_notification("failed", row.channel_kind)
-                return Step("failed", reason=reason)
-            until = channel.previous_secret_until
-            out = Outgoing(
-                notification_id=row.id,
-                idempotency_key=idempotency_key(row.id),
-                user_id=row.user_id,
-                target=channel.target,
-                secret=channel.secret,
-                payload=dict(row.payload),
-                # A rotated-out secret signs too until its window ends (at this attempt's time).
-                previous_secret=(
-                    channel.previous_secret
-                    if until is not None and utc_now(self.clock) < until
-                    else None
-                ),
-            )
-            return _Job(
-                out,
-                channel.kind,
-                row.attempts + 1,
-                row.event_time,
-                channel_id=channel.id,
-                alert_id=row.alert_id,
-                windows=windows_of(self.settings, channel),
-                groupable=row.attempts == 0 and not is_digest(row.payload),
-            )
+            return self._job_of(outbox, *found)
 
-    def _admit(self, notification_id: int, job: _Job) -> Step | None:
-        """None when the row goes out now; else it waits for its channel's digest."""
+    def _job_of(
+        self, outbox: NotificationRepository, row: Notification, channel: NotificationChannel | None
+    ) -> _Job | Step:
+        """A loaded row's delivery job, or what became of it (in the caller's session)."""
+        notification_id = row.id
+        if row.status != "pending":
+            return Step("skipped", reason="not pending")
+        if channel is None or not channel.active or channel.kind not in CHANNELS:
+            reason = "the notification channel was removed or deactivated"
+            outbox.settle(notification_id, "failed", reason)
+            count_notification("failed", row.channel_kind)
+            return Step("failed", reason=reason)
+        until = channel.previous_secret_until
+        out = Outgoing(
+            notification_id=row.id,
+            idempotency_key=idempotency_key(row.id),
+            user_id=row.user_id,
+            target=channel.target,
+            secret=channel.secret,
+            payload=dict(row.payload),
+            # A rotated-out secret signs too until its window ends (at this attempt's time).
+            previous_secret=(
+                channel.previous_secret
+                if until is not None and utc_now(self.clock) < until
+                else None
+            ),
+        )
+        return _Job(
+            out,
+            channel.kind,
+            row.attempts + 1,
+            row.event_time,
+            channel_id=channel.id,
+            alert_id=row.alert_id,
+            windows=windows_of(self.settings, channel),
+            groupable=row.attempts == 0 and not is_digest(row.payload),
+        )
+
+    def _admit(
+        self, notification_id: int, job: _Job, flushes: list[tuple[int, float]]
+    ) -> Step | None:
+        """None when the row goes out now; else it waits for its channel's digest (the
+        digest to schedule appended to ``flushes``)."""
         now_ms = self.clock.time_ms()
         admission = self.gate.admit(
             job.channel_id, job.windows, notification_id, job.alert_id, now_ms
@@ -198,7 +357,7 @@ class Deliverer:
         delay_s = max(0.0, (admission.due_ms - now_ms) / 1000)
         count_notification("grouped", job.kind)
         if admission.schedule:
-            self.schedule_flush(job.channel_id, delay_s)
+            flushes.append((job.channel_id, delay_s))
         # The digest settles it; the sweeper looks again only if the digest never came.
         mark_scheduled(self.context.redis, notification_id, delay_s + SCHEDULE_MARGIN_S)
         return Step("grouped", delay_s, f"waits for channel {job.channel_id}'s digest")
@@ -206,6 +365,13 @@ class Deliverer:
     def _settle(
         self, notification_id: int, job: _Job, result: Attempt, rng: random.Random | None
     ) -> Step:
+        outcome = self._outcome(job, result, rng)
+        with self.database.session() as session:
+            NotificationRepository(session).settle(notification_id, outcome.status, outcome.error)
+        return self._settled(notification_id, job, result, outcome)
+
+    def _outcome(self, job: _Job, result: Attempt, rng: random.Random | None) -> _Outcome:
+        """What an attempt's result makes of its row: the status and last error to store."""
         decision = decide(self.policy, job.attempt, result.result, result.retry_after, rng)
         error = None if decision.action == "done" else result.description
         if decision.action == "fail":
@@ -216,8 +382,11 @@ class Deliverer:
             )
             error = f"{prefix}: {result.description}"
         status = {"done": "sent", "fail": "failed"}.get(decision.action, "pending")
-        with self.database.session() as session:
-            NotificationRepository(session).settle(notification_id, status, error)
+        return _Outcome(decision.action, status, error, decision.delay_s)
+
+    def _settled(self, notification_id: int, job: _Job, result: Attempt, outcome: _Outcome) -> Step:
+        """After the row's settle is committed: count, log, mark a retry scheduled."""
+        decision, error = outcome, outcome.error
         if decision.action == "done":
             count_notification("sent", job.kind)
             if job.event_time is not None:
@@ -239,6 +408,8 @@ class Deliverer:
         return Step("retry", decision.delay_s, result.description)
 
     def close(self) -> None:
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
         self.context.http.close()
 
 
@@ -260,6 +431,21 @@ def deliverer_for(task: HyperwatchTask) -> Deliverer:
         )
         app._hyperwatch_deliverer = deliverer
     return deliverer
+
+
+@shared_task(name="hyperwatch.notify.deliver_many", bind=True, base=HyperwatchTask)
+def deliver_many(self: HyperwatchTask, notification_ids: list[int]) -> dict[str, int]:
+    """Attempt a burst's notifications (``Deliverer.attempt_many``). A row whose attempt
+    asks for a retry gets its own ``hyperwatch.notify.deliver`` with the delay: a retry
+    is one row's, as it is for a row delivered alone."""
+    steps = deliverer_for(self).attempt_many([int(i) for i in notification_ids])
+    for notification_id, step in steps.items():
+        if step.action == "retry":
+            self.app.send_task(DELIVER_TASK, args=[notification_id], countdown=step.delay_s)
+    counts: dict[str, int] = {}
+    for step in steps.values():
+        counts[step.action] = counts.get(step.action, 0) + 1
+    return counts
 
 
 @shared_task(name="hyperwatch.notify.deliver", bind=True, base=HyperwatchTask, max_retries=None)

@@ -7,8 +7,8 @@ countdown) by the delivery that made a notification wait (``tasks.notify.deliver
 1. The gate decides: not due yet (the scheduled run comes), the budget is empty (run again
    when a token is there), nothing waits, or go — a token taken, a new group interval begun,
    and the waiting notification ids.
-2. Each waiting row is locked (``DeliveryLock``, so no single delivery of it runs at the
-   same time) and, in one transaction, the rows still ``pending`` and never attempted
+2. Each waiting row is locked (``DeliveryLocks``: all in one round trip, so no single
+   delivery of it runs at the same time) and, in one transaction, the rows still ``pending`` and never attempted
    become: one row alone — delivered as itself; two or more — a digest row (payload built
    once, ``domain.notify.digest``; idempotency key ``digest:<channel>:<first member id>``)
    and the members ``digested``, pointing at it.
@@ -40,7 +40,7 @@ from models.repositories import ChannelRepository, NotificationRepository
 from runtime.metrics_export import count_notification
 from tasks.base import HyperwatchTask
 from tasks.notify.deliver import Deliverer, Step, deliverer_for, windows_of
-from tasks.notify.outbox import DeliveryLock, lock_ttl_ms
+from tasks.notify.outbox import DeliveryLocks, lock_ttl_ms
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +116,15 @@ def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
             deliverer.schedule_flush(channel_id, delay_s)
             return Flushed(due_in_s=delay_s)
         return Flushed()
-    client = deliverer.context.redis
-    ttl = lock_ttl_ms(deliverer.settings)
-    locks = [DeliveryLock(client, i, ttl) for i in decision.members]
-    held = [(i, lock) for i, lock in zip(decision.members, locks, strict=True) if lock.acquire()]
+    # The members' locks in one round trip each way, not one per member.
+    locks = DeliveryLocks(deliverer.context.redis, lock_ttl_ms(deliverer.settings))
     try:
-        ids = [i for i, _ in held]
+        ids = locks.acquire(decision.members)
         target, is_digest, alert_ids = _fold(deliverer, channel_id, kind, ids, now_ms)
         # Committed: they no longer wait (a busy one stays, and is admitted again).
         deliverer.gate.settled(channel_id, ids, alert_ids, now_ms)
     finally:
-        for _, lock in held:
-            lock.release()
+        locks.release_all()
     if target is None:
         return Flushed()
     step = deliverer.attempt(target, admitted=True)

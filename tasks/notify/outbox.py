@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Final
 
 import redis
@@ -67,6 +68,80 @@ class DeliveryLock:
 
     def release(self) -> None:
         self._client.register_script(_RELEASE)(keys=[self._key], args=[self._token])
+
+
+# KEYS: lock keys; ARGV: their tokens, then the ttl. Extends each lock still held by its
+# token; returns 1/0 per key.
+_EXTEND: Final = """
+local ttl = ARGV[#ARGV]
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i] then
+    redis.call('PEXPIRE', key, ttl)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+# KEYS: lock keys; ARGV: their tokens. Releases each lock still held by its token.
+_RELEASE_MANY: Final = """
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i] then redis.call('DEL', key) end
+end
+return 0
+"""
+
+
+class DeliveryLocks:
+    """:class:`DeliveryLock` for many rows at once: one round trip to take, extend or
+    release them all (a burst's rows are delivered together: ``Deliverer.attempt_many``)."""
+
+    def __init__(self, client: redis.Redis, ttl_ms: int) -> None:
+        self._client = client
+        self._ttl_ms = ttl_ms
+        self._tokens: dict[int, str] = {}
+
+    @staticmethod
+    def _key(notification_id: int) -> str:
+        return keys.NOTIFY_LOCK.name(notification_id=notification_id)
+
+    def acquire(self, notification_ids: Sequence[int]) -> list[int]:
+        """Take the free ones; returns the ids now held (the others are being delivered)."""
+        tokens = {i: uuid.uuid4().hex for i in notification_ids}
+        pipe = self._client.pipeline(transaction=False)
+        for i, token in tokens.items():
+            pipe.set(self._key(i), token, nx=True, px=self._ttl_ms)
+        held = [i for i, ok in zip(tokens, pipe.execute(), strict=True) if ok]
+        self._tokens.update({i: tokens[i] for i in held})
+        return held
+
+    def extend(self, notification_ids: Sequence[int]) -> list[int]:
+        """Give the held ones a full lifetime again; returns those still held (one whose
+        lock expired may be in another delivery now: not ours to send)."""
+        ids = [i for i in notification_ids if i in self._tokens]
+        if not ids:
+            return []
+        script = self._client.register_script(_EXTEND)
+        out = script(
+            keys=[self._key(i) for i in ids],
+            args=[*(self._tokens[i] for i in ids), self._ttl_ms],
+        )
+        kept = [i for i, ok in zip(ids, out, strict=True) if int(ok)]
+        for i in set(ids) - set(kept):
+            del self._tokens[i]
+        return kept
+
+    def release(self, notification_ids: Sequence[int]) -> None:
+        ids = [i for i in notification_ids if i in self._tokens]
+        if not ids:
+            return
+        script = self._client.register_script(_RELEASE_MANY)
+        script(keys=[self._key(i) for i in ids], args=[self._tokens.pop(i) for i in ids])
+
+    def release_all(self) -> None:
+        self.release(list(self._tokens))
 
 
 def mark_scheduled(client: redis.Redis, notification_id: int, seconds: float) -> None:

@@ -5,15 +5,25 @@ A batch is the unit of work downstream (architecture §3.1): one broker message,
 statement. The window starts at the first event of a batch, not at a fixed tick, so a lone
 event waits at most ``max_ms`` and a burst is cut into full batches at once. Nothing here
 does I/O or sleeps; the owner calls :meth:`due` when :meth:`next_deadline` has passed.
+
+A kind may have its own, shorter window (``windows_ms``): mids and asset contexts are what
+price and funding alerts judge, and few (one frame carries every coin's mid), so their
+window is the alert latency's largest part while it saves almost no messages; trades keep
+the long window their throughput needs (docs/PERFORMANCE.md "Ingester batch size").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from events import Event, EventKind
 from runtime.clock import Clock
+
+# What alert evaluation judges as it arrives (price and funding rules): the kinds that
+# get INGEST_ALERT_BATCH_MS. Positions keep the long window (polled, seconds apart).
+ALERT_KINDS: Final[tuple[EventKind, ...]] = ("mids", "asset_contexts")
 
 
 @dataclass(slots=True)
@@ -27,11 +37,19 @@ class Ready:
 class Batcher:
     """Not thread-safe: owned by the thread that parses frames."""
 
-    def __init__(self, max_events: int, max_ms: int, clock: Clock) -> None:
-        if max_events < 1 or max_ms < 1:
+    def __init__(
+        self,
+        max_events: int,
+        max_ms: int,
+        clock: Clock,
+        windows_ms: Mapping[EventKind, int] | None = None,
+    ) -> None:
+        windows_ms = dict(windows_ms or {})
+        if max_events < 1 or min([max_ms, *windows_ms.values()]) < 1:
             raise ValueError("max_events and max_ms must be at least 1")
         self.max_events = max_events
         self.max_s = max_ms / 1000.0
+        self._window_s = {kind: ms / 1000.0 for kind, ms in windows_ms.items()}
         self._clock = clock
         self._pending: dict[EventKind, list[Event]] = {}
         self._deadline: dict[EventKind, float] = {}
@@ -44,7 +62,7 @@ class Batcher:
         pending = self._pending.get(kind)
         if pending is None:
             pending = self._pending[kind] = []
-            self._deadline[kind] = self._clock.monotonic() + self.max_s
+            self._deadline[kind] = self._clock.monotonic() + self._window_s.get(kind, self.max_s)
         room = self.max_events - len(pending)
         if len(events) < room:
             pending.extend(events)

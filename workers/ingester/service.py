@@ -75,7 +75,7 @@ from runtime.rest_budget import RestBudget
 from runtime.retry import RetryPolicy
 from settings import Settings
 from workers.ingester.backoff import ConnectWindow, ReconnectPolicy
-from workers.ingester.batcher import Batcher
+from workers.ingester.batcher import ALERT_KINDS, Batcher
 from workers.ingester.broker import BrokerClient
 from workers.ingester.cache import CacheWriter, LatestCache
 from workers.ingester.confirm import AwaitingConfirmation
@@ -290,7 +290,12 @@ class Ingester:
                 registry.desire(sub)
             pipeline = Pipeline(
                 self.source_id(planned.index),
-                Batcher(s.ingest_batch_size, s.ingest_batch_ms, self.clock),
+                Batcher(
+                    s.ingest_batch_size,
+                    s.ingest_batch_ms,
+                    self.clock,
+                    {kind: s.ingest_alert_batch_ms for kind in ALERT_KINDS},
+                ),
                 self.outbox,
                 cache,
                 self.metrics,

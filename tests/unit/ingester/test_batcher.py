@@ -61,3 +61,18 @@ def test_flush_all_empties_everything() -> None:
     b.add("trades", mids(1))
     assert sorted(len(r.events) for r in b.flush_all()) == [1, 3]
     assert b.pending_events == 0 and b.flush_all() == [] and b.add("mids", []) == []
+
+
+def test_a_kind_with_its_own_window_flushes_on_it_and_the_others_on_the_default() -> None:
+    # Given mids on a 16 ms window and everything else on 128 ms
+    clock = ManualClock(start_s=0.0)
+    b = Batcher(max_events=100, max_ms=128, clock=clock, windows_ms={"mids": 16})
+    b.add("trades", mids(1))
+    b.add("mids", mids(1))
+    assert b.next_deadline() == 0.016
+    # When 16 ms have passed: the mids are due, the trades wait for their window
+    clock.advance(0.016)
+    assert [r.kind for r in b.due()] == ["mids"]
+    assert b.next_deadline() == 0.128
+    clock.advance(0.112)
+    assert [r.kind for r in b.due()] == ["trades"]

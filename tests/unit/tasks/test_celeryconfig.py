@@ -50,6 +50,7 @@ def test_every_persist_task_the_ingester_sends_exists_and_routes_to_ingest(
     [
         ("hyperwatch.alerts.evaluate", "alerts"),
         ("hyperwatch.notify.deliver", "notify"),
+        ("hyperwatch.notify.deliver_many", "notify"),
         ("hyperwatch.maintenance.retention", "maintenance"),
         ("something.unrouted", "maintenance"),
     ],
