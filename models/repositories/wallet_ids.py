@@ -81,8 +81,10 @@ def _commit(session: Session) -> None:
             cache.update(pending)
 
 
-@event.listens_for(Session, "after_rollback")
-def _rollback(session: Session) -> None:
+@event.listens_for(Session, "after_soft_rollback")
+def _rollback(session: Session, previous_transaction: object) -> None:
+    # Any rollback, a savepoint's included, forgets the pending ids: always safe (an id
+    # not cached is read again), where keeping a rolled-back one would not be.
     session.info.pop(_PENDING, None)
 
 
