@@ -5,12 +5,13 @@ Issue 19 asks for at most half the bytes per trade of the 0009 schema; 0010 reac
 run and on the same rows, so the choice is made on figures and not on estimates:
 
 1. ``--trades`` simulated trades (``bench_storage.generate``) are loaded by COPY into a
-   database at 0009 (the "before" of the goal) and into one at head.
-2. From the head rows, each candidate is built as a plain table (same rows, inserted in key
+   database at 0009 (the "before" of the goal) and into one at 0011 (the layout 0012
+   replaced, after measuring it here: it built the "wallet ids, columns by alignment" one).
+2. From the 0011 rows, each candidate is built as a plain table (same rows, inserted in key
    order as a live feed inserts them, so its B-tree grows at its right edge), with the
    dictionaries it needs (``wallets``: address bytea → int4 id; ``coins``: name → int2 id),
-   and measured with ``pg_total_relation_size`` after ``VACUUM ANALYZE``. The head layout
-   is rebuilt the same way as the control: it must come out as the head database does.
+   and measured with ``pg_total_relation_size`` after ``VACUUM ANALYZE``. The 0011 layout
+   is rebuilt the same way as the control: it must come out as the 0011 database does.
 
 Dictionary sizes are printed apart: they are per distinct wallet, not per trade.
 
@@ -48,7 +49,7 @@ _WALLETS = "JOIN wallets wb ON wb.address = t.buyer JOIN wallets ws ON ws.addres
 _IDS_ALIGNED = "time bigint, tid bigint, buyer int, seller int"
 # label → (column definitions and key, the SELECT over the head rows that fills them).
 LAYOUTS: dict[str, tuple[str, str]] = {
-    "head (control)": (
+    "0011 (control)": (
         "coin varchar(40), time bigint, tid bigint, px numeric, sz numeric, side varchar(1), "
         "hash bytea, buyer bytea, seller bytea, PRIMARY KEY (time, coin, tid)",
         "SELECT coin, time, tid, px, sz, side, hash, buyer, seller FROM trade_snapshots t",
@@ -131,7 +132,7 @@ def main() -> None:
         engine = create_engine(head_db.url)
         head = sizes(engine)["total"] / n
         print(f"{'0009 (before)':>42}: {before:6.1f} bytes/trade")
-        print(f"{'head database':>42}: {head:6.1f} bytes/trade ({head / before:.3f})")
+        print(f"{'0011 database':>42}: {head:6.1f} bytes/trade ({head / before:.3f})")
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("CREATE TABLE wallets (id serial PRIMARY KEY, address bytea UNIQUE)"))
             conn.execute(
