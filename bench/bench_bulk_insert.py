@@ -23,6 +23,7 @@ from events import Trade
 from models import migrate
 from models.db import Database, get_database
 from models.repositories import TradeRepository
+from models.repositories.wallet_ids import ids_for
 from models.trade import TradeSnapshot
 from settings import load_settings
 from tests.support.services import PostgresDatabase
@@ -51,8 +52,11 @@ def orm_rate(db: Database, trades: list[Trade]) -> float:
     started = time.perf_counter()
     for t in trades:
         with db.session() as s:
+            # Buyer and seller are ids into the wallet dictionary (migration 0012).
+            ids = ids_for(s, (t.buyer, t.seller))
             s.add(TradeSnapshot(coin=t.coin, time=t.time, tid=t.tid, px=t.px, sz=t.sz, side=t.side,
-                                hash=t.hash, buyer=t.buyer, seller=t.seller))  # fmt: skip
+                                hash=t.hash, buyer_id=ids.get(t.buyer),  # type: ignore[arg-type]
+                                seller_id=ids.get(t.seller)))  # type: ignore[arg-type]  # fmt: skip
     return len(trades) / (time.perf_counter() - started)
 
 

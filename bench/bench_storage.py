@@ -43,6 +43,8 @@ from models import migrate
 from models.db import get_database
 from models.partitions import day_of, ensure_partitions
 from models.repositories import TradeRepository
+from models.repositories.trades import swap_ids
+from models.repositories.wallet_ids import ids_for
 from settings import load_settings
 from tests.support.services import PostgresDatabase
 from workers.simulator.market import Market
@@ -51,6 +53,8 @@ from workers.simulator.universe import Universe
 COINS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "HYPE", "AVAX", "ARB", "kPEPE")
 START_MS = 1_754_006_400_000  # 2025-08-01T00:00:00Z
 COLUMNS = "coin, time, tid, px, sz, side, hash, buyer, seller"
+# Head (0012): buyer and seller as ids into the wallet dictionary.
+HEAD_COLUMNS = "coin, time, tid, px, sz, side, hash, buyer_id, seller_id"
 GB = 1e9
 
 
@@ -104,18 +108,26 @@ def load_before(url: str, trades: Sequence[Trade], batch: int) -> float:
 
 def load_after_copy(url: str, trades: Sequence[Trade], batch: int) -> float:
     """COPY into the head schema of the text its write path renders (prepared ahead, as the
-    archive import does), a transaction a batch; returns trades/s (COPY only): the
-    database's side, comparable with :func:`load_before`."""
+    archive import does, the wallet ids swapped in), a transaction a batch; returns
+    trades/s (COPY only): the database's side, comparable with :func:`load_before`."""
     engine = create_engine(url)
     with engine.begin() as conn:
         ensure_partitions(conn, "trade_snapshots", {day_of(t.time) for t in trades})
-    chunks = [TradeRepository.prepare(chunk).copy_data for chunk in batches(trades, batch)]
+    # The wallets' ids as the write path finds them (the dictionary filled, not timed).
+    db = get_database(load_settings(database_url=url))
+    with db.session() as s:
+        ids = ids_for(s, (a for t in trades for a in t[7:]))
+    db.dispose()
+    prepared = [TradeRepository.prepare(chunk) for chunk in batches(trades, batch)]
+    chunks = [swap_ids(p.copy_data, [ids[a] for a in p.addresses]) for p in prepared]
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         started = time.perf_counter()
         for chunk in chunks:
-            cursor.copy_expert(f"COPY trade_snapshots ({COLUMNS}) FROM STDIN", io.BytesIO(chunk))
+            cursor.copy_expert(
+                f"COPY trade_snapshots ({HEAD_COLUMNS}) FROM STDIN", io.BytesIO(chunk)
+            )
             raw.commit()
         seconds = time.perf_counter() - started
     finally:

@@ -5,12 +5,13 @@ Issue 19 asks for at most half the bytes per trade of the 0009 schema; 0010 reac
 run and on the same rows, so the choice is made on figures and not on estimates:
 
 1. ``--trades`` simulated trades (``bench_storage.generate``) are loaded by COPY into a
-   database at 0009 (the "before" of the goal) and into one at head.
-2. From the head rows, each candidate is built as a plain table (same rows, inserted in key
+   database at 0009 (the "before" of the goal) and into one at 0011 (the layout 0012
+   replaced, after measuring it here: it built the "wallet ids, columns by alignment" one).
+2. From the 0011 rows, each candidate is built as a plain table (same rows, inserted in key
    order as a live feed inserts them, so its B-tree grows at its right edge), with the
    dictionaries it needs (``wallets``: address bytea → int4 id; ``coins``: name → int2 id),
-   and measured with ``pg_total_relation_size`` after ``VACUUM ANALYZE``. The head layout
-   is rebuilt the same way as the control: it must come out as the head database does.
+   and measured with ``pg_total_relation_size`` after ``VACUUM ANALYZE``. The 0011 layout
+   is rebuilt the same way as the control: it must come out as the 0011 database does.
 
 Dictionary sizes are printed apart: they are per distinct wallet, not per trade.
 
@@ -23,19 +24,24 @@ Dictionary sizes are printed apart: they are per distinct wallet, not per trade.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_storage import generate, load_after_copy, load_before, sizes
+from bench_storage import COLUMNS, batches, generate, load_before, sizes
 from sqlalchemy import create_engine, text
 
+from events import Trade
 from models import migrate
+from models.hexbytes import copy_field
+from models.partitions import day_of, ensure_partitions
 from settings import load_settings
 from tests.support.services import PostgresDatabase
 
@@ -43,7 +49,7 @@ _WALLETS = "JOIN wallets wb ON wb.address = t.buyer JOIN wallets ws ON ws.addres
 _IDS_ALIGNED = "time bigint, tid bigint, buyer int, seller int"
 # label → (column definitions and key, the SELECT over the head rows that fills them).
 LAYOUTS: dict[str, tuple[str, str]] = {
-    "head (control)": (
+    "0011 (control)": (
         "coin varchar(40), time bigint, tid bigint, px numeric, sz numeric, side varchar(1), "
         "hash bytea, buyer bytea, seller bytea, PRIMARY KEY (time, coin, tid)",
         "SELECT coin, time, tid, px, sz, side, hash, buyer, seller FROM trade_snapshots t",
@@ -73,6 +79,29 @@ LAYOUTS: dict[str, tuple[str, str]] = {
 }
 
 
+def load_0011(url: str, trades: Sequence[Trade], batch: int) -> None:
+    """COPY into the 0011 schema (hash, buyer, seller as bytea in the hexbytes encoding;
+    the simulator's trades always name both wallets)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        ensure_partitions(conn, "trade_snapshots", {day_of(t.time) for t in trades})
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for chunk in batches(trades, batch):
+            data = "".join(
+                "\t".join([*(str(v) for v in t[:6]), *(copy_field(v or "") for v in t[6:])]) + "\n"
+                for t in chunk
+            )
+            cursor.copy_expert(
+                f"COPY trade_snapshots ({COLUMNS}) FROM STDIN", io.BytesIO(data.encode())
+            )
+            raw.commit()
+    finally:
+        raw.close()
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trades", type=int, default=1_000_000)
@@ -93,16 +122,17 @@ def main() -> None:
     before_db, head_db = PostgresDatabase(), PostgresDatabase()
     try:
         migrate.upgrade(load_settings(database_url=before_db.url), "0009")
-        migrate.upgrade(load_settings(database_url=head_db.url))
+        # 0011: the layout these candidates were measured from (0012 built the chosen one).
+        migrate.upgrade(load_settings(database_url=head_db.url), "0011")
         load_before(before_db.url, trades, args.batch)
-        load_after_copy(head_db.url, trades, args.batch)
+        load_0011(head_db.url, trades, args.batch)
         engine = create_engine(before_db.url)
         before = sizes(engine)["total"] / n
         engine.dispose()
         engine = create_engine(head_db.url)
         head = sizes(engine)["total"] / n
         print(f"{'0009 (before)':>42}: {before:6.1f} bytes/trade")
-        print(f"{'head database':>42}: {head:6.1f} bytes/trade ({head / before:.3f})")
+        print(f"{'0011 database':>42}: {head:6.1f} bytes/trade ({head / before:.3f})")
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("CREATE TABLE wallets (id serial PRIMARY KEY, address bytea UNIQUE)"))
             conn.execute(

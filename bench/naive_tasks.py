@@ -10,6 +10,7 @@ from celery import shared_task
 from sqlalchemy.exc import IntegrityError
 
 from models.db import get_database
+from models.repositories.wallet_ids import ids_for
 from models.trade import TradeSnapshot
 
 
@@ -17,6 +18,8 @@ from models.trade import TradeSnapshot
 def store_trade(self: Any, t: dict[str, Any]) -> None:
     try:
         with get_database(self.app.settings).session() as session:
+            # Buyer and seller are ids into the wallet dictionary (migration 0012).
+            ids = ids_for(session, (t.get("buyer"), t.get("seller")))
             session.add(
                 TradeSnapshot(
                     coin=t["coin"],
@@ -26,8 +29,8 @@ def store_trade(self: Any, t: dict[str, Any]) -> None:
                     sz=Decimal(t["sz"]),
                     side=t["side"],
                     hash=t["hash"],
-                    buyer=t.get("buyer"),
-                    seller=t.get("seller"),
+                    buyer_id=ids.get(t.get("buyer")),  # type: ignore[arg-type]
+                    seller_id=ids.get(t.get("seller")),  # type: ignore[arg-type]
                 )
             )
     except IntegrityError as exc:

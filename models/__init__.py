@@ -22,6 +22,7 @@ from models.session import Session
 from models.tracked_wallet import TrackedWallet
 from models.trade import TradeBar, TradeSnapshot
 from models.user import User
+from models.wallet import Wallet
 
 __all__ = [
     "Alert",
@@ -44,6 +45,7 @@ __all__ = [
     "TradeSnapshot",
     "User",
     "UserFill",
+    "Wallet",
 ]
 
 # Tables range-partitioned by day on their `time` column (ms) on PostgreSQL.

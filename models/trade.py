@@ -3,11 +3,14 @@
 Trades are unique on (coin, time, tid) — per Hyperliquid, the globally unique trade id.
 Never on ``hash``: one taker sweep shares it, and TWAP slices all carry the zero hash.
 On PostgreSQL the table is range-partitioned by day on ``time`` (ms); retention drops days.
+Buyer and seller are int4 ids into the wallet dictionary (``wallets``, migration 0012); the
+model's ``buyer`` and ``seller`` read the addresses back, so every reader sees the strings.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,14 +19,23 @@ from sqlalchemy import (
     Integer,
     PrimaryKeyConstraint,
     String,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy.sql.selectable import Subquery
 
 from models.base import Base, Millis, Money
 from models.hexbytes import HexBytes, length_check
+from models.wallet import Wallet
 
 # The most characters each hex column's string may have (what VARCHAR held before 0010).
 HEX_LENGTHS = {"hash": 66, "buyer": 42, "seller": 42}
+
+
+def _address_of(column: Any) -> Any:
+    return (
+        select(Wallet.address).where(Wallet.id == column).correlate_except(Wallet).scalar_subquery()
+    )
 
 
 class TradeSnapshot(Base):
@@ -36,23 +48,31 @@ class TradeSnapshot(Base):
         # newest row (health), which needed a second B-tree on time before. A coin's
         # trades in a time window are that window's rows filtered by coin.
         PrimaryKeyConstraint("time", "coin", "tid"),
-        *(
-            CheckConstraint(length_check(c, n), name=f"{c}_length").ddl_if(dialect="postgresql")
-            for c, n in HEX_LENGTHS.items()
+        CheckConstraint(length_check("hash", HEX_LENGTHS["hash"]), name="hash_length").ddl_if(
+            dialect="postgresql"
         ),
         {"postgresql_partition_by": "RANGE (time)"},
     )
 
-    coin: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Columns in alignment order (migration 0012): the 8-byte ones, the two 4-byte wallet
+    # ids, then the variable-length ones, so PostgreSQL pads nothing between them.
     time: Mapped[int] = mapped_column(Millis, primary_key=True)
     tid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Ids into the wallet dictionary (models/wallet.py); readers get the addresses from
+    # ``buyer`` and ``seller`` below, writers map them (models/repositories/wallet_ids.py).
+    buyer_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seller_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    coin: Mapped[str] = mapped_column(String(40), primary_key=True)
+    side: Mapped[str] = mapped_column(String(1))
     px: Mapped[Decimal] = mapped_column(Money())
     sz: Mapped[Decimal] = mapped_column(Money())
-    side: Mapped[str] = mapped_column(String(1))
     # Bytes on PostgreSQL, read back as the same strings (models/hexbytes.py).
     hash: Mapped[str] = mapped_column(HexBytes(66))
-    buyer: Mapped[str | None] = mapped_column(HexBytes(42), nullable=True)
-    seller: Mapped[str | None] = mapped_column(HexBytes(42), nullable=True)
+    # The addresses as before 0012, read through the dictionary: ``select(TradeSnapshot)``
+    # loads them and ``TradeSnapshot.buyer`` selects the string (one primary-key lookup
+    # each). Read-only: writers store the ids.
+    buyer: Mapped[str | None] = column_property(_address_of(buyer_id))
+    seller: Mapped[str | None] = column_property(_address_of(seller_id))
 
 
 class TradeBar(Base):
@@ -85,3 +105,32 @@ class TradeBar(Base):
     sell_volume: Mapped[Decimal] = mapped_column(Money())
     volume_delta: Mapped[Decimal] = mapped_column(Money())
     trade_count: Mapped[int] = mapped_column(Integer)
+
+
+def _as_read() -> Subquery:
+    t = TradeSnapshot.__table__
+    buyer, seller = Wallet.__table__.alias("wb"), Wallet.__table__.alias("ws")
+    view = (
+        select(
+            t.c.coin, t.c.time, t.c.tid, t.c.px, t.c.sz, t.c.side, t.c.hash,
+            buyer.c.address.label("buyer"), seller.c.address.label("seller"),
+        )
+        .select_from(
+            t.outerjoin(buyer, buyer.c.id == t.c.buyer_id).outerjoin(
+                seller, seller.c.id == t.c.seller_id
+            )
+        )
+        .subquery("trade_snapshots")
+    )  # fmt: skip
+    # Outer-joined: no address is NULL (the proxies copy the dictionary's NOT NULL).
+    for name in ("buyer", "seller"):
+        column: Any = view.c[name]
+        column.nullable = True
+    return view
+
+
+# The trades as every reader saw them before 0012 — the same columns, in the same order,
+# the addresses as strings — for readers of whole rows (the cold tier's export and the hot
+# part of ``history query``): the dictionary joined once per query (a hash join over the
+# distinct wallets), not looked up per row.
+TRADES_AS_READ = _as_read()

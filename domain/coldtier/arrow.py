@@ -13,16 +13,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Boolean, Column, Integer, Numeric, String, Table
+from sqlalchemy import Boolean, FromClause, Integer, Numeric, String
 
 from models import Base
 from models.base import UtcDateTime
 from models.hexbytes import HexBytesType
+from models.trade import TRADES_AS_READ, TradeSnapshot
 
 DECIMAL = pa.decimal128(38, 18)
 
 
-def arrow_type(column: Column[Any]) -> pa.DataType:
+def arrow_type(column: Any) -> pa.DataType:
     kind = column.type
     if isinstance(kind, HexBytesType | String):
         return pa.string()
@@ -37,20 +38,26 @@ def arrow_type(column: Column[Any]) -> pa.DataType:
     raise TypeError(f"no Parquet type for {column.table.name}.{column.name} ({kind!r})")
 
 
-def table_of(name: str) -> Table:
+def table_of(name: str) -> FromClause:
+    """The rows of ``name`` as exported: the table's, but trades with their buyer and
+    seller addresses (the wallet dictionary joined, models/trade.py), so the files keep
+    one schema across migration 0012."""
+    if name == TradeSnapshot.__tablename__:
+        return TRADES_AS_READ
     return Base.metadata.tables[name]
 
 
-def schema(table: Table) -> pa.Schema:
+def schema(table: FromClause) -> pa.Schema:
     return pa.schema(
         [pa.field(c.name, arrow_type(c), nullable=bool(c.nullable)) for c in table.columns]
     )
 
 
-def key_columns(table: Table) -> list[str]:
+def key_columns(table: FromClause) -> list[str]:
     """The table's key, text columns first: the files' sort order (a coin's rows together,
     in time order: what compresses best and what a reader of one coin skips to)."""
-    key = list(table.primary_key.columns)
+    primary_key: Any = table.primary_key
+    key = list(getattr(primary_key, "columns", primary_key))
     text = [c.name for c in key if isinstance(c.type, String | HexBytesType)]
     return text + [c.name for c in key if c.name not in text]
 

@@ -26,7 +26,7 @@ from events import AssetContext, Mid, Position, Side, Trade
 from models.asset_context import AssetContextSnapshot
 from models.gap import Gap
 from models.position import PositionSnapshot
-from models.trade import TradeSnapshot
+from models.trade import TRADES_AS_READ, TradeSnapshot
 
 Event = Mid | AssetContext | Position | Trade
 BATCH: Final = 5_000
@@ -82,7 +82,9 @@ def _positions(
 def _trades(
     session: Session, coins: Sequence[str], from_ms: int, to_ms: int, batch: int
 ) -> Iterator[Event]:
-    t = TradeSnapshot
+    # The addresses through the wallet dictionary joined once (a hash join over the distinct
+    # wallets), not looked up trade by trade: a backtest streams millions of rows.
+    t = TRADES_AS_READ.c
     stmt = (
         select(t.coin, t.time, t.tid, t.px, t.sz, t.side, t.hash, t.buyer, t.seller)
         .where(t.coin.in_(coins), t.time >= from_ms, t.time < to_ms)

@@ -881,6 +881,15 @@ AUDITED_SQL_FORMATTING = {
     # from its constant _LENGTH (ints).
     ("models/migrations/versions/0010_compact_trades.py", "upgrade"): 1,
     ("models/migrations/versions/0010_compact_trades.py", "downgrade"): 2,
+    # 0012: the trades table rebuilt. Renames of trade_snapshots, its key, its partitions and
+    # their indexes to <name>_<constant suffix> (names read from pg_inherits / pg_index);
+    # CREATE TABLE <partition> PARTITION OF trade_snapshots <bound> (the name and the bound
+    # expression read from the catalog, pg_get_expr); INSERT … SELECT with the migration's
+    # constant column lists and joins; DROP of the set-aside tables; the CHECKs built by
+    # models.hexbytes.length_check from constant names and int lengths.
+    ("models/migrations/versions/0012_wallet_dictionary.py", "_set_aside"): 4,
+    ("models/migrations/versions/0012_wallet_dictionary.py", "_rebuild"): 7,
+    ("models/migrations/versions/0012_wallet_dictionary.py", "upgrade"): 1,
 }
 SQL_ROOTS = ("models", "tasks", "workers")
 _RAW_SQL_METHODS = {"exec_driver_sql", "copy_expert", "copy_from", "executescript"}

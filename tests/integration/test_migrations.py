@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import inspect, select, text
 
-from models import PARTITIONED_TABLES, Base, migrate
+from models import PARTITIONED_TABLES, Base, hexbytes, migrate
 from models.db import get_database
-from models.partitions import day_of, ensure_partitions
+from models.partitions import day_of, ensure_partitions, list_partitions
 from models.trade import TradeSnapshot
 from settings import load_settings
 from tests.support.services import PostgresDatabase
@@ -204,8 +204,8 @@ def _compact_trades_migration(url: str) -> None:
         assert _trades_through_model(conn) == _TRADE_ROWS
         if engine.dialect.name == "postgresql":
             sizes = conn.execute(
-                text("SELECT octet_length(hash), octet_length(buyer) FROM trade_snapshots "
-                     "WHERE tid = 1")
+                text("SELECT octet_length(t.hash), octet_length(w.address) FROM trade_snapshots t "
+                     "JOIN wallets w ON w.id = t.buyer_id WHERE t.tid = 1")
             ).one()  # fmt: skip
             assert tuple(sizes) == (33, 21)  # a tag byte and the 32 / 20 bytes
     migrate.downgrade(settings, "0009")
@@ -224,5 +224,84 @@ def test_given_stored_trades_when_0010_goes_up_down_up_then_every_value_is_kept(
     database = PostgresDatabase()
     try:
         _compact_trades_migration(database.url)
+    finally:
+        database.close()
+
+
+# Trades as 0011 stores them, over two days (two partitions); an address that is the buyer
+# of one trade and the seller of others, and the odd values of _TRADE_ROWS.
+_DAY2 = 1_754_006_400_000 + 86_400_000
+_WALLET_ROWS = [
+    *_TRADE_ROWS,
+    ("BTC", _DAY2, 5, "117000", "0.5", "A", "0x" + "cd" * 32, "0x" + "0a" * 20, "0x" + "5b" * 20),
+    ("BTC", _DAY2 + 1, 6, "117001", "0.25", "B", "0x" + "cd" * 32, "0x1", "0x" + "0a" * 20),
+]  # fmt: skip
+
+
+def _trades_at_0011(conn: Any) -> list[tuple[Any, ...]]:
+    rows = _trades_as_text(conn)
+    if conn.dialect.name != "postgresql":
+        return rows
+    decode = hexbytes.decode
+    return [
+        (*r[:6], decode(bytes(r[6])), *(None if v is None else decode(bytes(v)) for v in r[7:]))
+        for r in rows
+    ]
+
+
+def _wallet_dictionary_migration(url: str) -> None:
+    """0012 keeps every trade exactly, up, down and up again, each address once."""
+    settings = load_settings(database_url=url)
+    engine = get_database(settings).engine
+    migrate.upgrade(settings, "0011")
+    postgres = engine.dialect.name == "postgresql"
+    encode = hexbytes.encode if postgres else (lambda v: v)
+    with engine.begin() as conn:
+        ensure_partitions(conn, "trade_snapshots", {day_of(r[1]) for r in _WALLET_ROWS})
+        partitions = list_partitions(conn, "trade_snapshots")
+        assert not postgres or {"trade_snapshots_p20250801", "trade_snapshots_p20250802"} <= set(
+            partitions
+        )
+        conn.execute(
+            text(
+                "INSERT INTO trade_snapshots (coin, time, tid, px, sz, side, hash, buyer, seller) "
+                "VALUES (:c, :t, :i, :px, :sz, :side, :h, :b, :s)"
+            ),
+            [
+                dict(zip(_PARAMS, (*r[:6], *(None if v is None else encode(v) for v in r[6:])),
+                         strict=True))
+                for r in _WALLET_ROWS
+            ],
+        )  # fmt: skip
+    migrate.upgrade(settings)
+    with engine.connect() as conn:
+        assert _trades_through_model(conn) == _WALLET_ROWS
+        addresses = {a for r in _WALLET_ROWS for a in r[7:] if a is not None}
+        assert conn.execute(text("SELECT count(*) FROM wallets")).scalar_one() == len(addresses)
+        if postgres:
+            columns = conn.execute(
+                text("SELECT attname FROM pg_attribute WHERE attrelid = 'trade_snapshots'::regclass "
+                     "AND attnum > 0 ORDER BY attnum")
+            ).scalars().all()  # fmt: skip
+            assert columns == ["time", "tid", "buyer_id", "seller_id", "coin", "side", "px",
+                               "sz", "hash"]  # fmt: skip
+            assert list_partitions(conn, "trade_snapshots") == partitions
+    migrate.downgrade(settings, "0011")
+    with engine.connect() as conn:
+        assert _trades_at_0011(conn) == _WALLET_ROWS
+        assert "wallets" not in inspect(engine).get_table_names()
+    migrate.upgrade(settings)
+    with engine.connect() as conn:
+        assert _trades_through_model(conn) == _WALLET_ROWS
+    get_database(settings).dispose()
+
+
+def test_given_stored_trades_when_0012_goes_up_down_up_then_every_value_is_kept(
+    tmp_path: Path,
+) -> None:
+    _wallet_dictionary_migration(f"sqlite:///{tmp_path / 'w.db'}")
+    database = PostgresDatabase()
+    try:
+        _wallet_dictionary_migration(database.url)
     finally:
         database.close()

@@ -5,13 +5,28 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, Column, MetaData, String, Table
 
 from models import hexbytes
+from models.base import Money
+from models.hexbytes import HexBytes
 from models.repositories.bulk import copy_text
-from models.trade import TradeSnapshot
 
-TABLE: Table = TradeSnapshot.__table__  # type: ignore[assignment]
+# copy_text over several hex (bytea) columns: a table shaped as trade_snapshots was before
+# 0012 (its buyer and seller are wallet ids since; models/repositories/wallet_ids.py).
+TABLE = Table(
+    "hex_rows",
+    MetaData(),
+    Column("coin", String(40)),
+    Column("time", BigInteger),
+    Column("tid", BigInteger),
+    Column("px", Money()),
+    Column("sz", Money()),
+    Column("side", String(1)),
+    Column("hash", HexBytes(66)),
+    Column("buyer", HexBytes(42)),
+    Column("seller", HexBytes(42)),
+)
 COLUMNS = ("coin", "time", "tid", "px", "sz", "side", "hash", "buyer", "seller")
 
 

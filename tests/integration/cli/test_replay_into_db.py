@@ -19,6 +19,7 @@ from events import decode_batch
 from models import Base
 from models.db import Database
 from models.repositories import GapRepository
+from models.trade import TRADES_AS_READ
 from runtime import recording
 from runtime.metrics import Metrics
 from tests.unit.ingester import frames
@@ -100,7 +101,9 @@ def rows(database: Database) -> dict[str, list[tuple[Any, ...]]]:
     out = {}
     with database.engine.connect() as conn:
         for table, names in TABLES.items():
-            columns = [Base.metadata.tables[table].c[name] for name in names]
+            # Trades as readers see them: the addresses through the wallet dictionary.
+            source = TRADES_AS_READ if table == "trade_snapshots" else Base.metadata.tables[table]
+            columns = [source.c[name] for name in names]
             out[table] = [tuple(r) for r in conn.execute(select(*columns).order_by(*columns))]
     return out
 
