@@ -102,6 +102,7 @@ def gaps(times: list[dt.datetime]) -> list[float]:
     return [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
 
 
+@pytest.mark.heavy  # beat periods in real time, 15 s: runs in make test-heavy
 def test_given_two_beats_started_together_when_the_leader_dies_then_each_job_runs_once_per_period(
     spawn_beat: Callable[[str], BeatProcess], redis_url: str
 ) -> None:

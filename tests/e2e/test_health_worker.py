@@ -60,6 +60,7 @@ def durations(families: dict[str, Any]) -> dict[str, float]:
     return {s.labels["task"]: s.value for s in family.samples if s.name.endswith("_count")}
 
 
+@pytest.mark.heavy  # 17 s of a real worker's jobs: runs in make test-heavy
 def test_given_a_worker_when_it_runs_jobs_then_metrics_and_liveness_tell_the_truth(
     spawn_worker: Callable[..., WorkerProcess],  # noqa: F811 - fixture
     worker_env: dict[str, str],  # noqa: F811 - fixture

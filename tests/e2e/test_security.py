@@ -150,6 +150,7 @@ FLOWER_PROTECTED_POST = (
 
 
 @pytest.mark.e2e
+@pytest.mark.heavy  # the whole system, 26 s: runs in make test-heavy
 def test_given_secret_bearing_settings_when_the_whole_system_runs_then_no_secret_leaks_and_flower_demands_credentials(
     tmp_path: Path,
     postgres_url: str,

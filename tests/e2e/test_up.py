@@ -113,6 +113,7 @@ def supervisor(tmp_path: Path, up_env: dict[str, str]) -> Iterator[subprocess.Po
         log.close()
 
 
+@pytest.mark.heavy  # the whole system per database, 14 s each: runs in make test-heavy
 def test_given_a_fresh_directory_when_up_with_the_simulator_then_healthy_with_trades_and_drains_on_sigterm(
     tmp_path: Path,
     up_env: dict[str, str],
