@@ -44,7 +44,9 @@ from workers.simulator.universe import Universe
 
 COINS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "HYPE", "AVAX", "ARB", "kPEPE")
 START_MS = 1_754_006_400_000  # 2025-08-01T00:00:00Z
-COLUMNS = "coin, time, tid, px, sz, side, hash, buyer, seller"
+# The stored columns as they are since 0012 (buyer/seller as wallet ids): the plain COPY
+# writes exactly the rows the import stored, wallet ids included.
+COLUMNS = "coin, time, tid, px, sz, side, hash, buyer_id, seller_id"
 
 
 def generate(
