@@ -3,7 +3,8 @@ the partition only then.
 
 One file per table per day: ``<COLD_DIR>/<table>/<YYYY-MM-DD>.parquet``, zstd, rows sorted by
 the key with text columns first (coin, time, tid for trades). The day's rows are read in one
-snapshot (REPEATABLE READ on PostgreSQL) in batches, each written as a row group of a
+snapshot (REPEATABLE READ on PostgreSQL) in batches — on PostgreSQL with COPY parsed by
+pyarrow (domain/coldtier/copy.py, the fast path), on SQLite through SQLAlchemy — each written as a row group of a
 temporary file in the same directory. Verification reads the file back: its row count and
 its key checksum — the count and the sum of DuckDB's ``hash()`` of each row's key, so it is
 computed the same way over what was read from the database (as Arrow) and over the file —
@@ -41,6 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from domain.coldtier.arrow import key_columns, schema, table_of, to_arrow
+from domain.coldtier.copy import copy_sql, read_batches
 from models import PARTITIONED_TABLES
 from models.base import utcnow
 from models.cold_export import ColdExport
@@ -149,8 +151,12 @@ def _day_rows(database: Database, table: str, day: dt.date) -> int:
         return int(conn.execute(stmt).scalar_one())
 
 
-def export_day(database: Database, cold_dir: Path, table: str, day: dt.date) -> ExportResult:
-    """Export and verify ``table``'s rows of ``day`` (see module); raises ExportFailed."""
+def export_day(
+    database: Database, cold_dir: Path, table: str, day: dt.date, *, via_copy: bool | None = None
+) -> ExportResult:
+    """Export and verify ``table``'s rows of ``day`` (see module); raises ExportFailed.
+    ``via_copy``: read with COPY (domain/coldtier/copy.py; PostgreSQL only) or through
+    SQLAlchemy; None is COPY on PostgreSQL (the fast path), SQLAlchemy on SQLite."""
     _check_table(table)
     path = file_for(cold_dir, table, day)
     done = _already_done(database, table, day, path)
@@ -158,7 +164,7 @@ def export_day(database: Database, cold_dir: Path, table: str, day: dt.date) -> 
         return ExportResult(table, day, path, done.rows, done.bytes, done.checksum, skipped=True)
     started = dt.datetime.now(dt.UTC)
     try:
-        rows, checksum, partition_rows = _write_verified(database, path, table, day)
+        rows, checksum, partition_rows = _write_verified(database, path, table, day, via_copy)
         size = path.stat().st_size if rows else 0
     except Exception as exc:  # every failure is recorded and keeps the partition
         reason = (
@@ -180,7 +186,7 @@ def export_day(database: Database, cold_dir: Path, table: str, day: dt.date) -> 
 
 
 def _write_verified(
-    database: Database, path: Path, table: str, day: dt.date
+    database: Database, path: Path, table: str, day: dt.date, via_copy: bool | None
 ) -> tuple[int, str, int]:
     """Write the day's file; returns (rows in the file, its checksum, rows of the partition)."""
     model = table_of(table)
@@ -202,15 +208,22 @@ def _write_verified(
                 if not expected:
                     return 0, "0:0", 0
                 path.parent.mkdir(parents=True, exist_ok=True)
-                result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
-                    select(*model.columns).where(in_day).order_by(*order)
-                )
+                day_rows = select(*model.columns).where(in_day)
+                if via_copy is None:
+                    via_copy = database.dialect == "postgresql"
+                if via_copy:
+                    sql = copy_sql(conn, day_rows, model, key_columns(model))
+                    batches = read_batches(conn, sql, arrow_schema, BATCH_ROWS)
+                else:
+                    result = conn.execution_options(
+                        stream_results=True, yield_per=BATCH_ROWS
+                    ).execute(day_rows.order_by(*order))
+                    batches = (to_arrow(arrow_schema, b) for b in result.partitions(BATCH_ROWS))
                 with pq.ParquetWriter(
                     temporary, arrow_schema, compression="zstd", compression_level=9,
                     use_dictionary=True, write_statistics=True,
                 ) as writer:  # fmt: skip
-                    for batch in result.partitions(BATCH_ROWS):
-                        arrow = to_arrow(arrow_schema, batch)
+                    for arrow in batches:
                         writer.write_table(arrow, row_group_size=BATCH_ROWS)
                         rows, hashed = checksum_of(arrow, table, con)
                         written += rows

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from domain.coldtier.export import export_day
+from domain.coldtier.export import ExportFailed, export_day
 from domain.coldtier.query import query
 from events import Trade
 from models.cold_export import ColdExport
@@ -201,3 +201,48 @@ def test_given_rows_back_for_a_dropped_day_when_retained_again_then_the_file_kee
     with pg_database.session() as s:
         record = s.get(ColdExport, ("trade_snapshots", DAY))
         assert record is not None and record.status == "dropped" and record.rows == 4
+
+
+def test_given_a_day_when_exported_with_copy_then_the_file_equals_the_sqlalchemy_paths(
+    pg_database: Database, tmp_path: Path
+) -> None:
+    # Given a day of trades with every exactness case (long decimals, trailing zeros, NULL
+    # and odd addresses, non-hex hashes) and an empty-string-free NULL
+    with pg_database.session() as s:
+        TradeRepository(s).add_batch(trades())
+    # When the day is exported through COPY (the PostgreSQL default) and through SQLAlchemy
+    fast = export_day(pg_database, tmp_path / "copy", "trade_snapshots", DAY)
+    slow = export_day(pg_database, tmp_path / "rows", "trade_snapshots", DAY, via_copy=False)
+    # Then both files hold the same rows in the same order, value for value, same schema
+    a, b = pq.read_table(fast.path), pq.read_table(slow.path)
+    assert a.schema == b.schema and a.num_rows == b.num_rows == len(trades())
+    assert a.to_pylist() == b.to_pylist()
+    assert fast.checksum == slow.checksum
+    rows = {r["tid"]: r for r in a.to_pylist()}
+    assert rows[2]["px"] == D("3000.123456789012345678") and rows[2]["buyer"] is None
+    assert (rows[3]["hash"], rows[3]["buyer"], rows[3]["seller"]) == ("0xAB", "0x1", "h")
+    assert rows[1]["hash"] == "0x" + "ab" * 32
+
+
+def test_given_a_decimal_the_file_cannot_hold_when_exported_with_copy_then_it_fails(
+    pg_database: Database, tmp_path: Path
+) -> None:
+    # Given a trade whose size has more decimals than decimal128(38, 18) holds
+    with pg_database.session() as s:
+        TradeRepository(s).add_batch(
+            [Trade("BTC", T0, 1, D("1.5"), D("0.0000000000000000001"), "B", "0x" + "ab" * 32)]
+        )
+    # When exported through COPY, then it fails rather than rounding, and nothing is written
+    try:
+        export_day(pg_database, tmp_path, "trade_snapshots", DAY)
+    except ExportFailed as exc:
+        assert "Rescal" in str(exc) or "data loss" in str(exc), exc
+    else:
+        raise AssertionError("a value that would be rounded was exported")
+    finally:  # the failed record would degrade health for the tests after this one
+        with pg_database.session() as s:
+            record = s.get(ColdExport, ("trade_snapshots", DAY))
+            assert record is not None and record.status == "failed"
+            s.delete(record)
+    assert not (tmp_path / "trade_snapshots" / f"{DAY}.parquet").exists()
+    assert stored_rows(pg_database)  # the rows stay
