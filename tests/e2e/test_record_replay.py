@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from models import Base, migrate
+from models.trade import TRADES_AS_READ
 from settings import load_settings
 from tests.integration.celery.support import WorkerProcess
 from tests.support.services import PostgresDatabase, RedisServer, free_port
@@ -62,7 +63,11 @@ def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         with engine.connect() as conn:
             out = {}
             for table, names in COLUMNS.items():
-                columns = [Base.metadata.tables[table].c[name] for name in names]
+                # Trades read as every reader sees them: addresses, not wallet ids (0012).
+                source = (
+                    TRADES_AS_READ if table == "trade_snapshots" else Base.metadata.tables[table]
+                )
+                columns = [source.c[name] for name in names]
                 out[table] = [tuple(r) for r in conn.execute(select(*columns).order_by(*columns))]
             return out
     finally:
