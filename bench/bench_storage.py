@@ -86,24 +86,29 @@ def old_copy_text(rows: Sequence[Trade]) -> bytes:
     return "".join("\t".join(str(v) for v in row) + "\n" for row in rows).encode()
 
 
+def timed_copy(engine: Engine, chunks: Sequence[bytes], columns: str) -> float:
+    """COPY each chunk into trade_snapshots (``columns``), a transaction a chunk; returns
+    the seconds the COPYs took. Disposes of ``engine``."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        started = time.perf_counter()
+        for chunk in chunks:
+            cursor.copy_expert(f"COPY trade_snapshots ({columns}) FROM STDIN", io.BytesIO(chunk))
+            raw.commit()
+        return time.perf_counter() - started
+    finally:
+        raw.close()
+        engine.dispose()
+
+
 def load_before(url: str, trades: Sequence[Trade], batch: int) -> float:
     """COPY into the 0009 schema, a transaction a batch; returns trades/s (COPY only)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         ensure_partitions(conn, "trade_snapshots", {day_of(t.time) for t in trades})
     chunks = [old_copy_text(chunk) for chunk in batches(trades, batch)]
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        started = time.perf_counter()
-        for chunk in chunks:
-            cursor.copy_expert(f"COPY trade_snapshots ({COLUMNS}) FROM STDIN", io.BytesIO(chunk))
-            raw.commit()
-        seconds = time.perf_counter() - started
-    finally:
-        raw.close()
-    engine.dispose()
-    return len(trades) / seconds
+    return len(trades) / timed_copy(engine, chunks, COLUMNS)
 
 
 def load_after_copy(url: str, trades: Sequence[Trade], batch: int) -> float:
@@ -120,20 +125,7 @@ def load_after_copy(url: str, trades: Sequence[Trade], batch: int) -> float:
     db.dispose()
     prepared = [TradeRepository.prepare(chunk) for chunk in batches(trades, batch)]
     chunks = [swap_ids(p.copy_data, [ids[a] for a in p.addresses]) for p in prepared]
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        started = time.perf_counter()
-        for chunk in chunks:
-            cursor.copy_expert(
-                f"COPY trade_snapshots ({HEAD_COLUMNS}) FROM STDIN", io.BytesIO(chunk)
-            )
-            raw.commit()
-        seconds = time.perf_counter() - started
-    finally:
-        raw.close()
-    engine.dispose()
-    return len(trades) / seconds
+    return len(trades) / timed_copy(engine, chunks, HEAD_COLUMNS)
 
 
 def load_after(url: str, trades: Sequence[Trade], batch: int) -> float:
