@@ -61,6 +61,7 @@ from models.repositories import (
 from models.repositories.archive_imports import BatchProgress, FileIdentity
 from models.repositories.snapshots import BulkResult
 from models.repositories.trades import PreparedTrades
+from models.repositories.wallet_ids import WalletIds
 from runtime.hyperliquid.archive import (
     ArchiveDecoder,
     ArchiveError,
@@ -229,6 +230,8 @@ class _Task:
     read_size: int
     pair_window: int
     max_bad_samples: int
+    # PostgreSQL: the parser resolves wallet ids on a connection of its own (WalletIds).
+    database_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,9 +296,19 @@ def _prefetched(chunks: Generator[LineChunk, None, None], depth: int = 2) -> Ite
 
 def file_batches(task: _Task, ship: bool = False) -> Iterator[_Batch]:
     """Read one file from ``task.resume`` on and yield its batches, the last one with the
-    file's end (done, or failed with the error). Pure of the database: runs in the importing
-    process or in a decoding process (``ship``: leave the trades out of the batch, which
-    then carries their COPY text and bar deltas only)."""
+    file's end (done, or failed with the error). Runs in the importing process or in a
+    decoding process (``ship``: leave the trades out of the batch, which then carries
+    their COPY text and bar deltas only). Writes nothing but wallet dictionary rows (with
+    ``task.database_url``: the batch's addresses resolved to ids, see ``WalletIds``)."""
+    resolve = WalletIds.connect(task.database_url) if task.database_url else None
+    try:
+        yield from _file_batches(task, ship, resolve)
+    finally:
+        if resolve is not None:
+            resolve.close()
+
+
+def _file_batches(task: _Task, ship: bool, resolve: WalletIds | None) -> Iterator[_Batch]:
     decoder = ArchiveDecoder(task.format, task.wallets, task.pair_window)
     carried: list[BadLineReport] = []  # bad lines past the resume line: a later batch
     samples = 0
@@ -313,7 +326,7 @@ def file_batches(task: _Task, ship: bool = False) -> Iterator[_Batch]:
         samples += len(sample_lines)
         # COPY text and bar deltas are made here, so the thread (or process) that writes
         # mostly waits on PostgreSQL while this one parses the next batch.
-        prepared = TradeRepository.prepare(out.trades, task.wallets)
+        prepared = TradeRepository.prepare(out.trades, task.wallets, resolve)
         if ship:
             prepared = replace(prepared, trades=())
         return _Batch(
@@ -543,6 +556,7 @@ class ArchiveImporter:
         task = _Task(
             str(file.path), file.key, fmt, import_id, resume, self.wallets, self.batch_size,
             self.read_size, self.pair_window, self.max_bad_samples,
+            self.database.url if self.database.dialect == "postgresql" else None,
         )  # fmt: skip
         return task, result
 

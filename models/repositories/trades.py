@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -22,12 +23,13 @@ from models.repositories.bars import BarDelta, BarRepository, fold
 from models.repositories.bulk import copy_text, insert_ignore_values
 from models.repositories.fills import ActivityRow, FillRepository, derive_activity
 from models.repositories.snapshots import BulkResult, SnapshotWriter
-from models.repositories.wallet_ids import ids_for, with_ids
+from models.repositories.wallet_ids import Resolve, ids_for, with_ids
 from models.trade import TradeSnapshot
 
 # A trade as stored: its buyer and seller as ids into the wallet dictionary (migration
 # 0012, models/repositories/wallet_ids.py), in the order of a Trade's fields.
 _COLUMNS = (*Trade._fields[:7], "buyer_id", "seller_id")
+_BUYER, _SELLER = itemgetter(7), itemgetter(8)
 # What the bar fold reads of each new trade (bars.fold).
 _FOLDED = ("coin", "time", "tid", "px", "sz", "side")
 _KEY = _FOLDED[:3]
@@ -44,7 +46,9 @@ class PreparedTrades:
 
     Preparing needs no database, so the wallet ids are not known yet: ``copy_data`` holds
     each buyer and seller as its index in ``addresses`` (the batch's distinct addresses),
-    and :meth:`TradeRepository.add_batch` swaps in the ids (:func:`swap_ids`)."""
+    and :meth:`TradeRepository.add_batch` swaps in the ids (:func:`swap_ids`) — unless
+    the preparer resolved them (``resolved``: a bulk loader's own connection,
+    ``wallet_ids.WalletIds``), and ``copy_data`` holds the ids themselves."""
 
     trades: Sequence[Trade]
     count: int
@@ -54,6 +58,7 @@ class PreparedTrades:
     max_time: int | None
     activity: Sequence[ActivityRow] = ()
     addresses: tuple[str, ...] = ()
+    resolved: bool = False
 
 
 class TradeRepository(SnapshotWriter):
@@ -62,24 +67,38 @@ class TradeRepository(SnapshotWriter):
 
     @classmethod
     def prepare(
-        cls, trades: Sequence[Trade], wallets: AbstractSet[str] = frozenset()
+        cls,
+        trades: Sequence[Trade],
+        wallets: AbstractSet[str] = frozenset(),
+        resolve: Resolve | None = None,
     ) -> PreparedTrades:
-        """Pure, any thread: what :meth:`add_batch` would compute in Python before and after
-        writing, ``wallets`` (lowercase) being the tracked ones. A bulk loader prepares
-        batch k+1 while batch k is being written, so the writing thread mostly waits on the
-        database."""
+        """What :meth:`add_batch` would compute in Python before and after writing,
+        ``wallets`` (lowercase) being the tracked ones. A bulk loader prepares batch k+1
+        while batch k is being written, so the writing thread mostly waits on the database.
+
+        Pure, any thread — unless ``resolve`` is given (``wallet_ids.WalletIds``, on a
+        connection of its own): the batch's addresses are then resolved to their wallet
+        ids here, and the COPY text carries them (``resolved``)."""
         times = [t.time for t in trades]
-        addresses = tuple({a: None for t in trades for a in t[7:] if a is not None})
-        local = {a: i for i, a in enumerate(addresses)}
+        distinct: set[str | None] = set(map(_BUYER, trades))
+        distinct.update(map(_SELLER, trades))
+        distinct.discard(None)
+        if resolve is not None:
+            ids = resolve(distinct)  # type: ignore[arg-type]  # None discarded
+            addresses: tuple[str, ...] = ()
+        else:
+            addresses = tuple(distinct)  # type: ignore[arg-type]
+            ids = {a: i for i, a in enumerate(addresses)}
         return PreparedTrades(
             trades,
             len(trades),
-            copy_text(cls.table, _COLUMNS, with_ids(trades, local)).encode(),
+            copy_text(cls.table, _COLUMNS, with_ids(trades, ids)).encode(),
             fold(t[:6] for t in trades),
             min(times) if times else None,
             max(times) if times else None,
             derive_activity(trades, wallets),
             addresses,
+            resolved=resolve is not None,
         )
 
     def add_batch(
@@ -123,16 +142,16 @@ class TradeRepository(SnapshotWriter):
             self._ensure_days(t.time for t in rows)
         # The wallets' ids first, in this transaction (unknown addresses are inserted).
         if prepared is not None:
-            ids = ids_for(self.session, prepared.addresses)
-            copy_data: bytes | None = swap_ids(
-                prepared.copy_data, [ids[a] for a in prepared.addresses]
-            )
+            copy_data: bytes | None = prepared.copy_data
+            if not prepared.resolved:
+                ids = ids_for(self.session, prepared.addresses)
+                copy_data = swap_ids(prepared.copy_data, [ids[a] for a in prepared.addresses])
             # PostgreSQL stores the COPY text; SQLite the rows (prepared with their trades).
             postgres = self.session.get_bind().dialect.name == "postgresql"
-            values = rows if postgres else with_ids(rows, ids)
+            values: Sequence[tuple[Any, ...]] = rows if postgres else self._with_ids(rows)
         else:
             copy_data = None
-            values = with_ids(rows, ids_for(self.session, (a for t in rows for a in t[7:])))
+            values = self._with_ids(rows)
         new, new_rows = insert_ignore_values(
             self.session,
             self.table,
@@ -154,6 +173,9 @@ class TradeRepository(SnapshotWriter):
             inserted = _inserted(rows, new, count, new_rows)
         stored = self._add_activity(activity, new == count, new_rows)
         return BulkResult(new, count - new, bars, stored.new, stored.duplicates, inserted=inserted)
+
+    def _with_ids(self, rows: Sequence[Trade]) -> list[tuple[Any, ...]]:
+        return with_ids(rows, ids_for(self.session, (a for t in rows for a in t[7:])))
 
     def _add_activity(
         self, activity: Sequence[ActivityRow], all_new: bool, new_rows: list[tuple[Any, ...]]

@@ -121,6 +121,7 @@ class DirectReplay:
         return ShardJob(
             tuple(map(str, files)), start_ns, end_ns, self.name, shard, self.jobs,
             self.batch_size, self.batch_ms, self.dedup_size, self.wallets, self.jobs > 1,
+            self.database.url if self.database.dialect == "postgresql" else None,
         )  # fmt: skip
 
     def _run_processes(self, jobs: list[ShardJob]) -> None:

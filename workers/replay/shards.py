@@ -29,6 +29,7 @@ from typing import Any
 from domain.archive.importer import GC_THRESHOLDS  # the import's batches, the same reason
 from events import Event
 from models.repositories.trades import PreparedTrades, TradeRepository
+from models.repositories.wallet_ids import WalletIds
 from runtime.metrics import Metrics
 from workers.ingester.batcher import Ready
 from workers.ingester.broker import Target
@@ -54,6 +55,9 @@ class ShardJob:
     dedup_size: int
     wallets: frozenset[str]
     ship: bool  # to another process: trades as COPY text only (PostgreSQL)
+    # PostgreSQL: wallet ids resolved here, on a connection of its own (WalletIds), so
+    # the COPY text carries them and the storing process has no rewriting to do.
+    database_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True)
@@ -112,12 +116,22 @@ Item = TradeBatch | EventBatch | SessionBody | ShardEnd
 
 def play_shard(job: ShardJob) -> Iterator[Item]:
     """The shard's items (module doc), in order."""
+    resolve = WalletIds.connect(job.database_url) if job.database_url else None
+    try:
+        yield from _play(job, resolve)
+    finally:
+        if resolve is not None:
+            resolve.close()
+
+
+def _play(job: ShardJob, resolve: WalletIds | None) -> Iterator[Item]:
     out: list[Item] = []
     wallets = job.wallets
 
     def stored(batch: Ready) -> None:
         if batch.kind == "trades":
-            prepared = TradeRepository.prepare(batch.events, wallets)  # type: ignore[arg-type]
+            events = batch.events
+            prepared = TradeRepository.prepare(events, wallets, resolve)  # type: ignore[arg-type]
             out.append(TradeBatch(replace(prepared, trades=()) if job.ship else prepared))
         else:
             out.append(EventBatch(batch.kind, batch.events))
