@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from events import Trade
 from models.db import Database
 from models.repositories import TradeRepository
-from models.repositories.wallet_ids import cached, ids_for
+from models.repositories.wallet_ids import WalletIds, cached, ids_for
 from models.wallet import Wallet
 
 pytestmark = pytest.mark.integration
@@ -100,6 +100,10 @@ def test_given_trades_through_every_write_path_when_read_then_the_addresses_come
     plain = [trade(1, new, known), trade(2, None, odd)]
     prepared = [trade(3, known, new), trade(4, odd, None)]
     shipped = [trade(5, new, new), trade(6, known, known)]
+    # A bulk loader's parser resolving ids on its own connection (WalletIds): another new
+    # address, one it alone meets, is committed by the resolver before the trades are.
+    mine = _address()
+    resolved = [trade(7, mine, known), trade(8, None, new), trade(9, odd, mine)]
     with database.session() as s:
         repository = TradeRepository(s)
         assert repository.add_batch(plain).new == 2
@@ -110,5 +114,18 @@ def test_given_trades_through_every_write_path_when_read_then_the_addresses_come
         else:
             assert repository.add_batch(shipped).new == 2
     with database.session() as s:
+        repository = TradeRepository(s)
+        if database.dialect == "postgresql":
+            resolver = WalletIds.connect(database.url)
+            try:
+                ahead = replace(TradeRepository.prepare(resolved, resolve=resolver), trades=())
+            finally:
+                resolver.close()
+            assert ahead.resolved and ahead.addresses == ()
+            assert repository.add_batch(ahead).new == 3
+        else:
+            assert repository.add_batch(resolved).new == 3
+    with database.session() as s:
         stored = [(t.tid, t.buyer, t.seller) for t in TradeRepository(s).for_coin("BTC")]
-    assert stored == [(t.tid, t.buyer, t.seller) for t in plain + prepared + shipped]
+    expected = plain + prepared + shipped + resolved
+    assert stored == [(t.tid, t.buyer, t.seller) for t in expected]
