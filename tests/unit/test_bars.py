@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from decimal import Decimal as D
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from models.repositories.bars import MINUTE_MS, fold
 
 T0 = 1_787_052_600_000  # a minute boundary
@@ -82,3 +85,46 @@ def test_given_random_trades_of_many_coins_when_folded_then_equal_to_per_trade_m
             for tid in rng.sample(range(1 << 50), rng.randrange(1, 400))
         ]
         assert {(b.coin, b.minute): b.as_row() for b in fold(trades)} == _reference_fold(trades)
+
+
+def _walk(trades: list[tuple]) -> list[tuple]:  # type: ignore[type-arg]
+    """The reference fold: sort by key, walk each (coin, minute) run."""
+    bars: dict[tuple[str, int], list] = {}  # type: ignore[type-arg]
+    for coin, time, tid, px, sz, side in sorted(trades):
+        key = (coin, time - time % MINUTE_MS)
+        if key not in bars:
+            bars[key] = [px, px, px, px, (time, tid), (time, tid), D(0), D(0), D(0), 0]
+        bar = bars[key]
+        bar[1], bar[2], bar[3], bar[5] = max(bar[1], px), min(bar[2], px), px, (time, tid)
+        bar[6] += sz
+        bar[7 if side == "B" else 8] += sz
+        bar[9] += 1
+    return sorted((*key, *bar) for key, bar in bars.items())
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["BTC", "ETH", "kPEPE"]),
+            st.integers(T0 - MINUTE_MS, T0 + 3 * MINUTE_MS),
+            st.integers(1, 40),
+            st.decimals(D("0.0001"), D("99999"), places=4),
+            st.decimals(D("0.00001"), D("50"), places=5),
+            st.sampled_from("AB"),
+            st.just("0x" + "ab" * 32),  # what a Trade carries after the six: ignored
+        ),
+        max_size=60,
+        unique_by=lambda t: (t[0], t[1], t[2]),
+    )
+)
+def test_given_any_trades_in_any_order_when_folded_then_the_sorted_walks_bars(
+    trades: list[tuple],  # type: ignore[type-arg]
+) -> None:
+    folded = sorted(
+        (
+            b.coin, b.minute, b.open, b.high, b.low, b.close, b.open_key, b.close_key,
+            b.volume, b.buy_volume, b.sell_volume, b.trade_count,
+        )
+        for b in fold(trades)
+    )  # fmt: skip
+    assert folded == _walk([t[:6] for t in trades])

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from decimal import Decimal as D
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import BigInteger, Column, MetaData, String, Table
 
+from events import Trade
 from models import hexbytes
 from models.base import Money
 from models.hexbytes import HexBytes
+from models.repositories import trades as trades_module
 from models.repositories.bulk import copy_text
+from models.repositories.wallet_ids import with_ids
+from models.trade import TradeSnapshot
 
 # copy_text over several hex (bytea) columns: a table shaped as trade_snapshots was before
 # 0012 (its buyer and seller are wallet ids since; models/repositories/wallet_ids.py).
@@ -126,3 +133,33 @@ def test_given_any_string_when_encoded_then_decoded_back_and_canonical_hex_is_co
 def test_given_distinct_strings_when_encoded_then_encodings_distinct() -> None:
     values = ["0xab", "0xAB", "\x01" + "0xab", "0x" + "00", "\x00", "\x01", "", "ab", "0x"]
     assert len({hexbytes.encode(v) for v in values}) == len(values)
+
+
+_ADDRESS = st.sampled_from(["0x" + "5b" * 20, "0x" + "0c" * 20, "0xAB", "a\tb", None])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["BTC", "@107", "a\\b", "None", "x\ty"]),
+            st.integers(0, 2**62),
+            st.integers(1, 2**62),
+            st.decimals(D("0.000001"), D("1e9"), places=6),
+            st.decimals(D("0.000001"), D("1e6"), places=6),
+            st.sampled_from("AB"),
+            st.sampled_from(["0x" + "ab" * 32, "0x", "0xab0x", "0xAB", "0x1", "h", "\\x", ""]),
+            _ADDRESS,
+            _ADDRESS,
+        ),
+        max_size=8,
+    )
+)
+def test_given_any_trades_when_prepared_then_the_copy_text_of_the_general_function(
+    rows: list[tuple],  # type: ignore[type-arg]
+) -> None:
+    # Given trades, plain or not, and ids for some of their wallets (a missing id is NULL)
+    trades = [Trade(*row) for row in rows]
+    ids = {"0x" + "5b" * 20: 7, "0xAB": 12, "a\tb": 3}
+    # When rendered by the trades' one-pass writer, Then exactly what the general one writes
+    expected = copy_text(TradeSnapshot.__table__, trades_module._COLUMNS, with_ids(trades, ids))
+    assert trades_module._copy_text(trades, ids) == expected

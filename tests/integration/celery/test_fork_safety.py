@@ -20,7 +20,9 @@ def backend_pid(database: Database) -> int:
 def test_forked_child_opens_its_own_connection_and_leaves_the_parents_intact(
     pg_database: Database,
 ) -> None:
-    # Given a parent process with a pooled (checked-in) PostgreSQL connection
+    # Given a parent process with one pooled (checked-in) PostgreSQL connection — only one:
+    # the pool hands its connections out in turn, and earlier tests may have left several
+    pg_database.dispose()
     parent_backend = backend_pid(pg_database)
 
     # When it forks (as Celery's prefork pool does) and the child uses the same Database
