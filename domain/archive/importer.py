@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import multiprocessing
 import queue
 import threading
 import time
@@ -62,6 +61,7 @@ from models.repositories.archive_imports import BatchProgress, FileIdentity
 from models.repositories.snapshots import BulkResult
 from models.repositories.trades import PreparedTrades
 from models.repositories.wallet_ids import WalletIds
+from runtime.child_processes import parsing_context
 from runtime.hyperliquid.archive import (
     ArchiveDecoder,
     ArchiveError,
@@ -601,7 +601,7 @@ class ArchiveImporter:
     def _run_processes(self, pending: list[tuple[_Task, FileResult, ArchiveFile]]) -> None:
         """Parse ``jobs`` files at once in processes of their own; store here, each file's
         batches in order (a process sends a file's batches in order)."""
-        context = multiprocessing.get_context("spawn")  # this process has threads: no fork
+        context = parsing_context()
         tasks = context.Queue()
         results = context.Queue(maxsize=2 * self.jobs)
         for task, _, _ in pending:

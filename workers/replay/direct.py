@@ -23,7 +23,6 @@ only come with the end. A rerun adds the rest and nothing twice.
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import time
 from collections.abc import Iterable, Sequence
@@ -41,6 +40,7 @@ from models.repositories import (
     PositionRepository,
     TradeRepository,
 )
+from runtime.child_processes import parsing_context
 from tasks.persist import session_record, store_session_record
 from workers.replay.healing import heal_replayed
 from workers.replay.shards import (
@@ -125,7 +125,7 @@ class DirectReplay:
         )  # fmt: skip
 
     def _run_processes(self, jobs: list[ShardJob]) -> None:
-        context = multiprocessing.get_context("spawn")  # fork would copy this one's engine
+        context = parsing_context()
         results = context.Queue(maxsize=4 * len(jobs))
         processes = [
             context.Process(target=run_shard, args=(job, results), daemon=True) for job in jobs
