@@ -692,6 +692,7 @@ _make_trade: Final = partial(tuple.__new__, Trade)  # Trade(*fields) without a P
 # outside them goes the long way, whose checks decide.
 _HUGE: Final = Decimal("1e30")
 _Pending = tuple[str, str, Decimal, Decimal, bool, str, int]
+_CACHE_MAX: Final = 200_000  # entries of each fast-path cache; emptied when over
 
 
 class _PairFill(msgspec.Struct, gc=False):
@@ -743,6 +744,8 @@ class ArchiveDecoder:
         self.counts = DecodeCounts()
         self.out = DecodeOutput()
         self._pending: dict[tuple[str, int, int], _Pending] = {}
+        self._numbers: dict[str, Decimal] = {}  # the fast path's prices and sizes
+        self._users: dict[str, str] = {}  # address as written → lowercase
         self._last_line = 0
         self._line_handler: Callable[[bytes, int], None] = {
             "node_fills_by_block": self._block_line,
@@ -816,10 +819,12 @@ class ArchiveDecoder:
         if count % 2:
             return False
         wallets = self.wallets
+        numbers, numbers_get = self._numbers, self._numbers.get
+        users_get = self._users.get
         trades: list[Trade] = []
         append, make = trades.append, _make_trade
-        for index in range(0, count, 2):
-            (buyer, bid), (seller, ask) = events[index], events[index + 1]
+        pairs = iter(events)
+        for (buyer, bid), (seller, ask) in zip(pairs, pairs, strict=True):
             coin, px, sz, time, tid = ask.coin, ask.px, ask.sz, ask.time, ask.tid
             if not (
                 ask.side == "A"
@@ -831,20 +836,44 @@ class ArchiveDecoder:
                 and bid.sz == sz
             ):  # the decoder checked the bounds: types, lengths, time and tid ranges
                 return False
-            try:
-                px_d, sz_d = Decimal(px), Decimal(sz)
-                if not (_ZERO < px_d < _HUGE and _ZERO < sz_d < _HUGE):
-                    return False
-            except InvalidOperation:  # not a number, or NaN compared
+            # Prices and sizes repeat (a level trades many times, lots are round): each
+            # text is made a Decimal and bounds-checked once, then shared (immutable).
+            px_d = numbers_get(px)
+            if px_d is None and (px_d := self._number(px)) is None:
                 return False
-            buyer, seller = buyer.lower(), seller.lower()
+            sz_d = numbers_get(sz)
+            if sz_d is None and (sz_d := self._number(sz)) is None:
+                return False
+            # The same few wallets trade again and again: one lowercase copy of each.
+            buyer = users_get(buyer) or self._user(buyer)
+            seller = users_get(seller) or self._user(seller)
             if wallets and (buyer in wallets or seller in wallets):
                 return False  # their fills are kept whole: the long way reads them
             append(make((coin, time, tid, px_d, sz_d, "A" if ask.crossed else "B",
                          ask.hash, buyer, seller)))  # fmt: skip
+        if len(numbers) > _CACHE_MAX:
+            numbers.clear()
         self.out.trades += trades
         self.counts.fills += count
         return True
+
+    def _number(self, text: str) -> Decimal | None:
+        """``text`` as a Decimal within the fast path's bounds (cached), else None."""
+        try:
+            value = Decimal(text)
+            if not _ZERO < value < _HUGE:
+                return None
+        except InvalidOperation:  # not a number, or NaN compared
+            return None
+        self._numbers[text] = value
+        return value
+
+    def _user(self, address: str) -> str:
+        users = self._users
+        if len(users) > _CACHE_MAX:
+            users.clear()
+        lowered = users[address] = address.lower()
+        return lowered
 
     def _mixed_block(self, line: bytes, line_no: int) -> None:
         """One block, event by event. Its trades nearly always come as adjacent fills, ``B`` then ``A`` of
