@@ -155,6 +155,10 @@ class TradeRepository(SnapshotWriter):
             # PostgreSQL stores the COPY text; SQLite the rows (prepared with their trades).
             postgres = self.session.get_bind().dialect.name == "postgresql"
             values: Sequence[tuple[Any, ...]] = rows if postgres else self._with_ids(rows)
+        elif self.session.get_bind().dialect.name == "postgresql":
+            ids = ids_for(self.session, (a for t in rows for a in t[7:]))
+            copy_data = _copy_text(rows, ids).encode()
+            values = rows  # what is returned of them, their six leading columns, is the same
         else:
             copy_data = None
             values = self._with_ids(rows)
