@@ -87,9 +87,9 @@ def test_given_random_trades_of_many_coins_when_folded_then_equal_to_per_trade_m
         assert {(b.coin, b.minute): b.as_row() for b in fold(trades)} == _reference_fold(trades)
 
 
-def _walk(trades: list[tuple]) -> list[tuple]:  # type: ignore[type-arg]
+def _walk(trades: list[tuple]) -> list[tuple]:
     """The reference fold: sort by key, walk each (coin, minute) run."""
-    bars: dict[tuple[str, int], list] = {}  # type: ignore[type-arg]
+    bars: dict[tuple[str, int], list] = {}
     for coin, time, tid, px, sz, side in sorted(trades):
         key = (coin, time - time % MINUTE_MS)
         if key not in bars:
@@ -118,7 +118,7 @@ def _walk(trades: list[tuple]) -> list[tuple]:  # type: ignore[type-arg]
     )
 )
 def test_given_any_trades_in_any_order_when_folded_then_the_sorted_walks_bars(
-    trades: list[tuple],  # type: ignore[type-arg]
+    trades: list[tuple],
 ) -> None:
     folded = sorted(
         (

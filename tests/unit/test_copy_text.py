@@ -17,7 +17,6 @@ from models.hexbytes import HexBytes
 from models.repositories import trades as trades_module
 from models.repositories.bulk import copy_text
 from models.repositories.wallet_ids import with_ids
-from models.trade import TradeSnapshot
 
 # copy_text over several hex (bytea) columns: a table shaped as trade_snapshots was before
 # 0012 (its buyer and seller are wallet ids since; models/repositories/wallet_ids.py).
@@ -155,11 +154,11 @@ _ADDRESS = st.sampled_from(["0x" + "5b" * 20, "0x" + "0c" * 20, "0xAB", "a\tb", 
     )
 )
 def test_given_any_trades_when_prepared_then_the_copy_text_of_the_general_function(
-    rows: list[tuple],  # type: ignore[type-arg]
+    rows: list[tuple],
 ) -> None:
     # Given trades, plain or not, and ids for some of their wallets (a missing id is NULL)
     trades = [Trade(*row) for row in rows]
     ids = {"0x" + "5b" * 20: 7, "0xAB": 12, "a\tb": 3}
     # When rendered by the trades' one-pass writer, Then exactly what the general one writes
-    expected = copy_text(TradeSnapshot.__table__, trades_module._COLUMNS, with_ids(trades, ids))
+    expected = copy_text(trades_module._TABLE, trades_module._COLUMNS, with_ids(trades, ids))
     assert trades_module._copy_text(trades, ids) == expected
