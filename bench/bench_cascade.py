@@ -74,6 +74,7 @@ class Delivery:
     at: float
     message_key: str
     items: list[tuple[int, str]]  # (alert id, member idempotency key)
+    channel: str = ""  # the webhook's path: one per subscriber channel
 
 
 class Receiver:
@@ -97,7 +98,7 @@ class Receiver:
                 else:
                     items = []  # a hold notice
                 with lock:
-                    out.append(Delivery(at, key, items))
+                    out.append(Delivery(at, key, items, self.path))
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -110,6 +111,33 @@ class Receiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def lateness(
+    deliveries: list[Delivery], crossing: dict[int, float], interval_s: float
+) -> list[float]:
+    """Per message, ms from when the grouping rules make it due to its arrival: the
+    pipeline's own delay, the by-design wait of a digest taken out. A channel's message is
+    due when its earliest firing crossed — group_wait is 0 —, or, after an earlier message,
+    not before that one plus the group interval (what arrives within it waits for the
+    digest). The earlier message's arrival stands for the moment its window began (a few
+    ms after it), so this errs a little towards less lateness."""
+    by_channel: dict[str, list[Delivery]] = {}
+    for d in deliveries:
+        if d.items:
+            by_channel.setdefault(d.channel, []).append(d)
+    out: list[float] = []
+    for messages in by_channel.values():
+        previous: float | None = None
+        for d in sorted(messages, key=lambda m: m.at):
+            crossed = [crossing[a] for a, _ in d.items if a in crossing]
+            if crossed:
+                due = min(crossed)
+                if previous is not None:
+                    due = max(due, previous + interval_s)
+                out.append((d.at - due) * 1000)
+            previous = d.at
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -319,6 +347,11 @@ def main() -> None:
                   f"{statistics.median(sending):.0f}  p99 {percentile(sending, 99):.0f}")  # fmt: skip
         print(f"newest firing -> message ms: p50 {statistics.median(per_message):.0f}  "
               f"p99 {percentile(per_message, 99):.0f}")  # fmt: skip
+        late = lateness(receiver.deliveries, crossing, args.group_interval)
+        if late:
+            print(f"message lateness (arrival - when grouping makes it due) ms: p50 "
+                  f"{statistics.median(late):.0f}  p99 {percentile(late, 99):.0f}  "
+                  f"max {max(late):.0f}")  # fmt: skip
     print(f"settled {settled_s:.0f} s after the cascade (fresh mids meanwhile)")
     print(f"still pending in the outbox when stopped: {len(waiting)}  lost: {lost}  "
           f"duplicated: {duplicates}")  # fmt: skip
