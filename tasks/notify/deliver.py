@@ -177,6 +177,15 @@ class Deliverer:
             lock.release()
             self._schedule(flushes)
 
+    def attempt_held(
+        self, notification_id: int, job: _Job, rng: random.Random | None = None
+    ) -> Step:
+        """One attempt of a row whose delivery lock the caller holds and whose job it has
+        just read (:meth:`job_of`, in the transaction that wrote or claimed the row): the
+        digest task's, which need not lock and read it again."""
+        result = CHANNELS[job.kind].send(job.out, self.context)
+        return self._settle(notification_id, job, result, rng)
+
     def _schedule(self, flushes: list[tuple[int, float]]) -> None:
         """Send the digest tasks decided meanwhile — only once the rows' locks are free: a
         digest due now would otherwise find its members locked (busy) and leave them."""
@@ -205,7 +214,7 @@ class Deliverer:
                 outbox = NotificationRepository(session)
                 found = outbox.with_channels(held)
                 for i in held:
-                    job = self._job_of(outbox, *found[i]) if i in found else None
+                    job = self.job_of(outbox, *found[i]) if i in found else None
                     if job is None:
                         steps[i] = Step("skipped", reason="not pending")
                     elif isinstance(job, Step):
@@ -303,9 +312,9 @@ class Deliverer:
             found = outbox.with_channel(notification_id)
             if found is None:
                 return Step("skipped", reason="not pending")
-            return self._job_of(outbox, *found)
+            return self.job_of(outbox, *found)
 
-    def _job_of(
+    def job_of(
         self, outbox: NotificationRepository, row: Notification, channel: NotificationChannel | None
     ) -> _Job | Step:
         """A loaded row's delivery job, or what became of it (in the caller's session)."""

@@ -31,6 +31,7 @@ from typing import Final
 
 from celery import shared_task
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from domain.notify.digest import Member, build, digest_key
 from domain.notify.grouping import Windows
@@ -58,81 +59,94 @@ class Flushed:
     due_in_s: float | None = None  # run again in this long (the budget was empty)
 
 
-def _windows(deliverer: Deliverer, channel_id: int) -> tuple[Windows, str]:
-    with deliverer.database.session() as session:
-        channel = ChannelRepository(session).get(channel_id)
-        if channel is None:
-            return Windows(), "webhook"
-        return windows_of(deliverer.settings, channel), channel.kind
-
-
 def _fold(
-    deliverer: Deliverer, channel_id: int, kind: str, ids: list[int], now_ms: int
-) -> tuple[int | None, bool, list[int]]:
-    """In one transaction: the target row to attempt (a new digest or the lone row), whether
-    it is a digest, and the alert ids it delivers."""
-    with deliverer.database.session() as session:
-        stmt = (
-            select(Notification)
-            .where(
-                Notification.id.in_(ids),
-                Notification.channel_id == channel_id,
-                Notification.status == "pending",
-                Notification.attempts == 0,
-            )
-            .order_by(Notification.id)
+    session: Session, channel_id: int, kind: str, ids: list[int], now_ms: int
+) -> tuple[Notification | None, bool, list[int]]:
+    """In the caller's transaction: the row to attempt (a new digest or the lone row),
+    whether it is a digest, and the alert ids it delivers."""
+    stmt = (
+        select(Notification)
+        .where(
+            Notification.id.in_(ids),
+            Notification.channel_id == channel_id,
+            Notification.status == "pending",
+            Notification.attempts == 0,
         )
-        rows = list(session.scalars(stmt))
-        alert_ids = [r.alert_id for r in rows if r.alert_id is not None]
-        if len(rows) < 2:
-            return (rows[0].id if rows else None), False, alert_ids
-        members = [Member(r.id, idempotency_key(r.id), dict(r.payload), r.event_time) for r in rows]
-        times = [r.event_time for r in rows if r.event_time is not None]
-        digest, _ = NotificationRepository(session).enqueue(
-            user_id=rows[0].user_id,
-            channel_kind=kind,
-            channel_id=channel_id,
-            payload=build(rows[0].user_id, kind, members, now_ms),
-            idempotency_key=digest_key(channel_id, members),
-            event_time=min(times) if times else None,
-        )
-        session.execute(
-            update(Notification)
-            .where(Notification.id.in_([r.id for r in rows]), Notification.status == "pending")
-            .values(status="digested", digest_id=digest.id)
-            .execution_options(synchronize_session=False)
-        )
-        return digest.id, True, alert_ids
+        .order_by(Notification.id)
+    )
+    rows = list(session.scalars(stmt))
+    alert_ids = [r.alert_id for r in rows if r.alert_id is not None]
+    if len(rows) < 2:
+        return (rows[0] if rows else None), False, alert_ids
+    members = [Member(r.id, idempotency_key(r.id), dict(r.payload), r.event_time) for r in rows]
+    times = [r.event_time for r in rows if r.event_time is not None]
+    digest, _ = NotificationRepository(session).enqueue(
+        user_id=rows[0].user_id,
+        channel_kind=kind,
+        channel_id=channel_id,
+        payload=build(rows[0].user_id, kind, members, now_ms),
+        idempotency_key=digest_key(channel_id, members),
+        event_time=min(times) if times else None,
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_([r.id for r in rows]), Notification.status == "pending")
+        .values(status="digested", digest_id=digest.id)
+        .execution_options(synchronize_session=False)
+    )
+    return digest, True, alert_ids
 
 
 def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
-    """Send the channel's digest if it is due (see module)."""
+    """Send the channel's digest if it is due (see module).
+
+    One transaction reads the channel, folds the members and reads the row to attempt
+    (the gate's decision and the members' locks taken inside it, in Redis); the attempt
+    then settles in a second. The row is not locked and read again: a lone member's lock
+    is kept from the fold, a new digest's is taken before it is attempted."""
     now_ms = deliverer.clock.time_ms()
-    windows, kind = _windows(deliverer, channel_id)
-    decision = deliverer.gate.flush(channel_id, windows, now_ms)
-    if not decision.go:
-        if decision.reschedule and decision.due_ms is not None:
-            delay_s = max(0.0, (decision.due_ms - now_ms) / 1000)
-            deliverer.schedule_flush(channel_id, delay_s)
-            return Flushed(due_in_s=delay_s)
-        return Flushed()
     # The members' locks in one round trip each way, not one per member.
     locks = DeliveryLocks(deliverer.context.redis, lock_ttl_ms(deliverer.settings))
     try:
-        ids = locks.acquire(decision.members)
-        target, is_digest, alert_ids = _fold(deliverer, channel_id, kind, ids, now_ms)
+        with deliverer.database.session() as session:
+            channel = ChannelRepository(session).get(channel_id)
+            windows = Windows() if channel is None else windows_of(deliverer.settings, channel)
+            kind = "webhook" if channel is None else channel.kind
+            decision = deliverer.gate.flush(channel_id, windows, now_ms)
+            if not decision.go:
+                due_ms = decision.due_ms if decision.reschedule else None
+            else:
+                due_ms = None
+                ids = locks.acquire(decision.members)
+                target, is_digest, alert_ids = _fold(session, channel_id, kind, ids, now_ms)
+                outbox = NotificationRepository(session)
+                job = None if target is None else deliverer.job_of(outbox, target, channel)
+        if not decision.go:
+            if due_ms is None:
+                return Flushed()
+            delay_s = max(0.0, (due_ms - now_ms) / 1000)
+            deliverer.schedule_flush(channel_id, delay_s)
+            return Flushed(due_in_s=delay_s)
         # Committed: they no longer wait (a busy one stays, and is admitted again).
         deliverer.gate.settled(channel_id, ids, alert_ids, now_ms)
+        if target is None or job is None:
+            return Flushed()
+        locks.release([i for i in ids if i != target.id])
+        if is_digest:
+            for _ in ids:
+                count_notification("digested", kind)
+            log.info(
+                "digest %d of %d notifications for channel %d", target.id, len(ids), channel_id
+            )
+        if isinstance(job, Step):  # the channel went away: settled as failed with the fold
+            step = job
+        elif target.id in ids or target.id in locks.acquire([target.id]):
+            step = deliverer.attempt_held(target.id, job)
+        else:  # pragma: no cover - a new row nobody else knows of yet
+            step = Step("busy", reason="another delivery of this notification is running")
     finally:
         locks.release_all()
-    if target is None:
-        return Flushed()
-    step = deliverer.attempt(target, admitted=True)
-    if is_digest:
-        for _ in ids:
-            count_notification("digested", kind)
-        log.info("digest %d of %d notifications for channel %d", target, len(ids), channel_id)
-    return Flushed(members=len(ids), sent=target, digest=is_digest, step=step)
+    return Flushed(members=len(ids), sent=target.id, digest=is_digest, step=step)
 
 
 @shared_task(name="hyperwatch.notify.flush_digest", bind=True, base=HyperwatchTask)
