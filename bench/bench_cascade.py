@@ -158,6 +158,9 @@ def main() -> None:
     parser.add_argument("--batch-ms", type=int, default=100)
     parser.add_argument("--group-interval", type=int, default=10)
     parser.add_argument("--notify-threads", type=int, default=16)
+    parser.add_argument(
+        "--notify-processes", type=int, default=1, help="notify worker processes (each threaded)"
+    )
     parser.add_argument("--settle", type=float, default=120.0)
     args = parser.parse_args()
 
@@ -216,8 +219,10 @@ def main() -> None:
 
     env = dict(os.environ) | env_settings | {"PYTHONPATH": str(ROOT), "REMAP_SIGTERM": "SIGQUIT"}
     procs = []
-    for name, queue, pool in (("alerts", "alerts", ["-P", "solo"]),
-                              ("notify", "notify", ["-P", "threads", "-c", str(args.notify_threads)])):  # fmt: skip
+    notify_pool = ["-P", "threads", "-c", str(args.notify_threads)]
+    workers = [("alerts", "alerts", ["-P", "solo"])]
+    workers += [(f"notify{k}", "notify", notify_pool) for k in range(args.notify_processes)]
+    for name, queue, pool in workers:
         with (workdir / f"{name}.log").open("wb") as log:
             procs.append(subprocess.Popen(
                 [CELERY, "-A", "tasks", "worker", "-n", f"{name}@%h", "-Q", queue, *pool,

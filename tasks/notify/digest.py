@@ -127,8 +127,13 @@ def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
             delay_s = max(0.0, (due_ms - now_ms) / 1000)
             deliverer.schedule_flush(channel_id, delay_s)
             return Flushed(due_in_s=delay_s)
-        # Committed: they no longer wait (a busy one stays, and is admitted again).
+        # Committed: they no longer wait. A busy one (locked by a delivery still settling
+        # its admission, in another worker) stays waiting: the channel's next digest, at
+        # the end of the interval this one began, takes it — scheduled here, as nothing
+        # else would (its own admission found this digest already scheduled).
         deliverer.gate.settled(channel_id, ids, alert_ids, now_ms)
+        if len(ids) < len(decision.members):
+            deliverer.schedule_flush(channel_id, max(1.0, windows.group_interval_ms / 1000))
         if target is None or job is None:
             return Flushed()
         locks.release([i for i in ids if i != target.id])

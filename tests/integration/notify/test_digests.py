@@ -20,6 +20,7 @@ from runtime.clock import ManualClock
 from settings import Settings
 from tasks.notify.deliver import Deliverer
 from tasks.notify.digest import flush
+from tasks.notify.outbox import DeliveryLocks
 from tasks.notify.outbox import redis_client as make_redis
 from tests.integration.alerts.support import add_channel, add_user, notifications
 from tests.integration.notify.receiver import Receiver, Reply
@@ -264,3 +265,41 @@ def test_a_digest_retried_after_a_failure_is_the_same_bytes_and_key(
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
     assert [i["notification_id"] for i in json.loads(second.body)["items"]] == ids[1:]
     assert row(pg_database, late).status == "pending"
+
+
+def test_given_a_member_locked_by_another_delivery_when_the_digest_goes_then_the_next_is_scheduled(
+    pg_database: Database,
+    alert_settings: Settings,
+    receiver: Receiver,
+    deliverer: Deliverer,
+    clock: ManualClock,
+    scheduled: Scheduled,
+) -> None:
+    # Given a channel (group_interval 30 s) whose first firing went out and three wait,
+    # one of them still locked by the delivery that admitted it (another worker, settling)
+    user_id, channel = _channel(pg_database, alert_settings, receiver, group_interval_s=30)
+    ids = _rows(pg_database, alert_settings, user_id, channel, 4)
+    assert deliverer.attempt(ids[0]).action == "sent"
+    for notification_id in ids[1:]:
+        clock.advance(1)
+        assert deliverer.attempt(notification_id).action == "grouped"
+    elsewhere = DeliveryLocks(deliverer.context.redis, 60_000)
+    assert elsewhere.acquire([ids[3]]) == [ids[3]]
+    scheduled.clear()
+
+    # When the digest is due
+    clock.advance(27)
+    due = flush(deliverer, channel)
+
+    # Then it holds the two free ones, and the channel's next digest is scheduled for the
+    # end of the interval it began: the busy one is not left to the sweeper
+    assert due.digest and due.members == 2
+    assert row(pg_database, ids[3]).status == "pending"
+    assert scheduled == [(channel, 30.0)]
+
+    # When that delivery lets go and the next digest runs, Then it takes the third
+    elsewhere.release_all()
+    clock.advance(30)
+    later = flush(deliverer, channel)
+    assert later.sent == ids[3] and not later.digest
+    assert row(pg_database, ids[3]).status == "sent"
