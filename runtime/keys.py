@@ -322,6 +322,22 @@ NOTIFY_MENTIONED: Final = Key(
     "alert id → ms it was last delivered on the channel (alone or in a digest): "
     "NOTIFY_REPEAT_INTERVAL_S counts from it",
 )
+NOTIFY_DUE: Final = Key(
+    "hw:notify:due",
+    "zset",
+    "notify workers (tasks.notify.due)",
+    "members leave when their digest has run",
+    "channel id → ms its digest is due (or, while a flush runs it, when that flush's claim "
+    "lapses): what `hyperwatch.notify.flush_due` runs",
+)
+NOTIFY_DUE_TICK: Final = Key(
+    "hw:notify:due-tick:{tick_ms}",
+    "string",
+    "notify workers (tasks.notify.due)",
+    "until a minute after its tick",
+    "a `flush_due` message is on its way for this tick: one message per tick, whatever the "
+    "channels due then",
+)
 NOTIFY_USER_CHANNEL: Final = Key(
     "hw:notify:user:{user_id}",
     "channel",

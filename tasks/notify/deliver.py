@@ -23,8 +23,9 @@ burst at once (``Deliverer.attempt_many``), and a row's retry sent as its own ``
   (``tasks.retry``). Secrets (webhook secret, bot token) never reach a log or the row.
 - **Grouping** (``domain.notify.grouping``): before a row's first attempt, its channel's
   windows and rate budget decide whether it goes out alone now; if not it stays
-  ``pending``, waits in the channel's group, and ``hyperwatch.notify.flush_digest``
-  (``tasks.notify.digest``) is scheduled for when the digest is due. A digest row and a
+  ``pending``, waits in the channel's group, and its channel's digest
+  (``tasks.notify.digest``) is scheduled for when it is due (``tasks.notify.due``: one
+  ``hyperwatch.notify.flush_due`` message per tick for all the channels due then). A digest row and a
   row already attempted (a retry) are never grouped again: a retry resends what was sent.
 """
 
@@ -56,6 +57,7 @@ from runtime.clock import SYSTEM_CLOCK, Clock, utc_now
 from runtime.metrics_export import count_notification, observe_notification_latency
 from settings import Settings
 from tasks.base import RETRY_CEILING_OF_VISIBILITY, HyperwatchTask
+from tasks.notify.due import FLUSH_DUE_TASK, schedule
 from tasks.notify.outbox import (
     DeliveryLock,
     DeliveryLocks,
@@ -67,7 +69,6 @@ from tasks.notify.outbox import (
 log = logging.getLogger(__name__)
 
 Action = Literal["sent", "failed", "retry", "skipped", "busy", "grouped"]
-FLUSH_TASK: Final = "hyperwatch.notify.flush_digest"
 DELIVER_TASK: Final = "hyperwatch.notify.deliver"
 # A scheduled retry is left alone by the sweeper for its delay plus this much.
 SCHEDULE_MARGIN_S: Final = 30.0
@@ -427,16 +428,17 @@ def deliverer_for(task: HyperwatchTask) -> Deliverer:
     app: Celery = task.app
     deliverer: Deliverer | None = getattr(app, "_hyperwatch_deliverer", None)
     if deliverer is None:
+        client = redis_client(task.settings)
+        clock = task.clock
+
+        def send_tick(countdown_s: float) -> None:
+            app.send_task(FLUSH_DUE_TASK, countdown=countdown_s)
 
         def schedule_flush(channel_id: int, delay_s: float) -> None:
-            app.send_task(FLUSH_TASK, args=[channel_id], countdown=delay_s)
+            schedule(client, channel_id, delay_s, clock.time_ms(), send_tick)
 
         deliverer = Deliverer(
-            task.settings,
-            task.database(),
-            redis_client(task.settings),
-            task.clock,
-            schedule_flush=schedule_flush,
+            task.settings, task.database(), client, clock, schedule_flush=schedule_flush
         )
         app._hyperwatch_deliverer = deliverer
     return deliverer

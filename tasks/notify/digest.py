@@ -1,8 +1,10 @@
 """The digest task: a channel's waiting notifications → one digest row → one delivery.
 
-``hyperwatch.notify.flush_digest(channel_id)`` — queue ``notify``; scheduled (with a
-countdown) by the delivery that made a notification wait (``tasks.notify.deliver``,
-``domain.notify.grouping``) for when the channel's digest is due.
+``hyperwatch.notify.flush_due()`` — queue ``notify``; runs the channels whose digest is
+due (``tasks.notify.due``), scheduled by the delivery that made a notification wait
+(``tasks.notify.deliver``, ``domain.notify.grouping``) for when the digest is due.
+``hyperwatch.notify.flush_digest(channel_id)`` runs one channel's: what versions before
+``flush_due`` scheduled, kept so their messages still run during a rolling deploy.
 
 1. The gate decides: not due yet (the scheduled run comes), the budget is empty (run again
    when a token is there), nothing waits, or go — a token taken, a new group interval begun,
@@ -41,6 +43,7 @@ from models.repositories import ChannelRepository, NotificationRepository
 from runtime.metrics_export import count_notification
 from tasks.base import HyperwatchTask
 from tasks.notify.deliver import Deliverer, Step, deliverer_for, windows_of
+from tasks.notify.due import FLUSH_DUE_TASK, run_due
 from tasks.notify.outbox import DeliveryLocks, lock_ttl_ms
 
 log = logging.getLogger(__name__)
@@ -152,6 +155,22 @@ def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
     finally:
         locks.release_all()
     return Flushed(members=len(ids), sent=target.id, digest=is_digest, step=step)
+
+
+@shared_task(name="hyperwatch.notify.flush_due", bind=True, base=HyperwatchTask)
+def flush_due(self: HyperwatchTask) -> dict[str, object]:
+    """Run the digests due by now (``tasks.notify.due``); a full page: the next at once."""
+    deliverer = deliverer_for(self)
+
+    def run(channel_id: int) -> None:
+        done = flush(deliverer, channel_id)
+        if done.step is not None and done.step.action == "retry" and done.sent is not None:
+            self.app.send_task(DELIVER_TASK, args=[done.sent], countdown=done.step.delay_s)
+
+    channels, more = run_due(deliverer.context.redis, deliverer.clock.time_ms(), run)
+    if more:
+        self.app.send_task(FLUSH_DUE_TASK)
+    return {"channels": channels, "more": more}
 
 
 @shared_task(name="hyperwatch.notify.flush_digest", bind=True, base=HyperwatchTask)
