@@ -159,7 +159,8 @@ def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
 
 @shared_task(name="hyperwatch.notify.flush_due", bind=True, base=HyperwatchTask)
 def flush_due(self: HyperwatchTask) -> dict[str, object]:
-    """Run the digests due by now (``tasks.notify.due``); a full page: the next at once."""
+    """Run a page of the digests due by now (``tasks.notify.due``); a full page sends the
+    next page's run first."""
     deliverer = deliverer_for(self)
 
     def run(channel_id: int) -> None:
@@ -167,10 +168,11 @@ def flush_due(self: HyperwatchTask) -> dict[str, object]:
         if done.step is not None and done.step.action == "retry" and done.sent is not None:
             self.app.send_task(DELIVER_TASK, args=[done.sent], countdown=done.step.delay_s)
 
-    channels, more = run_due(deliverer.context.redis, deliverer.clock.time_ms(), run)
-    if more:
+    def more() -> None:
         self.app.send_task(FLUSH_DUE_TASK)
-    return {"channels": channels, "more": more}
+
+    channels, full = run_due(deliverer.context.redis, deliverer.clock.time_ms(), run, more)
+    return {"channels": channels, "more": full}
 
 
 @shared_task(name="hyperwatch.notify.flush_digest", bind=True, base=HyperwatchTask)

@@ -14,7 +14,8 @@ and task events (a fifth of a notify worker's time in the cascade bench's profil
 - :func:`run_due`: claims the channels due by now (each moved to ``now + CLAIM_MS`` in one
   script, so a concurrent tick skips them), flushes each (``tasks.notify.digest.flush``:
   idempotent — not due yet, or nothing waiting, does nothing), then removes each from the
-  set unless it was scheduled again meanwhile. More than a page due: the next page at once.
+  set unless it was scheduled again meanwhile. A full page sends the next run first, so
+  the pages of a busy tick run side by side on the workers' threads.
 - A worker killed mid-tick leaves its claimed channels in the set: when the claim lapses,
   the next tick runs them. A lost tick message leaves them for the next tick; with no
   tick at all (no notification scheduled anything since), the outbox sweeper re-enqueues
@@ -40,7 +41,9 @@ FLUSH_DUE_TASK: Final = "hyperwatch.notify.flush_due"
 TICK_MS: Final = 200
 # A claimed channel is run by the claiming tick; after this, by any later one.
 CLAIM_MS: Final = 60_000
-PAGE: Final = 500  # channels a tick claims at a time
+# Channels one run claims: a full page sends the next run at once, before flushing its
+# own, so a busy tick spreads over the notify workers' threads and processes.
+PAGE: Final = 16
 
 # KEYS: due, the tick's key. ARGV: due ms, channel, the tick key's ttl. 1 when the caller
 # sends the tick's message: the channel's due time was set (added, or moved sooner) and
@@ -99,12 +102,16 @@ def run_due(
     client: redis.Redis,
     now_ms: int,
     flush: Callable[[int], object],
+    more: Callable[[], None] = lambda: None,
 ) -> tuple[int, bool]:
-    """Flush a page of the channels due by ``now_ms``: (channels run, more are due now)."""
+    """Flush a page of the channels due by ``now_ms``: (channels run, the page was full).
+    A full page calls ``more()`` (send the next run) before flushing any."""
     claim_until = now_ms + CLAIM_MS
     channels = [
         int(c) for c in client.eval(_CLAIM, 1, keys.NOTIFY_DUE.name(), now_ms, claim_until, PAGE)
     ]
+    if len(channels) == PAGE:
+        more()
     done: list[int] = []
     key = keys.NOTIFY_DUE.name()
     try:

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from runtime import keys
-from tasks.notify.due import CLAIM_MS, TICK_MS, run_due, schedule
+from tasks.notify.due import CLAIM_MS, PAGE, TICK_MS, run_due, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +100,21 @@ def test_given_a_run_that_died_when_its_claim_lapses_then_a_later_run_takes_its_
     assert run_due(redis_client, NOW + 1_000 + CLAIM_MS, flushed.append) == (1, False)
     assert flushed == [7] and _due(redis_client) == {}
     assert TICK_MS > 0
+
+
+def test_given_more_than_a_page_due_when_run_then_the_next_run_is_sent_before_flushing(
+    redis_client: redis.Redis,
+) -> None:
+    for channel in range(1, PAGE + 3):
+        schedule(redis_client, channel, 1.0, NOW, lambda _: None)
+    events: list[str] = []
+    ran, full = run_due(
+        redis_client, NOW + 1_000, lambda c: events.append(f"flush {c}"),
+        lambda: events.append("next"),
+    )  # fmt: skip
+    assert (ran, full) == (PAGE, True) and events[0] == "next" and len(events) == PAGE + 1
+    assert run_due(redis_client, NOW + 1_000, lambda c: None, lambda: events.append("x")) == (
+        2,
+        False,
+    )
+    assert "x" not in events and _due(redis_client) == {}
