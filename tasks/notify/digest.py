@@ -146,11 +146,11 @@ def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
             log.info(
                 "digest %d of %d notifications for channel %d", target.id, len(ids), channel_id
             )
-        if isinstance(job, Step):  # the channel went away: settled as failed with the fold
+        if isinstance(job, Step):  # not pending after all, or its channel went away (failed)
             step = job
         elif target.id in ids or target.id in locks.acquire([target.id]):
             step = deliverer.attempt_held(target.id, job)
-        else:  # pragma: no cover - a new row nobody else knows of yet
+        else:  # pragma: no cover - the digest of these members existed, and is being sent
             step = Step("busy", reason="another delivery of this notification is running")
     finally:
         locks.release_all()
