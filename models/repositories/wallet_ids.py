@@ -14,6 +14,7 @@ never updated or deleted while workers run (an emptied dictionary needs fresh pr
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable
@@ -91,8 +92,15 @@ class WalletIds:
 
     @classmethod
     def connect(cls, url: str) -> WalletIds:
-        """On an engine of its own (a spawned process): one connection."""
-        engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        """On an engine of its own (a parsing process): one connection, named as the
+        product's others are (``pg_stat_activity``)."""
+        engine = create_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_pre_ping=True,
+            connect_args={"application_name": f"hyperwatch:{os.getpid()}", "connect_timeout": 10},
+        )
         return cls(engine, owned=True)
 
     def __call__(self, addresses: Collection[str]) -> dict[str, int]:
