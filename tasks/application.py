@@ -62,10 +62,14 @@ class HyperwatchCelery(Celery):
     # The broker kind's shortest delay (runtime/brokers/: 1 s on RabbitMQ, none on Redis)
     min_countdown_s: float = 0.0
 
+    def countdown(self, seconds: float) -> float:
+        """The delay a message asked to wait ``seconds`` really gets on this broker."""
+        return self.min_countdown_s if 0 < seconds < self.min_countdown_s else seconds
+
     def send_task(self, name: str, *args: Any, **options: Any) -> Any:
         countdown = options.get("countdown")
-        if countdown is not None and 0 < countdown < self.min_countdown_s:
-            options["countdown"] = self.min_countdown_s
+        if countdown is not None:
+            options["countdown"] = self.countdown(countdown)
         return super().send_task(name, *args, **options)
 
 

@@ -126,6 +126,9 @@ class HyperwatchTask(Task):
         if decision == "retry" and not self.policy.exhausted(attempt):
             ceiling = self.settings.broker_visibility_timeout_s * RETRY_CEILING_OF_VISIBILITY
             countdown = self.policy.next_delay(attempt, ceiling_s=ceiling)
+            broker_delay = getattr(self.app, "countdown", None)  # HyperwatchCelery's
+            if callable(broker_delay):  # what the broker will apply (1 s at least on RabbitMQ)
+                countdown = broker_delay(countdown)
             log.warning(
                 "%s: transient %s, retry %d/%s in %.1fs: %s",
                 self.name, type(exc).__name__, retries + 1, "∞" if limit is None else limit,

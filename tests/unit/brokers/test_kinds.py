@@ -119,4 +119,6 @@ def test_given_rabbitmq_then_the_app_raises_sub_second_countdowns_to_one_second(
 
     amqp = create_app(load_settings(broker_url="amqp://guest:guest@10.0.0.1:5672//"))
     assert amqp.min_countdown_s == 1.0
-    assert create_app(load_settings()).min_countdown_s == 0.0
+    assert [amqp.countdown(s) for s in (0, 0.3, 1.0, 2.5)] == [0, 1.0, 1.0, 2.5]
+    plain = create_app(load_settings())
+    assert plain.min_countdown_s == 0.0 and plain.countdown(0.3) == 0.3
