@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.alerts import index as index_module
 from domain.alerts.definition import (
     FUNDING_DECIMALS,
     MAX_PRICE,
@@ -380,3 +381,27 @@ def test_given_duplicate_ids_when_built_then_the_last_rule_wins(purpose: Purpose
     assert len(index) == 1
     probe = D("150") if purpose is Purpose.FIRE else D("190")
     assert list(index.crossed("BTC", ABOVE_MID, probe)) == ([] if purpose is Purpose.FIRE else [1])
+
+
+@pytest.mark.parametrize(
+    "gone",
+    [
+        set(range(40, 61)),  # adjacent levels: one slice
+        {3, 17, 58, 90},  # a few scattered: one del each
+        set(range(1, 100, 3)),  # many scattered: a rebuild
+        {5},  # one
+    ],
+)
+def test_given_a_book_when_ids_are_deleted_then_the_rest_stay_in_level_order(
+    gone: set[int],
+) -> None:
+    # Given a book of 100 levels (id i at level i, some of them fine)
+    book = index_module._Book("px", 2, low_side=False, strict=False)
+    book.fill([(Decimal(i) + (Decimal("0.001") if i % 7 == 0 else 0), i) for i in range(100)])
+    kept = [i for i in range(100) if i not in gone]
+    # When some are deleted, Then the others remain, in order, fine ones with their level
+    book.delete(set(gone))
+    assert list(book.ids) == kept and len(book.levels) == len(kept)
+    assert list(book.levels) == sorted(book.levels)
+    assert set(book.fine) == {i for i in kept if i % 7 == 0}
+    assert list(book.matching(Decimal(95))) == [i for i in kept if i >= 95]
