@@ -157,6 +157,12 @@ def flush(deliverer: Deliverer, channel_id: int) -> Flushed:
     return Flushed(members=len(ids), sent=target.id, digest=is_digest, step=step)
 
 
+def _retry_if_asked(task: HyperwatchTask, done: Flushed) -> None:
+    """A digest (or lone row) whose attempt asked for a retry gets its own ``deliver``."""
+    if done.step is not None and done.step.action == "retry" and done.sent is not None:
+        task.app.send_task(DELIVER_TASK, args=[done.sent], countdown=done.step.delay_s)
+
+
 @shared_task(name="hyperwatch.notify.flush_due", bind=True, base=HyperwatchTask)
 def flush_due(self: HyperwatchTask) -> dict[str, object]:
     """Run a page of the digests due by now (``tasks.notify.due``); a full page sends the
@@ -164,9 +170,7 @@ def flush_due(self: HyperwatchTask) -> dict[str, object]:
     deliverer = deliverer_for(self)
 
     def run(channel_id: int) -> None:
-        done = flush(deliverer, channel_id)
-        if done.step is not None and done.step.action == "retry" and done.sent is not None:
-            self.app.send_task(DELIVER_TASK, args=[done.sent], countdown=done.step.delay_s)
+        _retry_if_asked(self, flush(deliverer, channel_id))
 
     def more() -> None:
         self.app.send_task(FLUSH_DUE_TASK)
@@ -179,6 +183,5 @@ def flush_due(self: HyperwatchTask) -> dict[str, object]:
 def flush_digest(self: HyperwatchTask, channel_id: int) -> dict[str, object]:
     """Send a channel's digest when it is due (see module contract)."""
     done = flush(deliverer_for(self), int(channel_id))
-    if done.step is not None and done.step.action == "retry" and done.sent is not None:
-        self.app.send_task(DELIVER_TASK, args=[done.sent], countdown=done.step.delay_s)
+    _retry_if_asked(self, done)
     return {"members": done.members, "digest": done.digest, "sent": done.sent}
